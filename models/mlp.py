@@ -1,0 +1,132 @@
+"""The MLP benchmark model: config, seeded parameters and data, FLOP count, float64 reference.
+
+This is the one place where the model is defined. Every implementation loads the float32 arrays
+made here, so all of them start from the same point, and the equivalence gate compares them with
+`reference()` (the NumPy model run in float64).
+
+Layout: weights are stored (in, out) so a layer is `x @ W + b`; frameworks that store (out, in)
+(torch.nn.Linear) transpose on load and on export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    batch: int = 64  # B: examples in the fixed training batch
+    d_in: int = 784  # D: input features (MNIST-sized)
+    width: int = 256  # H: units in every hidden layer
+    depth: int = 2  # L: hidden layers (L >= 1), so L + 1 linear layers in all
+    classes: int = 10  # C: output classes
+    lr: float = 0.01  # plain SGD learning rate
+    seed: int = 0  # seeds the parameters and the batch
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "d_in", "width", "depth", "classes"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def layer_dims(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) of each linear layer: D->H, (L-1) x H->H, H->C."""
+        dims = [(self.d_in, self.width)]
+        dims += [(self.width, self.width)] * (self.depth - 1)
+        dims.append((self.width, self.classes))
+        return dims
+
+    @property
+    def label(self) -> str:
+        return f"B{self.batch}-H{self.width}-L{self.depth}"
+
+
+def init_params(cfg: MLPConfig) -> list[np.ndarray]:
+    """He-normal weights (in, out) and zero biases, float32: [W0, b0, W1, b1, ...]."""
+    rng = np.random.default_rng(cfg.seed)
+    params: list[np.ndarray] = []
+    for fan_in, fan_out in cfg.layer_dims():
+        w = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)  # (in, out)
+        params += [w.astype(np.float32), np.zeros(fan_out, np.float32)]
+    return params
+
+
+def make_batch(cfg: MLPConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed synthetic batch: x (B, D) standard normal float32, y (B,) int64 labels in [0, C)."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    x = rng.standard_normal((cfg.batch, cfg.d_in)).astype(np.float32)  # (B, D)
+    y = rng.integers(0, cfg.classes, size=cfg.batch).astype(np.int64)  # (B,)
+    return x, y
+
+
+def flops_per_step(cfg: MLPConfig) -> int:
+    """Matrix-product FLOPs of one training step (2 per multiply-add).
+
+    Per linear layer (in, out): forward 2*B*in*out, weight gradient 2*B*in*out, input gradient
+    2*B*in*out, except the first layer, whose input (the data) needs no gradient. Bias, ReLU,
+    softmax and the SGD update are O(B*H + params) and are not counted, as is usual for model FLOPs.
+    """
+    b = cfg.batch
+    total = sum(6 * b * fi * fo for fi, fo in cfg.layer_dims())
+    return total - 2 * b * cfg.d_in * cfg.width
+
+
+def n_params(cfg: MLPConfig) -> int:
+    return sum(fi * fo + fo for fi, fo in cfg.layer_dims())
+
+
+def reference(cfg: MLPConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Float64 run of `steps` SGD steps from the shared start: (losses (steps,), final params)."""
+    from models import mlp_numpy  # the NumPy model is dtype-generic; run it in float64
+
+    params = [p.astype(np.float64) for p in init_params(cfg)]
+    x, y = make_batch(cfg)
+    x = x.astype(np.float64)
+    losses = np.empty(steps)
+    for i in range(steps):
+        losses[i], cache = mlp_numpy.mlp_forward(params, x, y)
+        grads = mlp_numpy.mlp_backward(params, cache)
+        mlp_numpy.mlp_update(params, grads, cfg.lr)
+    return losses, params
+
+
+# Tolerances of the equivalence gate, stated once. Float32 has a unit roundoff of 6e-8; a dot
+# product of length n accumulates about sqrt(n) of those with random signs, and a few SGD steps
+# compound them. Observed float32-vs-float64 errors here are 1e-7..1e-5 (tests/test_equivalence).
+# A real bug (a wrong sign, transpose or missing term) gives errors of order 1e-2..1.
+LOSS_RTOL = 1e-4  # |loss - ref| / |ref| per step
+UPDATE_RTOL = 1e-3  # ||(p - p0) - (ref - p0)|| / ||ref - p0|| per tensor: the SGD updates themselves
+
+
+def compare(
+    cfg: MLPConfig,
+    losses: np.ndarray,
+    params: list[np.ndarray],
+    ref: tuple[np.ndarray, list[np.ndarray]],
+) -> tuple[float, float, str]:
+    """Gate: (max loss rel. error, max update rel. error, '' if within tolerance else why not)."""
+    ref_losses, ref_params = ref
+    losses = np.asarray(losses, np.float64)
+    if losses.shape != ref_losses.shape:
+        return np.inf, np.inf, f"losses shape {losses.shape} != {ref_losses.shape}"
+    if not np.all(np.isfinite(losses)):
+        return np.inf, np.inf, f"non-finite loss {losses.tolist()}"
+    loss_err = float(np.max(np.abs(losses - ref_losses) / np.abs(ref_losses)))
+    start = init_params(cfg)
+    update_err = 0.0
+    for i, (p, r, p0) in enumerate(zip(params, ref_params, start, strict=True)):
+        p = np.asarray(p, np.float64)
+        if p.shape != r.shape:
+            return loss_err, np.inf, f"param {i} shape {p.shape} != {r.shape}"
+        ref_update = r - p0
+        # A tensor the reference leaves (almost) unchanged, e.g. behind dead ReLUs, is judged
+        # against float32 resolution of the tensor itself instead of its vanishing update.
+        denom = max(np.linalg.norm(ref_update), 1e-7 * np.linalg.norm(r), 1e-30)
+        update_err = max(update_err, float(np.linalg.norm((p - p0) - ref_update) / denom))
+    why = []
+    if not loss_err <= LOSS_RTOL:
+        why.append(f"loss rel. error {loss_err:.2e} > {LOSS_RTOL:.0e}")
+    if not update_err <= UPDATE_RTOL:
+        why.append(f"update rel. error {update_err:.2e} > {UPDATE_RTOL:.0e}")
+    return loss_err, update_err, "; ".join(why)

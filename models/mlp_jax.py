@@ -1,0 +1,89 @@
+"""MLP in JAX: one pure step, run op by op (`jax.eager`), jitted with donated parameters
+(`jax.jit`), or K steps fused in one jitted lax.scan (`jax.scan`)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models.mlp import MLPConfig, init_params, make_batch
+
+
+def mlp_loss(params, x, y):
+    """Mean cross-entropy. params [W0, b0, ...] with W (in, out); x (B, D); y (B,)."""
+    h = x
+    n = len(params) // 2
+    for i in range(n):
+        h = h @ params[2 * i] + params[2 * i + 1]  # (B, out)
+        if i < n - 1:
+            h = jax.nn.relu(h)  # (B, H)
+    logp = jax.nn.log_softmax(h, axis=-1)  # (B, C)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def sgd_step(params, x, y, lr):
+    """(params, x, y) -> (new params, loss): value_and_grad + SGD."""
+    loss, grads = jax.value_and_grad(mlp_loss)(params, x, y)
+    return [p - lr * g for p, g in zip(params, grads, strict=True)], loss
+
+
+jit_step = jax.jit(sgd_step, donate_argnums=0)
+
+
+@partial(jax.jit, static_argnames="k", donate_argnums=0)
+def scan_steps(params, x, y, lr, k):
+    """k SGD steps in one call: (params, x, y) -> (new params, losses (k,))."""
+
+    def body(p, _):
+        return sgd_step(p, x, y, lr)
+
+    return jax.lax.scan(body, params, None, length=k)
+
+
+class JaxStep:
+    def __init__(self, cfg: MLPConfig, mode: str, k: int = 1) -> None:
+        self.cfg, self.mode = cfg, mode
+        self.steps_per_call = k if mode == "scan" else 1
+        x, y = make_batch(cfg)
+        self.x, self.y = jnp.asarray(x), jnp.asarray(y)  # (B, D), (B,)
+        self.lr = jnp.float32(cfg.lr)
+        self.reset()
+
+    def _one(self):
+        step = jit_step if self.mode == "jit" else sgd_step
+        self.p, loss = step(self.p, self.x, self.y, self.lr)
+        return loss
+
+    def call(self) -> None:
+        if self.mode == "scan":
+            self.p, losses = scan_steps(self.p, self.x, self.y, self.lr, self.steps_per_call)
+            jax.block_until_ready(losses)
+        else:
+            jax.block_until_ready(self._one())
+
+    def losses(self, n: int) -> np.ndarray:
+        if self.mode == "scan":  # the same fused scan, n steps long
+            self.p, losses = scan_steps(self.p, self.x, self.y, self.lr, n)
+            return np.asarray(losses, np.float64)
+        return np.array([float(self._one()) for _ in range(n)])
+
+    def params(self) -> list[np.ndarray]:
+        return [np.array(p) for p in self.p]
+
+    def reset(self) -> None:
+        self.p = [jnp.asarray(p) for p in init_params(self.cfg)]
+
+
+def build_eager(cfg: MLPConfig) -> JaxStep:
+    return JaxStep(cfg, "eager")
+
+
+def build_jit(cfg: MLPConfig) -> JaxStep:
+    return JaxStep(cfg, "jit")
+
+
+def build_scan(cfg: MLPConfig, k: int) -> JaxStep:
+    return JaxStep(cfg, "scan", k)

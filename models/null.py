@@ -1,0 +1,32 @@
+"""`null.noop`: a step that does nothing. Timed through the whole path, it shows the harness's own
+cost per sample. It computes nothing, so the equivalence gate does not apply to it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.mlp import MLPConfig
+
+
+class NoopStep:
+    steps_per_call = 1
+    gate = False  # nothing to compare
+
+    def __init__(self, cfg: MLPConfig) -> None:
+        self.cfg = cfg
+
+    def call(self) -> None:
+        pass
+
+    def losses(self, n: int) -> np.ndarray:
+        return np.full(n, np.nan)
+
+    def params(self) -> list[np.ndarray]:
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
+def build(cfg: MLPConfig) -> NoopStep:
+    return NoopStep(cfg)

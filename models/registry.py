@@ -1,0 +1,54 @@
+"""Registry: implementation name -> where its builder lives and what it needs.
+
+Names are part of the interface (`--impl`, CSV `impl` column). Nothing here imports a framework:
+`available()` only asks whether its packages are installed, so `bench list` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str  # registry name, e.g. "torch.eager"
+    model: str  # "mlp"
+    framework: str  # worker process that runs it: numpy, torch, jax, null
+    mode: str  # eager, compile, jit, scan, loop, noop
+    target: str  # "module:function" returning a Step for a config
+    requires: tuple[str, ...] = ()  # importable packages it needs
+    fused: bool = False  # one call runs K steps (K recorded per row)
+
+    def load(self):
+        """The builder function (imports the framework: call it in a worker only)."""
+        module, func = self.target.split(":")
+        return getattr(importlib.import_module(module), func)
+
+    def unavailable_reason(self) -> str:
+        """'' when every required package is installed, else why not."""
+        missing = [r for r in self.requires if importlib.util.find_spec(r) is None]
+        if missing:
+            return f"{', '.join(missing)} not installed (pip install -c constraints.txt -e '.[all]')"
+        return ""
+
+
+IMPLS: dict[str, Impl] = {
+    i.name: i
+    for i in [
+        Impl("numpy.loop", "mlp", "numpy", "loop", "models.mlp_numpy:build", ("numpy",)),
+        Impl("torch.eager", "mlp", "torch", "eager", "models.mlp_torch:build_eager", ("torch",)),
+        Impl("torch.compile", "mlp", "torch", "compile", "models.mlp_torch:build_compiled", ("torch",)),
+        Impl("jax.eager", "mlp", "jax", "eager", "models.mlp_jax:build_eager", ("jax",)),
+        Impl("jax.jit", "mlp", "jax", "jit", "models.mlp_jax:build_jit", ("jax",)),
+        Impl("jax.scan", "mlp", "jax", "scan", "models.mlp_jax:build_scan", ("jax",), fused=True),
+        Impl("null.noop", "mlp", "null", "noop", "models.null:build"),
+    ]
+}
+
+MODELS = ("mlp",)
+
+
+def for_model(model: str) -> list[Impl]:
+    return [i for i in IMPLS.values() if i.model == model]
