@@ -1,0 +1,175 @@
+"""Command line: `python -m bench {run,list,env,report}`.
+
+Exit codes: 0 all cases ok (or unavailable here); 1 the run finished but some case failed;
+2 bad input (one line on stderr); 130 interrupted (what was measured is on disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from bench import envinfo
+from bench.sizes import PRESETS, parse_sizes
+from bench.timing import Budget
+from models.registry import IMPLS, MODELS, for_model
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        raise UsageError(message)
+
+
+def _positive(kind, lo, hi, what):
+    def conv(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if not (lo <= v <= hi) or (isinstance(v, float) and not math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"{what} must be in {lo}..{hi}, got {text!r}")
+        return v
+
+    return conv
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m bench", description="Framework-overhead benchmark harness.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    cores = len(os.sched_getaffinity(0))
+    r = sub.add_parser("run", help="run the benchmark and write a run directory")
+    r.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    r.add_argument("--impl", default="all", help="comma-separated implementation names, or all")
+    r.add_argument("--sizes", default="default", help=f"{' | '.join(PRESETS)} | BxHxL[,BxHxL...]")
+    r.add_argument("--threads", type=_positive(int, 1, cores, "--threads"), default=cores,
+                   help=f"threads for every framework (default: all {cores} cores)")
+    r.add_argument("--rounds", type=_positive(int, 1, 100, "--rounds"), default=3)
+    r.add_argument("--budget", type=_positive(float, 0.001, 600, "--budget"), default=None,
+                   help="sampling seconds per case and round (default 0.5; quick 0.2)")
+    r.add_argument("--min-samples", type=_positive(int, 1, 10**6, "--min-samples"), default=10)
+    r.add_argument("--case-timeout", type=_positive(float, 1, 86400, "--case-timeout"), default=600.0,
+                   help="seconds one case may take (build, compile, gate, samples) before its worker is killed")
+    r.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>)")
+    r.add_argument("--device", default="cpu", choices=["cpu"], help="cpu (GPU support: see README)")
+    r.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+    sub.add_parser("list", help="implementations and whether each is available here")
+    sub.add_parser("env", help="print what run.json records about this machine")
+    return p
+
+
+def resolve_impls(model: str, text: str) -> list:
+    if model not in MODELS:
+        raise UsageError(f"unknown model {model!r}; allowed: {', '.join(MODELS)}")
+    allowed = [i.name for i in for_model(model)]
+    if text == "all":
+        return for_model(model)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise UsageError(f"unknown implementation {', '.join(bad) or repr(text)}; allowed: {', '.join(allowed)}, all")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--impl names an implementation twice: {text}")
+    return [IMPLS[n] for n in names]
+
+
+def default_out() -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Path("results") / f"{stamp}_{socket.gethostname()}"
+
+
+def check_out(out: Path) -> None:
+    if out.exists():
+        raise UsageError(f"--out {out} already exists; a run directory is never overwritten or reused")
+    parent = out.parent if str(out.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {probe} is not a writable directory")
+
+
+def cmd_run(args) -> int:
+    from bench.results import RunDir
+    from bench.runner import Runner, Settings, exit_status
+
+    impls = resolve_impls(args.model, args.impl)
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    budget_s = args.budget if args.budget is not None else (0.2 if args.sizes == "quick" else 0.5)
+    settings = Settings(
+        model=args.model, impls=[i.name for i in impls], sizes=sizes, threads=args.threads,
+        rounds=args.rounds, budget=Budget(seconds=budget_s, min_samples=args.min_samples),
+        case_timeout_s=args.case_timeout, device=args.device,
+    )
+    out = args.out or default_out()
+    check_out(out)
+    run = RunDir.create(out)
+    runner = Runner(settings, run, impls, sys.argv[:])
+    from bench import progress
+
+    print(f"run directory: {run.path}", file=sys.stderr)
+    try:
+        with progress.Bar() as bar:
+            rows = runner.run(bar.update)
+    except KeyboardInterrupt:
+        print(f"interrupted; what was measured is in {run.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.summary(rows)
+    if not args.no_report:
+        try:
+            from bench import report
+        except ImportError:
+            report = None
+        if report is not None:
+            path = report.write_report(run.path)
+            print(f"report: {path}", file=sys.stderr)
+    print(f"results: {run.results_path}", file=sys.stderr)
+    return exit_status(rows)
+
+
+def cmd_list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("implementation", "model", "framework", "mode", "available here")
+    for i in IMPLS.values():
+        why = i.unavailable_reason()
+        t.add_row(i.name, i.model, i.framework, i.mode, "yes" if not why else f"no: {why}")
+    Console().print(t)
+    return EXIT_OK
+
+
+def cmd_env(args) -> int:
+    print(json.dumps(envinfo.collect(), indent=2))
+    return EXIT_OK
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": cmd_run, "list": cmd_list, "env": cmd_env}[args.command](args)
+    except UsageError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

@@ -1,0 +1,65 @@
+"""Terminal output of a run: a progress bar (case, round, ETA) and the summary table."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
+    console = Console(stderr=True, width=200)
+
+
+class Bar:
+    def __enter__(self) -> Bar:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+        )
+        self.progress.__enter__()
+        self.task = self.progress.add_task("starting", total=None)
+        return self
+
+    def update(self, desc: str, rnd: int, done: int, total: int) -> None:
+        self.progress.update(self.task, description=f"round {rnd + 1}: {desc:<32}", completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+
+def fmt_us(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    us = seconds * 1e6
+    return f"{us:,.2f}" if us < 100 else f"{us:,.0f}"
+
+
+def summary(rows: list[dict]) -> None:
+    """Median µs per training step, one row per size, one column per implementation."""
+    df = pd.DataFrame(rows)
+    impls = list(dict.fromkeys(df["impl"]))
+    t = Table(title="median µs per training step (* noisy, ! not ok)")
+    t.add_column("size")
+    for name in impls:
+        t.add_column(name, justify="right")
+    for size, g in df.groupby("size", sort=False):
+        cells = []
+        for name in impls:
+            r = g[g["impl"] == name]
+            if r.empty:
+                cells.append("")
+                continue
+            r = r.iloc[0]
+            if r["status"] != "ok":
+                cells.append(f"! {r['status']}")
+            else:
+                cells.append(fmt_us(r["median_s"]) + ("*" if r["noisy"] else ""))
+        t.add_row(size, *cells)
+    console.print(t)
+    bad = df[df["status"] != "ok"]
+    for _, r in bad.iterrows():
+        console.print(f"  {r['impl']} {r['size']}: {r['status']}: {r['error']}")

@@ -1,0 +1,318 @@
+"""Schedules the cases, drives one worker process per framework, and writes every finished case.
+
+The runner never imports torch or jax. A worker that crashes or exceeds the case timeout is
+killed, the case is recorded with the tail of the worker's stderr, and a new worker takes the
+remaining cases of that framework.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench import envinfo, stats
+from bench.results import RunDir
+from bench.schema import FAILED_STATUSES, SCHEMA_VERSION
+from bench.sizes import Size
+from bench.timing import Budget
+from models.mlp import flops_per_step, n_params
+from models.registry import Impl
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HELLO_TIMEOUT_S = 120.0  # importing a framework (and its first lazy loads) on a cold machine
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str
+    impls: list[str]
+    sizes: list[Size]
+    threads: int
+    rounds: int
+    budget: Budget
+    case_timeout_s: float
+    device: str = "cpu"
+
+
+@dataclass
+class CaseState:
+    impl: Impl
+    size: Size
+    status: str = "pending"  # pending until its first round finishes
+    error: str = ""
+    samples_s: list[float] = field(default_factory=list)  # per step
+    round_medians: list[float] = field(default_factory=list)
+    steps_per_call: int = 1
+    first_call_s: float = float("nan")
+    loss_rel_err: float = float("nan")
+    update_rel_err: float = float("nan")
+    peak_rss_mb: float = float("nan")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.impl.name, self.size.label
+
+
+class WorkerFailure(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def worker_env(threads: int, device: str) -> dict[str, str]:
+    """The environment of every worker: the caller's, plus the thread settings, explicitly."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    if device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class WorkerHandle:
+    """One worker process and its reply channel."""
+
+    def __init__(self, framework: str, threads: int, log_path: Path, device: str) -> None:
+        self.framework = framework
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker", framework, str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+            env=worker_env(threads, device), cwd=REPO_ROOT, start_new_session=True,
+        )
+        self.replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.replies.put(line)
+        self.replies.put(None)  # EOF: the worker is gone
+
+    def request(self, msg: dict, timeout_s: float) -> dict:
+        try:
+            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerFailure("crashed", self._death()) from None
+        try:
+            line = self.replies.get(timeout=timeout_s)
+        except queue.Empty:
+            self.kill()
+            raise WorkerFailure("timeout", f"no answer within {timeout_s:g} s; worker killed") from None
+        if line is None:
+            raise WorkerFailure("crashed", self._death())
+        return json.loads(line)
+
+    def _death(self) -> str:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode
+        if code is not None and code < 0:
+            how = f"killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exited with code {code}"
+        return f"worker {how}; stderr: {self.stderr_tail()}"
+
+    def stderr_tail(self, lines: int = 4) -> str:
+        self.log.flush()
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, 2) - 4096))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        kept = [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
+        return " | ".join(kept) or "(empty)"
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b'{"op": "exit"}\n')
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+        self.log.close()
+
+
+def case_row(st: CaseState, settings: Settings, run_id: str) -> dict:
+    cfg = st.size.config()
+    s = stats.summarize(np.asarray(st.samples_s))
+    noisy = stats.noisy_reason(s) if st.samples_s else ""
+    return {
+        "run_id": run_id, "model": settings.model, "impl": st.impl.name,
+        "framework": st.impl.framework, "mode": st.impl.mode, "device": settings.device,
+        "size": st.size.label, "sweep": st.size.sweep, "batch": cfg.batch, "width": cfg.width,
+        "depth": cfg.depth, "d_in": cfg.d_in, "classes": cfg.classes,
+        "flops_per_step": flops_per_step(cfg), "params": n_params(cfg), "threads": settings.threads,
+        "status": st.status, "error": st.error, "noisy": bool(noisy), "noisy_reason": noisy,
+        **s,
+        "rounds": len(st.round_medians), "steps_per_call": st.steps_per_call,
+        "median_call_s": s["median_s"] * st.steps_per_call,
+        "round_spread": stats.round_spread(st.round_medians),
+        "first_call_s": st.first_call_s, "loss_rel_err": st.loss_rel_err,
+        "update_rel_err": st.update_rel_err, "peak_rss_mb": st.peak_rss_mb,
+    }
+
+
+ProgressFn = Callable[[str, int, int, int], None]  # (description, round, done, total)
+
+
+class Runner:
+    def __init__(self, settings: Settings, run: RunDir, impls: list[Impl], argv: list[str]) -> None:
+        self.settings, self.run_dir, self.argv = settings, run, argv
+        self.run_id = run.path.name
+        self.states = [CaseState(i, s) for s in settings.sizes for i in impls]
+        self.workers: dict[str, WorkerHandle] = {}
+        self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
+        self.worker_info: dict[str, dict] = {}
+        self.meta = {
+            "run_id": self.run_id, "status": "running", "created_utc": _utc(), "finished_utc": None,
+            "argv": argv, "settings": _settings_json(settings), "machine": envinfo.collect(),
+            "workers": self.worker_info,
+        }
+        (run.path / "logs").mkdir(exist_ok=True)
+
+    def rows(self) -> list[dict]:
+        return [case_row(st, self.settings, self.run_id) for st in self.states]
+
+    def save(self) -> None:
+        self.run_dir.write_results(self.rows())
+
+    def worker(self, framework: str) -> WorkerHandle:
+        """The live worker of a framework, started (and greeted) if there is none."""
+        w = self.workers.get(framework)
+        if w is not None and w.proc.poll() is None:
+            return w
+        s = self.settings
+        w = WorkerHandle(framework, s.threads, self.run_dir.path / "logs" / f"{framework}.log", s.device)
+        self.workers[framework] = w
+        hello = w.request({"op": "hello"}, HELLO_TIMEOUT_S)
+        if not hello.get("ok"):
+            raise WorkerFailure("unavailable", hello.get("error", "framework failed to import"))
+        self.worker_info[framework] = hello["info"]
+        return w
+
+    def measure(self, st: CaseState, rnd: int) -> None:
+        s = self.settings
+        fw = st.impl.framework
+        msg = {
+            "op": "case", "impl": st.impl.name, "config": asdict(st.size.config()),
+            "k": st.size.scan_k(), "gate": st.status == "pending", "budget": asdict(s.budget),
+        }
+        if fw in self.unavailable:
+            st.status, st.error = "unavailable", self.unavailable[fw]
+            return
+        try:
+            reply = self.worker(fw).request(msg, s.case_timeout_s)
+        except WorkerFailure as f:
+            st.status, st.error = f.status, f.reason
+            if f.status == "unavailable":
+                self.unavailable[fw] = f.reason
+            self.workers.pop(fw).kill()  # a new worker takes the next case
+            return
+        st.peak_rss_mb = reply.get("peak_rss_mb", st.peak_rss_mb)
+        if "first_call_s" in reply and not np.isfinite(st.first_call_s):
+            st.first_call_s = reply["first_call_s"]
+        for k in ("loss_rel_err", "update_rel_err"):
+            if k in reply:
+                setattr(st, k, reply[k])
+        if reply["status"] != "ok" and not reply.get("samples_ns"):
+            st.status, st.error = reply["status"], reply.get("error", "")
+            return
+        k = reply["steps_per_call"]
+        ns = reply["samples_ns"]
+        st.steps_per_call = k
+        self.run_dir.append_samples(
+            [(st.impl.name, st.size.label, rnd, i, v, k) for i, v in enumerate(ns)]
+        )
+        per_step = [v / 1e9 / k for v in ns]
+        st.samples_s += per_step
+        st.round_medians.append(float(np.median(per_step)))
+        st.status, st.error = reply["status"], reply.get("error", "")
+
+    def order(self, rnd: int) -> list[CaseState]:
+        """Size by size; the implementation order rotates each round so none always goes first."""
+        by_size: dict[str, list[CaseState]] = {}
+        for st in self.states:
+            by_size.setdefault(st.size.label, []).append(st)
+        out: list[CaseState] = []
+        for group in by_size.values():
+            r = rnd % len(group)
+            out += group[r:] + group[:r]
+        return out
+
+    def run(self, progress: ProgressFn | None = None) -> list[dict]:
+        s = self.settings
+        for st in self.states:
+            why = st.impl.unavailable_reason()
+            if why:
+                st.status, st.error = "unavailable", why
+        self.run_dir.write_meta(self.meta)
+        self.save()
+        total, done = s.rounds * len(self.states), 0
+        try:
+            for rnd in range(s.rounds):
+                for st in self.order(rnd):
+                    if progress:
+                        progress(f"{st.impl.name} {st.size.label}", rnd, done, total)
+                    if st.status in ("pending", "ok"):
+                        self.measure(st, rnd)
+                        self.save()
+                    done += 1
+            self.meta["status"] = "complete"
+        except KeyboardInterrupt:
+            for st in self.states:
+                if st.status == "pending":
+                    st.status, st.error = "interrupted", "run stopped before this case was measured"
+            self.meta["status"] = "interrupted"
+            raise
+        finally:
+            for w in self.workers.values():
+                w.stop()
+            self.meta["finished_utc"] = _utc()
+            self.save()
+            self.run_dir.write_meta(self.meta)
+        if progress:
+            progress("done", s.rounds - 1, total, total)
+        return self.rows()
+
+
+def exit_status(rows: list[dict]) -> int:
+    """0: every row ok or unavailable; 1: finished, but some case failed."""
+    return 1 if any(r["status"] in FAILED_STATUSES for r in rows) else 0
+
+
+def _utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _settings_json(s: Settings) -> dict:
+    d = asdict(s)
+    d["sizes"] = [{**asdict(z), "label": z.label, "scan_k": z.scan_k()} for z in s.sizes]
+    d["schema_version"] = SCHEMA_VERSION
+    return d

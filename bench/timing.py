@@ -1,0 +1,37 @@
+"""The timed loop. Runs inside a worker; `call` must return only when its work is done."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Budget:
+    seconds: float = 0.5  # sampling time per case and round
+    min_samples: int = 10  # never fewer, whatever the time
+    max_samples: int = 5000  # never more (sub-microsecond calls would give millions)
+    warmup_s: float = 0.1  # warm-up time after the first call, at least 2 calls
+
+
+def warm_up(call: Callable[[], None], budget: Budget) -> int:
+    n, end = 0, time.perf_counter() + budget.warmup_s
+    while n < 2 or time.perf_counter() < end:
+        call()
+        n += 1
+    return n
+
+
+def sample(call: Callable[[], None], budget: Budget) -> list[int]:
+    """Durations in ns of successive calls, one perf_counter_ns pair around each call."""
+    clock = time.perf_counter_ns
+    out: list[int] = []
+    deadline = clock() + int(budget.seconds * 1e9)
+    while True:
+        t0 = clock()
+        call()
+        t1 = clock()
+        out.append(t1 - t0)
+        if len(out) >= budget.max_samples or (len(out) >= budget.min_samples and t1 >= deadline):
+            return out
