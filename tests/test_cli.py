@@ -1,0 +1,133 @@
+"""The CLI end to end, in subprocesses, on tiny sizes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
+from bench.sizes import parse_sizes
+from models.mlp import LOSS_RTOL, UPDATE_RTOL
+from models.registry import IMPLS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    p = bench("run", "--sizes", "1x1x1,4x8x2", "--rounds", "2", "--budget", "0.02",
+              "--min-samples", "5", "--out", str(out), "--no-report")
+    return out, p
+
+
+def test_run_writes_ok_row_per_impl_and_size(tiny_run):
+    out, p = tiny_run
+    assert p.returncode == 0, p.stderr[-2000:]
+    df = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
+    assert list(df.columns) == list(RESULT_COLUMNS)
+    assert (df["schema_version"] == SCHEMA_VERSION).all()
+    assert len(df) == 2 * len(IMPLS)
+    assert set(df["impl"]) == set(IMPLS)
+    assert set(df["size"]) == {"B1-H1-L1", "B4-H8-L2"}
+    assert (df["status"] == "ok").all(), df[["impl", "size", "status", "error"]]
+    assert (df["rounds"] == 2).all() and (df["n_samples"] >= 10).all()
+    assert (df["ci_low_s"] <= df["median_s"]).all() and (df["median_s"] <= df["ci_high_s"]).all()
+    assert (df["min_s"] <= df["median_s"]).all() and (df["first_call_s"] > 0).all()
+    gated = df[df["impl"] != "null.noop"]
+    assert (gated["loss_rel_err"] < LOSS_RTOL).all() and (gated["update_rel_err"] < UPDATE_RTOL).all()
+    assert df.loc[df["impl"] == "null.noop", "loss_rel_err"].isna().all()
+    ks = {s.label: s.scan_k() for s in parse_sizes("1x1x1,4x8x2")}
+    scan = df[df["impl"] == "jax.scan"]
+    assert (scan["steps_per_call"] == scan["size"].map(ks)).all()
+    assert list(scan["median_call_s"]) == pytest.approx(list(scan["median_s"] * scan["steps_per_call"]))
+    assert (df.loc[df["impl"] != "jax.scan", "steps_per_call"] == 1).all()
+    assert (df["threads"] >= 1).all() and (df["device"] == "cpu").all()
+
+
+def test_samples_are_raw_and_complete(tiny_run):
+    out, _ = tiny_run
+    df = pd.read_csv(out / "results.csv")
+    s = pd.read_csv(out / "samples.csv")
+    assert list(s.columns) == list(SAMPLE_COLUMNS)
+    counts = s.groupby(["impl", "size"]).size()
+    for _, r in df.iterrows():
+        assert counts[(r["impl"], r["size"])] == r["n_samples"]
+    assert set(s["round"]) == {0, 1}
+    one = s[(s["impl"] == "numpy.loop") & (s["size"] == "B4-H8-L2")]
+    row = df[(df["impl"] == "numpy.loop") & (df["size"] == "B4-H8-L2")].iloc[0]
+    assert one["call_ns"].median() / 1e9 == pytest.approx(row["median_s"])
+
+
+def test_run_json_records_machine_versions_and_worker_threads(tiny_run):
+    out, _ = tiny_run
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["schema_version"] == SCHEMA_VERSION
+    assert meta["status"] == "complete"
+    assert meta["machine"]["cpu_model"] and meta["machine"]["cores_logical"] >= 1
+    assert meta["machine"]["versions"]["numpy"]
+    assert "--sizes" in meta["argv"]
+    threads = meta["settings"]["threads"]
+    for fw in ("numpy", "torch", "jax", "null"):
+        info = meta["workers"][fw]
+        assert len(info["affinity"]) == threads
+        assert all(p["num_threads"] <= threads for p in info["threadpools"])
+    assert meta["workers"]["torch"]["torch_num_threads"] == threads
+
+
+def test_list_shows_every_implementation():
+    p = bench("list")
+    assert p.returncode == 0
+    for name in IMPLS:
+        assert name in p.stdout
+
+
+def test_env_prints_json():
+    p = bench("env")
+    assert p.returncode == 0
+    assert "cpu_model" in json.loads(p.stdout)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "--impl", "torch.nope"], ["torch.nope", "allowed", "torch.eager"]),
+        (["run", "--model", "resnet"], ["resnet", "mlp"]),
+        (["run", "--sizes", "huge"], ["huge", "quick", "default"]),
+        (["run", "--sizes", "0x4x2"], ["batch 0"]),
+        (["run", "--sizes", "4x-1x2"], ["4x-1x2"]),
+        (["run", "--sizes", "4x99999999x2"], ["width"]),
+        (["run", "--threads", "0"], ["--threads"]),
+        (["run", "--threads", "abc"], ["--threads", "abc"]),
+        (["run", "--threads", "100000"], ["--threads"]),
+        (["run", "--rounds", "-3"], ["--rounds"]),
+        (["run", "--budget", "nan"], ["--budget"]),
+        (["fly"], ["fly"]),
+        ([], ["command"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, words):
+    p = bench(*args)
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench: error:"), p.stderr
+    for w in words:
+        assert w in lines[0]
+
+
+def test_existing_out_is_refused(tmp_path):
+    (tmp_path / "taken").mkdir()
+    p = bench("run", "--sizes", "1x1x1", "--out", str(tmp_path / "taken"))
+    assert p.returncode == 2
+    assert "never overwritten" in p.stderr
