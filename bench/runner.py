@@ -162,7 +162,8 @@ class WorkerHandle:
 def case_row(st: CaseState, settings: Settings, run_id: str) -> dict:
     cfg = st.size.config()
     s = stats.summarize(np.asarray(st.samples_s))
-    noisy = stats.noisy_reason(s) if st.samples_s else ""
+    spread = stats.round_spread(st.round_medians)
+    noisy = stats.noisy_reason(s, spread) if st.samples_s else ""
     return {
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
         "framework": st.impl.framework, "mode": st.impl.mode, "device": settings.device,
@@ -173,7 +174,7 @@ def case_row(st: CaseState, settings: Settings, run_id: str) -> dict:
         **s,
         "rounds": len(st.round_medians), "steps_per_call": st.steps_per_call,
         "median_call_s": s["median_s"] * st.steps_per_call,
-        "round_spread": stats.round_spread(st.round_medians),
+        "round_spread": spread,
         "first_call_s": st.first_call_s, "loss_rel_err": st.loss_rel_err,
         "update_rel_err": st.update_rel_err, "peak_rss_mb": st.peak_rss_mb,
     }

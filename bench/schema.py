@@ -25,7 +25,7 @@ RESULT_COLUMNS: dict[str, str] = {
     "threads": "threads every framework was given (--threads)",
     "status": "ok, mismatch, diverged, error, crashed, timeout, unavailable, interrupted",
     "error": "why the status is not ok (one line), else empty",
-    "noisy": "True when cv > 10% or the median's 95% CI is wider than +-5%",
+    "noisy": "True when cv > 10%, the median's 95% CI is wider than +-5%, or round medians differ > 10%",
     "noisy_reason": "which of those rules the row broke",
     "n_samples": "timed calls, all rounds together",
     "rounds": "rounds that produced samples",

@@ -9,6 +9,7 @@ from scipy import stats as sps
 
 CV_NOISY = 0.10  # coefficient of variation above which a row is flagged noisy (as pyperf warns)
 CI_NOISY = 0.05  # ... or a 95% CI of the median wider than +-5% of the median
+ROUNDS_NOISY = 0.10  # ... or per-round medians more than 10% apart (drift between rounds)
 MIN_SAMPLES = 5
 
 
@@ -53,8 +54,8 @@ def summarize(samples_s: np.ndarray) -> dict[str, float]:
     }
 
 
-def noisy_reason(s: dict[str, float]) -> str:
-    """'' for a steady row, else which rule it broke."""
+def noisy_reason(s: dict[str, float], spread: float = 0.0) -> str:
+    """'' for a steady row, else which rule it broke. spread: `round_spread` of the row."""
     why = []
     if s["n_samples"] and s["cv"] > CV_NOISY:
         why.append(f"cv {s['cv']:.0%} > {CV_NOISY:.0%}")
@@ -63,6 +64,8 @@ def noisy_reason(s: dict[str, float]) -> str:
         half = max(med - s["ci_low_s"], s["ci_high_s"] - med) / med
         if half > CI_NOISY:
             why.append(f"median CI +-{half:.0%} > {CI_NOISY:.0%}")
+    if spread > ROUNDS_NOISY:
+        why.append(f"round medians {spread:.0%} apart > {ROUNDS_NOISY:.0%}")
     return "; ".join(why)
 
 

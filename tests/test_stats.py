@@ -50,3 +50,9 @@ def test_noisy_flags_wide_spread_and_not_steady():
 def test_round_spread():
     assert stats.round_spread([1.0, 1.1, 0.9]) == pytest.approx(0.2)
     assert stats.round_spread([2.0]) == 0.0
+
+
+def test_noisy_flags_rounds_that_disagree():
+    steady = stats.summarize(np.random.default_rng(0).normal(1.0, 0.01, 500))
+    assert "round medians" in stats.noisy_reason(steady, spread=0.3)
+    assert stats.noisy_reason(steady, spread=0.05) == ""
