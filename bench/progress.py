@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pandas as pd
 from rich.console import Console
@@ -15,20 +16,31 @@ if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 col
 
 
 class Bar:
+    """A rich progress bar on a terminal; elsewhere (logs, CI) one plain line per case with ETA."""
+
     def __enter__(self) -> Bar:
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-        )
-        self.progress.__enter__()
-        self.task = self.progress.add_task("starting", total=None)
+        self.live = console.is_terminal
+        self.start = time.monotonic()
+        if self.live:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+            )
+            self.progress.__enter__()
+            self.task = self.progress.add_task("starting", total=None)
         return self
 
     def update(self, desc: str, rnd: int, done: int, total: int) -> None:
-        self.progress.update(self.task, description=f"round {rnd + 1}: {desc:<32}", completed=done, total=total)
+        if self.live:
+            self.progress.update(self.task, description=f"round {rnd + 1}: {desc:<32}", completed=done, total=total)
+            return
+        elapsed = time.monotonic() - self.start
+        eta = f"{elapsed / done * (total - done):.0f} s" if done else "?"
+        console.print(f"[{done}/{total}] round {rnd + 1}: {desc}  (elapsed {elapsed:.0f} s, ETA {eta})", highlight=False)
 
     def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
+        if self.live:
+            self.progress.__exit__(*exc)
 
 
 def fmt_us(seconds: float) -> str:

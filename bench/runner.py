@@ -30,7 +30,9 @@ from models.mlp import flops_per_step, n_params
 from models.registry import Impl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HELLO_TIMEOUT_S = 120.0  # importing a framework (and its first lazy loads) on a cold machine
+HELLO_TIMEOUT_S = 120.0
+PEAK_N = 2048  # the peak matmul is (N, N) @ (N, N), float32
+PEAK_BUDGET = Budget(seconds=1.0, min_samples=10, warmup_s=0.3)  # importing a framework (and its first lazy loads) on a cold machine
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class CaseState:
     loss_rel_err: float = float("nan")
     update_rel_err: float = float("nan")
     peak_rss_mb: float = float("nan")
+    ops_per_step: float = float("nan")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -159,8 +162,9 @@ class WorkerHandle:
         self.log.close()
 
 
-def case_row(st: CaseState, settings: Settings, run_id: str) -> dict:
+def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict) -> dict:
     cfg = st.size.config()
+    flops = flops_per_step(cfg)
     s = stats.summarize(np.asarray(st.samples_s))
     spread = stats.round_spread(st.round_medians)
     noisy = stats.noisy_reason(s, spread) if st.samples_s else ""
@@ -169,12 +173,18 @@ def case_row(st: CaseState, settings: Settings, run_id: str) -> dict:
         "framework": st.impl.framework, "mode": st.impl.mode, "device": settings.device,
         "size": st.size.label, "sweep": st.size.sweep, "batch": cfg.batch, "width": cfg.width,
         "depth": cfg.depth, "d_in": cfg.d_in, "classes": cfg.classes,
-        "flops_per_step": flops_per_step(cfg), "params": n_params(cfg), "threads": settings.threads,
+        "flops_per_step": flops, "params": n_params(cfg), "threads": settings.threads,
         "status": st.status, "error": st.error, "noisy": bool(noisy), "noisy_reason": noisy,
         **s,
         "rounds": len(st.round_medians), "steps_per_call": st.steps_per_call,
         "median_call_s": s["median_s"] * st.steps_per_call,
         "round_spread": spread,
+        "ops_per_step": st.ops_per_step,
+        "gflops": flops / s["median_s"] / 1e9 if s["n_samples"] else float("nan"),
+        "pct_peak": (
+            100 * flops / s["median_s"] / 1e9 / peaks[st.impl.framework]["gflops"]
+            if s["n_samples"] and "gflops" in peaks.get(st.impl.framework, {}) else float("nan")
+        ),
         "first_call_s": st.first_call_s, "loss_rel_err": st.loss_rel_err,
         "update_rel_err": st.update_rel_err, "peak_rss_mb": st.peak_rss_mb,
     }
@@ -194,12 +204,12 @@ class Runner:
         self.meta = {
             "run_id": self.run_id, "status": "running", "created_utc": _utc(), "finished_utc": None,
             "argv": argv, "settings": _settings_json(settings), "machine": envinfo.collect(),
-            "workers": self.worker_info,
+            "workers": self.worker_info, "peaks": {},
         }
         (run.path / "logs").mkdir(exist_ok=True)
 
     def rows(self) -> list[dict]:
-        return [case_row(st, self.settings, self.run_id) for st in self.states]
+        return [case_row(st, self.settings, self.run_id, self.meta["peaks"]) for st in self.states]
 
     def save(self) -> None:
         self.run_dir.write_results(self.rows())
@@ -239,6 +249,7 @@ class Runner:
         st.peak_rss_mb = reply.get("peak_rss_mb", st.peak_rss_mb)
         if "first_call_s" in reply and not np.isfinite(st.first_call_s):
             st.first_call_s = reply["first_call_s"]
+            st.ops_per_step = reply.get("ops_per_step", st.ops_per_step)
         for k in ("loss_rel_err", "update_rel_err"):
             if k in reply:
                 setattr(st, k, reply[k])
@@ -255,6 +266,24 @@ class Runner:
         st.samples_s += per_step
         st.round_medians.append(float(np.median(per_step)))
         st.status, st.error = reply["status"], reply.get("error", "")
+
+    def measure_peaks(self, progress: ProgressFn | None) -> None:
+        """Each framework's float32 matmul peak, in its own worker, before any case."""
+        for fw in dict.fromkeys(st.impl.framework for st in self.states if st.status == "pending"):
+            if fw == "null":
+                continue
+            if progress:
+                progress(f"{fw} matmul peak", 0, 0, 0)
+            try:
+                reply = self.worker(fw).request(
+                    {"op": "peak", "n": PEAK_N, "budget": asdict(PEAK_BUDGET)}, self.settings.case_timeout_s
+                )
+            except WorkerFailure as f:
+                if f.status == "unavailable":
+                    self.unavailable[fw] = f.reason
+                self.workers.pop(fw).kill()
+                reply = {"error": f"{f.status}: {f.reason}"}
+            self.meta["peaks"][fw] = reply
 
     def order(self, rnd: int) -> list[CaseState]:
         """Size by size; the implementation order rotates each round so none always goes first."""
@@ -277,6 +306,8 @@ class Runner:
         self.save()
         total, done = s.rounds * len(self.states), 0
         try:
+            self.measure_peaks(progress)
+            self.run_dir.write_meta(self.meta)
             for rnd in range(s.rounds):
                 for st in self.order(rnd):
                     if progress:

@@ -89,6 +89,7 @@ class Worker:
             t0 = time.perf_counter_ns()
             step.call()
             out["first_call_s"] = (time.perf_counter_ns() - t0) / 1e9
+            out["ops_per_step"] = step.count_ops()
             self.steps[key] = step
         gated = getattr(step, "gate", True)
         if msg["gate"] and gated:
@@ -138,6 +139,15 @@ def main(argv: list[str]) -> int:
             except Exception as e:
                 traceback.print_exc()
                 reply({"status": "error", "error": f"{type(e).__name__}: {e}".splitlines()[0]})
+        elif msg["op"] == "peak":
+            from bench import peak
+            from bench.timing import Budget
+
+            try:
+                reply(peak.measure(framework, msg["n"], Budget(**msg["budget"])))
+            except Exception as e:
+                traceback.print_exc()
+                reply({"error": f"{type(e).__name__}: {e}".splitlines()[0]})
         elif msg["op"] == "exit":
             break
     return 0

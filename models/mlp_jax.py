@@ -73,6 +73,11 @@ class JaxStep:
     def params(self) -> list[np.ndarray]:
         return [np.array(p) for p in self.p]
 
+    def count_ops(self) -> int:
+        """Equations of one step's jaxpr (value_and_grad + SGD): what eager mode dispatches
+        one by one, and what jit and scan compile."""
+        return len(jax.make_jaxpr(sgd_step)(self.p, self.x, self.y, self.lr).jaxpr.eqns)
+
     def reset(self) -> None:
         self.p = [jnp.asarray(p) for p in init_params(self.cfg)]
 

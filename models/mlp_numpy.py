@@ -91,6 +91,14 @@ def mlp_backward(params, cache, bufs=None):
     return grads
 
 
+def ops_per_step(cfg: MLPConfig) -> int:
+    """NumPy calls in one `NumpyStep` step, counted from the code above (n = L + 1 layers):
+    forward 2n (matmul, +=) + (n - 1) relu + 9 in softmax/cross-entropy; backward 4 in the
+    loss, 2n (dW, db) + 3 (n - 1) (dx, mask, multiply); update 2 per tensor = 4n."""
+    n = cfg.depth + 1
+    return 2 * n + (n - 1) + 9 + 4 + 2 * n + 3 * (n - 1) + 4 * n
+
+
 def mlp_update(params, grads, lr):
     """Plain SGD in place: p -= lr * g (g is scaled in place; it is rewritten next step)."""
     for p, g in zip(params, grads, strict=True):
@@ -133,6 +141,9 @@ class NumpyStep:
 
     def params(self) -> list[np.ndarray]:
         return [p.copy() for p in self.p]
+
+    def count_ops(self) -> int:
+        return ops_per_step(self.cfg)
 
     def reset(self) -> None:
         for p, p0 in zip(self.p, self.init, strict=True):

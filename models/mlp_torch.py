@@ -64,6 +64,22 @@ class TorchStep:
             out += [lin.weight.detach().T.cpu().numpy().copy(), lin.bias.detach().cpu().numpy().copy()]
         return out
 
+    def count_ops(self) -> int:
+        """ATen operators dispatched by one eager step (forward, backward, optimizer), counted
+        by a TorchDispatchMode. torch.compile rows carry the same model's eager count."""
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        class Count(TorchDispatchMode):
+            n = 0
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                Count.n += 1
+                return func(*args, **(kwargs or {}))
+
+        with Count():
+            self._train_step()
+        return Count.n
+
     @torch.no_grad()
     def reset(self) -> None:
         for i, lin in enumerate(self.linears):

@@ -24,6 +24,9 @@ class NoopStep:
     def params(self) -> list[np.ndarray]:
         return []
 
+    def count_ops(self) -> int:
+        return 0
+
     def reset(self) -> None:
         pass
 
