@@ -6,7 +6,8 @@ regenerates it from a committed run.
 - Fixed cost a and effective rate r: robust fit of median step time t = a + FLOPs / r over the
   width sweep, on relative residuals (sizes span five decades), soft-L1 loss. CI of a and r:
   hierarchical bootstrap (resample rounds, then samples within each round), 2.5/97.5 percentiles.
-- Cost per op: Theil-Sen slope of step time over ops_per_step on the depth sweep, with its 95% CI.
+- Cost per op: Theil-Sen slope of (step time - FLOPs / r) over ops_per_step on the depth sweep,
+  with its 95% CI.
 - Overhead share of a row: (t - t_floor) / t, t_floor the fastest fused implementation at that size;
   and (t - FLOPs / best measured peak) / t. Bounds from the CIs of the medians.
 - Crossover: the smallest width-sweep size from which the share stays under 5%; earliest and latest
@@ -157,7 +158,9 @@ def summarize(results: pd.DataFrame, samples: pd.DataFrame, meta: dict, seed: in
             s.largest_size, s.pct_peak_largest = largest["size"], float(largest["pct_peak"])
         depth = depth_points(rows)
         if len(depth) >= 3 and depth["ops_per_step"].nunique() >= 3:
-            slope, _, lo, hi = sps.theilslopes(depth["median_s"], depth["ops_per_step"], alpha=0.95)
+            # Extra layers also add FLOPs: take their compute (at the fitted rate) out first.
+            compute = depth["flops_per_step"] / (s.rate_gflops * 1e9) if math.isfinite(s.rate_gflops) else 0.0
+            slope, _, lo, hi = sps.theilslopes(depth["median_s"] - compute, depth["ops_per_step"], alpha=0.95)
             s.us_per_op, s.us_per_op_lo, s.us_per_op_hi = slope * 1e6, lo * 1e6, hi * 1e6
         allrows = results[results["impl"] == impl]
         s.first_call_s_max = float(allrows["first_call_s"].max())

@@ -1,4 +1,4 @@
-"""Command line: `python -m bench {run,list,env,report}`.
+"""Command line: `python -m bench {run,report,list,env}`.
 
 Exit codes: 0 all cases ok (or unavailable here); 1 the run finished but some case failed;
 2 bad input (one line on stderr); 130 interrupted (what was measured is on disk).
@@ -65,6 +65,8 @@ def build_parser() -> Parser:
     r.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>)")
     r.add_argument("--device", default="cpu", choices=["cpu"], help="cpu (GPU support: see README)")
     r.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+    rp = sub.add_parser("report", help="write report.md, analysis.csv and plots for a run directory")
+    rp.add_argument("run_dir", type=Path)
     sub.add_parser("list", help="implementations and whether each is available here")
     sub.add_parser("env", help="print what run.json records about this machine")
     return p
@@ -131,15 +133,23 @@ def cmd_run(args) -> int:
         return EXIT_INTERRUPTED
     progress.summary(rows)
     if not args.no_report:
-        try:
-            from bench import report
-        except ImportError:
-            report = None
-        if report is not None:
-            path = report.write_report(run.path)
-            print(f"report: {path}", file=sys.stderr)
+        from bench import report
+
+        print(f"report: {report.write_report(run.path)}", file=sys.stderr)
     print(f"results: {run.results_path}", file=sys.stderr)
     return exit_status(rows)
+
+
+def cmd_report(args) -> int:
+    from bench import report
+    from bench.schema import SchemaError
+
+    try:
+        path = report.write_report(args.run_dir)
+    except SchemaError as e:
+        raise UsageError(str(e)) from None
+    print(f"report: {path}")
+    return EXIT_OK
 
 
 def cmd_list(args) -> int:
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "list": cmd_list, "env": cmd_env}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "list": cmd_list, "env": cmd_env}[args.command](args)
     except UsageError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
