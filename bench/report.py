@@ -128,10 +128,10 @@ def plot_depth(ok: pd.DataFrame, summaries: list[analysis.ImplSummary], path: Pa
             compute = d["flops_per_step"].to_numpy(float) / (s.rate_gflops * 1e3) if math.isfinite(s.rate_gflops) else 0
             icpt = np.median(y - compute - s.us_per_op * x)
             ax.plot(x, icpt + compute + s.us_per_op * x, "-", color=c, label=f"{impl}: {s.us_per_op:.2f} µs/op")
-    ax.set(yscale="log", xlabel="framework ops per training step (depth 1..16 at B8-H8)",
+    ax.set(yscale="log", xlabel="framework ops per training step (depth sweep at fixed batch and width)",
            ylabel="median µs per step", title=PLOTS["depth"])
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
 
 
@@ -158,9 +158,9 @@ def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.Impl
         parts = []
         for s in cross:
             if s.crossover:
-                span = (f"{s.crossover_earliest}..{s.crossover_latest or 'not reached'}"
-                        if s.crossover_earliest != s.crossover_latest else "no spread")
-                parts.append(f"{s.impl} at {s.crossover} ({s.crossover_flops:.2g} FLOP/step; within CI: {span})")
+                span = (f"CI from {s.crossover_earliest} to {s.crossover_latest or 'beyond the sweep'}"
+                        if s.crossover_earliest != s.crossover_latest else "CI: same size")
+                parts.append(f"{s.impl} from {s.crossover} ({s.crossover_flops:.2g} FLOP/step; {span})")
             else:
                 parts.append(f"{s.impl} not within the sweep")
         floor = ", ".join(sorted(set(sh["floor_impl"].dropna())))
@@ -186,6 +186,11 @@ def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.Impl
     return out
 
 
+def _flag(v) -> bool:
+    """A boolean column as read back from CSV (bool, numpy bool or the strings True/False)."""
+    return str(v) == "True"
+
+
 def table_medians(res: pd.DataFrame) -> str:
     """size x impl table of median µs per step; * noisy, status word when not ok."""
     impls = list(dict.fromkeys(res["impl"]))
@@ -198,7 +203,7 @@ def table_medians(res: pd.DataFrame) -> str:
                 cells.append("")
                 continue
             r = r.iloc[0]
-            cells.append(us(r["median_s"]) + ("*" if r["noisy"] is True or r["noisy"] == "True" else "")
+            cells.append(us(r["median_s"]) + ("*" if _flag(r["noisy"]) else "")
                          if r["status"] == "ok" else r["status"])
         lines.append(f"| {size} | {g['flops_per_step'].iloc[0] / 1e9:.3g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

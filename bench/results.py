@@ -8,8 +8,10 @@ never reused.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -71,6 +73,16 @@ class RunDir:
 
     def write_meta(self, meta: dict) -> None:
         atomic_write(self.meta_path, json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2))
+
+
+    def compress_samples(self) -> None:
+        """samples.csv -> samples.csv.gz (atomic), for a finished run: raw samples compress ~4x."""
+        gz = self.path / "samples.csv.gz"
+        tmp = gz.with_suffix(".gz.tmp")
+        with open(self.samples_path, "rb") as src, gzip.open(tmp, "wb", compresslevel=9) as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, gz)
+        self.samples_path.unlink()
 
 
 def read_meta(path: Path) -> dict:

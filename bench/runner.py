@@ -317,6 +317,7 @@ class Runner:
                         self.save()
                     done += 1
             self.meta["status"] = "complete"
+            self.run_dir.compress_samples()
         except KeyboardInterrupt:
             for st in self.states:
                 if st.status == "pending":

@@ -4,11 +4,10 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from fixture_run import PEAK_GFLOPS, TRUTH, make_run
 
 from bench import analysis, report
 from bench.results import read_results
-
-from fixture_run import PEAK_GFLOPS, TRUTH, make_run
 
 
 def test_fit_recovers_known_fixed_cost_and_rate():

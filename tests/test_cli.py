@@ -58,7 +58,7 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
 def test_samples_are_raw_and_complete(tiny_run):
     out, _ = tiny_run
     df = pd.read_csv(out / "results.csv")
-    s = pd.read_csv(out / "samples.csv")
+    s = pd.read_csv(out / "samples.csv.gz")
     assert list(s.columns) == list(SAMPLE_COLUMNS)
     counts = s.groupby(["impl", "size"]).size()
     for _, r in df.iterrows():
