@@ -52,3 +52,19 @@ MODELS = ("mlp",)
 
 def for_model(model: str) -> list[Impl]:
     return [i for i in IMPLS.values() if i.model == model]
+
+
+def register_extra(env: str | None = None) -> None:
+    """Add the `EXTRA_IMPLS` lists of the modules named in BENCH_EXTRA_IMPLS (comma-separated).
+
+    The tests use this to inject faulty implementations (tests/faulty.py); the variable reaches
+    every worker through its environment. Normal runs never set it.
+    """
+    import os
+
+    for module in filter(None, (env if env is not None else os.environ.get("BENCH_EXTRA_IMPLS", "")).split(",")):
+        for impl in importlib.import_module(module.strip()).EXTRA_IMPLS:
+            IMPLS[impl.name] = impl
+
+
+register_extra()
