@@ -65,6 +65,8 @@ def build_parser() -> Parser:
     r.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>)")
     r.add_argument("--device", default="cpu", choices=["cpu"], help="cpu (GPU support: see README)")
     r.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+    r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="finish an interrupted run: only its missing cases, with the settings in its run.json")
     rp = sub.add_parser("report", help="write report.md, analysis.csv and plots for a run directory")
     rp.add_argument("run_dir", type=Path)
     sub.add_parser("list", help="implementations and whether each is available here")
@@ -103,15 +105,49 @@ def check_out(out: Path) -> None:
         raise UsageError(f"--out {out}: {probe} is not a writable directory")
 
 
-def cmd_run(args) -> int:
-    from bench.results import RunDir
-    from bench.runner import Runner, Settings, exit_status
+RUN_SETTINGS = ("--model", "--impl", "--sizes", "--threads", "--rounds", "--budget", "--min-samples",
+                "--case-timeout", "--out", "--device")
+FRAMEWORK_BASE_BYTES = 1 << 30  # an imported framework, its allocator and compiled code
 
+
+def check_memory(sizes) -> None:
+    """Refuse, before anything is allocated, a size whose estimate exceeds available memory."""
+    import psutil
+
+    from models.mlp import memory_bytes
+
+    avail = psutil.virtual_memory().available
+    for z in sizes:
+        need = memory_bytes(z.config()) + FRAMEWORK_BASE_BYTES
+        if need > 0.9 * avail:
+            raise UsageError(
+                f"size {z.label} needs about {need / 2**30:.1f} GiB per worker (estimate: parameters, "
+                f"gradients, activations, float64 reference), {avail / 2**30:.1f} GiB available"
+            )
+
+
+def make_runner(args, argv: list[str]):
+    """A new run (settings from the options) or a resumed one (settings from its run.json)."""
+    from bench.results import RunDir
+    from bench.runner import Runner, Settings
+    from bench.schema import SchemaError
+
+    if args.resume is not None:
+        given = [o for o in RUN_SETTINGS if any(a == o or a.startswith(o + "=") for a in argv)]
+        if given:
+            raise UsageError(f"--resume takes its settings from run.json; do not combine it with {', '.join(given)}")
+        try:
+            return Runner.resume(RunDir(args.resume), sys.argv[:])
+        except SchemaError as e:
+            raise UsageError(f"--resume {args.resume}: {e}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise UsageError(f"--resume {args.resume}: run.json or results.csv is damaged ({e})") from None
     impls = resolve_impls(args.model, args.impl)
     try:
         sizes = parse_sizes(args.sizes)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    check_memory(sizes)
     budget_s = args.budget if args.budget is not None else (0.2 if args.sizes == "quick" else 0.5)
     settings = Settings(
         model=args.model, impls=[i.name for i in impls], sizes=sizes, threads=args.threads,
@@ -120,23 +156,37 @@ def cmd_run(args) -> int:
     )
     out = args.out or default_out()
     check_out(out)
-    run = RunDir.create(out)
-    runner = Runner(settings, run, impls, sys.argv[:])
-    from bench import progress
-
-    print(f"run directory: {run.path}", file=sys.stderr)
     try:
-        with progress.Bar() as bar:
-            rows = runner.run(bar.update)
-    except KeyboardInterrupt:
-        print(f"interrupted; what was measured is in {run.path}", file=sys.stderr)
+        run = RunDir.create(out)
+    except OSError as e:
+        raise UsageError(f"--out {out}: {e.strerror or e}") from None
+    return Runner(settings, run, impls, sys.argv[:])
+
+
+def cmd_run(args, argv: list[str]) -> int:
+    from bench import progress
+    from bench.runner import exit_status
+
+    runner = make_runner(args, argv)
+
+    def stop(signum, frame):  # finish the current write, stop the worker, keep everything
+        runner.stop.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print(f"run directory: {runner.run_dir.path}", file=sys.stderr)
+    with progress.Bar() as bar:
+        rows = runner.run(bar.update)
+    if runner.meta["status"] == "interrupted":
+        print(f"interrupted; what was measured is in {runner.run_dir.path}; "
+              f"finish it with: python -m bench run --resume {runner.run_dir.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
     progress.summary(rows)
     if not args.no_report:
         from bench import report
 
-        print(f"report: {report.write_report(run.path)}", file=sys.stderr)
-    print(f"results: {run.results_path}", file=sys.stderr)
+        print(f"report: {report.write_report(runner.run_dir.path)}", file=sys.stderr)
+    print(f"results: {runner.run_dir.results_path}", file=sys.stderr)
     return exit_status(rows)
 
 
@@ -169,17 +219,20 @@ def cmd_env(args) -> int:
     return EXIT_OK
 
 
-def _sigterm(signum, frame):
-    raise KeyboardInterrupt
+def one_line(text: str) -> str:
+    """Escape what would break the error onto several lines (arguments can hold anything)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _sigterm)
+    argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "report": cmd_report, "list": cmd_list, "env": cmd_env}[args.command](args)
+        if args.command == "run":
+            return cmd_run(args, argv)
+        return {"report": cmd_report, "list": cmd_list, "env": cmd_env}[args.command](args)
     except UsageError as e:
-        print(f"bench: error: {e}", file=sys.stderr)
+        print(f"bench: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

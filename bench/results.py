@@ -115,5 +115,10 @@ def read_samples(path: Path) -> pd.DataFrame:
     path = Path(path)
     for name in ("samples.csv", "samples.csv.gz"):
         if (path / name).is_file():
-            return pd.read_csv(path / name)
+            df = pd.read_csv(path / name)
+            if "schema_version" not in df.columns:
+                raise SchemaError(f"{path / name} has no schema_version column")
+            for v in set(df["schema_version"]):
+                check_version(int(v), str(path / name))
+            return df
     raise SchemaError(f"{path} has no samples.csv(.gz)")

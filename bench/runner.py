@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from bench import envinfo, stats
-from bench.results import RunDir
-from bench.schema import FAILED_STATUSES, SCHEMA_VERSION
+from bench.results import RunDir, read_meta, read_results, read_samples
+from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.sizes import Size
 from bench.timing import Budget
 from models.mlp import flops_per_step, n_params
-from models.registry import Impl
+from models.registry import IMPLS, Impl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HELLO_TIMEOUT_S = 120.0
@@ -55,6 +55,7 @@ class CaseState:
     error: str = ""
     samples_s: list[float] = field(default_factory=list)  # per step
     round_medians: list[float] = field(default_factory=list)
+    done_rounds: set[int] = field(default_factory=set)  # rounds whose samples are on disk
     steps_per_call: int = 1
     first_call_s: float = float("nan")
     loss_rel_err: float = float("nan")
@@ -105,17 +106,26 @@ class WorkerHandle:
             self.replies.put(line)
         self.replies.put(None)  # EOF: the worker is gone
 
-    def request(self, msg: dict, timeout_s: float) -> dict:
+    def request(self, msg: dict, timeout_s: float, stop: threading.Event | None = None) -> dict:
+        """Send one message, wait for its reply; WorkerFailure if the worker dies, exceeds
+        timeout_s, or the run is stopped meanwhile (the worker is then killed)."""
         try:
             self.proc.stdin.write((json.dumps(msg) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerFailure("crashed", self._death()) from None
-        try:
-            line = self.replies.get(timeout=timeout_s)
-        except queue.Empty:
-            self.kill()
-            raise WorkerFailure("timeout", f"no answer within {timeout_s:g} s; worker killed") from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if stop is not None and stop.is_set():
+                self.kill()
+                raise WorkerFailure("interrupted", "run stopped during this case")
+            try:
+                line = self.replies.get(timeout=max(0.0, min(0.1, deadline - time.monotonic())))
+                break
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    self.kill()
+                    raise WorkerFailure("timeout", f"no answer within {timeout_s:g} s; worker killed") from None
         if line is None:
             raise WorkerFailure("crashed", self._death())
         return json.loads(line)
@@ -201,6 +211,7 @@ class Runner:
         self.workers: dict[str, WorkerHandle] = {}
         self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
         self.worker_info: dict[str, dict] = {}
+        self.stop = threading.Event()  # set by SIGINT/SIGTERM: finish cleanly, keep what was measured
         self.meta = {
             "run_id": self.run_id, "status": "running", "created_utc": _utc(), "finished_utc": None,
             "argv": argv, "settings": _settings_json(settings), "machine": envinfo.collect(),
@@ -222,7 +233,7 @@ class Runner:
         s = self.settings
         w = WorkerHandle(framework, s.threads, self.run_dir.path / "logs" / f"{framework}.log", s.device)
         self.workers[framework] = w
-        hello = w.request({"op": "hello"}, HELLO_TIMEOUT_S)
+        hello = w.request({"op": "hello"}, HELLO_TIMEOUT_S, self.stop)
         if not hello.get("ok"):
             raise WorkerFailure("unavailable", hello.get("error", "framework failed to import"))
         self.worker_info[framework] = hello["info"]
@@ -239,12 +250,16 @@ class Runner:
             st.status, st.error = "unavailable", self.unavailable[fw]
             return
         try:
-            reply = self.worker(fw).request(msg, s.case_timeout_s)
+            reply = self.worker(fw).request(msg, s.case_timeout_s, self.stop)
         except WorkerFailure as f:
+            self.workers.pop(fw).kill()  # a new worker takes the next case
+            if f.status == "interrupted":
+                if st.status == "pending":  # a case with finished rounds keeps them and its status
+                    st.status, st.error = "interrupted", f.reason
+                return
             st.status, st.error = f.status, f.reason
             if f.status == "unavailable":
                 self.unavailable[fw] = f.reason
-            self.workers.pop(fw).kill()  # a new worker takes the next case
             return
         st.peak_rss_mb = reply.get("peak_rss_mb", st.peak_rss_mb)
         if "first_call_s" in reply and not np.isfinite(st.first_call_s):
@@ -260,23 +275,24 @@ class Runner:
         ns = reply["samples_ns"]
         st.steps_per_call = k
         self.run_dir.append_samples(
-            [(st.impl.name, st.size.label, rnd, i, v, k) for i, v in enumerate(ns)]
+            [(SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, k) for i, v in enumerate(ns)]
         )
         per_step = [v / 1e9 / k for v in ns]
         st.samples_s += per_step
         st.round_medians.append(float(np.median(per_step)))
+        st.done_rounds.add(rnd)
         st.status, st.error = reply["status"], reply.get("error", "")
 
     def measure_peaks(self, progress: ProgressFn | None) -> None:
         """Each framework's float32 matmul peak, in its own worker, before any case."""
         for fw in dict.fromkeys(st.impl.framework for st in self.states if st.status == "pending"):
-            if fw == "null":
+            if fw == "null" or "gflops" in self.meta["peaks"].get(fw, {}) or self.stop.is_set():
                 continue
             if progress:
                 progress(f"{fw} matmul peak", 0, 0, 0)
             try:
                 reply = self.worker(fw).request(
-                    {"op": "peak", "n": PEAK_N, "budget": asdict(PEAK_BUDGET)}, self.settings.case_timeout_s
+                    {"op": "peak", "n": PEAK_N, "budget": asdict(PEAK_BUDGET)}, self.settings.case_timeout_s, self.stop
                 )
             except WorkerFailure as f:
                 if f.status == "unavailable":
@@ -297,42 +313,98 @@ class Runner:
         return out
 
     def run(self, progress: ProgressFn | None = None) -> list[dict]:
+        """Measure every (case, round) not yet on disk. Returns the rows; meta["status"] says
+        complete or interrupted."""
         s = self.settings
         for st in self.states:
-            why = st.impl.unavailable_reason()
+            why = st.impl.unavailable_reason() if st.status == "pending" else ""
             if why:
                 st.status, st.error = "unavailable", why
+        self.meta["status"] = "running"
         self.run_dir.write_meta(self.meta)
         self.save()
-        total, done = s.rounds * len(self.states), 0
+        todo = [(rnd, st) for rnd in range(s.rounds) for st in self.order(rnd) if rnd not in st.done_rounds]
         try:
             self.measure_peaks(progress)
             self.run_dir.write_meta(self.meta)
-            for rnd in range(s.rounds):
-                for st in self.order(rnd):
-                    if progress:
-                        progress(f"{st.impl.name} {st.size.label}", rnd, done, total)
-                    if st.status in ("pending", "ok"):
-                        self.measure(st, rnd)
-                        self.save()
-                    done += 1
-            self.meta["status"] = "complete"
-            self.run_dir.compress_samples()
-        except KeyboardInterrupt:
-            for st in self.states:
-                if st.status == "pending":
-                    st.status, st.error = "interrupted", "run stopped before this case was measured"
-            self.meta["status"] = "interrupted"
-            raise
+            for done, (rnd, st) in enumerate(todo):
+                if self.stop.is_set():
+                    break
+                if progress:
+                    progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
+                if st.status in ("pending", "ok"):
+                    self.measure(st, rnd)
+                    self.save()
         finally:
             for w in self.workers.values():
                 w.stop()
+            self.workers.clear()
+            if self.stop.is_set():
+                for st in self.states:
+                    if st.status == "pending":
+                        st.status, st.error = "interrupted", "run stopped before this case was measured"
+            self.meta["status"] = "interrupted" if self.stop.is_set() else "complete"
             self.meta["finished_utc"] = _utc()
             self.save()
+            if self.meta["status"] == "complete":
+                self.run_dir.compress_samples()
             self.run_dir.write_meta(self.meta)
         if progress:
-            progress("done", s.rounds - 1, total, total)
+            progress("done", s.rounds - 1, len(todo), len(todo))
         return self.rows()
+
+    @classmethod
+    def resume(cls, run: RunDir, argv: list[str]) -> Runner:
+        """A runner for an interrupted run directory: same settings, only the missing rounds.
+
+        Raises SchemaError if the directory is not a resumable run."""
+        meta = read_meta(run.path)
+        if meta.get("status") == "complete":
+            raise SchemaError(f"{run.path} is complete; nothing to resume")
+        if not run.samples_path.is_file():
+            raise SchemaError(f"{run.path} has no samples.csv to append to")
+        cfg = meta["settings"]
+        settings = Settings(
+            model=cfg["model"], impls=cfg["impls"],
+            sizes=[Size(z["batch"], z["width"], z["depth"], z["sweep"]) for z in cfg["sizes"]],
+            threads=cfg["threads"], rounds=cfg["rounds"], budget=Budget(**cfg["budget"]),
+            case_timeout_s=cfg["case_timeout_s"], device=cfg["device"],
+        )
+        unknown = [n for n in settings.impls if n not in IMPLS]
+        if unknown:
+            raise SchemaError(f"{run.path} names implementations unknown here: {', '.join(unknown)}")
+        runner = cls.__new__(cls)
+        runner.settings, runner.run_dir, runner.argv = settings, run, argv
+        runner.run_id = run.path.name
+        runner.states = [CaseState(IMPLS[i], z) for z in settings.sizes for i in settings.impls]
+        runner.workers, runner.unavailable = {}, {}
+        runner.stop = threading.Event()
+        runner.meta = meta
+        runner.worker_info = meta.setdefault("workers", {})
+        meta.setdefault("resumed", []).append({"utc": _utc(), "argv": argv})
+        _restore(runner.states, read_results(run.path), read_samples(run.path))
+        return runner
+
+
+def _restore(states: list[CaseState], results, samples) -> None:
+    """Case states from the files of an interrupted run."""
+    rows = {(r["impl"], r["size"]): r for r in results.to_dict("records")}
+    groups = {k: g for k, g in samples.groupby(["impl", "size", "round"])}
+    for st in states:
+        r = rows.get(st.key)
+        if r is None:
+            continue
+        st.status = "pending" if r["status"] == "interrupted" else r["status"]
+        st.error = "" if st.status == "pending" else (r["error"] if isinstance(r["error"], str) else "")
+        for name in ("first_call_s", "loss_rel_err", "update_rel_err", "peak_rss_mb", "ops_per_step"):
+            setattr(st, name, float(r[name]))
+        st.steps_per_call = int(r["steps_per_call"])
+        for (impl, size, rnd), g in sorted(groups.items()):
+            if (impl, size) == st.key:
+                per_step = (g["call_ns"] / 1e9 / g["steps_per_call"]).tolist()
+                st.samples_s += per_step
+                st.round_medians.append(float(np.median(per_step)))
+                st.done_rounds.add(int(rnd))
 
 
 def exit_status(rows: list[dict]) -> int:

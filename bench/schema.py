@@ -50,6 +50,7 @@ RESULT_COLUMNS: dict[str, str] = {
 
 # samples.csv: every raw timed call, long format.
 SAMPLE_COLUMNS: dict[str, str] = {
+    "schema_version": "version of this column list",
     "impl": "registry name",
     "size": "size label",
     "round": "round index, from 0",

@@ -7,6 +7,7 @@ framework prints goes to stderr: the reply channel is a private copy of the orig
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import math
 import os
@@ -119,6 +120,7 @@ def main(argv: list[str]) -> int:
     framework, threads = argv[0], int(argv[1])
     reply_to = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # framework prints land in stderr, never in the reply channel
+    faulthandler.enable()  # a segfault leaves its Python stack in stderr, for the case's reason
     pin_cpus(threads)
     worker = Worker()
 

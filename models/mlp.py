@@ -76,6 +76,18 @@ def n_params(cfg: MLPConfig) -> int:
     return sum(fi * fo + fo for fi, fo in cfg.layer_dims())
 
 
+def memory_bytes(cfg: MLPConfig) -> int:
+    """Rough upper bound of what one case holds in its worker, in bytes.
+
+    float32 in the framework: parameters, gradients, the initial copy and the optimizer's or
+    framework's own copy (4 x 4 bytes per parameter); activations and their gradients, with
+    buffers (3 x 4 bytes per activation). The float64 reference of the gate: parameters,
+    gradients, initial copy (3 x 8) and activations (3 x 8).
+    """
+    acts = cfg.batch * (cfg.d_in + 2 * cfg.depth * cfg.width + 2 * cfg.classes)
+    return n_params(cfg) * (16 + 24) + acts * (12 + 24)
+
+
 def reference(cfg: MLPConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Float64 run of `steps` SGD steps from the shared start: (losses (steps,), final params)."""
     from models import mlp_numpy  # the NumPy model is dtype-generic; run it in float64

@@ -8,6 +8,7 @@ import numpy as np
 
 from bench.results import RunDir
 from bench.runner import CaseState, Settings, case_row
+from bench.schema import SCHEMA_VERSION
 from bench.sizes import Size
 from bench.timing import Budget
 from models.registry import IMPLS
@@ -47,7 +48,7 @@ def make_run(path: Path, seed: int = 0, noise: float = 0.02) -> Path:
                 x = true_t * (1 + noise * rng.standard_normal(40))
                 st.samples_s += list(x)
                 st.round_medians.append(float(np.median(x)))
-                samples += [(name, size.label, rnd, i, int(v * 1e9), 1) for i, v in enumerate(x)]
+                samples += [(SCHEMA_VERSION, name, size.label, rnd, i, int(v * 1e9), 1) for i, v in enumerate(x)]
             st.first_call_s = 1.5 if name == "jax.scan" else 0.01
             st.loss_rel_err, st.update_rel_err = (np.nan, np.nan) if name == "null.noop" else (1e-7, 1e-5)
             rows.append(case_row(st, settings, path.name, peaks))

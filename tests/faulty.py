@@ -1,0 +1,72 @@
+"""Faulty implementations for the reliability tests, registered only when the tests set
+BENCH_EXTRA_IMPLS=tests.faulty (models.registry.register_extra). Each runs in the numpy worker,
+so the real numpy.loop cases after it prove that the worker is replaced."""
+
+from __future__ import annotations
+
+import ctypes
+import time
+
+from models.mlp import MLPConfig
+from models.mlp_numpy import NumpyStep, mlp_backward, mlp_forward
+from models.mlp_numpy import build as numpy_build
+from models.registry import Impl
+
+
+class Segfault(NumpyStep):
+    def call(self) -> None:
+        ctypes.string_at(0)  # reads address 0: SIGSEGV inside the step
+
+
+class Hang(NumpyStep):
+    def call(self) -> None:
+        time.sleep(3600)
+
+
+class NanAfterThree(NumpyStep):
+    """Correct for three steps, then a NaN loss: the gate sees it in its 5 steps."""
+
+    steps_done = 0
+
+    def _step(self) -> float:
+        self.steps_done += 1
+        loss = super()._step()
+        return float("nan") if self.steps_done > 3 else loss
+
+
+class WrongGrad(NumpyStep):
+    """Forgets the ReLU mask in the backward pass of the last hidden layer."""
+
+    def _step(self) -> float:
+        loss, cache = mlp_forward(self.p, self.x, self.y)
+        caches, xent = cache
+        h = caches[-1][0]
+        saved = h.copy()
+        h[h == 0] = 0.5  # wrong activations seen by the backward pass only
+        grads = mlp_backward(self.p, cache)
+        h[...] = saved
+        for p, g in zip(self.p, grads, strict=True):
+            p -= self.cfg.lr * g
+        return loss
+
+
+def _build(cls):
+    def build(cfg: MLPConfig):
+        base = numpy_build(cfg)
+        step = cls.__new__(cls)
+        step.__dict__.update(base.__dict__)
+        return step
+
+    return build
+
+
+build_segfault, build_hang = _build(Segfault), _build(Hang)
+build_nan, build_wrong = _build(NanAfterThree), _build(WrongGrad)
+
+EXTRA_IMPLS = [
+    Impl("fault.segfault", "mlp", "numpy", "fault", "tests.faulty:build_segfault", ("numpy",)),
+    Impl("fault.hang", "mlp", "numpy", "fault", "tests.faulty:build_hang", ("numpy",)),
+    Impl("fault.nan", "mlp", "numpy", "fault", "tests.faulty:build_nan", ("numpy",)),
+    Impl("fault.wrong", "mlp", "numpy", "fault", "tests.faulty:build_wrong", ("numpy",)),
+    Impl("fault.noimport", "mlp", "numpy", "fault", "tests.faulty_broken:build", ("numpy",)),
+]
