@@ -30,6 +30,11 @@ def matmul_call(framework: str, n: int):
         f = jax.jit(jnp.matmul)
         ja, jb = jnp.asarray(a), jnp.asarray(b)
         return lambda: f(ja, jb).block_until_ready()
+    if framework == "c":
+        from models import mlp_c
+
+        lib, out = mlp_c.load(), np.empty((n, n), np.float32)
+        return lambda: lib.square_sgemm(n, a.ctypes.data, b.ctypes.data, out.ctypes.data)
     raise ValueError(f"no matmul peak for framework {framework!r}")
 
 

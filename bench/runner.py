@@ -172,7 +172,7 @@ class WorkerHandle:
         self.log.close()
 
 
-def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict) -> dict:
+def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, workers: dict | None = None) -> dict:
     cfg = st.size.config()
     flops = flops_per_step(cfg)
     s = stats.summarize(np.asarray(st.samples_s))
@@ -184,13 +184,14 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict) -> dic
         "size": st.size.label, "sweep": st.size.sweep, "batch": cfg.batch, "width": cfg.width,
         "depth": cfg.depth, "d_in": cfg.d_in, "classes": cfg.classes,
         "flops_per_step": flops, "params": n_params(cfg), "threads": settings.threads,
+        "threads_used": (workers or {}).get(st.impl.framework, {}).get("threads_used", float("nan")),
         "status": st.status, "error": st.error, "noisy": bool(noisy), "noisy_reason": noisy,
         **s,
         "rounds": len(st.round_medians), "steps_per_call": st.steps_per_call,
         "median_call_s": s["median_s"] * st.steps_per_call,
         "round_spread": spread,
         "ops_per_step": st.ops_per_step,
-        "gflops": flops / s["median_s"] / 1e9 if s["n_samples"] else float("nan"),
+        "gflops": flops / s["median_s"] / 1e9 if s["n_samples"] and st.impl.framework != "null" else float("nan"),
         "pct_peak": (
             100 * flops / s["median_s"] / 1e9 / peaks[st.impl.framework]["gflops"]
             if s["n_samples"] and "gflops" in peaks.get(st.impl.framework, {}) else float("nan")
@@ -220,7 +221,7 @@ class Runner:
         (run.path / "logs").mkdir(exist_ok=True)
 
     def rows(self) -> list[dict]:
-        return [case_row(st, self.settings, self.run_id, self.meta["peaks"]) for st in self.states]
+        return [case_row(st, self.settings, self.run_id, self.meta["peaks"], self.worker_info) for st in self.states]
 
     def save(self) -> None:
         self.run_dir.write_results(self.rows())

@@ -23,6 +23,7 @@ RESULT_COLUMNS: dict[str, str] = {
     "flops_per_step": "matrix-product FLOPs of one training step (models.mlp.flops_per_step)",
     "params": "number of parameters",
     "threads": "threads every framework was given (--threads)",
+    "threads_used": "threads the worker reported using: torch.get_num_threads, OpenBLAS's count (numpy, c), CPUs in the affinity mask (jax, null)",
     "status": "ok, mismatch, diverged, error, crashed, timeout, unavailable, interrupted",
     "error": "why the status is not ok (one line), else empty",
     "noisy": "True when cv > 10%, the median's 95% CI is wider than +-5%, or round medians differ > 10%",

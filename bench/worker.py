@@ -32,7 +32,7 @@ def import_framework(framework: str, threads: int) -> dict:
         import torch
 
         torch.set_num_threads(threads)
-        info["torch_num_threads"] = torch.get_num_threads()
+        info["torch_num_threads"] = info["threads_used"] = torch.get_num_threads()
         info["torch_interop_threads"] = torch.get_num_interop_threads()
         info["torch_version"] = torch.__version__
     elif framework == "jax":
@@ -42,6 +42,14 @@ def import_framework(framework: str, threads: int) -> dict:
         info["jax_version"] = jax.__version__
         info["jax_devices"] = [str(d) for d in jax.devices()]
         info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+        info["threads_used"] = len(os.sched_getaffinity(0))
+    elif framework == "c":
+        from models import mlp_c
+
+        lib = mlp_c.load()  # builds on first use; a missing compiler or BLAS makes the rows unavailable
+        lib.mlp_set_threads(threads)  # OpenBLAS's own setting
+        info["openblas_threads"] = info["threads_used"] = lib.mlp_get_threads()
+        info["c_library"] = str(mlp_c.build()[0])
     elif framework not in ("numpy", "null"):
         raise ImportError(f"unknown framework {framework!r}")
     # NumPy's BLAS (and any OpenMP runtime loaded so far) to the same count; kept for the process.
@@ -51,6 +59,9 @@ def import_framework(framework: str, threads: int) -> dict:
         {k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "prefix")}
         for p in threadpool_info()
     ]
+    if "threads_used" not in info:  # numpy: its BLAS pool; null: nothing but the affinity
+        blas = [p["num_threads"] for p in info["threadpools"] if p["user_api"] == "blas"]
+        info["threads_used"] = blas[0] if blas and framework == "numpy" else len(info["affinity"])
     return info
 
 

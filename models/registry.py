@@ -20,6 +20,7 @@ class Impl:
     target: str  # "module:function" returning a Step for a config
     requires: tuple[str, ...] = ()  # importable packages it needs
     fused: bool = False  # one call runs K steps (K recorded per row)
+    probe: str = ""  # optional "module:function" -> '' or why it cannot run here (cheap, no build)
 
     def load(self):
         """The builder function (imports the framework: call it in a worker only)."""
@@ -31,6 +32,9 @@ class Impl:
         missing = [r for r in self.requires if importlib.util.find_spec(r) is None]
         if missing:
             return f"{', '.join(missing)} not installed (pip install -c constraints.txt -e '.[all]')"
+        if self.probe:
+            module, func = self.probe.split(":")
+            return getattr(importlib.import_module(module), func)()
         return ""
 
 
@@ -43,6 +47,10 @@ IMPLS: dict[str, Impl] = {
         Impl("jax.eager", "mlp", "jax", "eager", "models.mlp_jax:build_eager", ("jax",)),
         Impl("jax.jit", "mlp", "jax", "jit", "models.mlp_jax:build_jit", ("jax",)),
         Impl("jax.scan", "mlp", "jax", "scan", "models.mlp_jax:build_scan", ("jax",), fused=True),
+        Impl("c.ref", "mlp", "c", "ref", "models.mlp_c:build_ref", ("scipy_openblas32",), fused=True,
+             probe="models.mlp_c:unavailable_reason"),
+        Impl("c.step", "mlp", "c", "step", "models.mlp_c:build_step", ("scipy_openblas32",),
+             probe="models.mlp_c:unavailable_reason"),
         Impl("null.noop", "mlp", "null", "noop", "models.null:build"),
     ]
 }

@@ -48,11 +48,14 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
     assert (gated["loss_rel_err"] < LOSS_RTOL).all() and (gated["update_rel_err"] < UPDATE_RTOL).all()
     assert df.loc[df["impl"] == "null.noop", "loss_rel_err"].isna().all()
     ks = {s.label: s.scan_k() for s in parse_sizes("1x1x1,4x8x2")}
-    scan = df[df["impl"] == "jax.scan"]
+    fused = df["impl"].map(lambda n: IMPLS[n].fused)
+    scan = df[fused]
+    assert set(scan["impl"]) == {"jax.scan", "c.ref"}
     assert (scan["steps_per_call"] == scan["size"].map(ks)).all()
     assert list(scan["median_call_s"]) == pytest.approx(list(scan["median_s"] * scan["steps_per_call"]))
-    assert (df.loc[df["impl"] != "jax.scan", "steps_per_call"] == 1).all()
+    assert (df.loc[~fused, "steps_per_call"] == 1).all()
     assert (df["threads"] >= 1).all() and (df["device"] == "cpu").all()
+    assert (df["threads_used"] == df["threads"]).all(), df[["impl", "threads_used"]]
 
 
 def test_samples_are_raw_and_complete(tiny_run):

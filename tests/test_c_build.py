@@ -1,0 +1,58 @@
+"""The C reference's build: cached, rebuilt when the source changes, skipped without a compiler."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from models import mlp_c
+from models.registry import IMPLS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+needs_c = pytest.mark.skipif(bool(mlp_c.unavailable_reason()), reason=mlp_c.unavailable_reason() or "ok")
+
+
+@needs_c
+def test_build_is_cached_and_rebuilt_after_a_source_change(tmp_path):
+    src = tmp_path / "mlp.c"
+    src.write_text(mlp_c.SOURCE.read_text())
+    first, built = mlp_c.build(src, tmp_path / "cache")
+    assert built and first.is_file()
+    again, built = mlp_c.build(src, tmp_path / "cache")
+    assert again == first and not built
+    mtime = first.stat().st_mtime_ns
+    src.write_text(src.read_text() + "\n// a change\n")
+    changed, built = mlp_c.build(src, tmp_path / "cache")
+    assert built and changed != first
+    assert first.stat().st_mtime_ns == mtime  # the old build is left as it was
+
+
+@needs_c
+def test_a_broken_source_reports_the_compiler_error(tmp_path):
+    src = tmp_path / "bad.c"
+    src.write_text("int f( {")
+    with pytest.raises(RuntimeError, match="C build failed"):
+        mlp_c.build(src, tmp_path / "cache")
+
+
+def test_missing_compiler_makes_c_rows_unavailable_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert "not found" in IMPLS["c.ref"].unavailable_reason()
+    out = tmp_path / "run"
+    env = {**os.environ, "CC": "/nonexistent/cc", "BENCH_C_CACHE": str(tmp_path / "cache")}
+    p = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--impl", "c.ref,c.step,numpy.loop", "--sizes", "1x1x1",
+         "--rounds", "1", "--budget", "0.02", "--min-samples", "5", "--out", str(out), "--no-report"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    df = pd.read_csv(out / "results.csv", keep_default_na=False)
+    c = df[df["impl"].str.startswith("c.")]
+    assert (c["status"] == "unavailable").all() and c["error"].str.contains("/nonexistent/cc").all()
+    assert (df.loc[df["impl"] == "numpy.loop", "status"] == "ok").all()
+    listed = subprocess.run([sys.executable, "-m", "bench", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert listed.returncode == 0 and "not found" in listed.stdout
