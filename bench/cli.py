@@ -1,6 +1,7 @@
-"""Command line: `python -m bench {run,report,list,env}`.
+"""Command line: `python -m bench {run,report,import-pytest,compare,list,env}`.
 
-Exit codes: 0 all cases ok (or unavailable here); 1 the run finished but some case failed;
+Exit codes: 0 all cases ok (or unavailable here); 1 the run finished but some case failed
+(compare --fail-above: a case is significantly slower);
 2 bad input (one line on stderr); 130 interrupted (what was measured is on disk).
 """
 
@@ -69,6 +70,15 @@ def build_parser() -> Parser:
                    help="finish an interrupted run: only its missing cases, with the settings in its run.json")
     rp = sub.add_parser("report", help="write report.md, analysis.csv and plots for a run directory")
     rp.add_argument("run_dir", type=Path)
+    ip = sub.add_parser("import-pytest", help="turn a pytest-benchmark JSON file into a run directory")
+    ip.add_argument("json", type=Path)
+    ip.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>_pytest)")
+    cp = sub.add_parser("compare", help="compare two run directories case by case")
+    cp.add_argument("run_a", type=Path)
+    cp.add_argument("run_b", type=Path)
+    cp.add_argument("--csv", type=Path, default=None, help="also write the comparison as CSV here")
+    cp.add_argument("--fail-above", type=_positive(float, 0, 10**6, "--fail-above"), default=None, metavar="PCT",
+                    help="exit 1 when a case is significantly slower in RUN_B by more than PCT percent")
     sub.add_parser("list", help="implementations and whether each is available here")
     sub.add_parser("env", help="print what run.json records about this machine")
     return p
@@ -202,6 +212,56 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_import(args) -> int:
+    from bench.importer import ImportFailure, import_pytest
+
+    out = args.out or Path(str(default_out()) + "_pytest")
+    check_out(out)
+    try:
+        path = import_pytest(args.json, out)
+    except ImportFailure as e:
+        raise UsageError(str(e)) from None
+    print(f"run directory: {path}")
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench import compare
+    from bench.results import atomic_write
+    from bench.schema import SchemaError
+
+    try:
+        df, flags, only = compare.compare_runs(args.run_a, args.run_b)
+    except SchemaError as e:
+        raise UsageError(str(e)) from None
+    console = Console(width=200 if not sys.stdout.isatty() else None)
+    console.print(f"A: {args.run_a}\nB: {args.run_b}\nsignificant: two-sided Mann-Whitney U on per-step samples, "
+                  f"p < {compare.ALPHA}; ratio CI: 95% bootstrap of median(B) / median(A)", highlight=False)
+    for f in flags:
+        console.print(f"[bold yellow]warning:[/] {f}", highlight=False)
+    t = Table("impl", "size", "median A µs", "median B µs", "B/A", "95% CI", "p", "significant")
+    for _, r in df.iterrows():
+        t.add_row(r["impl"], r["size"], compare.fmt(r["median_a_s"]), compare.fmt(r["median_b_s"]),
+                  f"{r['ratio_b_a']:.3f}", f"[{r['ratio_ci_low']:.3f}, {r['ratio_ci_high']:.3f}]",
+                  f"{r['p_value']:.2g}", "yes" if r["significant"] else "no")
+    console.print(t)
+    for line in only:
+        console.print(line, highlight=False)
+    if args.csv:
+        atomic_write(args.csv, df.to_csv(index=False))
+    if args.fail_above is not None:
+        worse = compare.slower_beyond(df, args.fail_above)
+        if not worse.empty:
+            console.print(f"{len(worse)} case(s) significantly slower by more than {args.fail_above:g}%: "
+                          + ", ".join(f"{r['impl']} {r['size']} x{r['ratio_b_a']:.2f}" for _, r in worse.iterrows()),
+                          highlight=False)
+            return EXIT_FAILURES
+    return EXIT_OK
+
+
 def cmd_list(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -230,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args, argv)
-        return {"report": cmd_report, "list": cmd_list, "env": cmd_env}[args.command](args)
+        commands = {"report": cmd_report, "import-pytest": cmd_import, "compare": cmd_compare,
+                    "list": cmd_list, "env": cmd_env}
+        return commands[args.command](args)
     except UsageError as e:
         print(f"bench: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,94 @@
+"""`bench import-pytest BENCHMARK.json`: a pytest-benchmark JSON file -> a run directory with the
+same results.csv / samples / run.json schema, so `bench report` and `bench compare` read it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bench.results import RunDir
+from bench.runner import CaseState, Settings, _settings_json, case_row
+from bench.schema import SCHEMA_VERSION
+from bench.sizes import Size
+from bench.timing import Budget
+from models.registry import IMPLS
+
+NEEDED = ("impl", "size", "batch", "width", "depth", "sweep", "steps_per_call", "threads")
+
+
+class ImportFailure(ValueError):
+    """The file is not a pytest-benchmark JSON of this harness's route."""
+
+
+def load_json(path: Path) -> list[dict]:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ImportFailure(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ImportFailure(f"{path} is not JSON ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ImportFailure(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    out = []
+    for b in doc["benchmarks"]:
+        info = b.get("extra_info", {}) if isinstance(b, dict) else {}
+        missing = [k for k in NEEDED if k not in info]
+        if missing:
+            name = b.get("name", "?") if isinstance(b, dict) else "?"
+            raise ImportFailure(f"benchmark {name!r} in {path} lacks extra_info {', '.join(missing)}: "
+                                "not from `pytest bench/`")
+        if info["impl"] not in IMPLS:
+            raise ImportFailure(f"benchmark {b.get('name')!r} names unknown implementation {info['impl']!r}")
+        data = b.get("stats", {}).get("data")
+        if not data:
+            raise ImportFailure(f"benchmark {b.get('name')!r} has no raw data: use --benchmark-json, "
+                                "or --benchmark-save with --benchmark-save-data")
+        out.append(b)
+    if not out:
+        raise ImportFailure(f"{path} holds no benchmarks")
+    return [doc] + out
+
+
+def import_pytest(path: Path, out: Path) -> Path:
+    doc, *benches = load_json(path)
+    sizes: dict[str, Size] = {}
+    states = []
+    for b in benches:
+        info = b["extra_info"]
+        size = sizes.setdefault(info["size"], Size(info["batch"], info["width"], info["depth"], info["sweep"]))
+        st = CaseState(IMPLS[info["impl"]], size, status="ok")
+        k = int(info["steps_per_call"])
+        per_step = np.asarray(b["stats"]["data"], float)  # the route's timer makes data per step
+        st.samples_s = list(per_step)
+        st.round_medians = [float(np.median(per_step))]
+        st.done_rounds = {0}
+        st.steps_per_call = k
+        for name in ("first_call_s", "loss_rel_err", "update_rel_err", "ops_per_step"):
+            if info.get(name) is not None:
+                setattr(st, name, float(info[name]))
+        states.append(st)
+    threads = int(benches[0]["extra_info"]["threads"])
+    settings = Settings("mlp", list(dict.fromkeys(st.impl.name for st in states)), list(sizes.values()),
+                        threads, 1, Budget(), 0.0)
+    run = RunDir.create(out)
+    run.append_samples([
+        (SCHEMA_VERSION, st.impl.name, st.size.label, 0, i, int(round(v * st.steps_per_call * 1e9)), st.steps_per_call)
+        for st in states for i, v in enumerate(st.samples_s)
+    ])
+    run.write_results([case_row(st, settings, run.path.name, {}) for st in states])
+    mi = doc.get("machine_info", {})
+    versions = benches[0]["extra_info"].get("versions", {})
+    run.write_meta({
+        "run_id": run.path.name, "status": "complete", "created_utc": doc.get("datetime"), "finished_utc": doc.get("datetime"),
+        "argv": ["import-pytest", str(path)], "source": {"pytest_benchmark_json": str(path), "version": doc.get("version")},
+        "settings": _settings_json(settings),
+        "machine": {"host": mi.get("node"), "cpu_model": (mi.get("cpu") or {}).get("brand_raw", mi.get("processor")),
+                    "cores_logical": (mi.get("cpu") or {}).get("count"), "memory_total_gb": None,
+                    "os": f"{mi.get('system')} {mi.get('release')}", "python": mi.get("python_version"),
+                    "versions": versions, "git_commit": (doc.get("commit_info") or {}).get("id")},
+        "workers": {}, "peaks": {},
+    })
+    run.compress_samples()
+    return run.path

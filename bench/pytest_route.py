@@ -1,0 +1,90 @@
+"""The pytest-benchmark route: the same registry, sizes, gate and timing rules as the CLI, run
+in the pytest process (one framework import per session, as pytest-benchmark users expect)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bench import envinfo
+from bench.sizes import parse_sizes
+from models.mlp import compare, flops_per_step, reference
+from models.registry import IMPLS, for_model
+
+GATE_STEPS = 5
+MIN_ROUNDS, MAX_ROUNDS = 10, 5000
+
+
+def pin_threads(threads: int) -> None:
+    """CPU affinity and the BLAS/OpenMP variables, before a framework is imported."""
+    cpus = sorted(os.sched_getaffinity(0))[:threads]
+    os.sched_setaffinity(0, cpus)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def cases(impl_text: str, sizes_text: str):
+    names = [i.name for i in for_model("mlp")] if impl_text == "all" else impl_text.split(",")
+    bad = [n for n in names if n not in IMPLS]
+    if bad:
+        raise ValueError(f"unknown implementation {', '.join(bad)}; allowed: {', '.join(IMPLS)}, all")
+    return [(IMPLS[n], z) for z in parse_sizes(sizes_text) for n in names]
+
+
+def apply_threads(framework: str, threads: int):
+    """The framework's own thread knob, as the worker does; returns what to keep alive."""
+    from threadpoolctl import threadpool_limits
+
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    elif framework == "c":
+        from models import mlp_c
+
+        mlp_c.load().mlp_set_threads(threads)
+    return threadpool_limits(limits=threads)
+
+
+def bench_case(benchmark, impl, size, threads: int, budget_s: float) -> None:
+    """Build, time the first call, gate, then pytest-benchmark's pedantic mode on step.call."""
+    import pytest
+
+    why = impl.unavailable_reason()
+    if why:
+        pytest.skip(why)
+    cfg = size.config()
+    limits = apply_threads(impl.framework, threads)
+    builder = impl.load()
+    step = builder(cfg, size.scan_k()) if impl.fused else builder(cfg)
+    t0 = time.perf_counter()
+    step.call()
+    first_call_s = time.perf_counter() - t0
+    info = {"loss_rel_err": None, "update_rel_err": None}
+    if getattr(step, "gate", True):
+        step.reset()
+        loss_err, update_err, fail = compare(cfg, step.losses(GATE_STEPS), step.params(), reference(cfg, GATE_STEPS))
+        info = {"loss_rel_err": loss_err, "update_rel_err": update_err}
+        if fail:
+            pytest.fail(f"{impl.name} {size.label} failed the equivalence gate: {fail}")
+    # rounds from a quick estimate of one call, like the CLI's time budget
+    t0 = time.perf_counter()
+    for _ in range(3):
+        step.call()
+    per_call = (time.perf_counter() - t0) / 3
+    rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, budget_s / max(per_call, 1e-9))))
+    k = step.steps_per_call
+    if k > 1:  # fused: scale the timer so every statistic is per training step, not per call
+        clock = benchmark._timer
+        benchmark._timer = lambda: clock() / k
+    benchmark.extra_info.update({
+        "impl": impl.name, "model": impl.model, "framework": impl.framework, "mode": impl.mode,
+        "device": "cpu", "size": size.label, "sweep": size.sweep, "batch": cfg.batch, "width": cfg.width,
+        "depth": cfg.depth, "d_in": cfg.d_in, "classes": cfg.classes, "flops_per_step": flops_per_step(cfg),
+        "steps_per_call": k, "time_unit": "seconds per training step", "threads": threads,
+        "first_call_s": first_call_s, "ops_per_step": step.count_ops(), **info,
+        "versions": envinfo.versions(),
+    })
+    benchmark.pedantic(step.call, rounds=rounds, iterations=1, warmup_rounds=max(2, rounds // 20))
+    del limits

@@ -1,0 +1,11 @@
+"""One pytest-benchmark per (implementation, size): `pytest bench/ --benchmark-only`.
+
+See bench/conftest.py for --sizes, --impl, --threads and --budget."""
+
+
+def test_step(benchmark, case, request):
+    from bench.pytest_route import bench_case
+
+    impl, size = case
+    c = request.config
+    bench_case(benchmark, impl, size, c.getoption("--threads"), c.getoption("--budget"))

@@ -1,0 +1,135 @@
+"""The pytest-benchmark route on the tiniest size, importing its JSON, and comparing runs."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.sizes import parse_sizes
+from models.registry import IMPLS, for_model
+
+from fixture_run import make_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pb") / "bench.json"
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--sizes", "1x1x1", "--budget", "0.05",
+         f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    return out
+
+
+def test_route_benchmarks_every_available_impl_with_self_describing_json(bench_json):
+    doc = json.loads(bench_json.read_text())
+    available = [i.name for i in for_model("mlp") if not i.unavailable_reason()]
+    names = [b["extra_info"]["impl"] for b in doc["benchmarks"]]
+    assert sorted(names) == sorted(available)
+    (size,) = parse_sizes("1x1x1")
+    for b in doc["benchmarks"]:
+        info = b["extra_info"]
+        assert info["size"] == "B1-H1-L1" and info["flops_per_step"] > 0 and info["threads"] >= 1
+        assert info["versions"]["numpy"] and info["time_unit"] == "seconds per training step"
+        assert info["first_call_s"] > 0
+        assert b["stats"]["rounds"] >= 10 and len(b["stats"]["data"]) == b["stats"]["rounds"]
+        assert b["stats"]["median"] > 0
+        expected_k = size.scan_k() if IMPLS[info["impl"]].fused else 1
+        assert info["steps_per_call"] == expected_k
+        if info["impl"] != "null.noop":
+            assert info["update_rel_err"] < 1e-2
+    assert "machine_info" in doc and "commit_info" in doc
+
+
+def test_route_is_not_collected_by_the_plain_test_command():
+    p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "bench/test_benchmarks.py" not in p.stdout
+
+
+def test_import_round_trips_into_a_run_that_report_and_compare_accept(bench_json, tmp_path, capsys):
+    run = tmp_path / "imported"
+    assert main(["import-pytest", str(bench_json), "--out", str(run)]) == 0
+    df = pd.read_csv(run / "results.csv")
+    doc = json.loads(bench_json.read_text())
+    assert len(df) == len(doc["benchmarks"]) and (df["status"] == "ok").all()
+    for b in doc["benchmarks"]:
+        row = df[df["impl"] == b["extra_info"]["impl"]].iloc[0]
+        assert row["median_s"] == pytest.approx(b["stats"]["median"], rel=1e-6)
+        assert row["n_samples"] == b["stats"]["rounds"]
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.md").is_file()
+    capsys.readouterr()
+    assert main(["compare", str(run), str(run), "--fail-above", "1"]) == 0
+    assert " yes " not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "not JSON"),
+    ('{"benchmarks": 3}', "no 'benchmarks' list"),
+    ('{"benchmarks": [{"name": "x", "extra_info": {}}]}', "not from `pytest bench/`"),
+    ('{"benchmarks": []}', "holds no benchmarks"),
+])
+def test_malformed_json_is_refused_in_one_line(tmp_path, capsys, content, words):
+    f = tmp_path / "b.json"
+    f.write_text(content)
+    assert main(["import-pytest", str(f), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture()
+def planted(tmp_path):
+    a = make_run(tmp_path / "a")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    s = pd.read_csv(b / "samples.csv")
+    slow = (s["impl"] == "torch.eager") & (s["size"] == "B128-H128-L2")
+    s.loc[slow, "call_ns"] *= 2
+    s.to_csv(b / "samples.csv", index=False)
+    return a, b
+
+
+def test_compare_finds_a_planted_2x_slowdown_and_nothing_else(planted, capsys, tmp_path):
+    a, b = planted
+    assert main(["compare", str(a), str(b), "--csv", str(tmp_path / "c.csv")]) == 0
+    df = pd.read_csv(tmp_path / "c.csv")
+    hit = df[df["significant"]]
+    assert list(zip(hit["impl"], hit["size"], strict=True)) == [("torch.eager", "B128-H128-L2")]
+    r = hit.iloc[0]
+    assert r["ratio_b_a"] == pytest.approx(2.0, rel=1e-6) and r["ratio_ci_low"] <= 2.0 <= r["ratio_ci_high"]
+    assert r["p_value"] < 0.01
+    assert (df.loc[~df["significant"], "ratio_b_a"] == 1.0).all()
+
+
+def test_compare_fail_above_and_machine_flags(planted, capsys):
+    a, b = planted
+    assert main(["compare", str(a), str(b), "--fail-above", "50"]) == 1
+    assert "significantly slower by more than 50%" in capsys.readouterr().out
+    assert main(["compare", str(a), str(b), "--fail-above", "150"]) == 0
+    meta = json.loads((b / "run.json").read_text())
+    meta["machine"]["cpu_model"] = "another CPU"
+    (b / "run.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    main(["compare", str(a), str(b)])
+    assert "different machine: cpu_model" in capsys.readouterr().out
+
+
+def test_compare_lists_cases_in_one_run_only(planted, capsys):
+    a, b = planted
+    r = pd.read_csv(b / "results.csv")
+    r = r[r["impl"] != "numpy.loop"]
+    r.to_csv(b / "results.csv", index=False)
+    main(["compare", str(a), str(b)])
+    out = capsys.readouterr().out
+    assert "numpy.loop B1-H1-L2: only in A" in out
