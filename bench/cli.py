@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from bench import envinfo
-from bench.sizes import PRESETS, parse_sizes
+from bench.sizes import parse_sizes
 from bench.timing import Budget
-from models.registry import IMPLS, MODELS, for_model
+from models.registry import MODELS, REGISTRY, for_model, get
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -54,7 +54,8 @@ def build_parser() -> Parser:
     r = sub.add_parser("run", help="run the benchmark and write a run directory")
     r.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
     r.add_argument("--impl", default="all", help="comma-separated implementation names, or all")
-    r.add_argument("--sizes", default="default", help=f"{' | '.join(PRESETS)} | BxHxL[,BxHxL...]")
+    r.add_argument("--sizes", default="default",
+                   help="quick | default | custom: BxHxL,... (mlp) or BxTxCxLxNH,... (gpt)")
     r.add_argument("--threads", type=_positive(int, 1, cores, "--threads"), default=cores,
                    help=f"threads for every framework (default: all {cores} cores)")
     r.add_argument("--rounds", type=_positive(int, 1, 100, "--rounds"), default=3)
@@ -96,7 +97,7 @@ def resolve_impls(model: str, text: str) -> list:
         raise UsageError(f"unknown implementation {', '.join(bad) or repr(text)}; allowed: {', '.join(allowed)}, all")
     if len(set(names)) != len(names):
         raise UsageError(f"--impl names an implementation twice: {text}")
-    return [IMPLS[n] for n in names]
+    return [get(model, n) for n in names]
 
 
 def default_out() -> Path:
@@ -124,11 +125,11 @@ def check_memory(sizes) -> None:
     """Refuse, before anything is allocated, a size whose estimate exceeds available memory."""
     import psutil
 
-    from models.mlp import memory_bytes
+    from models.registry import model_module
 
     avail = psutil.virtual_memory().available
     for z in sizes:
-        need = memory_bytes(z.config()) + FRAMEWORK_BASE_BYTES
+        need = model_module(z.model).memory_bytes(z.config()) + FRAMEWORK_BASE_BYTES
         if need > 0.9 * avail:
             raise UsageError(
                 f"size {z.label} needs about {need / 2**30:.1f} GiB per worker (estimate: parameters, "
@@ -154,7 +155,7 @@ def make_runner(args, argv: list[str]):
             raise UsageError(f"--resume {args.resume}: run.json or results.csv is damaged ({e})") from None
     impls = resolve_impls(args.model, args.impl)
     try:
-        sizes = parse_sizes(args.sizes)
+        sizes = parse_sizes(args.sizes, args.model)
     except ValueError as e:
         raise UsageError(str(e)) from None
     check_memory(sizes)
@@ -267,7 +268,7 @@ def cmd_list(args) -> int:
     from rich.table import Table
 
     t = Table("implementation", "model", "framework", "mode", "available here")
-    for i in IMPLS.values():
+    for i in (i for impls in REGISTRY.values() for i in impls.values()):
         why = i.unavailable_reason()
         t.add_row(i.name, i.model, i.framework, i.mode, "yes" if not why else f"no: {why}")
     Console().print(t)

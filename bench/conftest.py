@@ -12,6 +12,7 @@ from bench.pytest_route import cases, pin_threads
 
 def pytest_addoption(parser):
     g = parser.getgroup("bench", "framework-overhead benchmarks")
+    g.addoption("--model", default="mlp", help="mlp or gpt")
     g.addoption("--sizes", default="quick", help="quick | default | BxHxL[,BxHxL...] (default quick)")
     g.addoption("--impl", default="all", help="comma-separated implementation names, or all")
     g.addoption("--threads", type=int, default=len(os.sched_getaffinity(0)), help="threads for every framework")
@@ -27,7 +28,7 @@ def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
         c = metafunc.config
         try:
-            found = cases(c.getoption("--impl"), c.getoption("--sizes"))
+            found = cases(c.getoption("--impl"), c.getoption("--sizes"), c.getoption("--model"))
         except ValueError as e:
             raise pytest.UsageError(str(e)) from None
         metafunc.parametrize("case", found, ids=[f"{i.name}-{z.label}" for i, z in found])

@@ -13,9 +13,9 @@ from bench.runner import CaseState, Settings, _settings_json, case_row
 from bench.schema import SCHEMA_VERSION
 from bench.sizes import Size
 from bench.timing import Budget
-from models.registry import IMPLS
+from models.registry import REGISTRY, get
 
-NEEDED = ("impl", "size", "batch", "width", "depth", "sweep", "steps_per_call", "threads")
+NEEDED = ("impl", "model", "size", "dims", "sweep", "steps_per_call", "threads")
 
 
 class ImportFailure(ValueError):
@@ -39,8 +39,9 @@ def load_json(path: Path) -> list[dict]:
             name = b.get("name", "?") if isinstance(b, dict) else "?"
             raise ImportFailure(f"benchmark {name!r} in {path} lacks extra_info {', '.join(missing)}: "
                                 "not from `pytest bench/`")
-        if info["impl"] not in IMPLS:
-            raise ImportFailure(f"benchmark {b.get('name')!r} names unknown implementation {info['impl']!r}")
+        if info["impl"] not in REGISTRY.get(info["model"], {}):
+            raise ImportFailure(f"benchmark {b.get('name')!r} names unknown implementation "
+                                f"{info['model']}/{info['impl']}")
         data = b.get("stats", {}).get("data")
         if not data:
             raise ImportFailure(f"benchmark {b.get('name')!r} has no raw data: use --benchmark-json, "
@@ -57,8 +58,8 @@ def import_pytest(path: Path, out: Path) -> Path:
     states = []
     for b in benches:
         info = b["extra_info"]
-        size = sizes.setdefault(info["size"], Size(info["batch"], info["width"], info["depth"], info["sweep"]))
-        st = CaseState(IMPLS[info["impl"]], size, status="ok")
+        size = sizes.setdefault(info["size"], Size(info["model"], tuple(info["dims"].items()), info["sweep"]))
+        st = CaseState(get(info["model"], info["impl"]), size, status="ok")
         k = int(info["steps_per_call"])
         per_step = np.asarray(b["stats"]["data"], float)  # the route's timer makes data per step
         st.samples_s = list(per_step)
@@ -70,7 +71,7 @@ def import_pytest(path: Path, out: Path) -> Path:
                 setattr(st, name, float(info[name]))
         states.append(st)
     threads = int(benches[0]["extra_info"]["threads"])
-    settings = Settings("mlp", list(dict.fromkeys(st.impl.name for st in states)), list(sizes.values()),
+    settings = Settings(benches[0]["extra_info"]["model"], list(dict.fromkeys(st.impl.name for st in states)), list(sizes.values()),
                         threads, 1, Budget(), 0.0)
     run = RunDir.create(out)
     run.append_samples([

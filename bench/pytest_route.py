@@ -8,8 +8,7 @@ import time
 
 from bench import envinfo
 from bench.sizes import parse_sizes
-from models.mlp import compare, flops_per_step, reference
-from models.registry import IMPLS, for_model
+from models.registry import for_model, get, model_module
 
 GATE_STEPS = 5
 MIN_ROUNDS, MAX_ROUNDS = 10, 5000
@@ -24,12 +23,13 @@ def pin_threads(threads: int) -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
-def cases(impl_text: str, sizes_text: str):
-    names = [i.name for i in for_model("mlp")] if impl_text == "all" else impl_text.split(",")
-    bad = [n for n in names if n not in IMPLS]
+def cases(impl_text: str, sizes_text: str, model: str = "mlp"):
+    allowed = [i.name for i in for_model(model)]
+    names = allowed if impl_text == "all" else impl_text.split(",")
+    bad = [n for n in names if n not in allowed]
     if bad:
-        raise ValueError(f"unknown implementation {', '.join(bad)}; allowed: {', '.join(IMPLS)}, all")
-    return [(IMPLS[n], z) for z in parse_sizes(sizes_text) for n in names]
+        raise ValueError(f"unknown {model} implementation {', '.join(bad)}; allowed: {', '.join(allowed)}, all")
+    return [(get(model, n), z) for z in parse_sizes(sizes_text, model) for n in names]
 
 
 def apply_threads(framework: str, threads: int):
@@ -55,6 +55,7 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float) -> None:
     if why:
         pytest.skip(why)
     cfg = size.config()
+    mod = model_module(size.model)
     limits = apply_threads(impl.framework, threads)
     builder = impl.load()
     step = builder(cfg, size.scan_k()) if impl.fused else builder(cfg)
@@ -64,7 +65,7 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float) -> None:
     info = {"loss_rel_err": None, "update_rel_err": None}
     if getattr(step, "gate", True):
         step.reset()
-        loss_err, update_err, fail = compare(cfg, step.losses(GATE_STEPS), step.params(), reference(cfg, GATE_STEPS))
+        loss_err, update_err, fail = mod.compare(cfg, step.losses(GATE_STEPS), step.params(), mod.reference(cfg, GATE_STEPS))
         info = {"loss_rel_err": loss_err, "update_rel_err": update_err}
         if fail:
             pytest.fail(f"{impl.name} {size.label} failed the equivalence gate: {fail}")
@@ -80,8 +81,8 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float) -> None:
         benchmark._timer = lambda: clock() / k
     benchmark.extra_info.update({
         "impl": impl.name, "model": impl.model, "framework": impl.framework, "mode": impl.mode,
-        "device": "cpu", "size": size.label, "sweep": size.sweep, "batch": cfg.batch, "width": cfg.width,
-        "depth": cfg.depth, "d_in": cfg.d_in, "classes": cfg.classes, "flops_per_step": flops_per_step(cfg),
+        "device": "cpu", "size": size.label, "sweep": size.sweep, "dims": dict(size.dims), **mod.describe(cfg),
+        "flops_per_step": mod.flops_per_step(cfg),
         "steps_per_call": k, "time_unit": "seconds per training step", "threads": threads,
         "first_call_s": first_call_s, "ops_per_step": step.count_ops(), **info,
         "versions": envinfo.versions(),

@@ -253,7 +253,8 @@ def write_report(run_dir: Path) -> Path:
     m = meta["machine"]
     s = meta["settings"]
     peaks = meta.get("peaks", {})
-    md = [f"# Framework overhead: run {meta['run_id']}", ""]
+    model = s.get("model", "mlp")
+    md = [f"# Framework overhead, {model}: run {meta['run_id']}", ""]
     md.append(f"{m['cpu_model']}, {s['threads']} thread(s) of {m['cores_logical']} cores, {m['memory_total_gb']} GB; "
               f"{m['os']}; Python {m['python']}; "
               + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f"; commit {m.get('git_commit')}; "
@@ -282,7 +283,7 @@ def write_report(run_dir: Path) -> Path:
             md.append(f"| {fw} | - | {p.get('error', 'not measured')} | |")
     md += ["", "## First call", "", "![first call](first_call.png)", "",
            "## Equivalence gate", "",
-           "Largest errors against the float64 reference over all sizes (tolerances in models/mlp.py).", "",
+           f"Largest errors against the float64 reference over all sizes (tolerances in models/{model}.py).", "",
            "| impl | max loss rel. error | max update rel. error |", "|---|---:|---:|"]
     for impl, g in res.groupby("impl", sort=False):
         if g["loss_rel_err"].notna().any():

@@ -26,8 +26,7 @@ from bench.results import RunDir, read_meta, read_results, read_samples
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.sizes import Size
 from bench.timing import Budget
-from models.mlp import flops_per_step, n_params
-from models.registry import IMPLS, Impl
+from models.registry import REGISTRY, Impl, get, model_module
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HELLO_TIMEOUT_S = 120.0
@@ -174,16 +173,16 @@ class WorkerHandle:
 
 def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, workers: dict | None = None) -> dict:
     cfg = st.size.config()
-    flops = flops_per_step(cfg)
+    mod = model_module(st.size.model)
+    flops = mod.flops_per_step(cfg)
     s = stats.summarize(np.asarray(st.samples_s))
     spread = stats.round_spread(st.round_medians)
     noisy = stats.noisy_reason(s, spread) if st.samples_s else ""
     return {
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
         "framework": st.impl.framework, "mode": st.impl.mode, "device": settings.device,
-        "size": st.size.label, "sweep": st.size.sweep, "batch": cfg.batch, "width": cfg.width,
-        "depth": cfg.depth, "d_in": cfg.d_in, "classes": cfg.classes,
-        "flops_per_step": flops, "params": n_params(cfg), "threads": settings.threads,
+        "size": st.size.label, "sweep": st.size.sweep, **mod.describe(cfg),
+        "flops_per_step": flops, "params": mod.n_params(cfg), "threads": settings.threads,
         "threads_used": (workers or {}).get(st.impl.framework, {}).get("threads_used", float("nan")),
         "status": st.status, "error": st.error, "noisy": bool(noisy), "noisy_reason": noisy,
         **s,
@@ -244,7 +243,7 @@ class Runner:
         s = self.settings
         fw = st.impl.framework
         msg = {
-            "op": "case", "impl": st.impl.name, "config": asdict(st.size.config()),
+            "op": "case", "model": st.impl.model, "impl": st.impl.name, "config": asdict(st.size.config()),
             "k": st.size.scan_k(), "gate": st.status == "pending", "budget": asdict(s.budget),
         }
         if fw in self.unavailable:
@@ -367,17 +366,17 @@ class Runner:
         cfg = meta["settings"]
         settings = Settings(
             model=cfg["model"], impls=cfg["impls"],
-            sizes=[Size(z["batch"], z["width"], z["depth"], z["sweep"]) for z in cfg["sizes"]],
+            sizes=[Size.from_json(z) for z in cfg["sizes"]],
             threads=cfg["threads"], rounds=cfg["rounds"], budget=Budget(**cfg["budget"]),
             case_timeout_s=cfg["case_timeout_s"], device=cfg["device"],
         )
-        unknown = [n for n in settings.impls if n not in IMPLS]
+        unknown = [n for n in settings.impls if n not in REGISTRY.get(settings.model, {})]
         if unknown:
-            raise SchemaError(f"{run.path} names implementations unknown here: {', '.join(unknown)}")
+            raise SchemaError(f"{run.path} names {settings.model} implementations unknown here: {', '.join(unknown)}")
         runner = cls.__new__(cls)
         runner.settings, runner.run_dir, runner.argv = settings, run, argv
         runner.run_id = run.path.name
-        runner.states = [CaseState(IMPLS[i], z) for z in settings.sizes for i in settings.impls]
+        runner.states = [CaseState(get(settings.model, i), z) for z in settings.sizes for i in settings.impls]
         runner.workers, runner.unavailable = {}, {}
         runner.stop = threading.Event()
         runner.meta = meta
@@ -419,6 +418,6 @@ def _utc() -> str:
 
 def _settings_json(s: Settings) -> dict:
     d = asdict(s)
-    d["sizes"] = [{**asdict(z), "label": z.label, "scan_k": z.scan_k()} for z in s.sizes]
+    d["sizes"] = [z.to_json() for z in s.sizes]
     d["schema_version"] = SCHEMA_VERSION
     return d

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: gpt columns seq_len, heads, vocab
 
 # results.csv: one row per case (implementation x size), stats over the samples of all rounds.
 RESULT_COLUMNS: dict[str, str] = {
     "schema_version": "version of this column list",
     "run_id": "run directory name",
-    "model": "mlp",
+    "model": "mlp or gpt",
     "impl": "registry name, e.g. torch.eager",
     "framework": "numpy, torch, jax, null",
     "mode": "loop, eager, compile, jit, scan, noop",
@@ -16,11 +16,14 @@ RESULT_COLUMNS: dict[str, str] = {
     "size": "size label, e.g. B64-H256-L2",
     "sweep": "width, depth or custom: which sweep the size belongs to",
     "batch": "B",
-    "width": "H",
-    "depth": "L (hidden layers)",
-    "d_in": "D",
-    "classes": "C",
-    "flops_per_step": "matrix-product FLOPs of one training step (models.mlp.flops_per_step)",
+    "width": "H (mlp) or n_embd (gpt)",
+    "depth": "L hidden layers (mlp) or n_layer (gpt)",
+    "d_in": "D input features (mlp only)",
+    "classes": "C classes (mlp only)",
+    "seq_len": "T context length (gpt only)",
+    "heads": "n_head (gpt only)",
+    "vocab": "vocabulary size (gpt only)",
+    "flops_per_step": "matrix-product FLOPs of one training step (flops_per_step in models/mlp.py, models/gpt.py)",
     "params": "number of parameters",
     "threads": "threads every framework was given (--threads)",
     "threads_used": "threads the worker reported using: torch.get_num_threads, OpenBLAS's count (numpy, c), CPUs in the affinity mask (jax, null)",

@@ -6,67 +6,97 @@ import math
 import re
 from dataclasses import dataclass
 
-from models.mlp import MLPConfig, flops_per_step
+from models.registry import model_module
 
-# Largest accepted dimensions for a custom size: beyond these a step on a CPU takes minutes.
-MAX_BATCH, MAX_WIDTH, MAX_DEPTH = 16384, 16384, 256
+# Largest accepted dimensions for a custom size: beyond these a CPU step takes minutes or more
+# (the memory estimate refuses what does not fit anyway).
+MAX_DIM = 16384
+MAX_DEPTH = 256
 
 
 @dataclass(frozen=True)
 class Size:
-    batch: int
-    width: int
-    depth: int
+    model: str  # "mlp" or "gpt"
+    dims: tuple[tuple[str, int], ...]  # the model Config's fields that differ from its defaults
     sweep: str  # "width", "depth" or "custom"
 
-    def config(self) -> MLPConfig:
-        return MLPConfig(batch=self.batch, width=self.width, depth=self.depth)
+    def config(self):
+        return model_module(self.model).Config(**dict(self.dims))
 
     @property
     def label(self) -> str:
         return self.config().label
 
     def scan_k(self) -> int:
-        """Steps fused per jax.scan call: enough to amortise the call (about 1 GFLOP per call),
-        at least 2, at most 64."""
-        f = flops_per_step(self.config())
+        """Steps fused per call (jax.scan, c.ref): enough to amortise the call (about 1 GFLOP per
+        call), at least 2, at most 64."""
+        f = model_module(self.model).flops_per_step(self.config())
         return int(min(64, max(2, 2 ** math.floor(math.log2(1e9 / f)))))
 
+    def to_json(self) -> dict:
+        return {"model": self.model, "dims": dict(self.dims), "sweep": self.sweep, "label": self.label,
+                "scan_k": self.scan_k()}
 
-def _width_sweep(pairs, depth=2):
-    return [Size(b, h, depth, "width") for b, h in pairs]
+    @classmethod
+    def from_json(cls, d: dict) -> Size:
+        return cls(d["model"], tuple(d["dims"].items()), d["sweep"])
 
 
-PRESETS: dict[str, list[Size]] = {
-    # seconds: the smallest model and a small one
-    "quick": _width_sweep([(1, 1), (32, 64)]),
-    # width sweep B = H from dispatch-bound to compute-bound (B1024-H1024: 9.8 GFLOP per step),
-    # then a depth sweep at tiny width for the cost per op
-    "default": _width_sweep([(1, 1), (8, 8), (32, 32), (128, 128), (256, 256), (512, 512), (1024, 1024)])
-    + [Size(8, 8, d, "depth") for d in (1, 4, 8, 16)],
+def mlp(batch: int, width: int, depth: int, sweep: str) -> Size:
+    return Size("mlp", (("batch", batch), ("width", width), ("depth", depth)), sweep)
+
+
+def gpt(batch: int, seq_len: int, n_embd: int, n_layer: int, n_head: int, sweep: str, vocab: int = 512) -> Size:
+    return Size("gpt", (("batch", batch), ("seq_len", seq_len), ("n_embd", n_embd), ("n_layer", n_layer),
+                        ("n_head", n_head), ("vocab", vocab)), sweep)
+
+
+PRESETS: dict[str, dict[str, list[Size]]] = {
+    "mlp": {
+        # seconds: the smallest model and a small one
+        "quick": [mlp(1, 1, 2, "width"), mlp(32, 64, 2, "width")],
+        # width sweep B = H from dispatch-bound to compute-bound (B1024-H1024: 9.8 GFLOP per step),
+        # then a depth sweep at tiny width for the cost per op; its L=2 point is B8-H8-L2 above
+        "default": [mlp(b, b, 2, "width") for b in (1, 8, 32, 128, 256, 512, 1024)]
+        + [mlp(8, 8, d, "depth") for d in (1, 4, 8, 16)],
+    },
+    "gpt": {
+        "quick": [gpt(2, 16, 32, 1, 2, "width", vocab=64), gpt(2, 24, 64, 2, 4, "width", vocab=128)],
+        # width sweep from ~0.1 M parameters to > 1 GFLOP per step, at 2 layers and T = 64;
+        # depth sweep at tiny width (n_embd 32), its n_layer = 2 point is the first width size
+        "default": [gpt(4, 64, c, 2, h, "width") for c, h in ((32, 2), (64, 4), (128, 4), (256, 8), (384, 6))]
+        + [gpt(4, 64, 32, n, 2, "depth") for n in (1, 4, 8)],
+    },
 }
-# B8-H8-L2 of the width sweep doubles as the depth sweep's L=2 point (see bench.analysis).
 
-_CUSTOM = re.compile(r"^(\d+)x(\d+)x(\d+)$")
+_CUSTOM = {"mlp": (re.compile(r"^(\d+)x(\d+)x(\d+)$"), "BxHxL", ("batch", "width", "depth")),
+           "gpt": (re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)x(\d+)$"), "BxTxCxLxNH",
+                   ("batch", "seq_len", "n_embd", "n_layer", "n_head"))}
 
 
-def parse_sizes(text: str) -> list[Size]:
-    """A preset name, or comma-separated BxHxL triples such as 1x1x2,64x256x2. ValueError if bad."""
-    if text in PRESETS:
-        return PRESETS[text]
+def parse_sizes(text: str, model: str = "mlp") -> list[Size]:
+    """A preset name, or comma-separated custom sizes (BxHxL for mlp, BxTxCxLxNH for gpt).
+    ValueError naming the problem if bad."""
+    if text in PRESETS[model]:
+        return PRESETS[model][text]
+    pattern, form, fields = _CUSTOM[model]
     sizes = []
     for part in text.split(","):
-        m = _CUSTOM.match(part.strip())
+        part = part.strip()
+        m = pattern.match(part)
         if not m:
-            raise ValueError(
-                f"unknown size {part.strip()!r}: use a preset ({', '.join(PRESETS)}) "
-                "or BxHxL triples such as 1x1x2,64x256x2"
-            )
-        b, h, d = (int(g) for g in m.groups())
-        for name, v, hi in (("batch", b, MAX_BATCH), ("width", h, MAX_WIDTH), ("depth", d, MAX_DEPTH)):
+            raise ValueError(f"unknown size {part!r} for {model}: use a preset ({', '.join(PRESETS[model])}) "
+                             f"or {form} values such as {'1x1x2,64x256x2' if model == 'mlp' else '2x16x32x1x2'}")
+        vals = dict(zip(fields, (int(g) for g in m.groups()), strict=True))
+        for name, v in vals.items():
+            hi = MAX_DEPTH if name in ("depth", "n_layer") else MAX_DIM
             if not 1 <= v <= hi:
-                raise ValueError(f"size {part.strip()}: {name} {v} is outside 1..{hi}")
-        sizes.append(Size(b, h, d, "custom"))
+                raise ValueError(f"size {part}: {name} {v} is outside 1..{hi}")
+        try:
+            model_module(model).Config(**vals)
+        except ValueError as e:
+            raise ValueError(f"size {part}: {e}") from None
+        sizes.append(Size(model, tuple(vals.items()), "custom"))
     if len({s.label for s in sizes}) != len(sizes):
         raise ValueError(f"size list {text!r} names a size twice")
     return sizes

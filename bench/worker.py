@@ -74,20 +74,18 @@ class Worker:
         self.steps: dict = {}  # (impl, config) -> built Step, kept across rounds
         self.refs: dict = {}  # config -> float64 reference (losses, params)
 
-    def reference(self, cfg):
-        from models.mlp import reference
-
+    def reference(self, mod, cfg):
         if cfg not in self.refs:
-            self.refs[cfg] = reference(cfg, GATE_STEPS)
+            self.refs[cfg] = mod.reference(cfg, GATE_STEPS)
         return self.refs[cfg]
 
     def run_case(self, msg: dict) -> dict:
         from bench.timing import Budget, sample, warm_up
-        from models.mlp import MLPConfig, compare
-        from models.registry import IMPLS
+        from models.registry import get, model_module
 
-        impl = IMPLS[msg["impl"]]
-        cfg = MLPConfig(**msg["config"])
+        impl = get(msg["model"], msg["impl"])
+        mod = model_module(impl.model)
+        cfg = mod.Config(**msg["config"])
         budget = Budget(**msg["budget"])
         out: dict = {"status": "ok", "error": ""}
         key = (impl.name, cfg)
@@ -107,7 +105,7 @@ class Worker:
         if msg["gate"] and gated:
             step.reset()
             losses = step.losses(GATE_STEPS)
-            loss_err, update_err, why = compare(cfg, losses, step.params(), self.reference(cfg))
+            loss_err, update_err, why = mod.compare(cfg, losses, step.params(), self.reference(mod, cfg))
             out.update(loss_rel_err=loss_err, update_rel_err=update_err)
             if why:
                 finite = all(math.isfinite(v) for v in losses)

@@ -116,34 +116,17 @@ LOSS_RTOL = 1e-4  # |loss - ref| / |ref| per step
 UPDATE_RTOL = 1e-2  # ||(p - p0) - (ref - p0)|| / ||ref - p0|| per tensor: the SGD updates themselves
 
 
-def compare(
-    cfg: MLPConfig,
-    losses: np.ndarray,
-    params: list[np.ndarray],
-    ref: tuple[np.ndarray, list[np.ndarray]],
-) -> tuple[float, float, str]:
+def compare(cfg: MLPConfig, losses, params, ref) -> tuple[float, float, str]:
     """Gate: (max loss rel. error, max update rel. error, '' if within tolerance else why not)."""
-    ref_losses, ref_params = ref
-    losses = np.asarray(losses, np.float64)
-    if losses.shape != ref_losses.shape:
-        return np.inf, np.inf, f"losses shape {losses.shape} != {ref_losses.shape}"
-    if not np.all(np.isfinite(losses)):
-        return np.inf, np.inf, f"non-finite loss {losses.tolist()}"
-    loss_err = float(np.max(np.abs(losses - ref_losses) / np.abs(ref_losses)))
-    start = init_params(cfg)
-    update_err = 0.0
-    for i, (p, r, p0) in enumerate(zip(params, ref_params, start, strict=True)):
-        p = np.asarray(p, np.float64)
-        if p.shape != r.shape:
-            return loss_err, np.inf, f"param {i} shape {p.shape} != {r.shape}"
-        ref_update = r - p0
-        # A tensor the reference leaves (almost) unchanged, e.g. behind dead ReLUs, is judged
-        # against float32 resolution of the tensor itself instead of its vanishing update.
-        denom = max(np.linalg.norm(ref_update), 1e-7 * np.linalg.norm(r), 1e-30)
-        update_err = max(update_err, float(np.linalg.norm((p - p0) - ref_update) / denom))
-    why = []
-    if not loss_err <= LOSS_RTOL:
-        why.append(f"loss rel. error {loss_err:.2e} > {LOSS_RTOL:.0e}")
-    if not update_err <= UPDATE_RTOL:
-        why.append(f"update rel. error {update_err:.2e} > {UPDATE_RTOL:.0e}")
-    return loss_err, update_err, "; ".join(why)
+    from models.gate import compare_to_reference
+
+    return compare_to_reference(init_params(cfg), losses, params, ref, LOSS_RTOL, UPDATE_RTOL)
+
+
+def describe(cfg: MLPConfig) -> dict:
+    """The size columns of a results row."""
+    return {"batch": cfg.batch, "width": cfg.width, "depth": cfg.depth, "d_in": cfg.d_in,
+            "classes": cfg.classes, "seq_len": None, "heads": None, "vocab": None}
+
+
+Config = MLPConfig

@@ -65,26 +65,31 @@ class TorchStep:
         return out
 
     def count_ops(self) -> int:
-        """ATen operators dispatched by one eager step (forward, backward, optimizer), counted
-        by a TorchDispatchMode. torch.compile rows carry the same model's eager count."""
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        class Count(TorchDispatchMode):
-            n = 0
-
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                Count.n += 1
-                return func(*args, **(kwargs or {}))
-
-        with Count():
-            self._train_step()
-        return Count.n
+        """ATen operators dispatched by one eager step (forward, backward, optimizer).
+        torch.compile rows carry the same model's eager count."""
+        return count_dispatched(self._train_step)
 
     @torch.no_grad()
     def reset(self) -> None:
         for i, lin in enumerate(self.linears):
             lin.weight.copy_(torch.from_numpy(self.init[2 * i].T))  # (out, in) <- (in, out).T
             lin.bias.copy_(torch.from_numpy(self.init[2 * i + 1]))
+
+
+def count_dispatched(fn) -> int:
+    """Run fn once eagerly and count the ATen operators it dispatches (TorchDispatchMode)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
 
 
 def configure_compile() -> None:

@@ -38,9 +38,12 @@ class Impl:
         return ""
 
 
-IMPLS: dict[str, Impl] = {
-    i.name: i
-    for i in [
+def _impls(*impls: Impl) -> dict[str, Impl]:
+    return {i.name: i for i in impls}
+
+
+REGISTRY: dict[str, dict[str, Impl]] = {
+    "mlp": _impls(
         Impl("numpy.loop", "mlp", "numpy", "loop", "models.mlp_numpy:build", ("numpy",)),
         Impl("torch.eager", "mlp", "torch", "eager", "models.mlp_torch:build_eager", ("torch",)),
         Impl("torch.compile", "mlp", "torch", "compile", "models.mlp_torch:build_compiled", ("torch",)),
@@ -52,14 +55,36 @@ IMPLS: dict[str, Impl] = {
         Impl("c.step", "mlp", "c", "step", "models.mlp_c:build_step", ("scipy_openblas32",),
              probe="models.mlp_c:unavailable_reason"),
         Impl("null.noop", "mlp", "null", "noop", "models.null:build"),
-    ]
+    ),
+    "gpt": _impls(
+        Impl("numpy.loop", "gpt", "numpy", "loop", "models.gpt_numpy:build", ("numpy",)),
+        Impl("torch.eager", "gpt", "torch", "eager", "models.gpt_torch:build_eager", ("torch",)),
+        Impl("torch.compile", "gpt", "torch", "compile", "models.gpt_torch:build_compiled", ("torch",)),
+        Impl("jax.eager", "gpt", "jax", "eager", "models.gpt_jax:build_eager", ("jax",)),
+        Impl("jax.jit", "gpt", "jax", "jit", "models.gpt_jax:build_jit", ("jax",)),
+        Impl("jax.scan", "gpt", "jax", "scan", "models.gpt_jax:build_scan", ("jax",), fused=True),
+        Impl("null.noop", "gpt", "null", "noop", "models.null:build"),
+    ),
 }
+IMPLS = REGISTRY["mlp"]  # the MLP's implementations, by name
 
-MODELS = ("mlp",)
+
+def get(model: str, name: str) -> Impl:
+    """KeyError if the model has no implementation of that name."""
+    return REGISTRY[model][name]
+
+
+MODELS = {"mlp": "models.mlp", "gpt": "models.gpt"}  # model name -> module with the shared truth
+
+
+def model_module(model: str):
+    """The module holding a model's Config, init_params, make_batch, flops_per_step, n_params,
+    memory_bytes, reference, compare and describe."""
+    return importlib.import_module(MODELS[model])
 
 
 def for_model(model: str) -> list[Impl]:
-    return [i for i in IMPLS.values() if i.model == model]
+    return list(REGISTRY[model].values())
 
 
 def register_extra(env: str | None = None) -> None:
@@ -72,7 +97,7 @@ def register_extra(env: str | None = None) -> None:
 
     for module in filter(None, (env if env is not None else os.environ.get("BENCH_EXTRA_IMPLS", "")).split(",")):
         for impl in importlib.import_module(module.strip()).EXTRA_IMPLS:
-            IMPLS[impl.name] = impl
+            REGISTRY[impl.model][impl.name] = impl
 
 
 register_extra()

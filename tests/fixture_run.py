@@ -9,7 +9,7 @@ import numpy as np
 from bench.results import RunDir
 from bench.runner import CaseState, Settings, case_row
 from bench.schema import SCHEMA_VERSION
-from bench.sizes import Size
+from bench.sizes import mlp
 from bench.timing import Budget
 from models.registry import IMPLS
 
@@ -26,7 +26,7 @@ PEAK_GFLOPS = 200.0
 
 def make_run(path: Path, seed: int = 0, noise: float = 0.02) -> Path:
     rng = np.random.default_rng(seed)
-    sizes = [Size(b, h, 2, "width") for b, h in WIDTH] + [Size(32, 32, d, "depth") for d in DEPTH]
+    sizes = [mlp(b, h, 2, "width") for b, h in WIDTH] + [mlp(32, 32, d, "depth") for d in DEPTH]
     settings = Settings("mlp", list(TRUTH) + ["null.noop"], sizes, 2, 3, Budget(), 60.0)
     run = RunDir.create(path)
     peaks = {fw: {"n": 2048, "gflops": PEAK_GFLOPS, "gflops_best": PEAK_GFLOPS * 1.05} for fw in ("numpy", "torch", "jax")}

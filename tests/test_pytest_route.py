@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fixture_run import make_run
 
 from bench.cli import main
 from bench.sizes import parse_sizes
 from models.registry import IMPLS, for_model
-
-from fixture_run import make_run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.schema import FAILED_STATUSES
+from bench.schema import FAILED_STATUSES, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = {
@@ -119,7 +119,7 @@ def test_resume_refuses_complete_runs_non_runs_and_extra_settings(tmp_path, caps
     assert "not a run directory" in capsys.readouterr().err
     run = tmp_path / "done"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"schema_version": 1, "status": "complete"}))
+    (run / "run.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "status": "complete"}))
     assert main(["run", "--resume", str(run)]) == 2
     assert "nothing to resume" in capsys.readouterr().err
     (run / "run.json").write_text(json.dumps({"schema_version": 99, "status": "interrupted"}))
