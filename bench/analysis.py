@@ -94,20 +94,25 @@ def per_round_samples(samples: pd.DataFrame) -> dict[tuple[str, str], list[np.nd
 def shares(results: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Per ok row: t_floor, overhead share vs the floor and vs the peak, bounds, slowdown."""
     ok = results[(results["status"] == "ok") & ~results["impl"].isin(CONTROL_IMPLS)].copy()
+    # Per device: a share never compares a GPU row with a CPU floor (or the other way round).
+    key = pd.Series(list(zip(ok["device"], ok["size"], strict=True)), index=ok.index)
     floors = ok[ok["impl"].isin(FLOOR_IMPLS)].assign(pref=lambda d: d["impl"] != FLOOR_REF)
-    fl = floors.sort_values(["pref", "median_s"]).groupby("size").first()
-    ok["floor_impl"] = ok["size"].map(fl["impl"])
-    ok["t_floor"] = ok["size"].map(fl["median_s"])
-    f_lo, f_hi = ok["size"].map(fl["ci_low_s"]), ok["size"].map(fl["ci_high_s"])
+    fl = floors.sort_values(["pref", "median_s"]).groupby(["device", "size"]).first()
+    fl.index = fl.index.to_flat_index()
+    ok["floor_impl"] = key.map(fl["impl"])
+    ok["t_floor"] = key.map(fl["median_s"])
+    f_lo, f_hi = key.map(fl["ci_low_s"]), key.map(fl["ci_high_s"])
     ok["share"] = (ok["median_s"] - ok["t_floor"]) / ok["median_s"]
     ok["share_lo"] = (ok["ci_low_s"] - f_hi) / ok["ci_low_s"]
     ok["share_hi"] = (ok["ci_high_s"] - f_lo) / ok["ci_high_s"]
     best = best_peak_gflops(meta)
     ok["t_peak"] = ok["flops_per_step"] / (best * 1e9) if best else math.nan
     ok["share_vs_peak"] = (ok["median_s"] - ok["t_peak"]) / ok["median_s"]
-    fastest = ok.groupby("size")["median_s"].transform("min")
+    fastest = ok.groupby(["device", "size"])["median_s"].transform("min")
     ok["slowdown"] = ok["median_s"] / fastest
-    ok["fastest_impl"] = ok["size"].map(ok.sort_values("median_s").groupby("size")["impl"].first())
+    first = ok.sort_values("median_s").groupby(["device", "size"])["impl"].first()
+    first.index = first.index.to_flat_index()
+    ok["fastest_impl"] = key.map(first)
     return ok
 
 

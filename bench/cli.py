@@ -65,7 +65,9 @@ def build_parser() -> Parser:
     r.add_argument("--case-timeout", type=_positive(float, 1, 86400, "--case-timeout"), default=600.0,
                    help="seconds one case may take (build, compile, gate, samples) before its worker is killed")
     r.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>)")
-    r.add_argument("--device", default="cpu", choices=["cpu"], help="cpu (GPU support: see README)")
+    r.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="cpu (default), cuda, or auto (cuda when torch or jax sees a GPU); NumPy and C stay on the CPU")
+    r.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA for torch and jax (default: strict fp32)")
     r.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
     r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="finish an interrupted run: only its missing cases, with the settings in its run.json")
@@ -117,7 +119,7 @@ def check_out(out: Path) -> None:
 
 
 RUN_SETTINGS = ("--model", "--impl", "--sizes", "--threads", "--rounds", "--budget", "--min-samples",
-                "--case-timeout", "--out", "--device")
+                "--case-timeout", "--out", "--device", "--tf32")
 FRAMEWORK_BASE_BYTES = 1 << 30  # an imported framework, its allocator and compiled code
 
 
@@ -159,11 +161,17 @@ def make_runner(args, argv: list[str]):
     except ValueError as e:
         raise UsageError(str(e)) from None
     check_memory(sizes)
+    from bench import devices
+
+    try:
+        device = devices.resolve(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     budget_s = args.budget if args.budget is not None else (0.2 if args.sizes == "quick" else 0.5)
     settings = Settings(
         model=args.model, impls=[i.name for i in impls], sizes=sizes, threads=args.threads,
         rounds=args.rounds, budget=Budget(seconds=budget_s, min_samples=args.min_samples),
-        case_timeout_s=args.case_timeout, device=args.device,
+        case_timeout_s=args.case_timeout, device=device, tf32=args.tf32,
     )
     out = args.out or default_out()
     check_out(out)

@@ -17,11 +17,19 @@ def pytest_addoption(parser):
     g.addoption("--impl", default="all", help="comma-separated implementation names, or all")
     g.addoption("--threads", type=int, default=len(os.sched_getaffinity(0)), help="threads for every framework")
     g.addoption("--budget", type=float, default=0.5, help="sampling seconds per benchmark")
+    g.addoption("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="as bench run --device")
+    g.addoption("--tf32", action="store_true", help="allow TF32 matmuls on CUDA")
 
 
 def pytest_configure(config):
     # Before any framework is imported: the same thread rules as the CLI's workers.
-    pin_threads(config.getoption("--threads"))
+    from bench import devices
+
+    try:
+        config.bench_device = devices.resolve(config.getoption("--device"))
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    pin_threads(config.getoption("--threads"), config.bench_device)
 
 
 def pytest_generate_tests(metafunc):

@@ -10,7 +10,7 @@ import numpy as np
 from bench.timing import Budget, sample, warm_up
 
 
-def matmul_call(framework: str, n: int):
+def matmul_call(framework: str, n: int, device: str = "cpu"):
     """A call that computes one (n, n) @ (n, n) float32 product, synced on return."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
@@ -21,7 +21,10 @@ def matmul_call(framework: str, n: int):
     if framework == "torch":
         import torch
 
-        ta, tb, out = torch.from_numpy(a), torch.from_numpy(b), torch.empty(n, n)
+        ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
+        out = torch.empty(n, n, device=device)
+        if device == "cuda":
+            return lambda: (torch.mm(ta, tb, out=out), torch.cuda.synchronize())
         return lambda: torch.mm(ta, tb, out=out)
     if framework == "jax":
         import jax
@@ -38,14 +41,39 @@ def matmul_call(framework: str, n: int):
     raise ValueError(f"no matmul peak for framework {framework!r}")
 
 
-def measure(framework: str, n: int, budget: Budget) -> dict:
-    call = matmul_call(framework, n)
+def copy_call(framework: str, nbytes: int):
+    """A device-to-device copy of nbytes (GPU bandwidth), synced on return."""
+    if framework == "torch":
+        import torch
+
+        src = torch.empty(nbytes // 4, device="cuda")
+        dst = torch.empty_like(src)
+        return lambda: (dst.copy_(src), torch.cuda.synchronize())
+    import jax
+    import jax.numpy as jnp
+
+    src = jnp.ones(nbytes // 4, jnp.float32)
+    f = jax.jit(lambda x: x + 0)  # one read and one write of every element
+    return lambda: f(src).block_until_ready()
+
+
+def measure(framework: str, n: int, budget: Budget, device: str = "cpu") -> dict:
+    out = _measure(matmul_call(framework, n, device), budget, 2.0 * n**3)
+    out = {"n": n, "flops": 2.0 * n**3, "device": device, **out}
+    if device == "cuda" and framework in ("torch", "jax"):
+        nbytes = 1 << 30
+        copy = _measure(copy_call(framework, nbytes), budget, 2.0 * nbytes)  # bytes read + written
+        out["copy_gbytes_per_s"] = copy["gflops"]
+    return out
+
+
+def _measure(call, budget: Budget, work: float) -> dict:
+    """Time call like a case; work per call -> rate in G units per second."""
     call()
     warm_up(call, budget)
     ns = np.asarray(sample(call, budget), float)
-    flops = 2.0 * n**3
     return {
-        "n": n, "flops": flops, "median_s": float(np.median(ns)) / 1e9,
-        "gflops": flops / (float(np.median(ns)) / 1e9) / 1e9,
-        "gflops_best": flops / (float(ns.min()) / 1e9) / 1e9, "n_samples": int(ns.size),
+        "median_s": float(np.median(ns)) / 1e9,
+        "gflops": work / (float(np.median(ns)) / 1e9) / 1e9,
+        "gflops_best": work / (float(ns.min()) / 1e9) / 1e9, "n_samples": int(ns.size),
     }

@@ -7,6 +7,7 @@ import os
 import time
 
 from bench import envinfo
+from bench.devices import row_device
 from bench.sizes import parse_sizes
 from models.registry import for_model, get, model_module
 
@@ -14,13 +15,14 @@ GATE_STEPS = 5
 MIN_ROUNDS, MAX_ROUNDS = 10, 5000
 
 
-def pin_threads(threads: int) -> None:
+def pin_threads(threads: int, device: str = "cpu") -> None:
     """CPU affinity and the BLAS/OpenMP variables, before a framework is imported."""
     cpus = sorted(os.sched_getaffinity(0))[:threads]
     os.sched_setaffinity(0, cpus)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if device == "cpu":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def cases(impl_text: str, sizes_text: str, model: str = "mlp"):
@@ -32,14 +34,21 @@ def cases(impl_text: str, sizes_text: str, model: str = "mlp"):
     return [(get(model, n), z) for z in parse_sizes(sizes_text, model) for n in names]
 
 
-def apply_threads(framework: str, threads: int):
-    """The framework's own thread knob, as the worker does; returns what to keep alive."""
+def apply_threads(framework: str, threads: int, tf32: bool = False):
+    """The framework's own thread knob (and TF32 setting), as the worker does; returns what to
+    keep alive."""
     from threadpoolctl import threadpool_limits
 
     if framework == "torch":
         import torch
 
         torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    elif framework == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
     elif framework == "c":
         from models import mlp_c
 
@@ -47,18 +56,22 @@ def apply_threads(framework: str, threads: int):
     return threadpool_limits(limits=threads)
 
 
-def bench_case(benchmark, impl, size, threads: int, budget_s: float) -> None:
+def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str = "cpu", tf32: bool = False) -> None:
     """Build, time the first call, gate, then pytest-benchmark's pedantic mode on step.call."""
     import pytest
 
     why = impl.unavailable_reason()
+    dev = row_device(impl.devices, device)
+    if not why and dev not in impl.devices:
+        why = f"runs on {', '.join(impl.devices)} only (--device)"
     if why:
         pytest.skip(why)
     cfg = size.config()
     mod = model_module(size.model)
-    limits = apply_threads(impl.framework, threads)
+    limits = apply_threads(impl.framework, threads, tf32)
     builder = impl.load()
-    step = builder(cfg, size.scan_k()) if impl.fused else builder(cfg)
+    kw = {"device": dev} if impl.framework == "torch" else {}
+    step = builder(cfg, size.scan_k(), **kw) if impl.fused else builder(cfg, **kw)
     t0 = time.perf_counter()
     step.call()
     first_call_s = time.perf_counter() - t0
@@ -81,7 +94,7 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float) -> None:
         benchmark._timer = lambda: clock() / k
     benchmark.extra_info.update({
         "impl": impl.name, "model": impl.model, "framework": impl.framework, "mode": impl.mode,
-        "device": "cpu", "size": size.label, "sweep": size.sweep, "dims": dict(size.dims), **mod.describe(cfg),
+        "device": dev, "tf32": tf32, "size": size.label, "sweep": size.sweep, "dims": dict(size.dims), **mod.describe(cfg),
         "flops_per_step": mod.flops_per_step(cfg),
         "steps_per_call": k, "time_unit": "seconds per training step", "threads": threads,
         "first_call_s": first_call_s, "ops_per_step": step.count_ops(), **info,

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import envinfo, stats
+from bench.devices import row_device
 from bench.results import RunDir, read_meta, read_results, read_samples
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.sizes import Size
@@ -43,7 +44,8 @@ class Settings:
     rounds: int
     budget: Budget
     case_timeout_s: float
-    device: str = "cpu"
+    device: str = "cpu"  # cpu or cuda (resolved from --device auto before a run starts)
+    tf32: bool = False  # TF32 matmuls on CUDA for torch and jax (--tf32); fp32 otherwise
 
 
 @dataclass
@@ -73,13 +75,18 @@ class WorkerFailure(Exception):
         self.status, self.reason = status, reason
 
 
+def framework_device(framework: str, run_device: str) -> str:
+    """torch and jax follow the run's device; NumPy, C and the control stay on the CPU."""
+    return run_device if framework in ("torch", "jax") else "cpu"
+
+
 def worker_env(threads: int, device: str) -> dict[str, str]:
     """The environment of every worker: the caller's, plus the thread settings, explicitly."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     if device == "cpu":
-        env["JAX_PLATFORMS"] = "cpu"
+        env["JAX_PLATFORMS"] = "cpu"  # a CPU run keeps JAX off any GPU the machine has
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -88,12 +95,12 @@ def worker_env(threads: int, device: str) -> dict[str, str]:
 class WorkerHandle:
     """One worker process and its reply channel."""
 
-    def __init__(self, framework: str, threads: int, log_path: Path, device: str) -> None:
+    def __init__(self, framework: str, threads: int, log_path: Path, device: str, tf32: bool = False) -> None:
         self.framework = framework
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", framework, str(threads)],
+            [sys.executable, "-m", "bench.worker", framework, str(threads), device, "tf32" if tf32 else "fp32"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
             env=worker_env(threads, device), cwd=REPO_ROOT, start_new_session=True,
         )
@@ -180,7 +187,7 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     noisy = stats.noisy_reason(s, spread) if st.samples_s else ""
     return {
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
-        "framework": st.impl.framework, "mode": st.impl.mode, "device": settings.device,
+        "framework": st.impl.framework, "mode": st.impl.mode, "device": row_device(st.impl.devices, settings.device),
         "size": st.size.label, "sweep": st.size.sweep, **mod.describe(cfg),
         "flops_per_step": flops, "params": mod.n_params(cfg), "threads": settings.threads,
         "threads_used": (workers or {}).get(st.impl.framework, {}).get("threads_used", float("nan")),
@@ -231,7 +238,8 @@ class Runner:
         if w is not None and w.proc.poll() is None:
             return w
         s = self.settings
-        w = WorkerHandle(framework, s.threads, self.run_dir.path / "logs" / f"{framework}.log", s.device)
+        w = WorkerHandle(framework, s.threads, self.run_dir.path / "logs" / f"{framework}.log",
+                         framework_device(framework, s.device), s.tf32)
         self.workers[framework] = w
         hello = w.request({"op": "hello"}, HELLO_TIMEOUT_S, self.stop)
         if not hello.get("ok"):
@@ -243,7 +251,8 @@ class Runner:
         s = self.settings
         fw = st.impl.framework
         msg = {
-            "op": "case", "model": st.impl.model, "impl": st.impl.name, "config": asdict(st.size.config()),
+            "op": "case", "model": st.impl.model, "impl": st.impl.name,
+            "device": row_device(st.impl.devices, s.device), "config": asdict(st.size.config()),
             "k": st.size.scan_k(), "gate": st.status == "pending", "budget": asdict(s.budget),
         }
         if fw in self.unavailable:
@@ -318,6 +327,8 @@ class Runner:
         s = self.settings
         for st in self.states:
             why = st.impl.unavailable_reason() if st.status == "pending" else ""
+            if not why and st.status == "pending" and row_device(st.impl.devices, s.device) not in st.impl.devices:
+                why = f"runs on {', '.join(st.impl.devices)} only; this run is on {s.device} (--device)"
             if why:
                 st.status, st.error = "unavailable", why
         self.meta["status"] = "running"
@@ -368,7 +379,7 @@ class Runner:
             model=cfg["model"], impls=cfg["impls"],
             sizes=[Size.from_json(z) for z in cfg["sizes"]],
             threads=cfg["threads"], rounds=cfg["rounds"], budget=Budget(**cfg["budget"]),
-            case_timeout_s=cfg["case_timeout_s"], device=cfg["device"],
+            case_timeout_s=cfg["case_timeout_s"], device=cfg["device"], tf32=cfg.get("tf32", False),
         )
         unknown = [n for n in settings.impls if n not in REGISTRY.get(settings.model, {})]
         if unknown:

@@ -59,6 +59,10 @@ PRESETS: dict[str, dict[str, list[Size]]] = {
         # then a depth sweep at tiny width for the cost per op; its L=2 point is B8-H8-L2 above
         "default": [mlp(b, b, 2, "width") for b in (1, 8, 32, 128, 256, 512, 1024)]
         + [mlp(8, 8, d, "depth") for d in (1, 4, 8, 16)],
+        # for a large GPU: launch-bound at the small end, compute-bound at B = H = 8192
+        # (3.6 TFLOP per step), depth sweep at tiny width for the cost per launch
+        "gpu": [mlp(b, b, 2, "width") for b in (1, 64, 256, 1024, 2048, 4096, 8192)]
+        + [mlp(8, 8, d, "depth") for d in (1, 4, 8, 16)],
     },
     "gpt": {
         "quick": [gpt(2, 16, 32, 1, 2, "width", vocab=64), gpt(2, 24, 64, 2, 4, "width", vocab=128)],
@@ -66,6 +70,9 @@ PRESETS: dict[str, dict[str, list[Size]]] = {
         # depth sweep at tiny width (n_embd 32), its n_layer = 2 point is the first width size
         "default": [gpt(4, 64, c, 2, h, "width") for c, h in ((32, 2), (64, 4), (128, 4), (256, 8), (384, 6))]
         + [gpt(4, 64, 32, n, 2, "depth") for n in (1, 4, 8)],
+        # for a large GPU: up to C = 2048, T = 256, 4 layers (2.5 TFLOP per step)
+        "gpu": [gpt(8, 256, c, 4, h, "width") for c, h in ((64, 4), (256, 4), (512, 8), (1024, 16), (2048, 16))]
+        + [gpt(1, 16, 32, n, 2, "depth") for n in (1, 2, 4, 8)],
     },
 }
 

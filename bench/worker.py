@@ -23,11 +23,30 @@ def pin_cpus(threads: int) -> list[int]:
     return cpus
 
 
-def import_framework(framework: str, threads: int) -> dict:
-    """Import the framework, apply the thread count, and report what it actually uses."""
+def gpu_info() -> dict:
+    """What run.json records of the GPU (through torch, when the worker imported it)."""
+    import subprocess
+
+    import torch
+
+    props = torch.cuda.get_device_properties(0)
+    driver = ""
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"name": props.name, "capability": f"{props.major}.{props.minor}", "memory_gb": round(props.total_memory / 2**30, 1),
+            "multiprocessors": props.multi_processor_count, "cuda_runtime": torch.version.cuda, "driver": driver}
+
+
+def import_framework(framework: str, threads: int, device: str = "cpu", tf32: bool = False) -> dict:
+    """Import the framework, apply the thread count (and on CUDA the TF32 setting), and report
+    what it actually uses."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    info: dict = {"framework": framework, "pid": os.getpid(), "affinity": sorted(os.sched_getaffinity(0))}
+    info: dict = {"framework": framework, "pid": os.getpid(), "affinity": sorted(os.sched_getaffinity(0)),
+                  "device": device}
     if framework == "torch":
         import torch
 
@@ -35,8 +54,18 @@ def import_framework(framework: str, threads: int) -> dict:
         info["torch_num_threads"] = info["threads_used"] = torch.get_num_threads()
         info["torch_interop_threads"] = torch.get_num_interop_threads()
         info["torch_version"] = torch.__version__
+        # fp32 means fp32: TF32 tensor-core matmuls only with --tf32 (recorded)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+        info["tf32"] = tf32
+        if device == "cuda":
+            info["gpu"] = gpu_info()
     elif framework == "jax":
         import jax
+
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
+        info["tf32"] = tf32
 
         # XLA's CPU client sizes its thread pool from the affinity mask set above.
         info["jax_version"] = jax.__version__
@@ -95,7 +124,8 @@ class Worker:
                 builder = impl.load()
             except ImportError as e:
                 return {"status": "unavailable", "error": f"{type(e).__name__}: {e}"}
-            step = builder(cfg, msg["k"]) if impl.fused else builder(cfg)
+            kw = {"device": msg.get("device", "cpu")} if impl.framework == "torch" else {}
+            step = builder(cfg, msg["k"], **kw) if impl.fused else builder(cfg, **kw)
             t0 = time.perf_counter_ns()
             step.call()
             out["first_call_s"] = (time.perf_counter_ns() - t0) / 1e9
@@ -127,6 +157,8 @@ def rss_mb() -> float:
 
 def main(argv: list[str]) -> int:
     framework, threads = argv[0], int(argv[1])
+    device = argv[2] if len(argv) > 2 else "cpu"
+    tf32 = len(argv) > 3 and argv[3] == "tf32"
     reply_to = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # framework prints land in stderr, never in the reply channel
     faulthandler.enable()  # a segfault leaves its Python stack in stderr, for the case's reason
@@ -140,7 +172,7 @@ def main(argv: list[str]) -> int:
         msg = json.loads(line)
         if msg["op"] == "hello":
             try:
-                reply({"ok": True, "info": import_framework(framework, threads)})
+                reply({"ok": True, "info": import_framework(framework, threads, device, tf32)})
             except Exception as e:  # a framework that fails to import makes its rows unavailable
                 traceback.print_exc()
                 reply({"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0]})
@@ -155,7 +187,7 @@ def main(argv: list[str]) -> int:
             from bench.timing import Budget
 
             try:
-                reply(peak.measure(framework, msg["n"], Budget(**msg["budget"])))
+                reply(peak.measure(framework, msg["n"], Budget(**msg["budget"]), device))
             except Exception as e:
                 traceback.print_exc()
                 reply({"error": f"{type(e).__name__}: {e}".splitlines()[0]})

@@ -75,13 +75,16 @@ class GPT(nn.Module):
 class TorchGPTStep:
     steps_per_call = 1
 
-    def __init__(self, cfg: GPTConfig, compiled: bool) -> None:
+    def __init__(self, cfg: GPTConfig, compiled: bool, device: str = "cpu", mode: str | None = None) -> None:
         self.cfg = cfg
         idx, targets = make_batch(cfg)
-        self.idx, self.targets = torch.from_numpy(idx), torch.from_numpy(targets)  # (B, T)
-        self.model = GPT(cfg)
+        self.idx, self.targets = torch.from_numpy(idx).to(device), torch.from_numpy(targets).to(device)  # (B, T)
+        self.model = GPT(cfg).to(device)
+        self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
         self.reset()
-        self.train_step = torch.compile(self._train_step, dynamic=False) if compiled else self._train_step
+        self.train_step = self._train_step
+        if compiled:
+            self.train_step = torch.compile(self._train_step, dynamic=False, mode=mode)
 
     def _make_optimizer(self) -> torch.optim.AdamW:
         params = dict(self.model.named_parameters())  # the tied weight appears once
@@ -102,12 +105,13 @@ class TorchGPTStep:
 
     def call(self) -> None:
         self.train_step()
+        self.sync()  # on CUDA, wait for the step inside the timed region
 
     def losses(self, n: int) -> np.ndarray:
         return np.array([self.train_step().item() for _ in range(n)])
 
     def params(self) -> list[np.ndarray]:
-        return [(p.detach().T if t else p.detach()).numpy().copy() for p, t in self.model.ordered()]
+        return [(p.detach().T if t else p.detach()).cpu().numpy().copy() for p, t in self.model.ordered()]
 
     def count_ops(self) -> int:
         from models.mlp_torch import count_dispatched
@@ -124,12 +128,20 @@ class TorchGPTStep:
             self.opt = self._make_optimizer()
 
 
-def build_eager(cfg: GPTConfig) -> TorchGPTStep:
-    return TorchGPTStep(cfg, compiled=False)
+def build_eager(cfg: GPTConfig, device: str = "cpu") -> TorchGPTStep:
+    return TorchGPTStep(cfg, compiled=False, device=device)
 
 
-def build_compiled(cfg: GPTConfig) -> TorchGPTStep:
+def build_compiled(cfg: GPTConfig, device: str = "cpu") -> TorchGPTStep:
     configure_compile()
-    return TorchGPTStep(cfg, compiled=True)
+    return TorchGPTStep(cfg, compiled=True, device=device)
+
+
+def build_cudagraphs(cfg: GPTConfig, device: str = "cuda") -> TorchGPTStep:
+    """torch.compile(mode="reduce-overhead"): the compiled graphs replayed as CUDA graphs. CUDA only."""
+    if not device.startswith("cuda"):
+        raise RuntimeError("torch.cudagraphs needs --device cuda")
+    configure_compile()
+    return TorchGPTStep(cfg, compiled=True, device=device, mode="reduce-overhead")
 
 

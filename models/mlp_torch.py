@@ -30,7 +30,7 @@ class TorchStep:
 
     steps_per_call = 1
 
-    def __init__(self, cfg: MLPConfig, compiled: bool, device: str = "cpu") -> None:
+    def __init__(self, cfg: MLPConfig, compiled: bool, device: str = "cpu", mode: str | None = None) -> None:
         self.cfg = cfg
         self.init = init_params(cfg)
         x, y = make_batch(cfg)
@@ -40,10 +40,12 @@ class TorchStep:
         self.linears = [m for m in self.model.net if isinstance(m, nn.Linear)]
         self.reset()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
+        self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
         self.train_step = self._train_step
         if compiled:
             # One static-shape graph per size: never fall back to dynamic shapes between sizes.
-            self.train_step = torch.compile(self._train_step, dynamic=False)
+            # mode="reduce-overhead" (torch.cudagraphs) replays each compiled graph as a CUDA graph.
+            self.train_step = torch.compile(self._train_step, dynamic=False, mode=mode)
 
     def _train_step(self) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
@@ -53,7 +55,8 @@ class TorchStep:
         return loss.detach()
 
     def call(self) -> None:
-        self.train_step()  # CPU eager and compiled code are synchronous here
+        self.train_step()
+        self.sync()  # on CUDA, wait for the step inside the timed region; the CPU is synchronous
 
     def losses(self, n: int) -> np.ndarray:
         return np.array([self.train_step().item() for _ in range(n)])
@@ -61,7 +64,7 @@ class TorchStep:
     def params(self) -> list[np.ndarray]:
         out = []
         for lin in self.linears:
-            out += [lin.weight.detach().T.cpu().numpy().copy(), lin.bias.detach().cpu().numpy().copy()]
+            out += [lin.weight.detach().T.cpu().numpy().copy(), lin.bias.detach().cpu().numpy().copy()]  # to host
         return out
 
     def count_ops(self) -> int:
@@ -101,10 +104,18 @@ def configure_compile() -> None:
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), 256))
 
 
-def build_eager(cfg: MLPConfig) -> TorchStep:
-    return TorchStep(cfg, compiled=False)
+def build_eager(cfg: MLPConfig, device: str = "cpu") -> TorchStep:
+    return TorchStep(cfg, compiled=False, device=device)
 
 
-def build_compiled(cfg: MLPConfig) -> TorchStep:
+def build_compiled(cfg: MLPConfig, device: str = "cpu") -> TorchStep:
     configure_compile()
-    return TorchStep(cfg, compiled=True)
+    return TorchStep(cfg, compiled=True, device=device)
+
+
+def build_cudagraphs(cfg: MLPConfig, device: str = "cuda") -> TorchStep:
+    """The whole step under torch.compile(mode="reduce-overhead"): CUDA graphs. CUDA only."""
+    if not device.startswith("cuda"):
+        raise RuntimeError("torch.cudagraphs needs --device cuda")
+    configure_compile()
+    return TorchStep(cfg, compiled=True, device=device, mode="reduce-overhead")

@@ -21,6 +21,7 @@ class Impl:
     requires: tuple[str, ...] = ()  # importable packages it needs
     fused: bool = False  # one call runs K steps (K recorded per row)
     probe: str = ""  # optional "module:function" -> '' or why it cannot run here (cheap, no build)
+    devices: tuple[str, ...] = ("cpu",)  # where it can run; a CPU-only one stays on the CPU in a GPU run
 
     def load(self):
         """The builder function (imports the framework: call it in a worker only)."""
@@ -38,6 +39,9 @@ class Impl:
         return ""
 
 
+BOTH, CUDA = ("cpu", "cuda"), ("cuda",)
+
+
 def _impls(*impls: Impl) -> dict[str, Impl]:
     return {i.name: i for i in impls}
 
@@ -45,11 +49,13 @@ def _impls(*impls: Impl) -> dict[str, Impl]:
 REGISTRY: dict[str, dict[str, Impl]] = {
     "mlp": _impls(
         Impl("numpy.loop", "mlp", "numpy", "loop", "models.mlp_numpy:build", ("numpy",)),
-        Impl("torch.eager", "mlp", "torch", "eager", "models.mlp_torch:build_eager", ("torch",)),
-        Impl("torch.compile", "mlp", "torch", "compile", "models.mlp_torch:build_compiled", ("torch",)),
-        Impl("jax.eager", "mlp", "jax", "eager", "models.mlp_jax:build_eager", ("jax",)),
-        Impl("jax.jit", "mlp", "jax", "jit", "models.mlp_jax:build_jit", ("jax",)),
-        Impl("jax.scan", "mlp", "jax", "scan", "models.mlp_jax:build_scan", ("jax",), fused=True),
+        Impl("torch.eager", "mlp", "torch", "eager", "models.mlp_torch:build_eager", ("torch",), devices=BOTH),
+        Impl("torch.compile", "mlp", "torch", "compile", "models.mlp_torch:build_compiled", ("torch",), devices=BOTH),
+        Impl("torch.cudagraphs", "mlp", "torch", "cudagraphs", "models.mlp_torch:build_cudagraphs", ("torch",),
+             devices=CUDA),
+        Impl("jax.eager", "mlp", "jax", "eager", "models.mlp_jax:build_eager", ("jax",), devices=BOTH),
+        Impl("jax.jit", "mlp", "jax", "jit", "models.mlp_jax:build_jit", ("jax",), devices=BOTH),
+        Impl("jax.scan", "mlp", "jax", "scan", "models.mlp_jax:build_scan", ("jax",), fused=True, devices=BOTH),
         Impl("c.ref", "mlp", "c", "ref", "models.mlp_c:build_ref", ("scipy_openblas32",), fused=True,
              probe="models.mlp_c:unavailable_reason"),
         Impl("c.step", "mlp", "c", "step", "models.mlp_c:build_step", ("scipy_openblas32",),
@@ -58,11 +64,13 @@ REGISTRY: dict[str, dict[str, Impl]] = {
     ),
     "gpt": _impls(
         Impl("numpy.loop", "gpt", "numpy", "loop", "models.gpt_numpy:build", ("numpy",)),
-        Impl("torch.eager", "gpt", "torch", "eager", "models.gpt_torch:build_eager", ("torch",)),
-        Impl("torch.compile", "gpt", "torch", "compile", "models.gpt_torch:build_compiled", ("torch",)),
-        Impl("jax.eager", "gpt", "jax", "eager", "models.gpt_jax:build_eager", ("jax",)),
-        Impl("jax.jit", "gpt", "jax", "jit", "models.gpt_jax:build_jit", ("jax",)),
-        Impl("jax.scan", "gpt", "jax", "scan", "models.gpt_jax:build_scan", ("jax",), fused=True),
+        Impl("torch.eager", "gpt", "torch", "eager", "models.gpt_torch:build_eager", ("torch",), devices=BOTH),
+        Impl("torch.compile", "gpt", "torch", "compile", "models.gpt_torch:build_compiled", ("torch",), devices=BOTH),
+        Impl("torch.cudagraphs", "gpt", "torch", "cudagraphs", "models.gpt_torch:build_cudagraphs", ("torch",),
+             devices=CUDA),
+        Impl("jax.eager", "gpt", "jax", "eager", "models.gpt_jax:build_eager", ("jax",), devices=BOTH),
+        Impl("jax.jit", "gpt", "jax", "jit", "models.gpt_jax:build_jit", ("jax",), devices=BOTH),
+        Impl("jax.scan", "gpt", "jax", "scan", "models.gpt_jax:build_scan", ("jax",), fused=True, devices=BOTH),
         Impl("null.noop", "gpt", "null", "noop", "models.null:build"),
     ),
 }

@@ -1,0 +1,50 @@
+"""Which device a run uses. The runner never imports torch or jax, so it asks a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PROBE = r"""
+import json, os
+out = {"torch": False, "jax": False, "torch_error": "", "jax_error": ""}
+try:
+    import torch
+    out["torch"] = bool(torch.cuda.is_available())
+except Exception as e:
+    out["torch_error"] = f"{type(e).__name__}: {e}"
+try:
+    import jax
+    out["jax"] = any(d.platform == "gpu" for d in jax.devices())
+except Exception as e:
+    out["jax_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
+print(json.dumps(out))
+"""
+
+
+def probe_cuda(timeout_s: float = 180.0) -> dict:
+    """{'torch': bool, 'jax': bool, ...}: whether each framework sees a CUDA GPU."""
+    try:
+        p = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=timeout_s)
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as e:
+        return {"torch": False, "jax": False, "torch_error": f"probe failed: {e}", "jax_error": ""}
+
+
+def resolve(requested: str, probe=probe_cuda) -> str:
+    """'cpu' or 'cuda' for --device cpu|cuda|auto; ValueError when cuda is asked for and absent."""
+    if requested == "cpu":
+        return "cpu"
+    seen = probe()
+    if seen.get("torch") or seen.get("jax"):
+        return "cuda"
+    if requested == "auto":
+        return "cpu"
+    why = "; ".join(f"{k}: {v}" for k, v in seen.items() if k.endswith("_error") and v) or "torch and jax see none"
+    raise ValueError(f"--device cuda: no CUDA GPU visible here ({why}); use --device cpu or auto")
+
+
+def row_device(impl_devices: tuple[str, ...], run_device: str) -> str:
+    """Where an implementation runs in a run on run_device: NumPy, C and the control stay on the CPU."""
+    return run_device if run_device in impl_devices else "cpu"

@@ -1,0 +1,85 @@
+"""Device selection on a machine without a GPU: the CPU side of the GPU support."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fixture_run import make_run
+
+from bench import analysis, devices
+from bench.cli import main
+from models.registry import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+NO_GPU = {"torch": False, "jax": False, "torch_error": "", "jax_error": ""}
+
+
+def test_resolve_device():
+    assert devices.resolve("cpu", probe=lambda: pytest.fail("cpu must not probe")) == "cpu"
+    assert devices.resolve("auto", probe=lambda: NO_GPU) == "cpu"
+    assert devices.resolve("auto", probe=lambda: {**NO_GPU, "jax": True}) == "cuda"
+    assert devices.resolve("cuda", probe=lambda: {**NO_GPU, "torch": True}) == "cuda"
+    with pytest.raises(ValueError, match="no CUDA GPU visible"):
+        devices.resolve("cuda", probe=lambda: NO_GPU)
+
+
+def test_numpy_c_and_control_stay_on_the_cpu_in_a_gpu_run():
+    mlp = REGISTRY["mlp"]
+    on = {n: devices.row_device(i.devices, "cuda") for n, i in mlp.items()}
+    assert on["numpy.loop"] == on["c.ref"] == on["c.step"] == on["null.noop"] == "cpu"
+    assert on["torch.eager"] == on["torch.compile"] == on["torch.cudagraphs"] == on["jax.scan"] == "cuda"
+    assert mlp["torch.cudagraphs"].devices == ("cuda",)
+
+
+def test_probe_on_this_machine_sees_what_torch_sees():
+    import torch
+
+    assert devices.probe_cuda()["torch"] == torch.cuda.is_available()
+
+
+@pytest.mark.skipif(devices.probe_cuda()["torch"], reason="a GPU is present")
+def test_device_cuda_without_gpu_is_refused_in_one_line(capsys, tmp_path):
+    assert main(["run", "--device", "cuda", "--sizes", "1x1x1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no CUDA GPU visible" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(devices.probe_cuda()["torch"], reason="a GPU is present")
+def test_auto_on_a_cpu_machine_runs_on_cpu_and_records_it(tmp_path):
+    out = tmp_path / "auto"
+    p = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--device", "auto", "--tf32", "--impl",
+         "numpy.loop,torch.eager,torch.cudagraphs,jax.jit", "--sizes", "1x1x1", "--rounds", "1",
+         "--budget", "0.02", "--min-samples", "3", "--out", str(out), "--no-report"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    df = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert (df["device"] == "cpu").all()
+    graphs = df[df["impl"] == "torch.cudagraphs"].iloc[0]
+    assert graphs["status"] == "unavailable" and "cuda only" in graphs["error"], graphs["error"]
+    assert (df[df["impl"] != "torch.cudagraphs"]["status"] == "ok").all()
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["settings"]["device"] == "cpu" and meta["settings"]["tf32"] is True
+    assert meta["workers"]["torch"]["tf32"] is True and "gpu" not in meta["workers"]["torch"]
+    assert meta["workers"]["torch"]["device"] == "cpu"
+
+
+def test_overhead_share_never_crosses_devices(tmp_path):
+    run = make_run(tmp_path / "mixed")
+    res = pd.read_csv(run / "results.csv")
+    gpu = res[res["impl"] == "torch.eager"].assign(device="cuda", median_s=lambda d: d["median_s"] / 10,
+                                                    ci_low_s=lambda d: d["ci_low_s"] / 10,
+                                                    ci_high_s=lambda d: d["ci_high_s"] / 10)
+    res = pd.concat([res, gpu.assign(impl="jax.scan"), gpu])
+    sh = analysis.shares(res, {"peaks": {}})
+    on_gpu = sh[sh["device"] == "cuda"]
+    assert set(on_gpu["floor_impl"]) == {"jax.scan"}  # the GPU's own fused floor, never the CPU's
+    on_cpu = sh[sh["device"] == "cpu"]
+    assert (on_cpu["t_floor"] >= on_cpu.groupby("size")["median_s"].transform("min")).all()
+    cpu_floor = on_cpu[on_cpu["impl"] == "jax.scan"].set_index("size")["median_s"]
+    assert (on_cpu.set_index("size")["t_floor"] == cpu_floor.reindex(on_cpu["size"]).values).all()
