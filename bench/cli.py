@@ -275,11 +275,11 @@ def cmd_list(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table("implementation", "model", "framework", "mode", "available here")
+    t = Table("implementation", "model", "framework", "mode", "devices", "available here")
     for i in (i for impls in REGISTRY.values() for i in impls.values()):
         why = i.unavailable_reason()
-        t.add_row(i.name, i.model, i.framework, i.mode, "yes" if not why else f"no: {why}")
-    Console().print(t)
+        t.add_row(i.name, i.model, i.framework, i.mode, ", ".join(i.devices), "yes" if not why else f"no: {why}")
+    Console(width=None if sys.stdout.isatty() else 200).print(t)
     return EXIT_OK
 
 
