@@ -87,12 +87,14 @@ def build_parser() -> Parser:
     return p
 
 
-def resolve_impls(model: str, text: str) -> list:
+def resolve_impls(model: str, text: str, device: str = "cpu") -> list:
+    """--impl: names, or all = every implementation that can run on this device (naming a
+    CUDA-only one in a CPU run gives its row, unavailable, with the reason)."""
     if model not in MODELS:
         raise UsageError(f"unknown model {model!r}; allowed: {', '.join(MODELS)}")
     allowed = [i.name for i in for_model(model)]
     if text == "all":
-        return for_model(model)
+        return [i for i in for_model(model) if device in i.devices or "cpu" in i.devices]
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in allowed]
     if bad or not names:
@@ -155,7 +157,7 @@ def make_runner(args, argv: list[str]):
             raise UsageError(f"--resume {args.resume}: {e}") from None
         except (KeyError, TypeError, ValueError) as e:
             raise UsageError(f"--resume {args.resume}: run.json or results.csv is damaged ({e})") from None
-    impls = resolve_impls(args.model, args.impl)
+    resolve_impls(args.model, args.impl)  # names checked before the device probe
     try:
         sizes = parse_sizes(args.sizes, args.model)
     except ValueError as e:
@@ -167,6 +169,7 @@ def make_runner(args, argv: list[str]):
         device = devices.resolve(args.device)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    impls = resolve_impls(args.model, args.impl, device)
     budget_s = args.budget if args.budget is not None else (0.2 if args.sizes == "quick" else 0.5)
     settings = Settings(
         model=args.model, impls=[i.name for i in impls], sizes=sizes, threads=args.threads,

@@ -268,8 +268,10 @@ def write_report(run_dir: Path) -> Path:
            "CIs, IQR and per-round spread are in results.csv.", "", table_medians(res), "",
            "## Decomposition per implementation", "",
            "Fixed cost and effective rate: robust fit of t = a + FLOPs / r over the width sweep "
-           "(bootstrap CI over rounds and samples). µs/op: Theil-Sen slope over the depth sweep, ops counted by "
-           "the framework (ATen ops dispatched, jaxpr equations, NumPy calls). Written to analysis.csv.", "",
+           "(bootstrap CI over rounds and samples). µs/op: Theil-Sen slope over the depth sweep (compute at the "
+           "fitted rate taken out), ops per step as each implementation counts them: ATen ops dispatched in one "
+           "eager step (torch), jaxpr equations (jax), NumPy calls (MLP) or layer-function calls (GPT, C) "
+           "counted from the code; column ops_per_step. Written to analysis.csv.", "",
            table_summary(summaries), "", "![depth](depth.png)", "",
            "## Overhead share", "",
            "(t - t_floor) / t at each width-sweep size; t_floor is the C + BLAS loop (c.ref) where it ran, "
