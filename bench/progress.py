@@ -44,32 +44,43 @@ class Bar:
 
 
 def fmt_us(seconds: float) -> str:
+    """Microseconds with sensible digits; '-' for a missing value."""
     if seconds is None or not math.isfinite(seconds):
         return "-"
     us = seconds * 1e6
-    return f"{us:,.2f}" if us < 100 else f"{us:,.0f}"
+    if us < 10:
+        return f"{us:.2f}"
+    return f"{us:.1f}" if us < 1000 else f"{us:,.0f}"
 
 
-def summary(rows: list[dict]) -> None:
-    """Median µs per training step, one row per size, one column per implementation."""
-    df = pd.DataFrame(rows)
+def median_grid(df: pd.DataFrame, not_ok: str = "{status}") -> tuple[list[str], list[tuple[str, pd.DataFrame, list[str]]]]:
+    """The size x implementation table of median µs per step: (impls, [(size, rows, cells)]).
+    A cell is the median with * when noisy, or the status (formatted by not_ok) when not ok."""
     impls = list(dict.fromkeys(df["impl"]))
-    t = Table(title="median µs per training step (* noisy, ! not ok)")
-    t.add_column("size")
-    for name in impls:
-        t.add_column(name, justify="right")
+    out = []
     for size, g in df.groupby("size", sort=False):
         cells = []
         for name in impls:
             r = g[g["impl"] == name]
             if r.empty:
                 cells.append("")
-                continue
-            r = r.iloc[0]
-            if r["status"] != "ok":
-                cells.append(f"! {r['status']}")
+            elif r.iloc[0]["status"] != "ok":
+                cells.append(not_ok.format(status=r.iloc[0]["status"]))
             else:
-                cells.append(fmt_us(r["median_s"]) + ("*" if r["noisy"] else ""))
+                cells.append(fmt_us(r.iloc[0]["median_s"]) + ("*" if str(r.iloc[0]["noisy"]) == "True" else ""))
+        out.append((size, g, cells))
+    return impls, out
+
+
+def summary(rows: list[dict]) -> None:
+    """Median µs per training step, one row per size, one column per implementation."""
+    df = pd.DataFrame(rows)
+    impls, grid = median_grid(df, not_ok="! {status}")
+    t = Table(title="median µs per training step (* noisy, ! not ok)")
+    t.add_column("size")
+    for name in impls:
+        t.add_column(name, justify="right")
+    for size, _, cells in grid:
         t.add_row(size, *cells)
     console.print(t)
     bad = df[df["status"] != "ok"]

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench import analysis  # noqa: E402
+from bench.progress import fmt_us, median_grid  # noqa: E402
 from bench.results import atomic_write  # noqa: E402
 
 PLOTS = {
@@ -30,13 +31,8 @@ STYLE = {  # one colour and marker per implementation, stable across plots and r
 
 
 def us(x: float) -> str:
-    """Microseconds with sensible digits."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    v = x * 1e6
-    if v < 10:
-        return f"{v:.2f}"
-    return f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+    """Microseconds with sensible digits (the same format as the terminal summary)."""
+    return "n/a" if x is None or not math.isfinite(x) else fmt_us(x)
 
 
 def _style(impl: str):
@@ -187,25 +183,11 @@ def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.Impl
     return out
 
 
-def _flag(v) -> bool:
-    """A boolean column as read back from CSV (bool, numpy bool or the strings True/False)."""
-    return str(v) == "True"
-
-
 def table_medians(res: pd.DataFrame) -> str:
     """size x impl table of median µs per step; * noisy, status word when not ok."""
-    impls = list(dict.fromkeys(res["impl"]))
+    impls, grid = median_grid(res)
     lines = ["| size | GFLOP/step | " + " | ".join(impls) + " |", "|---|---:|" + "---:|" * len(impls)]
-    for size, g in res.groupby("size", sort=False):
-        cells = []
-        for impl in impls:
-            r = g[g["impl"] == impl]
-            if r.empty:
-                cells.append("")
-                continue
-            r = r.iloc[0]
-            cells.append(us(r["median_s"]) + ("*" if _flag(r["noisy"]) else "")
-                         if r["status"] == "ok" else r["status"])
+    for size, g, cells in grid:
         lines.append(f"| {size} | {g['flops_per_step'].iloc[0] / 1e9:.3g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
