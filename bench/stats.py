@@ -10,7 +10,6 @@ from scipy import stats as sps
 CV_NOISY = 0.10  # coefficient of variation above which a row is flagged noisy (as pyperf warns)
 CI_NOISY = 0.05  # ... or a 95% CI of the median wider than +-5% of the median
 ROUNDS_NOISY = 0.10  # ... or per-round medians more than 10% apart (drift between rounds)
-MIN_SAMPLES = 5
 
 
 def median_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
