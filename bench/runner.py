@@ -156,8 +156,13 @@ class WorkerHandle:
                 text = f.read().decode(errors="replace")
         except OSError:
             return ""
-        kept = [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
-        return " | ".join(kept) or "(empty)"
+        all_lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        fatal = [i for i, ln in enumerate(all_lines) if ln.startswith("Fatal Python error")]
+        if fatal:  # faulthandler: the error, then the innermost frames (printed most recent first)
+            i = fatal[-1]
+            frames = [ln for ln in all_lines[i + 1:] if ln.startswith("File ")][:lines]
+            return " | ".join([all_lines[i], *frames])
+        return " | ".join(all_lines[-lines:]) or "(empty)"
 
     def kill(self) -> None:
         try:

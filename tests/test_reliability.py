@@ -16,7 +16,7 @@ from bench.schema import FAILED_STATUSES, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = {
-    "fault.segfault": ("crashed", "SIGSEGV"),
+    "fault.segfault": ("crashed", "SIGSEGV; stderr: Fatal Python error: Segmentation fault | File"),
     "fault.hang": ("timeout", "no answer within 5 s"),
     "fault.nan": ("diverged", "non-finite loss"),
     "fault.wrong": ("mismatch", "update rel. error"),
