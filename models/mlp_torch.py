@@ -40,7 +40,8 @@ class TorchStep:
         self.linears = [m for m in self.model.net if isinstance(m, nn.Linear)]
         self.reset()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
-        self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+        if device.startswith("cuda"):
+            self.call = self._call_synced  # the CPU path stays a plain call, nothing added to its timed region
         self.train_step = self._train_step
         if compiled:
             # One static-shape graph per size: never fall back to dynamic shapes between sizes.
@@ -55,8 +56,11 @@ class TorchStep:
         return loss.detach()
 
     def call(self) -> None:
+        self.train_step()  # the CPU is synchronous
+
+    def _call_synced(self) -> None:
         self.train_step()
-        self.sync()  # on CUDA, wait for the step inside the timed region; the CPU is synchronous
+        torch.cuda.synchronize()  # on CUDA, wait for the step inside the timed region
 
     def losses(self, n: int) -> np.ndarray:
         return np.array([self.train_step().item() for _ in range(n)])
