@@ -8,8 +8,8 @@ regenerates it from a committed run.
   hierarchical bootstrap (resample rounds, then samples within each round), 2.5/97.5 percentiles.
 - Cost per op: Theil-Sen slope of (step time - FLOPs / r) over ops_per_step on the depth sweep,
   with its 95% CI.
-- Overhead share of a row: (t - t_floor) / t, t_floor the C + BLAS loop (c.ref) at that size, or
-  the fastest fused implementation (jax.scan) where c.ref has no ok row;
+- Overhead share of a row: (t - t_floor) / t, t_floor the registry's floor (the C + BLAS loop,
+  c.ref) at that size, or the fastest fused implementation (jax.scan) where it has no ok row;
   and (t - FLOPs / best measured peak) / t. Bounds from the CIs of the medians.
 - Crossover: the smallest width-sweep size from which the share stays under 5%; earliest and latest
   such size within the CI bounds.
@@ -27,12 +27,28 @@ from scipy import optimize
 from scipy import stats as sps
 
 from bench.results import read_meta, read_results, read_samples
+from bench.timing import per_step_s
+from models.registry import REGISTRY
 
 SHARE_THRESHOLD = 0.05
 N_BOOT = 300
-FLOOR_REF = "c.ref"  # the bare C + BLAS loop: t_floor wherever it has an ok row
-FLOOR_IMPLS = (FLOOR_REF, "jax.scan")  # without it, t_floor is the fastest of these fused ones
-CONTROL_IMPLS = ("null.noop",)
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What the registry says of the implementations in a run (unknown names: no role)."""
+
+    floor: frozenset[str]  # the bare reference (c.ref): t_floor wherever it has an ok row
+    fused: frozenset[str]  # without it, t_floor is the fastest of these (jax.scan, ...)
+    control: frozenset[str]  # the harness's own cost (null.noop): never in fits or shares
+
+
+def roles(results: pd.DataFrame) -> Roles:
+    found = [REGISTRY.get(m, {}).get(i) for m, i in set(zip(results["model"], results["impl"], strict=True))]
+    found = [i for i in found if i is not None]
+    pick = lambda test: frozenset(i.name for i in found if test(i))  # noqa: E731
+    return Roles(pick(lambda i: i.role == "floor"), pick(lambda i: i.fused and i.role != "control"),
+                 pick(lambda i: i.role == "control"))
 
 
 @dataclass
@@ -84,7 +100,7 @@ def load(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 def per_round_samples(samples: pd.DataFrame) -> dict[tuple[str, str], list[np.ndarray]]:
     """(impl, size) -> one array of per-step seconds per round."""
-    s = samples.assign(step_s=samples["call_ns"] / 1e9 / samples["steps_per_call"])
+    s = samples.assign(step_s=per_step_s(samples["call_ns"], samples["steps_per_call"]))
     out: dict[tuple[str, str], list[np.ndarray]] = {}
     for (impl, size, _), g in s.groupby(["impl", "size", "round"], sort=False):
         out.setdefault((impl, size), []).append(g["step_s"].to_numpy())
@@ -93,10 +109,11 @@ def per_round_samples(samples: pd.DataFrame) -> dict[tuple[str, str], list[np.nd
 
 def shares(results: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Per ok row: t_floor, overhead share vs the floor and vs the peak, bounds, slowdown."""
-    ok = results[(results["status"] == "ok") & ~results["impl"].isin(CONTROL_IMPLS)].copy()
+    r = roles(results)
+    ok = results[(results["status"] == "ok") & ~results["impl"].isin(r.control)].copy()
     # Per device: a share never compares a GPU row with a CPU floor (or the other way round).
     key = pd.Series(list(zip(ok["device"], ok["size"], strict=True)), index=ok.index)
-    floors = ok[ok["impl"].isin(FLOOR_IMPLS)].assign(pref=lambda d: d["impl"] != FLOOR_REF)
+    floors = ok[ok["impl"].isin(r.floor | r.fused)].assign(pref=lambda d: ~d["impl"].isin(r.floor))
     fl = floors.sort_values(["pref", "median_s"]).groupby(["device", "size"]).first()
     fl.index = fl.index.to_flat_index()
     ok["floor_impl"] = key.map(fl["impl"])
@@ -141,9 +158,10 @@ def summarize(results: pd.DataFrame, samples: pd.DataFrame, meta: dict, seed: in
     rng = np.random.default_rng(seed)
     rounds = per_round_samples(samples)
     sh = shares(results, meta)
+    r = roles(results)
     out = []
     for impl in dict.fromkeys(results["impl"]):
-        if impl in CONTROL_IMPLS:
+        if impl in r.control:
             continue
         s = ImplSummary(impl)
         rows = sh[sh["impl"] == impl]
@@ -159,7 +177,7 @@ def summarize(results: pd.DataFrame, samples: pd.DataFrame, meta: dict, seed: in
             c_lo, c_hi = np.percentile(fits[:, 1], [2.5, 97.5])
             s.rate_gflops_lo = 1 / c_hi / 1e9 if c_hi > 0 else math.inf
             s.rate_gflops_hi = 1 / c_lo / 1e9 if c_lo > 0 else math.inf
-            if impl != FLOOR_REF and width["t_floor"].notna().all() and not (width["floor_impl"] == impl).all():
+            if impl not in r.floor and width["t_floor"].notna().all() and not (width["floor_impl"] == impl).all():
                 s.crossover, s.crossover_flops, s.crossover_earliest, s.crossover_latest = crossover(width)
             largest = width.iloc[-1]
             s.largest_size, s.pct_peak_largest = largest["size"], float(largest["pct_peak"])

@@ -144,8 +144,9 @@ def check_memory(sizes) -> None:
 def make_runner(args, argv: list[str]):
     """A new run (settings from the options) or a resumed one (settings from its run.json)."""
     from bench.results import RunDir
-    from bench.runner import Runner, Settings
+    from bench.runner import Runner
     from bench.schema import SchemaError
+    from bench.settings import Settings
 
     if args.resume is not None:
         given = [o for o in RUN_SETTINGS if any(a == o or a.startswith(o + "=") for a in argv)]
@@ -182,7 +183,7 @@ def make_runner(args, argv: list[str]):
         run = RunDir.create(out)
     except OSError as e:
         raise UsageError(f"--out {out}: {e.strerror or e}") from None
-    return Runner(settings, run, impls, sys.argv[:])
+    return Runner(settings, run, sys.argv[:])
 
 
 def cmd_run(args, argv: list[str]) -> int:

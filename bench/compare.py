@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench.results import read_meta, read_results, read_samples
+from bench.timing import per_step_s
 
 ALPHA = 0.01  # significance threshold of the Mann-Whitney U test
 N_BOOT = 1000
@@ -18,7 +19,7 @@ MAX_BOOT_SAMPLES = 4000  # bootstrap on a random subset of at most this many sam
 
 
 def per_step(samples: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
-    s = samples.assign(t=samples["call_ns"] / 1e9 / samples["steps_per_call"])
+    s = samples.assign(t=per_step_s(samples["call_ns"], samples["steps_per_call"]))
     return {k: g["t"].to_numpy() for k, g in s.groupby(["impl", "size"])}
 
 

@@ -43,8 +43,3 @@ def resolve(requested: str, probe=probe_cuda) -> str:
         return "cpu"
     why = "; ".join(f"{k}: {v}" for k, v in seen.items() if k.endswith("_error") and v) or "torch and jax see none"
     raise ValueError(f"--device cuda: no CUDA GPU visible here ({why}); use --device cpu or auto")
-
-
-def row_device(impl_devices: tuple[str, ...], run_device: str) -> str:
-    """Where an implementation runs in a run on run_device: NumPy, C and the control stay on the CPU."""
-    return run_device if run_device in impl_devices else "cpu"

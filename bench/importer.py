@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cases import CaseState, case_row
 from bench.results import RunDir
-from bench.runner import CaseState, Settings, _settings_json, case_row
 from bench.schema import SCHEMA_VERSION
+from bench.settings import Settings
 from bench.sizes import Size
-from bench.timing import Budget
+from bench.timing import Budget, call_ns
 from models.registry import REGISTRY, get
 
 NEEDED = ("impl", "model", "size", "dims", "sweep", "steps_per_call", "threads")
@@ -62,9 +63,7 @@ def import_pytest(path: Path, out: Path) -> Path:
         st = CaseState(get(info["model"], info["impl"]), size, status="ok")
         k = int(info["steps_per_call"])
         per_step = np.asarray(b["stats"]["data"], float)  # the route's timer makes data per step
-        st.samples_s = list(per_step)
-        st.round_medians = [float(np.median(per_step))]
-        st.done_rounds = {0}
+        st.samples_s, st.round_medians, st.done_rounds = list(per_step), [float(np.median(per_step))], {0}
         st.steps_per_call = k
         for name in ("first_call_s", "loss_rel_err", "update_rel_err", "ops_per_step"):
             if info.get(name) is not None:
@@ -75,7 +74,7 @@ def import_pytest(path: Path, out: Path) -> Path:
                         threads, 1, Budget(), 0.0)
     run = RunDir.create(out)
     run.append_samples([
-        (SCHEMA_VERSION, st.impl.name, st.size.label, 0, i, int(round(v * st.steps_per_call * 1e9)), st.steps_per_call)
+        (SCHEMA_VERSION, st.impl.name, st.size.label, 0, i, int(round(call_ns(v, st.steps_per_call))), st.steps_per_call)
         for st in states for i, v in enumerate(st.samples_s)
     ])
     run.write_results([case_row(st, settings, run.path.name, {}) for st in states])
@@ -84,7 +83,7 @@ def import_pytest(path: Path, out: Path) -> Path:
     run.write_meta({
         "run_id": run.path.name, "status": "complete", "created_utc": doc.get("datetime"), "finished_utc": doc.get("datetime"),
         "argv": ["import-pytest", str(path)], "source": {"pytest_benchmark_json": str(path), "version": doc.get("version")},
-        "settings": _settings_json(settings),
+        "settings": settings.to_json(),
         "machine": {"host": mi.get("node"), "cpu_model": (mi.get("cpu") or {}).get("brand_raw", mi.get("processor")),
                     "cores_logical": (mi.get("cpu") or {}).get("count"), "memory_total_gb": None,
                     "os": f"{mi.get('system')} {mi.get('release')}", "python": mi.get("python_version"),

@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench import analysis  # noqa: E402
-from bench.progress import fmt_us, median_grid  # noqa: E402
+from bench import analysis, frameworks  # noqa: E402
 from bench.results import atomic_write  # noqa: E402
+from bench.tables import fmt_us, median_grid  # noqa: E402
 
 PLOTS = {
     "step_time": "Step time vs FLOPs per step",
@@ -22,11 +22,6 @@ PLOTS = {
     "slowdown": "Slowdown against the fastest implementation",
     "first_call": "First call (tracing, compilation) per implementation",
     "depth": "Depth sweep: step time vs framework ops per step",
-}
-STYLE = {  # one colour and marker per implementation, stable across plots and runs
-    "numpy.loop": ("#4c72b0", "o"), "torch.eager": ("#dd8452", "s"), "torch.compile": ("#c44e52", "D"),
-    "jax.eager": ("#55a868", "^"), "jax.jit": ("#8172b3", "v"), "jax.scan": ("#937860", "P"),
-    "c.ref": ("#222222", "*"), "c.step": ("#777777", "X"),
 }
 
 
@@ -36,7 +31,7 @@ def us(x: float) -> str:
 
 
 def _style(impl: str):
-    return STYLE.get(impl, ("#999999", "."))
+    return frameworks.style(impl)  # one colour and marker per implementation, stable across plots and runs
 
 
 def _width(df: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +88,7 @@ def plot_slowdown(sh: pd.DataFrame, path: Path) -> None:
 
 def plot_first_call(res: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    df = res[res["first_call_s"].notna() & ~res["impl"].isin(analysis.CONTROL_IMPLS)]
+    df = res[res["first_call_s"].notna() & ~res["impl"].isin(analysis.roles(res).control)]
     impls = list(dict.fromkeys(df["impl"]))
     for i, impl in enumerate(impls):
         v = df.loc[df["impl"] == impl, "first_call_s"].to_numpy()
@@ -174,9 +169,11 @@ def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.Impl
         if parts:
             out.append(f"At the largest size ({big['size'].iloc[0]}, {big['flops_per_step'].iloc[0] / 1e9:.1f} GFLOP/step), "
                        "percent of the framework's own measured matmul peak: " + ", ".join(parts) + ".")
-    null = res[(res["impl"] == "null.noop") & (res["status"] == "ok")]
+    control = analysis.roles(res).control
+    null = res[res["impl"].isin(control) & (res["status"] == "ok")]
     if not null.empty:
-        out.append(f"Harness cost per timed call (null.noop, median over sizes): {null['median_s'].median() * 1e9:.0f} ns.")
+        out.append(f"Harness cost per timed call ({', '.join(sorted(control))}, median over sizes): "
+                   f"{null['median_s'].median() * 1e9:.0f} ns.")
     bad = res[~res["status"].isin(["ok"])]
     if not bad.empty:
         out.append(f"{len(bad)} case(s) not ok: " + ", ".join(f"{r['impl']} {r['size']} ({r['status']})" for _, r in bad.iterrows()) + ".")
@@ -205,7 +202,7 @@ def table_share(sh: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def table_summary(summaries: list[analysis.ImplSummary]) -> str:
+def table_summary(summaries: list[analysis.ImplSummary], roles: analysis.Roles) -> str:
     lines = ["| impl | fixed µs/step [95% CI] | effective GFLOP/s [95% CI] | µs/op [95% CI] | share < 5% from | % peak at largest | max first call s |",
              "|---|---:|---:|---:|---|---:|---:|"]
     for s in summaries:
@@ -213,16 +210,34 @@ def table_summary(summaries: list[analysis.ImplSummary]) -> str:
             f"| {s.impl} | {s.fixed_us:.2f} [{s.fixed_us_lo:.2f}, {s.fixed_us_hi:.2f}] | "
             f"{s.rate_gflops:.0f} [{s.rate_gflops_lo:.0f}, {s.rate_gflops_hi:.0f}] | "
             f"{s.us_per_op:.3f} [{s.us_per_op_lo:.3f}, {s.us_per_op_hi:.3f}] | "
-            f"{s.crossover or ('(floor)' if s.impl == analysis.FLOOR_REF or not math.isfinite(s.crossover_flops) and s.impl in analysis.FLOOR_IMPLS else 'not reached')} | "
+            f"{s.crossover or _no_crossover(s, roles)} | "
             f"{s.pct_peak_largest:.0f}% | {s.first_call_s_max:.3g} |"
         )
     return "\n".join(lines)
 
 
+def _no_crossover(s: analysis.ImplSummary, roles: analysis.Roles) -> str:
+    if s.impl in roles.floor or not math.isfinite(s.crossover_flops) and s.impl in roles.fused:
+        return "(floor)"
+    return "not reached"
+
+
+def header(meta: dict) -> list[str]:
+    """Title and one line on the machine, software and settings of the run."""
+    m, s = meta["machine"], meta["settings"]
+    return [f"# Framework overhead, {s.get('model', 'mlp')}: run {meta['run_id']}", "",
+            f"{m['cpu_model']}, {s['threads']} thread(s) of {m['cores_logical']} cores, {m['memory_total_gb']} GB; "
+            f"{m['os']}; Python {m['python']}; "
+            + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f"; commit {m.get('git_commit')}; "
+            f"{s['rounds']} rounds, {s['budget']['seconds']} s sampling per case and round; started {meta['created_utc']}, "
+            f"status {meta['status']}."]
+
+
 def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     res, samples, meta = analysis.load(run_dir)
-    ok = res[(res["status"] == "ok") & ~res["impl"].isin(analysis.CONTROL_IMPLS)]
+    roles = analysis.roles(res)
+    ok = res[(res["status"] == "ok") & ~res["impl"].isin(roles.control)]
     sh = analysis.shares(res, meta)
     summaries = analysis.summarize(res, samples, meta)
     atomic_write(run_dir / "analysis.csv", analysis.summary_frame(summaries).to_csv(index=False))
@@ -232,16 +247,9 @@ def write_report(run_dir: Path) -> Path:
         plot_slowdown(sh, run_dir / "slowdown.png")
         plot_depth(ok, summaries, run_dir / "depth.png")
     plot_first_call(res, run_dir / "first_call.png")
-    m = meta["machine"]
-    s = meta["settings"]
     peaks = meta.get("peaks", {})
-    model = s.get("model", "mlp")
-    md = [f"# Framework overhead, {model}: run {meta['run_id']}", ""]
-    md.append(f"{m['cpu_model']}, {s['threads']} thread(s) of {m['cores_logical']} cores, {m['memory_total_gb']} GB; "
-              f"{m['os']}; Python {m['python']}; "
-              + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f"; commit {m.get('git_commit')}; "
-              f"{s['rounds']} rounds, {s['budget']['seconds']} s sampling per case and round; started {meta['created_utc']}, "
-              f"status {meta['status']}.")
+    model = meta["settings"].get("model", "mlp")
+    md = header(meta)
     md += ["", "## Headlines", ""] + [f"- {h}" for h in headlines(res, sh, summaries, meta)]
     md += ["", "![step time](step_time.png)", "",
            "## Median µs per training step", "",
@@ -254,7 +262,7 @@ def write_report(run_dir: Path) -> Path:
            "fitted rate taken out), ops per step as each implementation counts them: ATen ops dispatched in one "
            "eager step (torch), jaxpr equations (jax), NumPy calls (MLP) or layer-function calls (GPT, C) "
            "counted from the code; column ops_per_step. Written to analysis.csv.", "",
-           table_summary(summaries), "", "![depth](depth.png)", "",
+           table_summary(summaries, roles), "", "![depth](depth.png)", "",
            "## Overhead share", "",
            "(t - t_floor) / t at each width-sweep size; t_floor is the C + BLAS loop (c.ref) where it ran, "
            "else the fastest fused implementation. Negative: faster than the floor.", "", table_share(sh), "",
@@ -267,7 +275,7 @@ def write_report(run_dir: Path) -> Path:
             md.append(f"| {fw} | - | {p.get('error', 'not measured')} | |")
     md += ["", "## First call", "", "![first call](first_call.png)", "",
            "## Equivalence gate", "",
-           f"Largest errors against the float64 reference over all sizes (tolerances in models/{model}.py).", "",
+           f"Largest errors against the float64 reference over all sizes (tolerances in models/{model}/model.py).", "",
            "| impl | max loss rel. error | max update rel. error |", "|---|---:|---:|"]
     for impl, g in res.groupby("impl", sort=False):
         if g["loss_rel_err"].notna().any():

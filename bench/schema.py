@@ -23,7 +23,7 @@ RESULT_COLUMNS: dict[str, str] = {
     "seq_len": "T context length (gpt only)",
     "heads": "n_head (gpt only)",
     "vocab": "vocabulary size (gpt only)",
-    "flops_per_step": "matrix-product FLOPs of one training step (flops_per_step in models/mlp.py, models/gpt.py)",
+    "flops_per_step": "matrix-product FLOPs of one training step (flops_per_step in models/mlp/model.py, models/gpt/model.py)",
     "params": "number of parameters",
     "threads": "threads every framework was given (--threads)",
     "threads_used": "threads the worker reported using: torch.get_num_threads, OpenBLAS's count (numpy, c), CPUs in the affinity mask (jax, null)",

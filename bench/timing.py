@@ -35,3 +35,13 @@ def sample(call: Callable[[], None], budget: Budget) -> list[int]:
         out.append(t1 - t0)
         if len(out) >= budget.max_samples or (len(out) >= budget.min_samples and t1 >= deadline):
             return out
+
+
+def per_step_s(call_ns, steps_per_call):
+    """Seconds per training step from a timed call's nanoseconds (works on arrays and columns)."""
+    return call_ns / 1e9 / steps_per_call
+
+
+def call_ns(step_s, steps_per_call):
+    """The inverse of per_step_s: a call's nanoseconds from seconds per step."""
+    return step_s * steps_per_call * 1e9

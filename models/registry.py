@@ -1,27 +1,50 @@
 """Registry: implementation name -> where its builder lives and what it needs.
 
-Names are part of the interface (`--impl`, CSV `impl` column). Nothing here imports a framework:
-`available()` only asks whether its packages are installed, so `bench list` stays cheap.
+Names are part of the interface (`--impl`, CSV `impl` column): `<framework>.<mode>`. Nothing here
+imports a framework: `unavailable_reason()` only asks whether its packages are installed, so
+`bench list` stays cheap. Adding an implementation is its file plus one line in REGISTRY.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+
+# What each framework's implementations need installed, and a cheap probe ('' or why not).
+NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "numpy": (("numpy",), ""),
+    "torch": (("torch",), ""),
+    "jax": (("jax",), ""),
+    "c": (("scipy_openblas32",), "models.cbuild:unavailable_reason"),
+    "null": ((), ""),
+}
+GPU_FRAMEWORKS = ("torch", "jax")  # their implementations run on the run's device; the others on the CPU
 
 
 @dataclass(frozen=True)
 class Impl:
-    name: str  # registry name, e.g. "torch.eager"
-    model: str  # "mlp"
-    framework: str  # worker process that runs it: numpy, torch, jax, null
-    mode: str  # eager, compile, jit, scan, loop, noop
-    target: str  # "module:function" returning a Step for a config
-    requires: tuple[str, ...] = ()  # importable packages it needs
+    name: str  # registry name "<framework>.<mode>", e.g. "torch.eager"
+    model: str  # "mlp" or "gpt"
+    target: str  # "module:function": build(cfg, k=1, device="cpu") -> Step (models/step.py)
     fused: bool = False  # one call runs K steps (K recorded per row)
-    probe: str = ""  # optional "module:function" -> '' or why it cannot run here (cheap, no build)
-    devices: tuple[str, ...] = ("cpu",)  # where it can run; a CPU-only one stays on the CPU in a GPU run
+    role: str = ""  # "floor": the bare reference (t_floor of the analysis); "control": the harness's own cost
+    cuda_only: bool = False  # runs only with --device cuda
+    framework: str = ""  # worker process that runs it; default: the name's first part
+    mode: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        fw, _, mode = self.name.partition(".")
+        object.__setattr__(self, "framework", self.framework or fw)
+        object.__setattr__(self, "mode", mode)
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """Where it can run; a CPU-only one stays on the CPU in a GPU run."""
+        if self.cuda_only:
+            return ("cuda",)
+        return ("cpu", "cuda") if self.framework in GPU_FRAMEWORKS else ("cpu",)
 
     def load(self):
         """The builder function (imports the framework: call it in a worker only)."""
@@ -30,51 +53,66 @@ class Impl:
 
     def unavailable_reason(self) -> str:
         """'' when every required package is installed, else why not."""
-        missing = [r for r in self.requires if importlib.util.find_spec(r) is None]
+        requires, probe = NEEDS.get(self.framework, ((), ""))
+        missing = [r for r in requires if importlib.util.find_spec(r) is None]
         if missing:
             return f"{', '.join(missing)} not installed (pip install -c constraints.txt -e '.[all]')"
-        if self.probe:
-            module, func = self.probe.split(":")
+        if probe:
+            module, func = probe.split(":")
             return getattr(importlib.import_module(module), func)()
         return ""
 
 
-BOTH, CUDA = ("cpu", "cuda"), ("cuda",)
+def _impls(model: str, *lines: tuple) -> dict[str, Impl]:
+    out = {}
+    for name, target, *opts in lines:
+        impl = Impl(name, model, f"models.{model}.{target}", **(opts[0] if opts else {}))
+        out[impl.name] = impl
+    return out
 
 
-def _impls(*impls: Impl) -> dict[str, Impl]:
-    return {i.name: i for i in impls}
-
+FUSED, FLOOR, CUDA = {"fused": True}, {"fused": True, "role": "floor"}, {"cuda_only": True}
+CONTROL = ("null.noop", "models.null:build", {"role": "control"})
 
 REGISTRY: dict[str, dict[str, Impl]] = {
     "mlp": _impls(
-        Impl("numpy.loop", "mlp", "numpy", "loop", "models.mlp_numpy:build", ("numpy",)),
-        Impl("torch.eager", "mlp", "torch", "eager", "models.mlp_torch:build_eager", ("torch",), devices=BOTH),
-        Impl("torch.compile", "mlp", "torch", "compile", "models.mlp_torch:build_compiled", ("torch",), devices=BOTH),
-        Impl("torch.cudagraphs", "mlp", "torch", "cudagraphs", "models.mlp_torch:build_cudagraphs", ("torch",),
-             devices=CUDA),
-        Impl("jax.eager", "mlp", "jax", "eager", "models.mlp_jax:build_eager", ("jax",), devices=BOTH),
-        Impl("jax.jit", "mlp", "jax", "jit", "models.mlp_jax:build_jit", ("jax",), devices=BOTH),
-        Impl("jax.scan", "mlp", "jax", "scan", "models.mlp_jax:build_scan", ("jax",), fused=True, devices=BOTH),
-        Impl("c.ref", "mlp", "c", "ref", "models.mlp_c:build_ref", ("scipy_openblas32",), fused=True,
-             probe="models.mlp_c:unavailable_reason"),
-        Impl("c.step", "mlp", "c", "step", "models.mlp_c:build_step", ("scipy_openblas32",),
-             probe="models.mlp_c:unavailable_reason"),
-        Impl("null.noop", "mlp", "null", "noop", "models.null:build"),
+        "mlp",
+        ("numpy.loop", "numpy_impl:build"),
+        ("torch.eager", "torch_impl:build_eager"),
+        ("torch.compile", "torch_impl:build_compiled"),
+        ("torch.cudagraphs", "torch_impl:build_cudagraphs", CUDA),
+        ("jax.eager", "jax_impl:build_eager"),
+        ("jax.jit", "jax_impl:build_jit"),
+        ("jax.scan", "jax_impl:build_scan", FUSED),
+        ("c.ref", "c_impl:build_ref", FLOOR),
+        ("c.step", "c_impl:build_step"),
     ),
     "gpt": _impls(
-        Impl("numpy.loop", "gpt", "numpy", "loop", "models.gpt_numpy:build", ("numpy",)),
-        Impl("torch.eager", "gpt", "torch", "eager", "models.gpt_torch:build_eager", ("torch",), devices=BOTH),
-        Impl("torch.compile", "gpt", "torch", "compile", "models.gpt_torch:build_compiled", ("torch",), devices=BOTH),
-        Impl("torch.cudagraphs", "gpt", "torch", "cudagraphs", "models.gpt_torch:build_cudagraphs", ("torch",),
-             devices=CUDA),
-        Impl("jax.eager", "gpt", "jax", "eager", "models.gpt_jax:build_eager", ("jax",), devices=BOTH),
-        Impl("jax.jit", "gpt", "jax", "jit", "models.gpt_jax:build_jit", ("jax",), devices=BOTH),
-        Impl("jax.scan", "gpt", "jax", "scan", "models.gpt_jax:build_scan", ("jax",), fused=True, devices=BOTH),
-        Impl("null.noop", "gpt", "null", "noop", "models.null:build"),
+        "gpt",
+        ("numpy.loop", "numpy_impl:build"),
+        ("torch.eager", "torch_impl:build_eager"),
+        ("torch.compile", "torch_impl:build_compiled"),
+        ("torch.cudagraphs", "torch_impl:build_cudagraphs", CUDA),
+        ("jax.eager", "jax_impl:build_eager"),
+        ("jax.jit", "jax_impl:build_jit"),
+        ("jax.scan", "jax_impl:build_scan", FUSED),
     ),
 }
-IMPLS = REGISTRY["mlp"]  # the MLP's implementations, by name
+for _model in REGISTRY:  # the control serves every model
+    REGISTRY[_model][CONTROL[0]] = Impl(CONTROL[0], _model, CONTROL[1], **CONTROL[2])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    module: str  # the shared truth: Config, init_params, make_batch, flops_per_step, n_params,
+    #              memory_bytes, compare, describe, LOSS_RTOL, UPDATE_RTOL
+    reference: str  # "module:function" (cfg, steps) -> (losses, params): the float64 truth
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mlp": ModelSpec("models.mlp.model", "models.mlp.numpy_impl:reference"),
+    "gpt": ModelSpec("models.gpt.model", "models.gpt.numpy_impl:reference"),
+}
 
 
 def get(model: str, name: str) -> Impl:
@@ -82,13 +120,15 @@ def get(model: str, name: str) -> Impl:
     return REGISTRY[model][name]
 
 
-MODELS = {"mlp": "models.mlp", "gpt": "models.gpt"}  # model name -> module with the shared truth
-
-
 def model_module(model: str):
-    """The module holding a model's Config, init_params, make_batch, flops_per_step, n_params,
-    memory_bytes, reference, compare and describe."""
-    return importlib.import_module(MODELS[model])
+    """The module holding a model's shared truth (ModelSpec.module)."""
+    return importlib.import_module(MODELS[model].module)
+
+
+def reference(model: str, cfg, steps: int):
+    """The float64 reference run of a model: (losses (steps,), final params)."""
+    module, func = MODELS[model].reference.split(":")
+    return getattr(importlib.import_module(module), func)(cfg, steps)
 
 
 def for_model(model: str) -> list[Impl]:
@@ -101,8 +141,6 @@ def register_extra(env: str | None = None) -> None:
     The tests use this to inject faulty implementations (tests/faulty.py); the variable reaches
     every worker through its environment. Normal runs never set it.
     """
-    import os
-
     for module in filter(None, (env if env is not None else os.environ.get("BENCH_EXTRA_IMPLS", "")).split(",")):
         for impl in importlib.import_module(module.strip()).EXTRA_IMPLS:
             REGISTRY[impl.model][impl.name] = impl

@@ -7,9 +7,9 @@ from __future__ import annotations
 import ctypes
 import time
 
-from models.mlp import MLPConfig
-from models.mlp_numpy import NumpyStep, mlp_backward, mlp_forward
-from models.mlp_numpy import build as numpy_build
+from models.mlp.model import MLPConfig
+from models.mlp.numpy_impl import NumpyStep, mlp_backward, mlp_forward
+from models.mlp.numpy_impl import build as numpy_build
 from models.registry import Impl
 
 
@@ -51,7 +51,7 @@ class WrongGrad(NumpyStep):
 
 
 def _build(cls):
-    def build(cfg: MLPConfig):
+    def build(cfg: MLPConfig, k: int = 1, device: str = "cpu"):
         base = numpy_build(cfg)
         step = cls.__new__(cls)
         step.__dict__.update(base.__dict__)
@@ -64,9 +64,9 @@ build_segfault, build_hang = _build(Segfault), _build(Hang)
 build_nan, build_wrong = _build(NanAfterThree), _build(WrongGrad)
 
 EXTRA_IMPLS = [
-    Impl("fault.segfault", "mlp", "numpy", "fault", "tests.faulty:build_segfault", ("numpy",)),
-    Impl("fault.hang", "mlp", "numpy", "fault", "tests.faulty:build_hang", ("numpy",)),
-    Impl("fault.nan", "mlp", "numpy", "fault", "tests.faulty:build_nan", ("numpy",)),
-    Impl("fault.wrong", "mlp", "numpy", "fault", "tests.faulty:build_wrong", ("numpy",)),
-    Impl("fault.noimport", "mlp", "numpy", "fault", "tests.faulty_broken:build", ("numpy",)),
+    Impl("fault.segfault", "mlp", "tests.faulty:build_segfault", framework="numpy"),
+    Impl("fault.hang", "mlp", "tests.faulty:build_hang", framework="numpy"),
+    Impl("fault.nan", "mlp", "tests.faulty:build_nan", framework="numpy"),
+    Impl("fault.wrong", "mlp", "tests.faulty:build_wrong", framework="numpy"),
+    Impl("fault.noimport", "mlp", "tests.faulty_broken:build", framework="numpy"),
 ]

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cases import CaseState, case_row
 from bench.results import RunDir
-from bench.runner import CaseState, Settings, case_row
 from bench.schema import SCHEMA_VERSION
+from bench.settings import Settings
 from bench.sizes import mlp
 from bench.timing import Budget
-from models.registry import IMPLS
+from models.mlp.model import flops_per_step
+from models.registry import REGISTRY
 
 TRUTH = {  # impl -> (fixed seconds a, rate FLOP/s r, seconds per op)
     "numpy.loop": (50e-6, 100e9, 1.0e-6),
@@ -33,10 +35,8 @@ def make_run(path: Path, seed: int = 0, noise: float = 0.02) -> Path:
     rows, samples = [], []
     for size in sizes:
         for name in settings.impls:
-            st = CaseState(IMPLS[name], size, status="ok")
+            st = CaseState(REGISTRY["mlp"][name], size, status="ok")
             cfg = size.config()
-            from models.mlp import flops_per_step
-
             ops = OPS_PER_LAYER * (cfg.depth + 1)
             st.ops_per_step = ops if name != "null.noop" else 0
             if name == "null.noop":

@@ -8,25 +8,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from models import mlp_c
-from models.registry import IMPLS
+from models import cbuild
+from models.mlp import c_impl
+from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
-needs_c = pytest.mark.skipif(bool(mlp_c.unavailable_reason()), reason=mlp_c.unavailable_reason() or "ok")
+needs_c = pytest.mark.skipif(bool(cbuild.unavailable_reason()), reason=cbuild.unavailable_reason() or "ok")
 
 
 @needs_c
 def test_build_is_cached_and_rebuilt_after_a_source_change(tmp_path):
     src = tmp_path / "mlp.c"
-    src.write_text(mlp_c.SOURCE.read_text())
-    first, built = mlp_c.build(src, tmp_path / "cache")
+    src.write_text(c_impl.SOURCE.read_text())
+    first, built = cbuild.build(src, tmp_path / "cache")
     assert built and first.is_file()
-    again, built = mlp_c.build(src, tmp_path / "cache")
+    again, built = cbuild.build(src, tmp_path / "cache")
     assert again == first and not built
     mtime = first.stat().st_mtime_ns
     src.write_text(src.read_text() + "\n// a change\n")
-    changed, built = mlp_c.build(src, tmp_path / "cache")
+    changed, built = cbuild.build(src, tmp_path / "cache")
     assert built and changed != first
     assert first.stat().st_mtime_ns == mtime  # the old build is left as it was
 
@@ -36,12 +37,12 @@ def test_a_broken_source_reports_the_compiler_error(tmp_path):
     src = tmp_path / "bad.c"
     src.write_text("int f( {")
     with pytest.raises(RuntimeError, match="C build failed"):
-        mlp_c.build(src, tmp_path / "cache")
+        cbuild.build(src, tmp_path / "cache")
 
 
 def test_missing_compiler_makes_c_rows_unavailable_not_a_crash(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    assert "not found" in IMPLS["c.ref"].unavailable_reason()
+    assert "not found" in REGISTRY["mlp"]["c.ref"].unavailable_reason()
     out = tmp_path / "run"
     env = {**os.environ, "CC": "/nonexistent/cc", "BENCH_C_CACHE": str(tmp_path / "cache")}
     p = subprocess.run(

@@ -10,10 +10,11 @@ import pytest
 
 from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
 from bench.sizes import parse_sizes
-from models.mlp import LOSS_RTOL, UPDATE_RTOL
-from models.registry import IMPLS
+from models.mlp.model import LOSS_RTOL, UPDATE_RTOL
+from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
+IMPLS = REGISTRY["mlp"]
 CPU_IMPLS = [n for n, i in IMPLS.items() if "cpu" in i.devices]  # torch.cudagraphs: tests/test_devices.py
 
 

@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 
-from models import mlp
-from models.mlp import MLPConfig
-from models.registry import IMPLS
+from models.mlp import model as mlp
+from models.mlp.model import MLPConfig
+from models.mlp.numpy_impl import reference
+from models.registry import REGISTRY
+
+IMPLS = REGISTRY["mlp"]
 
 CONFIGS = [
     MLPConfig(batch=1, width=1, depth=1),  # B=1, the smallest model
@@ -17,7 +20,7 @@ GATED = [n for n in IMPLS if n != "null.noop" and "cpu" in IMPLS[n].devices]  # 
 
 @pytest.fixture(scope="module")
 def refs():
-    return {cfg: mlp.reference(cfg, 5) for cfg in CONFIGS}
+    return {cfg: reference(cfg, 5) for cfg in CONFIGS}
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.label + f"-D{c.d_in}-C{c.classes}")

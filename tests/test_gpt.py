@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import gpt, gpt_numpy
-from models.gpt import GPTConfig
+from models.gpt import model as gpt
+from models.gpt import numpy_impl as gpt_numpy
+from models.gpt.model import GPTConfig
 from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def test_numpy_backward_matches_finite_differences():
 
 @pytest.fixture(scope="module")
 def refs():
-    return {cfg: gpt.reference(cfg, 5) for cfg in CONFIGS}
+    return {cfg: gpt_numpy.reference(cfg, 5) for cfg in CONFIGS}
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.label)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from models import mlp, mlp_numpy
-from models.mlp import MLPConfig
+from models.mlp import model as mlp
+from models.mlp import numpy_impl as mlp_numpy
+from models.mlp.model import MLPConfig
 
 
 def test_flops_counts_matmuls_and_skips_input_gradient():
@@ -54,14 +55,14 @@ def test_reference_gradients_match_finite_differences():
 
 def test_reference_loss_decreases_and_starts_near_log_c():
     cfg = MLPConfig(batch=16, width=32)
-    losses, _ = mlp.reference(cfg, 5)
+    losses, _ = mlp_numpy.reference(cfg, 5)
     assert losses[0] == pytest.approx(np.log(10), rel=0.5)
     assert np.all(np.diff(losses) < 0)
 
 
 def test_gate_rejects_wrong_updates_and_nan():
     cfg = MLPConfig(batch=4, width=8)
-    ref = mlp.reference(cfg, 5)
+    ref = mlp_numpy.reference(cfg, 5)
     losses, params = ref[0].copy(), [p.astype(np.float32) for p in ref[1]]
     assert mlp.compare(cfg, losses, params, ref)[2] == ""
     start = mlp.init_params(cfg)

@@ -12,7 +12,7 @@ from fixture_run import make_run
 
 from bench.cli import main
 from bench.sizes import parse_sizes
-from models.registry import IMPLS, for_model
+from models.registry import REGISTRY, for_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def test_route_benchmarks_every_available_impl_with_self_describing_json(bench_j
         assert info["first_call_s"] > 0
         assert b["stats"]["rounds"] >= 10 and len(b["stats"]["data"]) == b["stats"]["rounds"]
         assert b["stats"]["median"] > 0
-        expected_k = size.scan_k() if IMPLS[info["impl"]].fused else 1
+        expected_k = size.scan_k() if REGISTRY["mlp"][info["impl"]].fused else 1
         assert info["steps_per_call"] == expected_k
         if info["impl"] != "null.noop":
             assert info["update_rel_err"] < 1e-2

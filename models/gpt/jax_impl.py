@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.gpt import BLOCK, GPTConfig, decay_mask, init_params, make_batch
+from models.gpt.model import BLOCK, GPTConfig, decay_mask, init_params, make_batch
 
 LN_EPS = 1e-5
 
@@ -78,6 +78,8 @@ def scan_steps(state, idx, targets, cfg: GPTConfig, k: int):
 
 
 class JaxGPTStep:
+    gate = True
+
     def __init__(self, cfg: GPTConfig, mode: str, k: int = 1) -> None:
         self.cfg, self.mode = cfg, mode
         self.steps_per_call = k if mode == "scan" else 1
@@ -115,13 +117,13 @@ class JaxGPTStep:
         self.state = (p, [jnp.zeros_like(a) for a in p], [jnp.zeros_like(a) for a in p], jnp.int32(0))
 
 
-def build_eager(cfg: GPTConfig) -> JaxGPTStep:
+def build_eager(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> JaxGPTStep:
     return JaxGPTStep(cfg, "eager")
 
 
-def build_jit(cfg: GPTConfig) -> JaxGPTStep:
+def build_jit(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> JaxGPTStep:
     return JaxGPTStep(cfg, "jit")
 
 
-def build_scan(cfg: GPTConfig, k: int) -> JaxGPTStep:
+def build_scan(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> JaxGPTStep:
     return JaxGPTStep(cfg, "scan", k)

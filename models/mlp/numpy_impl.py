@@ -1,7 +1,7 @@
 """MLP in NumPy: forward and backward by hand, SGD in place (registry name `numpy.loop`).
 
 Each layer is a pair `<layer>_forward(...) -> (out, cache)` / `<layer>_backward(dout, cache)`,
-as in llm.c. The functions work in any float dtype: `models.mlp.reference` runs them in float64
+as in llm.c. The functions work in any float dtype: `reference` runs them in float64
 (allocating), `NumpyStep` runs them in float32 with every buffer preallocated (`out=`), so a
 step allocates nothing of size B x H.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.mlp import MLPConfig, init_params, make_batch
+from models.mlp.model import MLPConfig, init_params, make_batch
 
 
 def linear_forward(x, w, b, out=None):
@@ -106,10 +106,25 @@ def mlp_update(params, grads, lr):
         p -= g
 
 
+def reference(cfg: MLPConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Float64 run of `steps` SGD steps from the shared start: (losses (steps,), final params).
+    The equivalence gate's truth: the functions above, dtype-generic, in float64."""
+    params = [p.astype(np.float64) for p in init_params(cfg)]
+    x, y = make_batch(cfg)
+    x = x.astype(np.float64)
+    losses = np.empty(steps)
+    for i in range(steps):
+        losses[i], cache = mlp_forward(params, x, y)
+        grads = mlp_backward(params, cache)
+        mlp_update(params, grads, cfg.lr)
+    return losses, params
+
+
 class NumpyStep:
     """numpy.loop: one step = forward, backward, update on preallocated float32 buffers."""
 
     steps_per_call = 1
+    gate = True
 
     def __init__(self, cfg: MLPConfig, params: list[np.ndarray], batch) -> None:
         self.cfg = cfg
@@ -150,5 +165,5 @@ class NumpyStep:
             p[...] = p0
 
 
-def build(cfg: MLPConfig) -> NumpyStep:
+def build(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> NumpyStep:
     return NumpyStep(cfg, init_params(cfg), make_batch(cfg))

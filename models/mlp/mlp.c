@@ -1,6 +1,6 @@
 // MLP training step in C + BLAS: the "no framework" floor (registry names c.ref and c.step).
 //
-// Mirrors models/mlp_numpy.py: <layer>_forward / <layer>_backward, then mlp_forward,
+// Mirrors models/mlp/numpy_impl.py: <layer>_forward / <layer>_backward, then mlp_forward,
 // mlp_backward, mlp_update. Every matrix product is one cblas_sgemm (OpenBLAS from the
 // scipy-openblas32 wheel, whose symbols carry the scipy_ prefix); bias, ReLU, softmax and
 // cross-entropy are plain loops. All arrays are row-major float32, owned by the caller
@@ -150,13 +150,4 @@ int mlp_train(const int *dims, float lr, float *params, float *grads, float *act
         mlp_update(params, grads, n_params, lr);
     }
     return 0;
-}
-
-void mlp_set_threads(int n) { scipy_openblas_set_num_threads(n); }
-
-int mlp_get_threads(void) { return scipy_openblas_get_num_threads(); }
-
-// C (n, n) = A (n, n) @ B (n, n): the BLAS's own sgemm peak, measured like every framework's.
-void square_sgemm(int n, const float *A, const float *B, float *C) {
-    sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
 }

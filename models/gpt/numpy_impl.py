@@ -1,7 +1,7 @@
 """Tiny GPT in NumPy: forward and backward by hand, AdamW separate (registry name `numpy.loop`).
 
 Each layer is `<layer>_forward(...) -> (out, cache)` and `<layer>_backward(dout, cache) -> grads`,
-as in llm.c. The functions are dtype-generic: `models.gpt.reference` runs them in float64, the
+as in llm.c. The functions are dtype-generic: `reference` runs them in float64, the
 benchmark in float32. Shapes: B batch, T sequence, C width, nh heads, hs = C / nh, V vocabulary.
 """
 
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from models.gpt import BLOCK, GPTConfig, decay_mask, init_params, make_batch
+from models.gpt.model import BLOCK, GPTConfig, decay_mask, init_params, make_batch
 
 LN_EPS = 1e-5
 GELU_S = math.sqrt(2.0 / math.pi)
@@ -158,7 +158,7 @@ def block_backward(dx, cache):
 
 
 def gpt_forward(params, idx, targets, cfg: GPTConfig):
-    """Loss and cache. params in models.gpt.param_names order."""
+    """Loss and cache. params in model.param_names order."""
     wte, wpe = params[0], params[1]
     nb = len(BLOCK)
     x, c_emb = embedding_forward(idx, wte, wpe)  # (B, T, C)
@@ -220,8 +220,17 @@ class GPTState:
         return loss
 
 
+def reference(cfg: GPTConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Float64 run of `steps` AdamW steps from the shared start: (losses (steps,), final params)."""
+    state = GPTState(cfg, [p.astype(np.float64) for p in init_params(cfg)])
+    idx, targets = make_batch(cfg)
+    losses = np.array([state.step(idx, targets) for _ in range(steps)])
+    return losses, state.params
+
+
 class NumpyGPTStep:
     steps_per_call = 1
+    gate = True
 
     def __init__(self, cfg: GPTConfig) -> None:
         self.cfg = cfg
@@ -251,5 +260,5 @@ def ops_per_step(cfg: GPTConfig) -> int:
     return cfg.n_layer * (8 + 8 + 12) + 8 + 4
 
 
-def build(cfg: GPTConfig) -> NumpyGPTStep:
+def build(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> NumpyGPTStep:
     return NumpyGPTStep(cfg)

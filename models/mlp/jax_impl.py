@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.mlp import MLPConfig, init_params, make_batch
+from models.mlp.model import MLPConfig, init_params, make_batch
 
 
 def mlp_loss(params, x, y):
@@ -44,6 +44,8 @@ def scan_steps(params, x, y, lr, k):
 
 
 class JaxStep:
+    gate = True
+
     def __init__(self, cfg: MLPConfig, mode: str, k: int = 1) -> None:
         self.cfg, self.mode = cfg, mode
         self.steps_per_call = k if mode == "scan" else 1
@@ -82,13 +84,13 @@ class JaxStep:
         self.p = [jnp.asarray(p) for p in init_params(self.cfg)]
 
 
-def build_eager(cfg: MLPConfig) -> JaxStep:
+def build_eager(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> JaxStep:
     return JaxStep(cfg, "eager")
 
 
-def build_jit(cfg: MLPConfig) -> JaxStep:
+def build_jit(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> JaxStep:
     return JaxStep(cfg, "jit")
 
 
-def build_scan(cfg: MLPConfig, k: int) -> JaxStep:
+def build_scan(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> JaxStep:
     return JaxStep(cfg, "scan", k)

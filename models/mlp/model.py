@@ -1,8 +1,8 @@
-"""The MLP benchmark model: config, seeded parameters and data, FLOP count, float64 reference.
+"""The MLP benchmark model: config, seeded parameters and data, FLOP count, gate tolerances.
 
 This is the one place where the model is defined. Every implementation loads the float32 arrays
 made here, so all of them start from the same point, and the equivalence gate compares them with
-`reference()` (the NumPy model run in float64).
+`numpy_impl.reference()` (the NumPy model run in float64).
 
 Layout: weights are stored (in, out) so a layer is `x @ W + b`; frameworks that store (out, in)
 (torch.nn.Linear) transpose on load and on export.
@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from models.gate import compare_to_reference
 
 
 @dataclass(frozen=True)
@@ -88,21 +90,6 @@ def memory_bytes(cfg: MLPConfig) -> int:
     return n_params(cfg) * (16 + 24) + acts * (12 + 24)
 
 
-def reference(cfg: MLPConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Float64 run of `steps` SGD steps from the shared start: (losses (steps,), final params)."""
-    from models import mlp_numpy  # the NumPy model is dtype-generic; run it in float64
-
-    params = [p.astype(np.float64) for p in init_params(cfg)]
-    x, y = make_batch(cfg)
-    x = x.astype(np.float64)
-    losses = np.empty(steps)
-    for i in range(steps):
-        losses[i], cache = mlp_numpy.mlp_forward(params, x, y)
-        grads = mlp_numpy.mlp_backward(params, cache)
-        mlp_numpy.mlp_update(params, grads, cfg.lr)
-    return losses, params
-
-
 # Tolerances of the equivalence gate, stated once. Float32 has a unit roundoff of 6e-8; a dot
 # product of length n accumulates about sqrt(n) of those with random signs, and a few SGD steps
 # compound them: observed loss errors are 1e-8..3e-7, update errors 1e-6..3e-4.
@@ -117,9 +104,8 @@ UPDATE_RTOL = 1e-2  # ||(p - p0) - (ref - p0)|| / ||ref - p0|| per tensor: the S
 
 
 def compare(cfg: MLPConfig, losses, params, ref) -> tuple[float, float, str]:
-    """Gate: (max loss rel. error, max update rel. error, '' if within tolerance else why not)."""
-    from models.gate import compare_to_reference
-
+    """Gate: (max loss rel. error, max update rel. error, '' if within tolerance else why not).
+    ref: (losses, params) of the float64 reference (numpy_impl.reference)."""
     return compare_to_reference(init_params(cfg), losses, params, ref, LOSS_RTOL, UPDATE_RTOL)
 
 

@@ -1,5 +1,5 @@
-"""The tiny GPT benchmark model: config, seeded parameters and tokens, FLOP count, float64
-reference. A GPT-2-style decoder (pre-LayerNorm blocks, causal multi-head attention, tanh-GELU
+"""The tiny GPT benchmark model: config, seeded parameters and tokens, FLOP count, gate
+tolerances. A GPT-2-style decoder (pre-LayerNorm blocks, causal multi-head attention, tanh-GELU
 MLP of width 4C, final LayerNorm, output head tied to the token embedding), trained with AdamW
 (weight decay on matrices only) on a fixed synthetic batch.
 
@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from models.gate import compare_to_reference
 
 
 @dataclass(frozen=True)
@@ -115,16 +117,6 @@ def memory_bytes(cfg: GPTConfig) -> int:
     return n_params(cfg) * (24 + 48) + acts * (12 + 16)
 
 
-def reference(cfg: GPTConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Float64 run of `steps` AdamW steps from the shared start: (losses (steps,), final params)."""
-    from models import gpt_numpy
-
-    state = gpt_numpy.GPTState(cfg, [p.astype(np.float64) for p in init_params(cfg)])
-    idx, targets = make_batch(cfg)
-    losses = np.array([state.step(idx, targets) for _ in range(steps)])
-    return losses, state.params
-
-
 # Tolerances of the equivalence gate. Losses: float32 roundoff through LayerNorm, attention and
 # the vocabulary softmax stays near 1e-7..1e-6 relative. Updates: AdamW divides each gradient by
 # sqrt(v) + eps, so elements whose gradient is small relative to its own history get updates
@@ -138,8 +130,8 @@ UPDATE_RTOL = 1e-2
 
 
 def compare(cfg: GPTConfig, losses, params, ref) -> tuple[float, float, str]:
-    from models.gate import compare_to_reference
-
+    """Gate: (max loss rel. error, max update rel. error, '' if within tolerance else why not).
+    ref: (losses, params) of the float64 reference (numpy_impl.reference)."""
     return compare_to_reference(init_params(cfg), losses, params, ref, LOSS_RTOL, UPDATE_RTOL)
 
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.gpt import GPTConfig, init_params, make_batch
-from models.mlp_torch import configure_compile
+from models.gpt.model import GPTConfig, init_params, make_batch
+from models.torch_util import configure_compile, count_dispatched, synced
 
 
 class CausalSelfAttention(nn.Module):
@@ -62,7 +62,7 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
 
     def ordered(self) -> list[tuple[torch.Tensor, bool]]:
-        """(parameter, stored transposed) in models.gpt.param_names order."""
+        """(parameter, stored transposed) in model.param_names order."""
         out = [(self.wte.weight, False), (self.wpe.weight, False)]
         for b in self.h:
             out += [(b.ln_1.weight, False), (b.ln_1.bias, False), (b.attn.c_attn.weight, True),
@@ -74,18 +74,19 @@ class GPT(nn.Module):
 
 class TorchGPTStep:
     steps_per_call = 1
+    gate = True
 
     def __init__(self, cfg: GPTConfig, compiled: bool, device: str = "cpu", mode: str | None = None) -> None:
         self.cfg = cfg
         idx, targets = make_batch(cfg)
         self.idx, self.targets = torch.from_numpy(idx).to(device), torch.from_numpy(targets).to(device)  # (B, T)
         self.model = GPT(cfg).to(device)
-        if device.startswith("cuda"):
-            self.call = self._call_synced  # the CPU path stays a plain call, nothing added to its timed region
         self.reset()
         self.train_step = self._train_step
         if compiled:
             self.train_step = torch.compile(self._train_step, dynamic=False, mode=mode)
+        # On CUDA the call waits for the step inside the timed region; on the CPU it is the step.
+        self.call = synced(self.train_step) if device.startswith("cuda") else self.train_step
 
     def _make_optimizer(self) -> torch.optim.AdamW:
         params = dict(self.model.named_parameters())  # the tied weight appears once
@@ -104,13 +105,6 @@ class TorchGPTStep:
         self.opt.step()
         return loss.detach()
 
-    def call(self) -> None:
-        self.train_step()  # the CPU is synchronous
-
-    def _call_synced(self) -> None:
-        self.train_step()
-        torch.cuda.synchronize()  # on CUDA, wait for the step inside the timed region
-
     def losses(self, n: int) -> np.ndarray:
         return np.array([self.train_step().item() for _ in range(n)])
 
@@ -118,8 +112,6 @@ class TorchGPTStep:
         return [(p.detach().T if t else p.detach()).cpu().numpy().copy() for p, t in self.model.ordered()]
 
     def count_ops(self) -> int:
-        from models.mlp_torch import count_dispatched
-
         return count_dispatched(self._train_step)
 
     @torch.no_grad()
@@ -132,20 +124,18 @@ class TorchGPTStep:
             self.opt = self._make_optimizer()
 
 
-def build_eager(cfg: GPTConfig, device: str = "cpu") -> TorchGPTStep:
+def build_eager(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTStep:
     return TorchGPTStep(cfg, compiled=False, device=device)
 
 
-def build_compiled(cfg: GPTConfig, device: str = "cpu") -> TorchGPTStep:
+def build_compiled(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTStep:
     configure_compile()
     return TorchGPTStep(cfg, compiled=True, device=device)
 
 
-def build_cudagraphs(cfg: GPTConfig, device: str = "cuda") -> TorchGPTStep:
+def build_cudagraphs(cfg: GPTConfig, k: int = 1, device: str = "cuda") -> TorchGPTStep:
     """torch.compile(mode="reduce-overhead"): the compiled graphs replayed as CUDA graphs. CUDA only."""
     if not device.startswith("cuda"):
         raise RuntimeError("torch.cudagraphs needs --device cuda")
     configure_compile()
     return TorchGPTStep(cfg, compiled=True, device=device, mode="reduce-overhead")
-
-

@@ -1,0 +1,196 @@
+"""Each framework described once: where it runs, how its threads (and TF32) are set, its matmul
+for the peak, and its plot colours. The runner, worker, pytest route, peak and report ask here
+instead of naming frameworks.
+
+Importing this module imports no framework, NumPy included (a worker pins its CPUs first);
+`setup()` and the matmul calls do, inside a worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from models.registry import GPU_FRAMEWORKS
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class Framework:
+    name: str
+    setup: Callable[[int, str, bool], dict]  # (threads, device, tf32) -> what it actually uses
+    matmul: Callable | None  # (a, b, device) -> a call computing a @ b, synced (a, b: float32 NumPy)
+    styles: dict[str, tuple[str, str]] = field(default_factory=dict)  # mode -> (colour, marker) in plots
+
+
+def device_of(framework: str, run_device: str) -> str:
+    """torch and jax follow the run's device; NumPy, C and the control stay on the CPU."""
+    return run_device if framework in GPU_FRAMEWORKS else "cpu"
+
+
+def thread_env(threads: int, device: str) -> dict[str, str]:
+    """Environment variables that every worker (and the pytest process) gets, before any import."""
+    env = {var: str(threads) for var in THREAD_VARS}
+    if device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"  # a CPU run keeps JAX off any GPU the machine has
+    return env
+
+
+def pin_cpus(threads: int) -> list[int]:
+    """Restrict this process to its first `threads` allowed CPUs (before a framework is imported)."""
+    cpus = sorted(os.sched_getaffinity(0))[:threads]
+    os.sched_setaffinity(0, cpus)
+    return cpus
+
+
+def _gpu_info() -> dict:
+    """What run.json records of the GPU (through torch)."""
+    import subprocess
+
+    import torch
+
+    props = torch.cuda.get_device_properties(0)
+    driver = ""
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"name": props.name, "capability": f"{props.major}.{props.minor}",
+            "memory_gb": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count,
+            "cuda_runtime": torch.version.cuda, "driver": driver}
+
+
+def _setup_torch(threads: int, device: str, tf32: bool) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    # fp32 means fp32: TF32 tensor-core matmuls only with --tf32 (recorded)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    info = {"torch_num_threads": torch.get_num_threads(), "threads_used": torch.get_num_threads(),
+            "torch_interop_threads": torch.get_num_interop_threads(), "torch_version": torch.__version__,
+            "tf32": tf32}
+    if device == "cuda":
+        info["gpu"] = _gpu_info()
+    return info
+
+
+def _setup_jax(threads: int, device: str, tf32: bool) -> dict:
+    import jax
+
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
+    # XLA's CPU client sizes its thread pool from the affinity mask (pin_cpus).
+    return {"tf32": tf32, "jax_version": jax.__version__, "jax_devices": [str(d) for d in jax.devices()],
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "threads_used": len(os.sched_getaffinity(0))}
+
+
+def _setup_c(threads: int, device: str, tf32: bool) -> dict:
+    from models import cbuild
+
+    why = cbuild.unavailable_reason()  # a missing compiler or BLAS makes the rows unavailable
+    if why:
+        raise ImportError(why)
+    used = cbuild.set_threads(threads)  # OpenBLAS's own setting, shared by every C library
+    return {"openblas_threads": used, "threads_used": used, "blas_library": cbuild.blas()._name,
+            "c_cache": str(cbuild.cache_root())}
+
+
+def _setup_none(threads: int, device: str, tf32: bool) -> dict:
+    return {}
+
+
+def _matmul_numpy(a, b, device):
+    import numpy as np
+
+    out = np.empty((a.shape[0], b.shape[1]), np.float32)
+    return lambda: np.matmul(a, b, out=out)
+
+
+def _matmul_torch(a, b, device):
+    import torch
+
+    ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
+    out = torch.empty(a.shape[0], b.shape[1], device=device)
+    if device == "cuda":
+        return lambda: (torch.mm(ta, tb, out=out), torch.cuda.synchronize())
+    return lambda: torch.mm(ta, tb, out=out)
+
+
+def _matmul_jax(a, b, device):
+    import jax
+    import jax.numpy as jnp
+
+    f = jax.jit(jnp.matmul)
+    ja, jb = jnp.asarray(a), jnp.asarray(b)
+    return lambda: f(ja, jb).block_until_ready()
+
+
+def _matmul_c(a, b, device):
+    import numpy as np
+
+    from models import cbuild
+
+    out = np.empty((a.shape[0], b.shape[1]), np.float32)
+    n = a.shape[0]
+    return lambda: cbuild.square_sgemm(n, a.ctypes.data, b.ctypes.data, out.ctypes.data)
+
+
+FRAMEWORKS: dict[str, Framework] = {
+    "numpy": Framework("numpy", _setup_none, _matmul_numpy, {"loop": ("#4c72b0", "o")}),
+    "torch": Framework("torch", _setup_torch, _matmul_torch, {
+        "eager": ("#dd8452", "s"), "compile": ("#c44e52", "D"), "fullgraph": ("#e377c2", "h"),
+        "cudagraphs": ("#bcbd22", "d")}),
+    "jax": Framework("jax", _setup_jax, _matmul_jax, {
+        "eager": ("#55a868", "^"), "jit": ("#8172b3", "v"), "scan": ("#937860", "P")}),
+    "c": Framework("c", _setup_c, _matmul_c, {"ref": ("#222222", "*"), "step": ("#777777", "X")}),
+    "null": Framework("null", _setup_none, None),
+}
+
+
+def get(name: str) -> Framework:
+    """ImportError for a framework this harness does not know (its rows become unavailable)."""
+    if name not in FRAMEWORKS:
+        raise ImportError(f"unknown framework {name!r}")
+    return FRAMEWORKS[name]
+
+
+def style(impl: str) -> tuple[str, str]:
+    """(colour, marker) of an implementation name in every plot; grey dots for unknown ones."""
+    fw, _, mode = impl.partition(".")
+    return FRAMEWORKS[fw].styles.get(mode, ("#999999", ".")) if fw in FRAMEWORKS else ("#999999", ".")
+
+
+def setup(name: str, threads: int, device: str = "cpu", tf32: bool = False) -> tuple[dict, object]:
+    """Import the framework, apply the thread count (and TF32 on CUDA); (what it uses, a handle
+    to keep alive: NumPy's BLAS and any OpenMP runtime stay limited while it lives)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    info: dict = {"framework": name, "pid": os.getpid(), "affinity": sorted(os.sched_getaffinity(0)), "device": device}
+    info.update(get(name).setup(threads, device, tf32))
+    limits = threadpool_limits(limits=threads)
+    info["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "prefix")}
+                           for p in threadpool_info()]
+    if "threads_used" not in info:  # numpy: its BLAS pool; null: nothing but the affinity
+        blas = [p["num_threads"] for p in info["threadpools"] if p["user_api"] == "blas"]
+        info["threads_used"] = blas[0] if blas and name == "numpy" else len(info["affinity"])
+    return info, limits
+
+
+def copy_call(name: str, nbytes: int) -> Callable[[], object]:
+    """A device-to-device copy of nbytes (GPU bandwidth), synced on return: torch or jax."""
+    if name == "torch":
+        import torch
+
+        src = torch.empty(nbytes // 4, device="cuda")
+        dst = torch.empty_like(src)
+        return lambda: (dst.copy_(src), torch.cuda.synchronize())
+    import jax
+    import jax.numpy as jnp
+
+    src = jnp.ones(nbytes // 4, jnp.float32)
+    f = jax.jit(lambda x: x + 0)  # one read and one write of every element
+    return lambda: f(src).block_until_ready()

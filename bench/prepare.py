@@ -1,0 +1,66 @@
+"""One case from registry entry to a timed-ready step: build, first call, ops, equivalence gate.
+
+Used by the worker process (CLI runs) and by the pytest-benchmark route alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+from models.registry import Impl, model_module
+from models.registry import reference as model_reference
+from models.step import Step
+
+GATE_STEPS = 5  # steps compared against the float64 reference before timing
+
+
+@dataclass
+class Built:
+    step: Step
+    first_call_s: float  # the first call on a fresh build: tracing, compilation, lazy loads
+    ops_per_step: int
+
+
+@dataclass
+class GateResult:
+    status: str  # ok, mismatch or diverged
+    loss_rel_err: float
+    update_rel_err: float
+    error: str = ""
+
+
+def build(impl: Impl, cfg, k: int, device: str = "cpu") -> Built:
+    """Build the step (k steps per call for fused implementations), time its first call, count ops."""
+    step = impl.load()(cfg, k if impl.fused else 1, device)
+    t0 = time.perf_counter_ns()
+    step.call()
+    first = (time.perf_counter_ns() - t0) / 1e9
+    return Built(step, first, step.count_ops())
+
+
+@functools.lru_cache(maxsize=4)
+def reference(model: str, cfg):
+    """The float64 reference of GATE_STEPS steps, computed once per config in a process."""
+    return model_reference(model, cfg, GATE_STEPS)
+
+
+def gate(step: Step, model: str, cfg) -> GateResult:
+    """GATE_STEPS steps from the shared start against the float64 reference."""
+    step.reset()
+    losses = step.losses(GATE_STEPS)
+    loss_err, update_err, why = model_module(model).compare(cfg, losses, step.params(), reference(model, cfg))
+    if not why:
+        return GateResult("ok", loss_err, update_err)
+    finite = all(math.isfinite(v) for v in losses)
+    return GateResult("mismatch" if finite else "diverged", loss_err, update_err, why)
+
+
+def still_finite(step: Step) -> str:
+    """'' when GATE_STEPS more steps give finite losses (after timing), else why not."""
+    tail = step.losses(GATE_STEPS)
+    if all(math.isfinite(v) for v in tail):
+        return ""
+    return f"non-finite loss after timing: {list(tail)}"

@@ -1,0 +1,126 @@
+"""Compile a C source against the scipy-openblas32 BLAS on first use, cache it, load it with ctypes.
+
+Any C implementation uses this: `load(source, declare)` returns the loaded library. The shared
+library is cached under $BENCH_C_CACHE (default ~/.cache/framework-overhead-bench/c), keyed by a
+hash of the source, the compile command and the compiler's version, so a source change rebuilds
+it and leaves the old build alone. CC chooses the compiler (default cc). The BLAS's own thread
+setting and a plain sgemm (for the peak) go through the BLAS library itself, not through any
+model's code.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+CFLAGS = ["-O3", "-march=native", "-std=c11", "-fPIC", "-shared"]  # no -ffast-math: same IEEE rules as the frameworks
+
+
+def compiler() -> str:
+    return os.environ.get("CC") or "cc"
+
+
+def unavailable_reason() -> str:
+    """'' when a compiler and the BLAS are there, else why the C rows cannot run."""
+    if shutil.which(compiler()) is None:
+        return f"C compiler {compiler()!r} not found (install one or set CC)"
+    if importlib.util.find_spec("scipy_openblas32") is None:
+        return "scipy-openblas32 not installed (pip install -c constraints.txt -e '.[all]')"
+    return ""
+
+
+def cache_root() -> Path:
+    if os.environ.get("BENCH_C_CACHE"):
+        return Path(os.environ["BENCH_C_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "framework-overhead-bench" / "c"
+
+
+def compile_command(source: Path) -> list[str]:
+    import scipy_openblas32 as blas
+
+    return [compiler(), *CFLAGS, str(source), f"-I{blas.get_include_dir()}", f"-L{blas.get_lib_dir()}",
+            f"-l{blas.get_library()}", f"-Wl,-rpath,{blas.get_lib_dir()}", "-lm"]
+
+
+def build(source: Path, cache: Path | None = None) -> tuple[Path, bool]:
+    """Compile `source` into a shared library unless the cache has it: (path, built_now).
+
+    RuntimeError with the compiler's last lines if the build fails."""
+    why = unavailable_reason()
+    if why:
+        raise RuntimeError(why)
+    source = Path(source)
+    cmd = compile_command(source)
+    version = subprocess.run([cmd[0], "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\0".join([source.read_text(), *cmd, version]).encode()).hexdigest()[:16]
+    path = (cache or cache_root()) / key / f"lib{source.stem}.so"
+    if path.is_file():
+        return path, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so.tmp")
+    os.close(fd)
+    p = subprocess.run([*cmd, "-o", tmp], capture_output=True, text=True)
+    if p.returncode != 0:
+        Path(tmp).unlink(missing_ok=True)
+        tail = " | ".join((p.stderr or p.stdout).strip().splitlines()[-3:])
+        raise RuntimeError(f"C build failed ({' '.join(cmd[:2])} ...): {tail}")
+    os.replace(tmp, path)  # atomic: a concurrent builder never loads half a library
+    return path, True
+
+
+_loaded: dict[Path, ctypes.CDLL] = {}
+
+
+def load(source: Path, declare: Callable[[ctypes.CDLL], None]) -> ctypes.CDLL:
+    """Build `source` if needed, load it once per process, and let `declare` set argtypes."""
+    source = Path(source)
+    if source not in _loaded:
+        lib = ctypes.CDLL(str(build(source)[0]))
+        declare(lib)
+        _loaded[source] = lib
+    return _loaded[source]
+
+
+_blas: ctypes.CDLL | None = None
+
+
+def blas() -> ctypes.CDLL:
+    """The scipy-openblas32 library that every C implementation links against (one instance
+    per process: the loader shares it with the models' libraries)."""
+    global _blas
+    if _blas is None:
+        import scipy_openblas32 as sob
+
+        names = [f for f in os.listdir(sob.get_lib_dir()) if f.startswith(f"lib{sob.get_library()}") and ".so" in f]
+        if not names:
+            raise RuntimeError(f"no lib{sob.get_library()}*.so in {sob.get_lib_dir()}")
+        lib = ctypes.CDLL(os.path.join(sob.get_lib_dir(), sorted(names)[0]))
+        lib.scipy_openblas_set_num_threads.argtypes = [ctypes.c_int]
+        lib.scipy_openblas_get_num_threads.restype = ctypes.c_int
+        p, i = ctypes.c_void_p, ctypes.c_int
+        lib.scipy_cblas_sgemm.argtypes = [i, i, i, i, i, i, ctypes.c_float, p, i, p, i, ctypes.c_float, p, i]
+        _blas = lib
+    return _blas
+
+
+def set_threads(n: int) -> int:
+    """OpenBLAS's own thread setting; returns the count it now reports."""
+    lib = blas()
+    lib.scipy_openblas_set_num_threads(n)
+    return lib.scipy_openblas_get_num_threads()
+
+
+ROW_MAJOR, NO_TRANS = 101, 111  # CBLAS enum values
+
+
+def square_sgemm(n: int, a: int, b: int, c: int) -> None:
+    """C (n, n) = A (n, n) @ B (n, n), float32 row-major, pointers as ints: the BLAS's sgemm peak."""
+    blas().scipy_cblas_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, n, n, 1.0, a, n, b, n, 0.0, c, n)

@@ -1,0 +1,1 @@
+"""The MLP benchmark model: `model.py` is its shared truth, one `<framework>_impl.py` per framework."""

@@ -1,0 +1,90 @@
+"""The C + BLAS MLP (mlp.c beside this file), built with the machine's C compiler on first use
+(models/cbuild.py: compiled against scipy-openblas32, cached by source, flags and compiler).
+
+`c.ref` runs K steps in one call (no Python between steps: the floor); `c.step` one call per
+step (adds the cost of crossing from Python into C through ctypes).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from models import cbuild
+from models.mlp.model import MLPConfig, init_params, make_batch
+
+SOURCE = Path(__file__).with_name("mlp.c")
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p = ctypes.c_void_p
+    lib.mlp_train.argtypes = [p, ctypes.c_float, p, p, p, p, p, ctypes.c_int, p]
+    lib.mlp_train.restype = ctypes.c_int
+
+
+def load() -> ctypes.CDLL:
+    return cbuild.load(SOURCE, _declare)
+
+
+def ops_per_step(cfg: MLPConfig) -> int:
+    """Layer-function calls in one C step (n = L + 1 layers): n linear + L relu + softmax forward;
+    softmax backward + n linear + L relu backward; one update."""
+    n = cfg.depth + 1
+    return 2 * n + 2 * cfg.depth + 3
+
+
+class CStep:
+    gate = True
+
+    def __init__(self, cfg: MLPConfig, k: int) -> None:
+        self.cfg, self.steps_per_call = cfg, k
+        self.lib = load()
+        self.init = init_params(cfg)
+        self.flat0 = np.concatenate([p.ravel() for p in self.init])  # [W0, b0, W1, b1, ...]
+        self.flat = self.flat0.copy()
+        self.grads = np.zeros_like(self.flat)
+        b, dims = cfg.batch, cfg.layer_dims()
+        n_acts = sum(b * fo for _, fo in dims) + 2 * b * cfg.classes + cfg.depth * b * cfg.width
+        self.acts = np.zeros(n_acts, np.float32)  # z_i, probs, dlogits, dh_i (see mlp.c)
+        x, y = make_batch(cfg)
+        self.x, self.y = np.ascontiguousarray(x), np.ascontiguousarray(y, np.int64)  # (B, D), (B,)
+        self.dims = np.array([b, cfg.d_in, cfg.width, cfg.depth, cfg.classes], np.int32)
+        self.loss_buf = np.empty(max(k, 1), np.float32)
+        self._args = [a.ctypes.data for a in (self.dims,)] + [cfg.lr] + [
+            a.ctypes.data for a in (self.flat, self.grads, self.acts, self.x, self.y)
+        ]
+
+    def _train(self, k: int, out: np.ndarray) -> None:
+        if self.lib.mlp_train(*self._args, k, out.ctypes.data) != 0:
+            raise ValueError(f"mlp_train cannot lay out {self.cfg}")
+
+    def call(self) -> None:
+        self._train(self.steps_per_call, self.loss_buf)
+
+    def losses(self, n: int) -> np.ndarray:
+        out = np.empty(n, np.float32)
+        self._train(n, out)
+        return out.astype(np.float64)
+
+    def params(self) -> list[np.ndarray]:
+        out, i = [], 0
+        for p in self.init:
+            out.append(self.flat[i:i + p.size].reshape(p.shape).copy())
+            i += p.size
+        return out
+
+    def count_ops(self) -> int:
+        return ops_per_step(self.cfg)
+
+    def reset(self) -> None:
+        self.flat[...] = self.flat0
+
+
+def build_ref(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> CStep:
+    return CStep(cfg, k)
+
+
+def build_step(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> CStep:
+    return CStep(cfg, 1)

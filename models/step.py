@@ -1,0 +1,36 @@
+"""The interface every implementation exposes to the harness.
+
+An implementation is a module-level builder `build(cfg, k=1, device="cpu") -> Step`, registered
+in `models.registry` under a name like `torch.eager`. `k` is the number of training steps one
+`call()` runs (fused modes use it, the others ignore it); `device` is where frameworks that can
+use a GPU put their tensors (the others ignore it).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Step(Protocol):
+    """What the harness times and checks. `call()` must return only when its work is done."""
+
+    steps_per_call: int  # training steps done by one call() (K for fused modes, else 1)
+    gate: bool  # False only for a step that computes nothing (the control): no equivalence check
+
+    def call(self) -> None:
+        """steps_per_call training steps; results ready (synced) on return."""
+
+    def losses(self, n: int) -> np.ndarray:
+        """Run n steps from the current state; the per-step losses, float64 (n,)."""
+
+    def params(self) -> list[np.ndarray]:
+        """Current parameters as float32 NumPy arrays in the model's layout (model.py)."""
+
+    def reset(self) -> None:
+        """Back to the initial parameters (and optimizer state)."""
+
+    def count_ops(self) -> int:
+        """Ops of one step as this implementation counts them (see the model's ops definition)."""

@@ -1,0 +1,129 @@
+"""The code's shape: no import cycle, models/ never imports bench/, small classes and functions,
+and every registered implementation is a builder with the Step interface."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from models.registry import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("bench", "models")
+MAX_CLASS_LINES, MAX_FUNCTION_LINES = 120, 60
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for f in (ROOT / pkg).rglob("*.py"):
+            parts = f.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    return out
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """Project modules imported anywhere in the file (function-level imports count too)."""
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(pkg.split(".")[: len(pkg.split(".")) - node.level + 1] + ([base] if base else []))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for n in names:
+            while n and n not in known:
+                n = n.rpartition(".")[0]
+            if n and n != name:
+                found.add(n)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {name: imports_of(name, path, set(mods)) for name, path in mods.items()}
+
+
+def find_cycle(g: dict[str, set[str]]) -> list[str]:
+    """One import cycle as a path, or [] (depth-first search; package __init__ edges count)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str]:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(g.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state:
+                cycle = visit(m)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[n] = 2
+        return []
+
+    for n in sorted(g):
+        if n not in state:
+            cycle = visit(n)
+            if cycle:
+                return cycle
+    return []
+
+
+def test_no_import_cycle_in_bench_or_models():
+    cycle = find_cycle(graph())
+    assert not cycle, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    g = graph()
+    g["models.mlp.model"] = g["models.mlp.model"] | {"models.mlp.numpy_impl"}  # the cycle wave 1 had
+    assert find_cycle(g)[0] in ("models.mlp.model", "models.mlp.numpy_impl")
+
+
+def test_models_never_import_bench():
+    for name, deps in graph().items():
+        if name.startswith("models"):
+            assert not [d for d in deps if d.startswith("bench")], name
+
+
+def test_no_framework_implementation_imports_another_framework():
+    for name, path in modules().items():
+        if not name.endswith("_impl"):
+            continue
+        own = name.rsplit(".", 1)[1].removesuffix("_impl")
+        tree = ast.parse(path.read_text())
+        top = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        top |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        others = {"torch", "jax"} - {own}
+        assert not top & others, f"{name} imports {top & others}"
+
+
+def test_classes_and_functions_stay_small():
+    too_big = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > limit:
+                    too_big.append(f"{name}.{node.name}: {n} lines > {limit}")
+    assert not too_big, too_big
+
+
+@pytest.mark.parametrize("model", list(REGISTRY))
+def test_every_registered_builder_takes_cfg_k_device(model):
+    for impl in REGISTRY[model].values():
+        module, func = impl.target.split(":")
+        path = ROOT / (module.replace(".", "/") + ".py")
+        tree = ast.parse(path.read_text())
+        fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func), None)
+        assert fn is not None, f"{impl.name}: {impl.target} not found"
+        args = [a.arg for a in fn.args.args]
+        assert args[:1] == ["cfg"] and "k" in args and "device" in args, f"{impl.target}({', '.join(args)})"
