@@ -1,11 +1,12 @@
 """From a run's CSV files to the answer: fixed cost per step, cost per op, overhead share, crossover.
 
-Everything here is computed from results.csv, samples.csv(.gz) and run.json, so `bench report`
+Everything here is computed from results.csv, rounds.csv and run.json, so `bench report`
 regenerates it from a committed run.
 
 - Fixed cost a and effective rate r: robust fit of median step time t = a + FLOPs / r over the
   width sweep, on relative residuals (sizes span five decades), soft-L1 loss. CI of a and r:
-  hierarchical bootstrap (resample rounds, then samples within each round), 2.5/97.5 percentiles.
+  bootstrap over worker processes (resample each size's per-process medians, refit), 2.5/97.5
+  percentiles.
 - Cost per op: Theil-Sen slope of (step time - FLOPs / r) over ops_per_step on the depth sweep,
   with its 95% CI.
 - Overhead share of a row: (t - t_floor) / t, t_floor the registry's floor (the C + BLAS loop,
@@ -26,8 +27,7 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as sps
 
-from bench.results import read_meta, read_results, read_samples
-from bench.timing import per_step_s
+from bench.results import read_run
 from models.registry import REGISTRY
 
 SHARE_THRESHOLD = 0.05
@@ -84,27 +84,21 @@ def fit_fixed_cost(flops: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     return float(sol.x[0] * ta), float(sol.x[1] * tc)
 
 
-def hier_boot_medians(rounds: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap medians: resample rounds with replacement, then samples within each round."""
-    out = np.empty(n_boot)
-    for b in range(n_boot):
-        picked = rng.integers(len(rounds), size=len(rounds))
-        pooled = np.concatenate([rng.choice(rounds[i], size=rounds[i].size) for i in picked])
-        out[b] = np.median(pooled)
-    return out
+def boot_centers(medians: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap of a row's center: resample its per-process medians, geometric mean of each draw."""
+    logs = np.log(np.asarray(medians, float))
+    return np.exp(logs[rng.integers(logs.size, size=(n_boot, logs.size))].mean(axis=1))
 
 
 def load(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    return read_results(run_dir), read_samples(run_dir), read_meta(run_dir)
+    """(results, rounds, meta) of a run, every file checked (SchemaError names the problem)."""
+    results, rounds, _, meta = read_run(run_dir)
+    return results, rounds, meta
 
 
-def per_round_samples(samples: pd.DataFrame) -> dict[tuple[str, str], list[np.ndarray]]:
-    """(impl, size) -> one array of per-step seconds per round."""
-    s = samples.assign(step_s=per_step_s(samples["call_ns"], samples["steps_per_call"]))
-    out: dict[tuple[str, str], list[np.ndarray]] = {}
-    for (impl, size, _), g in s.groupby(["impl", "size", "round"], sort=False):
-        out.setdefault((impl, size), []).append(g["step_s"].to_numpy())
-    return out
+def unit_medians(rounds: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """(impl, size) -> the per-process medians (seconds per step): the unit of replication."""
+    return {k: g["median_s"].to_numpy(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
 
 
 def shares(results: pd.DataFrame, meta: dict) -> pd.DataFrame:
@@ -133,6 +127,11 @@ def shares(results: pd.DataFrame, meta: dict) -> pd.DataFrame:
     return ok
 
 
+def width_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The width sweep (and custom sizes), smallest step first."""
+    return df[df["sweep"].isin(["width", "custom"])].sort_values("flops_per_step")
+
+
 def best_peak_gflops(meta: dict) -> float:
     vals = [p["gflops"] for p in meta.get("peaks", {}).values() if "gflops" in p]
     return max(vals) if vals else math.nan
@@ -154,9 +153,9 @@ def crossover(rows: pd.DataFrame) -> tuple[str, float, str, str]:
     return label(i), (float(rows["flops_per_step"].iloc[i]) if i is not None else math.nan), label(lo), label(hi)
 
 
-def summarize(results: pd.DataFrame, samples: pd.DataFrame, meta: dict, seed: int = 0) -> list[ImplSummary]:
+def summarize(results: pd.DataFrame, rounds: pd.DataFrame, meta: dict, seed: int = 0) -> list[ImplSummary]:
     rng = np.random.default_rng(seed)
-    rounds = per_round_samples(samples)
+    units = unit_medians(rounds)
     sh = shares(results, meta)
     r = roles(results)
     out = []
@@ -165,11 +164,11 @@ def summarize(results: pd.DataFrame, samples: pd.DataFrame, meta: dict, seed: in
             continue
         s = ImplSummary(impl)
         rows = sh[sh["impl"] == impl]
-        width = rows[rows["sweep"].isin(["width", "custom"])].sort_values("flops_per_step")
+        width = width_rows(rows)
         if len(width) >= 3:
             F, t = width["flops_per_step"].to_numpy(float), width["median_s"].to_numpy(float)
             a, c = fit_fixed_cost(F, t)
-            boots = [hier_boot_medians(rounds[(impl, z)], N_BOOT, rng) for z in width["size"]]
+            boots = [boot_centers(units[(impl, z)], N_BOOT, rng) for z in width["size"]]
             fits = np.array([fit_fixed_cost(F, np.array([bt[b] for bt in boots])) for b in range(N_BOOT)])
             s.fixed_us = a * 1e6
             s.fixed_us_lo, s.fixed_us_hi = np.percentile(fits[:, 0], [2.5, 97.5]) * 1e6

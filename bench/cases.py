@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.schema import SCHEMA_VERSION
 from bench.settings import Settings
 from bench.sizes import Size
 from bench.timing import per_step_s
@@ -27,8 +28,10 @@ class CaseState:
     size: Size
     status: str = "pending"  # pending until its first round finishes
     error: str = ""
-    samples_s: list[float] = field(default_factory=list)  # per step
-    round_medians: list[float] = field(default_factory=list)
+    samples_s: list[float] = field(default_factory=list)  # per step, all processes
+    round_medians: list[float] = field(default_factory=list)  # one per process: the unit of replication
+    round_iqr_rel: list[float] = field(default_factory=list)  # IQR / median inside each process
+    first_calls: list[float] = field(default_factory=list)  # first call of each process's fresh build
     done_rounds: set[int] = field(default_factory=set)  # rounds whose samples are on disk
     steps_per_call: int = 1
     first_call_s: float = math.nan
@@ -41,13 +44,33 @@ class CaseState:
     def key(self) -> tuple[str, str]:
         return self.impl.name, self.size.label
 
-    def add_round(self, rnd: int, call_ns: list[int], steps_per_call: int) -> None:
-        """One round's raw samples (ns per call) into per-step seconds."""
+    def add_round(self, rnd: int, call_ns: list[int], steps_per_call: int, first_call_s: float = math.nan,
+                  pid: int = 0) -> tuple:
+        """One round (one worker process): its raw samples (ns per call) into per-step seconds.
+        Returns the round's rounds.csv row."""
         per_step = per_step_s(np.asarray(call_ns, float), steps_per_call)
         self.steps_per_call = steps_per_call
         self.samples_s += per_step.tolist()
         self.round_medians.append(float(np.median(per_step)))
+        self.round_iqr_rel.append(stats.iqr_rel(per_step))
+        self.first_calls.append(first_call_s)
         self.done_rounds.add(rnd)
+        return (SCHEMA_VERSION, self.impl.name, self.size.label, rnd, pid, first_call_s, per_step.size,
+                self.round_medians[-1], self.round_iqr_rel[-1], steps_per_call)
+
+
+    def fold(self, reply, rnd: int) -> tuple | None:
+        """A worker's CaseReply into this case; the rounds.csv row when it brought samples."""
+        self.peak_rss_mb = reply.peak_rss_mb
+        if reply.first_call_s is not None and math.isnan(self.first_call_s):  # the first process's build
+            self.first_call_s, self.ops_per_step = reply.first_call_s, reply.ops_per_step
+        if reply.loss_rel_err is not None:
+            self.loss_rel_err, self.update_rel_err = reply.loss_rel_err, reply.update_rel_err
+        self.status, self.error = reply.status, reply.error
+        if not reply.samples_ns:
+            return None
+        first = reply.first_call_s if reply.first_call_s is not None else math.nan
+        return self.add_round(rnd, reply.samples_ns, reply.steps_per_call, first, reply.pid)
 
 
 def row_device(impl: Impl, run_device: str) -> str:
@@ -60,11 +83,12 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     cfg = st.size.config()
     mod = model_module(st.size.model)
     flops = mod.flops_per_step(cfg)
-    s = stats.summarize(np.asarray(st.samples_s))
-    spread = stats.round_spread(st.round_medians)
-    noisy = stats.noisy_reason(s, spread) if st.samples_s else ""
+    s = stats.pooled(np.asarray(st.samples_s))
+    u = stats.across_units(st.round_medians, st.round_iqr_rel)
+    noisy = stats.noisy_reason(u) if st.samples_s else ""
     measured = s["n_samples"] > 0
-    gflops = flops / s["median_s"] / 1e9 if measured and st.impl.role != "control" else math.nan
+    gflops = flops / u["median_s"] / 1e9 if measured and st.impl.role != "control" else math.nan
+    later = [f for f in st.first_calls[1:] if math.isfinite(f)]
     peak = peaks.get(st.impl.framework, {}).get("gflops")
     return {
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
@@ -73,26 +97,28 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
         "flops_per_step": flops, "params": mod.n_params(cfg), "threads": settings.threads,
         "threads_used": (workers or {}).get(st.impl.framework, {}).get("threads_used", math.nan),
         "status": st.status, "error": st.error, "noisy": bool(noisy), "noisy_reason": noisy,
-        **s,
+        **s, **u,
         "rounds": len(st.round_medians), "steps_per_call": st.steps_per_call,
-        "median_call_s": s["median_s"] * st.steps_per_call,
-        "round_spread": spread,
+        "median_call_s": u["median_s"] * st.steps_per_call,
         "ops_per_step": st.ops_per_step,
         "gflops": gflops,
-        "pct_peak": 100 * flops / s["median_s"] / 1e9 / peak if measured and peak else math.nan,
-        "first_call_s": st.first_call_s, "loss_rel_err": st.loss_rel_err,
+        "pct_peak": 100 * gflops / peak if measured and peak else math.nan,
+        "first_call_s": st.first_call_s, "first_call_later_s": float(np.median(later)) if later else math.nan,
+        "loss_rel_err": st.loss_rel_err,
         "update_rel_err": st.update_rel_err, "peak_rss_mb": st.peak_rss_mb,
     }
 
 
-def restore(states: list[CaseState], results: pd.DataFrame, samples: pd.DataFrame) -> None:
+def restore(states: list[CaseState], results: pd.DataFrame, samples: pd.DataFrame, rounds: pd.DataFrame) -> None:
     """Case states from the files of an interrupted run."""
     rows = {(r["impl"], r["size"]): r for r in results.to_dict("records")}
+    first = {(r["impl"], r["size"], r["round"]): (r["first_call_s"], r["pid"]) for r in rounds.to_dict("records")}
     for (impl, size, rnd), g in sorted(samples.groupby(["impl", "size", "round"]).groups.items()):
         st = next((s for s in states if s.key == (impl, size)), None)
         if st is not None and (impl, size) in rows:
             part = samples.loc[g]
-            st.add_round(int(rnd), part["call_ns"].tolist(), int(part["steps_per_call"].iloc[0]))
+            f, pid = first.get((impl, size, rnd), (math.nan, 0))
+            st.add_round(int(rnd), part["call_ns"].tolist(), int(part["steps_per_call"].iloc[0]), f, pid)
     for st in states:
         r = rows.get(st.key)
         if r is None:

@@ -1,36 +1,27 @@
-"""`bench compare RUN_A RUN_B`: per case, medians, ratio B/A with a bootstrap CI, and whether the
-difference is significant (two-sided Mann-Whitney U on the raw per-step samples, p < ALPHA)."""
+"""`bench compare RUN_A RUN_B`: per case, the two medians, the ratio B/A with its 95% CI, and
+whether the case changed.
+
+The unit is the worker process: each run gives R per-process medians per case. The test is
+Welch's t-test on their logs (unequal variances), the ratio is exp(mean log B - mean log A) with
+the Welch t-interval, and a change is called only when p < ALPHA and the ratio differs from 1 by
+more than a practical threshold (default 3%): a 0.9% difference, however certain, is not one a
+user acts on. A/A runs and planted slowdowns validate this (tests/test_statistics.py).
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from bench.results import read_meta, read_results, read_samples
-from bench.timing import per_step_s
+from bench.analysis import unit_medians
+from bench.results import read_run
+from bench.stats import log_t_interval, welch_log
 
-ALPHA = 0.01  # significance threshold of the Mann-Whitney U test
-N_BOOT = 1000
-MAX_BOOT_SAMPLES = 4000  # bootstrap on a random subset of at most this many samples per case
-
-
-def per_step(samples: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
-    s = samples.assign(t=per_step_s(samples["call_ns"], samples["steps_per_call"]))
-    return {k: g["t"].to_numpy() for k, g in s.groupby(["impl", "size"])}
-
-
-def ratio_ci(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    """95% percentile-bootstrap CI of median(b) / median(a)."""
-    a = rng.choice(a, MAX_BOOT_SAMPLES, replace=False) if a.size > MAX_BOOT_SAMPLES else a
-    b = rng.choice(b, MAX_BOOT_SAMPLES, replace=False) if b.size > MAX_BOOT_SAMPLES else b
-    ma = np.median(rng.choice(a, (N_BOOT, a.size)), axis=1)
-    mb = np.median(rng.choice(b, (N_BOOT, b.size)), axis=1)
-    lo, hi = np.percentile(mb / ma, [2.5, 97.5])
-    return float(lo), float(hi)
+ALPHA = 0.05  # two-sided significance level of Welch's t-test on log process medians
+THRESHOLD = 0.03  # ... and |ratio - 1| above this, for a case to be called changed
+TEST_NAME = "Welch's t-test on log per-process medians"
 
 
 def header_flags(meta_a: dict, meta_b: dict) -> list[str]:
@@ -50,34 +41,41 @@ def header_flags(meta_a: dict, meta_b: dict) -> list[str]:
     return flags
 
 
-def compare_runs(run_a: Path, run_b: Path, seed: int = 0) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """(one row per case in both, header flags, cases only in one run)."""
-    ra, rb = read_results(run_a), read_results(run_b)
-    sa, sb = per_step(read_samples(run_a)), per_step(read_samples(run_b))
-    flags = header_flags(read_meta(run_a), read_meta(run_b))
-    ka = {(r["impl"], r["size"]) for _, r in ra[ra["status"] == "ok"].iterrows()}
-    kb = {(r["impl"], r["size"]) for _, r in rb[rb["status"] == "ok"].iterrows()}
+def verdict(ratio: float, p: float, threshold: float) -> str:
+    """'slower', 'faster', or '' (no change called)."""
+    if not (math.isfinite(p) and p < ALPHA and abs(ratio - 1) > threshold):
+        return ""
+    return "slower" if ratio > 1 else "faster"
+
+
+def compare_runs(run_a: Path, run_b: Path, threshold: float = THRESHOLD) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """(one row per case ok in both, header flags, cases only in one run)."""
+    ra, rounds_a, _, meta_a = read_run(run_a)
+    rb, rounds_b, _, meta_b = read_run(run_b)
+    ua, ub = unit_medians(rounds_a), unit_medians(rounds_b)
+    ka = {(r.impl, r.size) for r in ra[ra["status"] == "ok"].itertuples()}
+    kb = {(r.impl, r.size) for r in rb[rb["status"] == "ok"].itertuples()}
     only = [f"{i} {z}: only in A" for i, z in sorted(ka - kb)] + [f"{i} {z}: only in B" for i, z in sorted(kb - ka)]
-    rng = np.random.default_rng(seed)
     rows = []
     for key in [k for k in zip(ra["impl"], ra["size"], strict=True) if k in ka & kb]:
-        a, b = sa[key], sb[key]
-        lo, hi = ratio_ci(a, b, rng)
-        p = float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-        med_a, med_b = float(np.median(a)), float(np.median(b))
+        a, b = ua[key], ub[key]
+        ratio, lo, hi, p = welch_log(a, b)
         rows.append({
-            "impl": key[0], "size": key[1], "median_a_s": med_a, "median_b_s": med_b,
-            "ratio_b_a": med_b / med_a, "ratio_ci_low": lo, "ratio_ci_high": hi, "p_value": p,
-            "significant": p < ALPHA, "n_a": a.size, "n_b": b.size,
+            "impl": key[0], "size": key[1],
+            "median_a_s": log_t_interval(a)[0], "median_b_s": log_t_interval(b)[0],
+            "ratio_b_a": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi, "p_value": p,
+            "change": verdict(ratio, p, threshold), "n_a": a.size, "n_b": b.size,
         })
-    return pd.DataFrame(rows), flags, only
+    cols = ["impl", "size", "median_a_s", "median_b_s", "ratio_b_a", "ratio_ci_low", "ratio_ci_high", "p_value",
+            "change", "n_a", "n_b"]
+    return pd.DataFrame(rows, columns=cols), header_flags(meta_a, meta_b), only
 
 
 def slower_beyond(df: pd.DataFrame, pct: float) -> pd.DataFrame:
-    """Cases significantly slower in B by more than pct percent."""
+    """Cases called slower in B by more than pct percent."""
     if df.empty:
         return df
-    return df[df["significant"] & (df["ratio_b_a"] > 1 + pct / 100)]
+    return df[(df["change"] == "slower") & (df["ratio_b_a"] > 1 + pct / 100)]
 
 
 def fmt(x: float) -> str:

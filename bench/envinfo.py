@@ -74,3 +74,33 @@ def collect() -> dict:
         "git_commit": git_commit(),
         "env": {k: os.environ[k] for k in PERF_ENV if k in os.environ},
     }
+
+
+def governor() -> str | None:
+    """The CPU frequency governor of cpu0 (performance, powersave, ...), where the OS exposes it."""
+    try:
+        return Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip()
+    except OSError:
+        return None
+
+
+def noise_start() -> dict:
+    """What makes a machine noisy, at the start of a run: governor, load, CPU time counters."""
+    t = psutil.cpu_times()
+    return {"governor": governor(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+            "steal_s_start": getattr(t, "steal", None), "cpu_s_start": sum(t)}
+
+
+def noise_end(start: dict) -> dict:
+    """The start record completed: load at the end, and the share of CPU time stolen by the
+    hypervisor during the run (steal time; None where the OS does not report it)."""
+    t = psutil.cpu_times()
+    steal = getattr(t, "steal", None)
+    out = {k: v for k, v in start.items() if not k.endswith("_s_start")}
+    out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    total = sum(t) - start.get("cpu_s_start", 0.0)
+    if steal is not None and start.get("steal_s_start") is not None and total > 0:
+        out["steal_pct"] = round(100 * (steal - start["steal_s_start"]) / total, 2)
+    else:
+        out["steal_pct"] = None
+    return out

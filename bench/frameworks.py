@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from models.registry import GPU_FRAMEWORKS
 
@@ -36,6 +37,22 @@ def thread_env(threads: int, device: str) -> dict[str, str]:
     if device == "cpu":
         env["JAX_PLATFORMS"] = "cpu"  # a CPU run keeps JAX off any GPU the machine has
     return env
+
+
+def cache_root() -> Path:
+    """Where the compiled frameworks keep their persistent caches between worker processes."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "framework-overhead-bench"
+
+
+def compile_cache_env() -> dict[str, str]:
+    """Persistent compile caches, so that each round's fresh worker does not pay the full compile
+    again: torchinductor's FX graph cache (on by default, here in our cache directory) and JAX's
+    compilation cache (off by default; on, for every compiled program). A user's own setting wins."""
+    root = cache_root()
+    want = {"TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"), "JAX_COMPILATION_CACHE_DIR": str(root / "jax"),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    return {k: os.environ.get(k, v) for k, v in want.items()}
 
 
 def pin_cpus(threads: int) -> list[int]:
@@ -73,7 +90,7 @@ def _setup_torch(threads: int, device: str, tf32: bool) -> dict:
     torch.set_float32_matmul_precision("high" if tf32 else "highest")
     info = {"torch_num_threads": torch.get_num_threads(), "threads_used": torch.get_num_threads(),
             "torch_interop_threads": torch.get_num_interop_threads(), "torch_version": torch.__version__,
-            "tf32": tf32}
+            "tf32": tf32, "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", "")}
     if device == "cuda":
         info["gpu"] = _gpu_info()
     return info
@@ -85,7 +102,8 @@ def _setup_jax(threads: int, device: str, tf32: bool) -> dict:
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
     # XLA's CPU client sizes its thread pool from the affinity mask (pin_cpus).
     return {"tf32": tf32, "jax_version": jax.__version__, "jax_devices": [str(d) for d in jax.devices()],
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "threads_used": len(os.sched_getaffinity(0))}
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "threads_used": len(os.sched_getaffinity(0)),
+            "compilation_cache": jax.config.jax_compilation_cache_dir}
 
 
 def _setup_c(threads: int, device: str, tf32: bool) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import stats
 from bench.cases import CaseState, case_row
 from bench.results import RunDir
 from bench.schema import SCHEMA_VERSION
@@ -64,7 +65,7 @@ def import_pytest(path: Path, out: Path) -> Path:
         k = int(info["steps_per_call"])
         per_step = np.asarray(b["stats"]["data"], float)  # the route's timer makes data per step
         st.samples_s, st.round_medians, st.done_rounds = list(per_step), [float(np.median(per_step))], {0}
-        st.steps_per_call = k
+        st.round_iqr_rel, st.steps_per_call = [stats.iqr_rel(per_step)], k
         for name in ("first_call_s", "loss_rel_err", "update_rel_err", "ops_per_step"):
             if info.get(name) is not None:
                 setattr(st, name, float(info[name]))
@@ -77,6 +78,8 @@ def import_pytest(path: Path, out: Path) -> Path:
         (SCHEMA_VERSION, st.impl.name, st.size.label, 0, i, int(round(call_ns(v, st.steps_per_call))), st.steps_per_call)
         for st in states for i, v in enumerate(st.samples_s)
     ])
+    run.append_rounds([(SCHEMA_VERSION, st.impl.name, st.size.label, 0, 0, st.first_call_s, len(st.samples_s),
+                        st.round_medians[0], st.round_iqr_rel[0], st.steps_per_call) for st in states])
     run.write_results([case_row(st, settings, run.path.name, {}) for st in states])
     mi = doc.get("machine_info", {})
     versions = benches[0]["extra_info"].get("versions", {})

@@ -48,12 +48,13 @@ class HelloReply:
 class CaseReply:
     status: str  # ok, mismatch, diverged, error, unavailable
     error: str = ""
-    first_call_s: float | None = None  # set when the step was built in this call
+    first_call_s: float | None = None  # set when the step was built in this call (once per process)
     ops_per_step: float | None = None
     loss_rel_err: float | None = None  # set when the gate ran
     update_rel_err: float | None = None
     samples_ns: list[int] = field(default_factory=list)  # one per timed call
     steps_per_call: int = 1
+    pid: int = 0  # the worker process (each round runs in its own)
     peak_rss_mb: float = math.nan
 
 

@@ -18,7 +18,7 @@ MIN_ROUNDS, MAX_ROUNDS = 10, 5000
 def pin_threads(threads: int, device: str = "cpu") -> None:
     """CPU affinity and the thread variables, before a framework is imported (as every worker)."""
     frameworks.pin_cpus(threads)
-    os.environ.update(frameworks.thread_env(threads, device))
+    os.environ.update({**frameworks.thread_env(threads, device), **frameworks.compile_cache_env()})
 
 
 def cases(impl_text: str, sizes_text: str, model: str = "mlp"):

@@ -5,131 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bench import analysis, frameworks  # noqa: E402
-from bench.results import atomic_write  # noqa: E402
-from bench.tables import fmt_us, median_grid  # noqa: E402
-
-PLOTS = {
-    "step_time": "Step time vs FLOPs per step",
-    "overhead_share": "Overhead share vs FLOPs per step",
-    "slowdown": "Slowdown against the fastest implementation",
-    "first_call": "First call (tracing, compilation) per implementation",
-    "depth": "Depth sweep: step time vs framework ops per step",
-}
+from bench import analysis, plots
+from bench.results import atomic_write
+from bench.tables import fmt_us, median_grid
 
 
 def us(x: float) -> str:
     """Microseconds with sensible digits (the same format as the terminal summary)."""
     return "n/a" if x is None or not math.isfinite(x) else fmt_us(x)
-
-
-def _style(impl: str):
-    return frameworks.style(impl)  # one colour and marker per implementation, stable across plots and runs
-
-
-def _width(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["sweep"].isin(["width", "custom"])].sort_values("flops_per_step")
-
-
-def plot_step_time(ok: pd.DataFrame, meta: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    w = _width(ok)
-    for impl, g in w.groupby("impl", sort=False):
-        c, m = _style(impl)
-        ax.plot(g["flops_per_step"], g["median_s"], marker=m, color=c, label=impl)
-        ax.fill_between(g["flops_per_step"], g["ci_low_s"], g["ci_high_s"], color=c, alpha=0.2)
-    best = analysis.best_peak_gflops(meta)
-    if math.isfinite(best) and not w.empty:
-        f = np.geomspace(w["flops_per_step"].min(), w["flops_per_step"].max(), 50)
-        ax.plot(f, f / (best * 1e9), "k--", lw=1, label=f"roofline: FLOPs / {best:.0f} GFLOP/s peak")
-    ax.set(xscale="log", yscale="log", xlabel="matrix-product FLOPs per training step",
-           ylabel="median seconds per step (95% CI band)", title=PLOTS["step_time"])
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def plot_share(sh: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for impl, g in _width(sh).groupby("impl", sort=False):
-        if (g["floor_impl"] == impl).all():
-            continue
-        c, m = _style(impl)
-        ax.plot(g["flops_per_step"], 100 * g["share"], marker=m, color=c, label=impl)
-        ax.fill_between(g["flops_per_step"], 100 * g["share_lo"], 100 * g["share_hi"], color=c, alpha=0.15)
-    ax.axhline(100 * analysis.SHARE_THRESHOLD, color="k", ls="--", lw=1, label=f"{analysis.SHARE_THRESHOLD:.0%}")
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set(xscale="log", xlabel="matrix-product FLOPs per training step",
-           ylabel="overhead share (t - t_floor) / t, %", title=PLOTS["overhead_share"] + f" (floor: {', '.join(sorted(set(sh['floor_impl'].dropna())))})")
-    ax.set_ylim(-20, 102)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def plot_slowdown(sh: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for impl, g in _width(sh).groupby("impl", sort=False):
-        c, m = _style(impl)
-        ax.plot(g["flops_per_step"], g["slowdown"], marker=m, color=c, label=impl)
-    ax.set(xscale="log", yscale="log", xlabel="matrix-product FLOPs per training step",
-           ylabel="median step time / fastest at that size", title=PLOTS["slowdown"])
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def plot_first_call(res: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    df = res[res["first_call_s"].notna() & ~res["impl"].isin(analysis.roles(res).control)]
-    impls = list(dict.fromkeys(df["impl"]))
-    for i, impl in enumerate(impls):
-        v = df.loc[df["impl"] == impl, "first_call_s"].to_numpy()
-        c, _ = _style(impl)
-        ax.barh(i, np.median(v), color=c)
-        ax.plot([v.min(), v.max()], [i, i], "k-", lw=1)
-        ax.text(v.max() * 1.15, i, f"median {np.median(v):.3g} s", va="center", fontsize=8)
-    ax.set_yticks(range(len(impls)), impls)
-    ax.set(xscale="log", xlabel="seconds for the first call on a fresh build (bar: median over sizes, line: min..max)",
-           title=PLOTS["first_call"])
-    ax.grid(True, axis="x", which="both", alpha=0.3)
-    _save(fig, path)
-
-
-def plot_depth(ok: pd.DataFrame, summaries: list[analysis.ImplSummary], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5))
-    by = {s.impl: s for s in summaries}
-    for impl, g in ok.groupby("impl", sort=False):
-        d = analysis.depth_points(g)
-        if d.empty:
-            continue
-        c, m = _style(impl)
-        ax.plot(d["ops_per_step"], d["median_s"] * 1e6, m, color=c)
-        s = by.get(impl)
-        if s and math.isfinite(s.us_per_op):
-            x = d["ops_per_step"].to_numpy(float)
-            y = d["median_s"].to_numpy(float) * 1e6
-            compute = d["flops_per_step"].to_numpy(float) / (s.rate_gflops * 1e3) if math.isfinite(s.rate_gflops) else 0
-            icpt = np.median(y - compute - s.us_per_op * x)
-            ax.plot(x, icpt + compute + s.us_per_op * x, "-", color=c, label=f"{impl}: {s.us_per_op:.2f} µs/op")
-    ax.set(yscale="log", xlabel="framework ops per training step (depth sweep at fixed batch and width)",
-           ylabel="median µs per step", title=PLOTS["depth"])
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    _save(fig, path)
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.ImplSummary], meta: dict) -> list[str]:
@@ -158,7 +43,7 @@ def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.Impl
         floor = ", ".join(sorted(set(sh["floor_impl"].dropna())))
         out.append(f"Overhead share under {analysis.SHARE_THRESHOLD:.0%} of the step (floor: {floor}): "
                    + "; ".join(parts) + ".")
-    w = _width(sh)
+    w = analysis.width_rows(sh)
     if not w.empty:
         worst = w.loc[w["slowdown"].idxmax()]
         fastest_t = w.loc[w["size"] == worst["size"], "median_s"].min()
@@ -190,7 +75,7 @@ def table_medians(res: pd.DataFrame) -> str:
 
 
 def table_share(sh: pd.DataFrame) -> str:
-    w = _width(sh)
+    w = analysis.width_rows(sh)
     impls = [i for i in dict.fromkeys(w["impl"])]
     lines = ["| size | floor | " + " | ".join(impls) + " |", "|---|---|" + "---:|" * len(impls)]
     for size, g in w.groupby("size", sort=False):
@@ -233,58 +118,69 @@ def header(meta: dict) -> list[str]:
             f"status {meta['status']}."]
 
 
-def write_report(run_dir: Path) -> Path:
-    run_dir = Path(run_dir)
-    res, samples, meta = analysis.load(run_dir)
-    roles = analysis.roles(res)
-    ok = res[(res["status"] == "ok") & ~res["impl"].isin(roles.control)]
-    sh = analysis.shares(res, meta)
-    summaries = analysis.summarize(res, samples, meta)
-    atomic_write(run_dir / "analysis.csv", analysis.summary_frame(summaries).to_csv(index=False))
-    if not ok.empty:
-        plot_step_time(ok, meta, run_dir / "step_time.png")
-        plot_share(sh, run_dir / "overhead_share.png")
-        plot_slowdown(sh, run_dir / "slowdown.png")
-        plot_depth(ok, summaries, run_dir / "depth.png")
-    plot_first_call(res, run_dir / "first_call.png")
-    peaks = meta.get("peaks", {})
-    model = meta["settings"].get("model", "mlp")
-    md = header(meta)
-    md += ["", "## Headlines", ""] + [f"- {h}" for h in headlines(res, sh, summaries, meta)]
-    md += ["", "![step time](step_time.png)", "",
-           "## Median µs per training step", "",
-           "Median of all samples of all rounds; `*` marks a noisy row (cv > 10%, median CI wider than ±5%, "
-           "or round medians > 10% apart); a status word replaces the number of a case that is not ok. "
-           "CIs, IQR and per-round spread are in results.csv.", "", table_medians(res), "",
-           "## Decomposition per implementation", "",
-           "Fixed cost and effective rate: robust fit of t = a + FLOPs / r over the width sweep "
-           "(bootstrap CI over rounds and samples). µs/op: Theil-Sen slope over the depth sweep (compute at the "
-           "fitted rate taken out), ops per step as each implementation counts them: ATen ops dispatched in one "
-           "eager step (torch), jaxpr equations (jax), NumPy calls (MLP) or layer-function calls (GPT, C) "
-           "counted from the code; column ops_per_step. Written to analysis.csv.", "",
-           table_summary(summaries, roles), "", "![depth](depth.png)", "",
-           "## Overhead share", "",
-           "(t - t_floor) / t at each width-sweep size; t_floor is the C + BLAS loop (c.ref) where it ran, "
-           "else the fastest fused implementation. Negative: faster than the floor.", "", table_share(sh), "",
-           "![overhead share](overhead_share.png)", "", "![slowdown](slowdown.png)", "",
-           "## Measured peaks", "", "| framework | matmul n | median GFLOP/s | best GFLOP/s |", "|---|---:|---:|---:|"]
-    for fw, p in peaks.items():
+def image(name: str, why: dict[str, str]) -> list[str]:
+    """The plot, or one line saying why it is not drawn."""
+    if why.get(name):
+        return [f"*{plots.PLOTS[name]}: not drawn, {why[name]}.*", ""]
+    return [f"![{plots.PLOTS[name].lower()}]({name}.png)", ""]
+
+
+def section_peaks(meta: dict) -> list[str]:
+    md = ["## Measured peaks", "", "| framework | matmul n | median GFLOP/s | best GFLOP/s |", "|---|---:|---:|---:|"]
+    for fw, p in meta.get("peaks", {}).items():
         if "gflops" in p:
             md.append(f"| {fw} | {p['n']} | {p['gflops']:.0f} | {p['gflops_best']:.0f} |")
         else:
             md.append(f"| {fw} | - | {p.get('error', 'not measured')} | |")
-    md += ["", "## First call", "", "![first call](first_call.png)", "",
-           "## Equivalence gate", "",
-           f"Largest errors against the float64 reference over all sizes (tolerances in models/{model}/model.py).", "",
-           "| impl | max loss rel. error | max update rel. error |", "|---|---:|---:|"]
+    return md + [""]
+
+
+def section_gate(res: pd.DataFrame, model: str) -> list[str]:
+    md = ["## Equivalence gate", "",
+          f"Largest errors against the float64 reference over all sizes (tolerances in models/{model}/model.py).", "",
+          "| impl | max loss rel. error | max update rel. error |", "|---|---:|---:|"]
     for impl, g in res.groupby("impl", sort=False):
         if g["loss_rel_err"].notna().any():
             md.append(f"| {impl} | {g['loss_rel_err'].max():.1e} | {g['update_rel_err'].max():.1e} |")
     bad = res[res["status"] != "ok"]
     if not bad.empty:
         md += ["", "## Cases not ok", "", "| impl | size | status | error |", "|---|---|---|---|"]
-        md += [f"| {r['impl']} | {r['size']} | {r['status']} | {str(r['error']).replace('|', '/')} |" for _, r in bad.iterrows()]
-    md += ["", f"Regenerate: `python -m bench report {run_dir}`.", ""]
+        md += [f"| {r['impl']} | {r['size']} | {r['status']} | {str(r['error']).replace('|', '/')} |"
+               for _, r in bad.iterrows()]
+    return md + [""]
+
+
+def write_report(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    res, rounds, meta = analysis.load(run_dir)
+    roles = analysis.roles(res)
+    sh = analysis.shares(res, meta)
+    summaries = analysis.summarize(res, rounds, meta)
+    atomic_write(run_dir / "analysis.csv", analysis.summary_frame(summaries).to_csv(index=False))
+    why = plots.draw_all(run_dir, res, sh, summaries, meta)
+    md = header(meta)
+    md += ["", "## Headlines", ""] + [f"- {h}" for h in headlines(res, sh, summaries, meta)] + [""]
+    md += image("step_time", why)
+    md += ["## Median µs per training step", "",
+           "Geometric mean of the per-process medians (each round runs in its own worker processes); "
+           "`*` marks a noisy row (95% CI over processes wider than ±5%, or within-process IQR over 25% "
+           "of the median); a status word replaces the number of a case that is not ok. "
+           "CIs, IQR and the drift between processes (round_sd) are in results.csv.", "", table_medians(res), "",
+           "## Decomposition per implementation", "",
+           "Fixed cost and effective rate: robust fit of t = a + FLOPs / r over the width sweep "
+           "(bootstrap CI over worker processes). µs/op: Theil-Sen slope over the depth sweep (compute at the "
+           "fitted rate taken out), ops per step as each implementation counts them: ATen ops dispatched in one "
+           "eager step (torch), jaxpr equations (jax), NumPy calls (MLP) or layer-function calls (GPT, C) "
+           "counted from the code; column ops_per_step. Written to analysis.csv.", "",
+           table_summary(summaries, roles), ""]
+    md += image("depth", why)
+    md += ["## Overhead share", "",
+           "(t - t_floor) / t at each width-sweep size; t_floor is the C + BLAS loop (c.ref) where it ran, "
+           "else the fastest fused implementation. Negative: faster than the floor.", "", table_share(sh), ""]
+    md += image("overhead_share", why) + image("slowdown", why)
+    md += section_peaks(meta) + ["## First call", ""] + image("first_call", why)
+    md += section_gate(res, meta["settings"].get("model", "mlp"))
+    md += [f"Regenerate: `python -m bench report {run_dir}`.", ""]
     path = run_dir / "report.md"
     atomic_write(path, "\n".join(md))
     return path

@@ -1,8 +1,9 @@
-"""One run = one directory: results.csv, samples.csv, run.json, worker logs, later report.md.
+"""One run = one directory: results.csv, samples.csv, rounds.csv, run.json, worker logs, report.md.
 
-Finished measurements reach disk at once: samples are appended as each case ends and results.csv
-is rewritten atomically (temporary file, fsync, rename) after every case. An existing directory is
-never reused.
+Finished measurements reach disk at once: samples and the round record are appended as each case
+ends and results.csv is rewritten atomically (temporary file, fsync, rename) after every case.
+An existing directory is never reused. The readers check what they read (schema version,
+columns, types, statuses) and raise SchemaError with one line naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SchemaError, check_version
+from bench.schema import (
+    RESULT_COLUMNS,
+    ROUND_COLUMNS,
+    SAMPLE_COLUMNS,
+    SCHEMA_VERSION,
+    STATUSES,
+    TEXT_COLUMNS,
+    SchemaError,
+    check_version,
+)
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -34,6 +44,13 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _append(path: Path, rows: list[tuple]) -> None:
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -45,8 +62,8 @@ class RunDir:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.mkdir()  # raises FileExistsError: never overwrite or mix runs
         run = cls(path)
-        with open(run.samples_path, "w", newline="") as f:
-            csv.writer(f).writerow(SAMPLE_COLUMNS)
+        _append(run.samples_path, [tuple(SAMPLE_COLUMNS)])
+        _append(run.rounds_path, [tuple(ROUND_COLUMNS)])
         return run
 
     @property
@@ -58,23 +75,33 @@ class RunDir:
         return self.path / "samples.csv"
 
     @property
+    def rounds_path(self) -> Path:
+        return self.path / "rounds.csv"
+
+    @property
     def meta_path(self) -> Path:
         return self.path / "run.json"
 
     def append_samples(self, rows: list[tuple]) -> None:
-        with open(self.samples_path, "a", newline="") as f:
-            csv.writer(f).writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
+        _append(self.samples_path, rows)
+
+    def append_rounds(self, rows: list[tuple]) -> None:
+        _append(self.rounds_path, rows)
 
     def write_results(self, rows: list[dict]) -> None:
+        """ValueError for a row whose keys are not exactly the schema's (a misspelt key would
+        otherwise leave a column empty)."""
+        want = set(RESULT_COLUMNS) - {"schema_version"}
+        for r in rows:
+            if set(r) != want:
+                missing, extra = sorted(want - set(r)), sorted(set(r) - want)
+                raise ValueError(f"results row {r.get('impl')} {r.get('size')}: missing {missing}, unknown {extra}")
         df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
         df["schema_version"] = SCHEMA_VERSION
         atomic_write(self.results_path, df.to_csv(index=False))
 
     def write_meta(self, meta: dict) -> None:
         atomic_write(self.meta_path, json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2))
-
 
     def compress_samples(self) -> None:
         """samples.csv -> samples.csv.gz (atomic), for a finished run: raw samples compress ~4x."""
@@ -86,39 +113,110 @@ class RunDir:
         self.samples_path.unlink()
 
 
+META_KEYS = {"run_id": str, "status": str, "settings": dict, "machine": dict}
+
+
 def read_meta(path: Path) -> dict:
     f = Path(path) / "run.json"
     if not f.is_file():
         raise SchemaError(f"{path} is not a run directory (no run.json)")
     try:
         meta = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SchemaError(f"{f} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise SchemaError(f"{f} is not a JSON object")
     check_version(meta.get("schema_version"), str(f))
+    for key, kind in META_KEYS.items():
+        if not isinstance(meta.get(key), kind):
+            raise SchemaError(f"{f}: {key!r} is missing or not a {kind.__name__}")
     return meta
+
+
+def read_table(f: Path, columns: dict[str, str]) -> pd.DataFrame:
+    """A CSV of this schema: exactly these columns, a known version, numbers where numbers go."""
+    if not f.is_file():
+        raise SchemaError(f"{f} is missing")
+    if f.suffix == ".csv" and f.stat().st_size and not _ends_with_newline(f):
+        raise SchemaError(f"{f} does not end with a line break: truncated")
+    try:
+        df = pd.read_csv(f, keep_default_na=False, na_values=[""], dtype={c: str for c in TEXT_COLUMNS})
+    except pd.errors.EmptyDataError:
+        raise SchemaError(f"{f} is empty (not even a header)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as e:
+        raise SchemaError(f"{f} is not a readable CSV ({str(e).splitlines()[0]})") from None
+    missing, extra = [c for c in columns if c not in df.columns], [c for c in df.columns if c not in columns]
+    if missing or extra:
+        raise SchemaError(f"{f}: columns differ from schema {SCHEMA_VERSION}: missing {missing}, unknown {extra}")
+    for v in df["schema_version"].unique():
+        check_version(_int_or(v), str(f))
+    for col in df.columns:
+        if col in TEXT_COLUMNS or col == "noisy":
+            continue
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = num.isna() & df[col].notna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise SchemaError(f"{f}: column {col} has a non-numeric value {df[col].iloc[i]!r} (data row {i + 1})")
+        df[col] = num
+    return df
+
+
+def _ends_with_newline(f: Path) -> bool:
+    with open(f, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
+def _int_or(v):
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return v
 
 
 def read_results(path: Path) -> pd.DataFrame:
     read_meta(path)
     f = Path(path) / "results.csv"
-    if not f.is_file():
-        raise SchemaError(f"{path} has no results.csv")
-    df = pd.read_csv(f, keep_default_na=False, na_values=[""])
-    if "schema_version" not in df.columns:
-        raise SchemaError(f"{f} has no schema_version column")
-    for v in set(df["schema_version"]):
-        check_version(int(v), str(f))
+    df = read_table(f, RESULT_COLUMNS)
+    bad = df[~df["status"].isin(list(STATUSES))]
+    if not bad.empty:
+        raise SchemaError(f"{f}: unknown status {bad['status'].iloc[0]!r} (allowed: {', '.join(STATUSES)})")
+    ok = df[df["status"] == "ok"]
+    for col in ("median_s", "n_samples", "rounds", "flops_per_step", "steps_per_call"):
+        empty = ok[ok[col].isna()]
+        if not empty.empty:
+            r = empty.iloc[0]
+            raise SchemaError(f"{f}: ok row {r['impl']} {r['size']} has no {col} (truncated?)")
+    df["noisy"] = df["noisy"].astype(str).eq("True")
     return df
 
 
-def read_samples(path: Path) -> pd.DataFrame:
-    path = Path(path)
+def _samples_file(path: Path) -> Path:
     for name in ("samples.csv", "samples.csv.gz"):
-        if (path / name).is_file():
-            df = pd.read_csv(path / name)
-            if "schema_version" not in df.columns:
-                raise SchemaError(f"{path / name} has no schema_version column")
-            for v in set(df["schema_version"]):
-                check_version(int(v), str(path / name))
-            return df
+        if (Path(path) / name).is_file():
+            return Path(path) / name
     raise SchemaError(f"{path} has no samples.csv(.gz)")
+
+
+def read_samples(path: Path) -> pd.DataFrame:
+    return read_table(_samples_file(path), SAMPLE_COLUMNS)
+
+
+def read_rounds(path: Path) -> pd.DataFrame:
+    return read_table(Path(path) / "rounds.csv", ROUND_COLUMNS)
+
+
+def read_run(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """(results, rounds, samples, meta), checked against each other: every ok row has its rounds."""
+    meta = read_meta(path)
+    results, rounds, samples = read_results(path), read_rounds(path), read_samples(path)
+    have = set(zip(rounds["impl"], rounds["size"], strict=True))
+    for r in results[results["status"] == "ok"].itertuples():
+        if (r.impl, r.size) not in have:
+            raise SchemaError(f"{Path(path) / 'rounds.csv'} has no rounds of ok case {r.impl} {r.size} (truncated?)")
+    extra = have - set(zip(results["impl"], results["size"], strict=True))
+    if extra:
+        impl, size = sorted(extra)[0]
+        raise SchemaError(f"{Path(path) / 'results.csv'} has no row for {impl} {size}, which rounds.csv has (truncated?)")
+    return results, rounds, samples, meta

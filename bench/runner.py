@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 from bench import envinfo, protocol
 from bench.cases import CaseState, case_row, restore, row_device
-from bench.results import RunDir, read_meta, read_results, read_samples
+from bench.results import RunDir, read_meta, read_results, read_rounds, read_samples
 from bench.schedule import mark_unavailable, plan
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.settings import Settings
@@ -40,8 +40,9 @@ class Runner:
                     "workers": {}, "peaks": {}}
         else:
             meta.setdefault("resumed", []).append({"utc": _utc(), "argv": argv})
-            restore(self.states, read_results(run.path), read_samples(run.path))
+            restore(self.states, read_results(run.path), read_samples(run.path), read_rounds(run.path))
         self.meta = meta
+        self.noise = envinfo.noise_start()  # of this part of the run (a resume records its own)
         (run.path / "logs").mkdir(exist_ok=True)
         self.pool = WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", self.stop)
         self.pool.info = meta["workers"]  # what each worker reports lands in run.json
@@ -79,16 +80,12 @@ class Runner:
             if f.status != "interrupted" or st.status == "pending":  # finished rounds keep their status
                 st.status, st.error = f.status, f.reason
             return
-        st.peak_rss_mb = reply.peak_rss_mb
-        if reply.first_call_s is not None and st.first_call_s != st.first_call_s:  # first build only
-            st.first_call_s, st.ops_per_step = reply.first_call_s, reply.ops_per_step
-        if reply.loss_rel_err is not None:
-            st.loss_rel_err, st.update_rel_err = reply.loss_rel_err, reply.update_rel_err
         if reply.samples_ns:
             self.run_dir.append_samples([(SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, reply.steps_per_call)
                                          for i, v in enumerate(reply.samples_ns)])
-            st.add_round(rnd, reply.samples_ns, reply.steps_per_call)
-        st.status, st.error = reply.status, reply.error
+        round_row = st.fold(reply, rnd)
+        if round_row:
+            self.run_dir.append_rounds([round_row])
 
     def measure_peaks(self, progress: ProgressFn | None) -> None:
         """Each framework's float32 matmul peak, in its own worker, before any case."""
@@ -120,6 +117,8 @@ class Runner:
             for done, (rnd, st) in enumerate(todo):
                 if self.stop.is_set():
                     break
+                if done and rnd != todo[done - 1][0]:
+                    self.pool.close()  # each round in fresh worker processes: the unit of replication
                 if progress:
                     progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
                 if st.status in ("pending", "ok"):
@@ -140,6 +139,7 @@ class Runner:
                     st.status, st.error = "interrupted", "run stopped before this case was measured"
         self.meta["status"] = "interrupted" if self.stop.is_set() else "complete"
         self.meta["finished_utc"] = _utc()
+        self.meta["noise"] = envinfo.noise_end(self.noise)
         self.run_dir.write_results(self.rows())
         if self.meta["status"] == "complete":
             self.run_dir.compress_samples()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: gpt columns seq_len, heads, vocab
+SCHEMA_VERSION = 3  # 2: gpt columns seq_len, heads, vocab; 3: per-process statistics, rounds.csv
 
-# results.csv: one row per case (implementation x size), stats over the samples of all rounds.
+# results.csv: one row per case (implementation x size). Each round of a case runs in its own
+# worker process; median_s, its CI and the noisy flag come from the per-process medians
+# (bench/stats.py), the pooled columns describe all samples together.
 RESULT_COLUMNS: dict[str, str] = {
     "schema_version": "version of this column list",
     "run_id": "run directory name",
@@ -29,24 +31,27 @@ RESULT_COLUMNS: dict[str, str] = {
     "threads_used": "threads the worker reported using: torch.get_num_threads, OpenBLAS's count (numpy, c), CPUs in the affinity mask (jax, null)",
     "status": "ok, mismatch, diverged, error, crashed, timeout, unavailable, interrupted",
     "error": "why the status is not ok (one line), else empty",
-    "noisy": "True when cv > 10%, the median's 95% CI is wider than +-5%, or round medians differ > 10%",
+    "noisy": "True when the 95% CI of median_s is wider than +-5% (or unknown: one process), or round_iqr_rel > 25%",
     "noisy_reason": "which of those rules the row broke",
     "n_samples": "timed calls, all rounds together",
-    "rounds": "rounds that produced samples",
+    "rounds": "rounds that produced samples; each round is one worker process, the unit of replication",
     "steps_per_call": "training steps per timed call (K for jax.scan, else 1)",
-    "median_s": "median seconds per training step (= per call / steps_per_call)",
-    "iqr_s": "interquartile range, seconds per step",
+    "median_s": "seconds per training step (per call / steps_per_call): geometric mean of the per-process medians",
+    "ci_low_s": "95% CI of median_s, low: exp(mean - t sd / sqrt(R)) of the log per-process medians; empty with one process",
+    "ci_high_s": "95% CI of median_s, high: exp(mean + t sd / sqrt(R)) of the log per-process medians",
+    "pooled_median_s": "median of all samples of all processes together (descriptive), seconds per step",
+    "iqr_s": "interquartile range of all samples pooled (descriptive), seconds per step",
     "min_s": "fastest sample, seconds per step",
-    "mean_s": "mean, seconds per step",
-    "cv": "standard deviation / mean",
-    "ci_low_s": "95% CI of the median, low, seconds per step",
-    "ci_high_s": "95% CI of the median, high, seconds per step",
-    "median_call_s": "median seconds per timed call",
-    "round_spread": "(max - min) / median of the per-round medians",
+    "mean_s": "mean of all samples pooled, seconds per step",
+    "cv": "standard deviation / mean of all samples pooled (describes the tail, not the median's precision)",
+    "median_call_s": "median_s x steps_per_call: seconds per timed call",
+    "round_sd": "standard deviation of the log per-process medians: drift between processes (0.05 = about 5%)",
+    "round_iqr_rel": "median over processes of the within-process IQR / median",
     "ops_per_step": "framework ops in one step: ATen ops (torch), jaxpr equations (jax), NumPy calls",
     "gflops": "achieved GFLOP/s: flops_per_step / median_s",
     "pct_peak": "gflops as % of this framework's measured float32 matmul peak (run.json peaks)",
-    "first_call_s": "first call on a fresh build: tracing, compilation, lazy loads (not in median_s)",
+    "first_call_s": "first call on a fresh build in the first process: tracing, compilation, lazy loads (not in median_s)",
+    "first_call_later_s": "median first call of the later processes (persistent compile caches warm); each in rounds.csv",
     "loss_rel_err": "equivalence gate: max relative loss error vs the float64 reference",
     "update_rel_err": "equivalence gate: max relative error of the parameter updates",
     "peak_rss_mb": "peak resident memory of the worker process so far, MiB",
@@ -63,6 +68,20 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "steps_per_call": "training steps in that call",
 }
 
+# rounds.csv: one row per (case, round): each round is one worker process.
+ROUND_COLUMNS: dict[str, str] = {
+    "schema_version": "version of this column list",
+    "impl": "registry name",
+    "size": "size label",
+    "round": "round index, from 0",
+    "pid": "the worker process that ran this round",
+    "first_call_s": "first call of the step built in this process (compilation, with the persistent caches)",
+    "n_samples": "timed calls in this round",
+    "median_s": "median seconds per training step in this process: the unit of every CI and test",
+    "iqr_rel": "IQR / median of this process's samples",
+    "steps_per_call": "training steps per timed call",
+}
+
 STATUSES: dict[str, str] = {
     "ok": "equivalent to the reference and timed",
     "mismatch": "failed the equivalence gate; never timed",
@@ -73,6 +92,9 @@ STATUSES: dict[str, str] = {
     "unavailable": "its framework is not installed or fails to import",
     "interrupted": "the run was stopped before this case finished",
 }
+# Columns that hold text (every other column of the three tables is numeric, or the bool `noisy`).
+TEXT_COLUMNS = ("run_id", "model", "impl", "framework", "mode", "device", "size", "sweep", "status", "error",
+                "noisy_reason")
 FAILED_STATUSES = ("mismatch", "diverged", "error", "crashed", "timeout")
 
 
@@ -81,5 +103,18 @@ class SchemaError(ValueError):
 
 
 def check_version(found: object, what: str) -> None:
-    if found != SCHEMA_VERSION:
-        raise SchemaError(f"{what} has schema version {found!r}; this harness reads {SCHEMA_VERSION}")
+    if found == SCHEMA_VERSION:
+        return
+    if isinstance(found, int) and found > SCHEMA_VERSION:
+        raise SchemaError(f"{what} has schema version {found}, from a newer harness; this one reads {SCHEMA_VERSION}")
+    raise SchemaError(f"{what} has schema version {found!r}; this harness reads {SCHEMA_VERSION}")
+
+
+def markdown_table(columns: dict[str, str]) -> str:
+    """The README's table of a file's columns, generated from the dict above."""
+    return "\n".join(["| column | meaning |", "|---|---|"] + [f"| `{c}` | {m} |" for c, m in columns.items()])
+
+
+if __name__ == "__main__":  # python -m bench.schema: the README's three tables
+    for name, cols in (("results.csv", RESULT_COLUMNS), ("samples.csv.gz", SAMPLE_COLUMNS), ("rounds.csv", ROUND_COLUMNS)):
+        print(f"`{name}` columns:\n\n{markdown_table(cols)}\n")

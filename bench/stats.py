@@ -1,4 +1,16 @@
-"""Summary statistics of raw timing samples (seconds)."""
+"""Statistics of timing samples (seconds), with the worker process as the unit of replication.
+
+Samples inside one process share its offsets (scheduling, frequency, memory layout, the JIT's
+choices), so they are not independent draws of the step time. Each case runs in several
+independent worker processes (one per round); every interval and test here is computed over
+the per-process medians m_r, on the log scale, where a slowdown is a shift:
+
+- center: exp(mean(log m_r)), the geometric mean of the process medians (`median_s`);
+- 95% CI: exp(mean(log m_r) +- t(0.975, R - 1) sd(log m_r) / sqrt(R)) (`ci_low_s`, `ci_high_s`);
+- drift between processes: sd(log m_r) (`round_sd`).
+
+Pooled-sample statistics (pooled median, IQR, min, mean, cv) stay as descriptive columns.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +19,82 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-CV_NOISY = 0.10  # coefficient of variation above which a row is flagged noisy (as pyperf warns)
-CI_NOISY = 0.05  # ... or a 95% CI of the median wider than +-5% of the median
-ROUNDS_NOISY = 0.10  # ... or per-round medians more than 10% apart (drift between rounds)
+CI_NOISY = 0.05  # a row is noisy when the 95% CI of its median is wider than +-5% ...
+IQR_NOISY = 0.25  # ... or its processes' median within-process IQR exceeds 25% of their median
+LEVEL = 0.95
 
 
-def median_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Distribution-free CI of the median from binomial order statistics.
-
-    The ranks j < k are chosen so that P(x_(j) <= median <= x_(k)) >= level under Binomial(n, 1/2);
-    with too few samples for that, (min, max).
-    """
-    xs = np.sort(np.asarray(x, dtype=float))
-    n = xs.size
-    if n == 0:
-        return math.nan, math.nan
-    # 1-based ranks (r, n + 1 - r) cover the median with probability 1 - 2 P(B <= r - 1),
-    # B ~ Binomial(n, 1/2): take the largest r that keeps that >= level.
-    r = int(sps.binom.ppf((1.0 - level) / 2, n, 0.5))  # smallest r with P(B <= r) >= alpha/2
-    while r >= 1 and 2 * sps.binom.cdf(r - 1, n, 0.5) > 1.0 - level:
-        r -= 1
-    if r < 1:
-        return float(xs[0]), float(xs[-1])
-    return float(xs[r - 1]), float(xs[n - r])
-
-
-def summarize(samples_s: np.ndarray) -> dict[str, float]:
-    """median, iqr, min, mean, cv, 95% CI of the median, n; NaNs when empty."""
+def pooled(samples_s: np.ndarray) -> dict[str, float]:
+    """Descriptive statistics of all samples of all processes together; NaNs when empty."""
     x = np.asarray(samples_s, dtype=float)
     if x.size == 0:
-        keys = ("median_s", "iqr_s", "min_s", "mean_s", "cv", "ci_low_s", "ci_high_s")
+        keys = ("pooled_median_s", "iqr_s", "min_s", "mean_s", "cv")
         return {**{k: math.nan for k in keys}, "n_samples": 0}
     q25, med, q75 = np.percentile(x, [25, 50, 75])
     mean = float(x.mean())
-    lo, hi = median_ci(x)
     return {
-        "median_s": float(med),
-        "iqr_s": float(q75 - q25),
-        "min_s": float(x.min()),
-        "mean_s": mean,
-        "cv": float(x.std(ddof=1) / mean) if x.size > 1 and mean > 0 else 0.0,
-        "ci_low_s": lo,
-        "ci_high_s": hi,
-        "n_samples": int(x.size),
+        "pooled_median_s": float(med), "iqr_s": float(q75 - q25), "min_s": float(x.min()), "mean_s": mean,
+        "cv": float(x.std(ddof=1) / mean) if x.size > 1 and mean > 0 else 0.0, "n_samples": int(x.size),
     }
 
 
-def noisy_reason(s: dict[str, float], spread: float = 0.0) -> str:
-    """'' for a steady row, else which rule it broke. spread: `round_spread` of the row."""
+def log_t_interval(medians: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
+    """(center, low, high): geometric mean of the unit medians and its t-interval on the log
+    scale. With one unit the interval is unknown (NaN)."""
+    logs = np.log(np.asarray(medians, dtype=float))
+    if logs.size == 0 or not np.all(np.isfinite(logs)):
+        return math.nan, math.nan, math.nan
+    center = float(logs.mean())
+    if logs.size < 2:
+        return math.exp(center), math.nan, math.nan
+    half = sps.t.ppf(0.5 + level / 2, logs.size - 1) * logs.std(ddof=1) / math.sqrt(logs.size)
+    return math.exp(center), math.exp(center - half), math.exp(center + half)
+
+
+def across_units(round_medians: list[float], round_iqr_rel: list[float]) -> dict[str, float]:
+    """The row's center, CI and drift from its per-process medians (and within-process IQRs)."""
+    m = np.asarray(round_medians, dtype=float)
+    center, lo, hi = log_t_interval(m)
+    return {
+        "median_s": center, "ci_low_s": lo, "ci_high_s": hi,
+        "round_sd": float(np.log(m).std(ddof=1)) if m.size > 1 else math.nan,
+        "round_iqr_rel": float(np.median(round_iqr_rel)) if len(round_iqr_rel) else math.nan,
+    }
+
+
+def iqr_rel(samples_s: np.ndarray) -> float:
+    """IQR / median of one process's samples."""
+    q25, med, q75 = np.percentile(np.asarray(samples_s, dtype=float), [25, 50, 75])
+    return float((q75 - q25) / med) if med > 0 else math.nan
+
+
+def noisy_reason(row: dict[str, float]) -> str:
+    """'' for a row whose median is well known, else which rule it broke (the row's CI half-width
+    over CI_NOISY, or a typical process spread IQR/median over IQR_NOISY)."""
     why = []
-    if s["n_samples"] and s["cv"] > CV_NOISY:
-        why.append(f"cv {s['cv']:.0%} > {CV_NOISY:.0%}")
-    med = s["median_s"]
-    if s["n_samples"] and med > 0:
-        half = max(med - s["ci_low_s"], s["ci_high_s"] - med) / med
-        if half > CI_NOISY:
-            why.append(f"median CI +-{half:.0%} > {CI_NOISY:.0%}")
-    if spread > ROUNDS_NOISY:
-        why.append(f"round medians {spread:.0%} apart > {ROUNDS_NOISY:.0%}")
+    med, lo, hi = row["median_s"], row["ci_low_s"], row["ci_high_s"]
+    if math.isfinite(med) and med > 0:
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            why.append("one process: CI unknown")
+        else:
+            half = max(hi / med - 1, 1 - lo / med)
+            if half > CI_NOISY:
+                why.append(f"median CI +-{half:.0%} > {CI_NOISY:.0%}")
+    if row.get("round_iqr_rel", math.nan) > IQR_NOISY:
+        why.append(f"within-process IQR {row['round_iqr_rel']:.0%} of the median > {IQR_NOISY:.0%}")
     return "; ".join(why)
 
 
-def round_spread(round_medians: list[float]) -> float:
-    """(max - min) / median of the per-round medians: how much rounds disagree."""
-    m = np.asarray(round_medians, dtype=float)
-    if m.size < 2:
-        return 0.0
-    return float((m.max() - m.min()) / np.median(m))
+def welch_log(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> tuple[float, float, float, float]:
+    """Welch's t-test of log(b) against log(a), unit medians of two runs: (ratio of geometric
+    means b/a, CI low, CI high, two-sided p). NaNs when either side has fewer than 2 units."""
+    la, lb = np.log(np.asarray(a, float)), np.log(np.asarray(b, float))
+    ratio = math.exp(lb.mean() - la.mean()) if la.size and lb.size else math.nan
+    if la.size < 2 or lb.size < 2:
+        return ratio, math.nan, math.nan, math.nan
+    if la.std() == 0 and lb.std() == 0:  # identical constants: no variance to test against
+        p = 1.0 if la[0] == lb[0] else 0.0
+        return ratio, ratio, ratio, p
+    res = sps.ttest_ind(lb, la, equal_var=False)
+    ci = res.confidence_interval(level)
+    return ratio, math.exp(ci.low), math.exp(ci.high), float(res.pvalue)

@@ -28,7 +28,7 @@ class WorkerFailure(Exception):
 
 def worker_env(threads: int, device: str) -> dict[str, str]:
     """The environment of every worker: the caller's, plus the thread settings, explicitly."""
-    env = {**os.environ, **frameworks.thread_env(threads, device)}
+    env = {**os.environ, **frameworks.thread_env(threads, device), **frameworks.compile_cache_env()}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env

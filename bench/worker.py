@@ -53,7 +53,7 @@ class Worker:
 
         impl = get(msg.model, msg.impl)
         cfg = model_module(msg.model).Config(**msg.config)
-        out = protocol.CaseReply(status="ok")
+        out = protocol.CaseReply(status="ok", pid=os.getpid())
         built = self.steps.get((impl.name, cfg))
         if built is None:
             try:

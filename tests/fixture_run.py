@@ -1,4 +1,5 @@
-"""A small synthetic run directory with known truth: t = a + FLOPs / r, per-op cost on depth."""
+"""A small synthetic run directory with known truth: t = a + FLOPs / r, per-op cost on depth.
+jax.scan is fused: its timed calls hold K = 8 steps each, as in a real run."""
 
 from __future__ import annotations
 
@@ -24,15 +25,17 @@ OPS_PER_LAYER = 18
 WIDTH = [(1, 1), (32, 32), (128, 128), (512, 512), (1024, 1024)]
 DEPTH = [1, 4, 8]
 PEAK_GFLOPS = 200.0
+FUSED_K = 8
+ROUNDS = 3
 
 
 def make_run(path: Path, seed: int = 0, noise: float = 0.02) -> Path:
     rng = np.random.default_rng(seed)
     sizes = [mlp(b, h, 2, "width") for b, h in WIDTH] + [mlp(32, 32, d, "depth") for d in DEPTH]
-    settings = Settings("mlp", list(TRUTH) + ["null.noop"], sizes, 2, 3, Budget(), 60.0)
+    settings = Settings("mlp", list(TRUTH) + ["null.noop"], sizes, 2, ROUNDS, Budget(), 60.0)
     run = RunDir.create(path)
     peaks = {fw: {"n": 2048, "gflops": PEAK_GFLOPS, "gflops_best": PEAK_GFLOPS * 1.05} for fw in ("numpy", "torch", "jax")}
-    rows, samples = [], []
+    rows, samples, rounds = [], [], []
     for size in sizes:
         for name in settings.impls:
             st = CaseState(REGISTRY["mlp"][name], size, status="ok")
@@ -44,15 +47,17 @@ def make_run(path: Path, seed: int = 0, noise: float = 0.02) -> Path:
             else:
                 a, r, per_op = TRUTH[name]
                 true_t = a + flops_per_step(cfg) / r + per_op * (ops - OPS_PER_LAYER * 3)
-            for rnd in range(3):
-                x = true_t * (1 + noise * rng.standard_normal(40))
-                st.samples_s += list(x)
-                st.round_medians.append(float(np.median(x)))
-                samples += [(SCHEMA_VERSION, name, size.label, rnd, i, int(v * 1e9), 1) for i, v in enumerate(x)]
+            k = FUSED_K if st.impl.fused else 1
             st.first_call_s = 1.5 if name == "jax.scan" else 0.01
+            for rnd in range(ROUNDS):
+                x = true_t * (1 + noise * rng.standard_normal(40))  # seconds per step
+                call_ns = [int(round(v * k * 1e9)) for v in x]
+                samples += [(SCHEMA_VERSION, name, size.label, rnd, i, v, k) for i, v in enumerate(call_ns)]
+                rounds.append(st.add_round(rnd, call_ns, k, st.first_call_s, 1000 + rnd))
             st.loss_rel_err, st.update_rel_err = (np.nan, np.nan) if name == "null.noop" else (1e-7, 1e-5)
             rows.append(case_row(st, settings, path.name, peaks))
     run.append_samples(samples)
+    run.append_rounds(rounds)
     run.write_results(rows)
     run.write_meta({
         "run_id": path.name, "status": "complete", "created_utc": "2026-01-01T00:00:00Z", "argv": ["fixture"],

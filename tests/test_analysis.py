@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from fixture_run import PEAK_GFLOPS, TRUTH, make_run
 
-from bench import analysis, report
+from bench import analysis, plots, report
 from bench.results import read_results
 
 
@@ -73,7 +73,7 @@ def test_share_is_zero_for_the_floor_and_positive_above_it(run_dir):
 
 def test_report_and_plots_exist_and_are_not_blank(run_dir):
     assert (run_dir / "report.md").stat().st_size > 1000
-    for name in report.PLOTS:
+    for name in plots.PLOTS:
         img = mpimg.imread(run_dir / f"{name}.png")
         assert img.shape[0] > 200 and img.shape[1] > 200
         assert img[..., :3].std() > 0.05, name  # something was drawn

@@ -5,10 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
+from bench.schema import RESULT_COLUMNS, ROUND_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
 from bench.sizes import parse_sizes
 from models.mlp.model import LOSS_RTOL, UPDATE_RTOL
 from models.registry import REGISTRY
@@ -69,9 +70,33 @@ def test_samples_are_raw_and_complete(tiny_run):
     for _, r in df.iterrows():
         assert counts[(r["impl"], r["size"])] == r["n_samples"]
     assert set(s["round"]) == {0, 1}
-    one = s[(s["impl"] == "numpy.loop") & (s["size"] == "B4-H8-L2")]
-    row = df[(df["impl"] == "numpy.loop") & (df["size"] == "B4-H8-L2")].iloc[0]
-    assert one["call_ns"].median() / 1e9 == pytest.approx(row["median_s"])
+
+
+def test_every_row_is_its_raw_samples_per_step(tiny_run):
+    """median_s from the raw calls, fused rows (K > 1) included: each process's median of
+    call_ns / K, then their geometric mean; the pooled median likewise."""
+    out, _ = tiny_run
+    df = pd.read_csv(out / "results.csv")
+    s = pd.read_csv(out / "samples.csv.gz").assign(t=lambda d: d["call_ns"] / d["steps_per_call"] / 1e9)
+    assert (df["steps_per_call"] > 1).any()
+    for _, r in df.iterrows():
+        mine = s[(s["impl"] == r["impl"]) & (s["size"] == r["size"])]
+        per_round = mine.groupby("round")["t"].median().to_numpy()
+        assert r["median_s"] == pytest.approx(float(np.exp(np.log(per_round).mean())), rel=1e-9), r["impl"]
+        assert r["pooled_median_s"] == pytest.approx(float(mine["t"].median()), rel=1e-9), r["impl"]
+        assert r["rounds"] == len(per_round) == mine["round"].nunique()
+        assert r["median_call_s"] == pytest.approx(r["median_s"] * mine["steps_per_call"].iloc[0])
+
+
+def test_each_round_runs_in_its_own_worker_process(tiny_run):
+    out, _ = tiny_run
+    rounds = pd.read_csv(out / "rounds.csv")
+    assert list(rounds.columns) == list(ROUND_COLUMNS)
+    for (_, _), g in rounds.groupby(["impl", "size"]):
+        assert sorted(g["round"]) == [0, 1] and g["pid"].nunique() == 2  # a fresh process per round
+        assert (g["first_call_s"] > 0).all()
+    by_round = rounds.groupby(["round"])["pid"].apply(set)
+    assert not by_round.iloc[0] & by_round.iloc[1]
 
 
 def test_run_json_records_machine_versions_and_worker_threads(tiny_run):

@@ -119,12 +119,13 @@ def test_resume_refuses_complete_runs_non_runs_and_extra_settings(tmp_path, caps
     assert "not a run directory" in capsys.readouterr().err
     run = tmp_path / "done"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "status": "complete"}))
+    meta = {"schema_version": SCHEMA_VERSION, "status": "complete", "run_id": "done", "settings": {}, "machine": {}}
+    (run / "run.json").write_text(json.dumps(meta))
     assert main(["run", "--resume", str(run)]) == 2
     assert "nothing to resume" in capsys.readouterr().err
-    (run / "run.json").write_text(json.dumps({"schema_version": 99, "status": "interrupted"}))
+    (run / "run.json").write_text(json.dumps({**meta, "schema_version": 99, "status": "interrupted"}))
     assert main(["run", "--resume", str(run)]) == 2
-    assert "schema version 99" in capsys.readouterr().err
+    assert "schema version 99, from a newer harness" in capsys.readouterr().err
     assert main(["run", "--resume", str(run), "--threads", "1"]) == 2
     assert "do not combine" in capsys.readouterr().err
 

@@ -1,0 +1,113 @@
+"""Readers never crash: `bench report` and `bench compare` on any subset of implementations
+report what they can, and on any damaged file say what is wrong in one line, with exit 2."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from fixture_run import make_run
+
+from bench.cli import main
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("readers") / "run")
+
+
+@pytest.fixture()
+def run(pristine, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def keep_only(run, impls):
+    for name in ("results.csv", "rounds.csv", "samples.csv"):
+        df = pd.read_csv(run / name, keep_default_na=False, na_values=[""])
+        df[df["impl"].isin(impls)].to_csv(run / name, index=False)
+
+
+@pytest.mark.parametrize("impls", [
+    ["numpy.loop", "torch.eager"],  # no floor at all: no c.ref, no fused implementation
+    ["torch.eager"],
+    ["jax.scan"],  # only the (fallback) floor
+    ["null.noop"],  # only the control
+    [],
+])
+def test_report_handles_any_subset_of_implementations(run, impls, capsys):
+    keep_only(run, impls)
+    assert main(["report", str(run)]) == 0, capsys.readouterr().err
+    text = (run / "report.md").read_text()
+    assert "## Headlines" in text
+    if impls and "jax.scan" not in impls and impls != ["null.noop"]:
+        assert "no floor" in text  # the overhead share says why it is not drawn
+
+
+def test_report_handles_a_run_where_every_case_failed(run, capsys):
+    df = pd.read_csv(run / "results.csv")
+    df["status"], df["error"] = "crashed", "worker killed by SIGSEGV"
+    df.to_csv(run / "results.csv", index=False)
+    assert main(["report", str(run)]) == 0, capsys.readouterr().err
+    assert "crashed" in (run / "report.md").read_text()
+
+
+def truncate(path, fraction=0.6):
+    text = path.read_text()
+    path.write_text(text[: int(len(text) * fraction)])
+
+
+def set_cell(path, column, value, row=2):
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
+    df.loc[row, column] = value
+    df.to_csv(path, index=False)
+
+
+def drop_column(path, column):
+    pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns=[column]).to_csv(path, index=False)
+
+
+def future_meta(run):
+    meta = json.loads((run / "run.json").read_text())
+    meta["schema_version"] = 99
+    (run / "run.json").write_text(json.dumps(meta))
+
+
+DAMAGE = {
+    "truncated results.csv": (lambda r: truncate(r / "results.csv"), "results.csv"),
+    "non-numeric median_s": (lambda r: set_cell(r / "results.csv", "median_s", "fast"), "non-numeric value 'fast'"),
+    "non-numeric call_ns": (lambda r: set_cell(r / "samples.csv", "call_ns", "1e9x"), "samples.csv"),
+    "missing column": (lambda r: drop_column(r / "results.csv", "flops_per_step"), "missing ['flops_per_step']"),
+    "unknown status": (lambda r: set_cell(r / "results.csv", "status", "great"), "unknown status 'great'"),
+    "future schema in run.json": (future_meta, "from a newer harness"),
+    "future schema in results.csv": (lambda r: set_cell(r / "results.csv", "schema_version", "99"), "newer harness"),
+    "empty samples file": (lambda r: (r / "samples.csv").write_text(""), "samples.csv is empty"),
+    "empty results file": (lambda r: (r / "results.csv").write_text(""), "results.csv is empty"),
+    "run.json not JSON": (lambda r: (r / "run.json").write_text("{nope"), "run.json is not valid JSON"),
+    "run.json without settings": (lambda r: (r / "run.json").write_text('{"schema_version": 3, "run_id": "x"}'),
+                                  "'status' is missing"),
+    "no rounds.csv": (lambda r: (r / "rounds.csv").unlink(), "rounds.csv is missing"),
+    "truncated rounds.csv": (lambda r: truncate(r / "rounds.csv", 0.3), "rounds.csv"),
+    "binary garbage": (lambda r: (r / "results.csv").write_bytes(b"\x00\xff\xfe" * 100), "results.csv"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_damaged_input_is_one_line_naming_the_problem_and_exit_2(run, pristine, damage, command, capsys):
+    do, words = DAMAGE[damage]
+    do(run)
+    capsys.readouterr()
+    args = ["report", str(run)] if command == "report" else ["compare", str(pristine), str(run)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("bench: error:"), err
+    assert words in err, err
+
+
+def test_compare_with_disjoint_runs_lists_cases_in_one_run_only(run, pristine, capsys):
+    keep_only(run, ["numpy.loop"])
+    assert main(["compare", str(pristine), str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "torch.eager B1-H1-L2: only in A" in out
