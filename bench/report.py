@@ -114,8 +114,20 @@ def header(meta: dict) -> list[str]:
             f"{m['cpu_model']}, {s['threads']} thread(s) of {m['cores_logical']} cores, {m['memory_total_gb']} GB; "
             f"{m['os']}; Python {m['python']}; "
             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f"; commit {m.get('git_commit')}; "
-            f"{s['rounds']} rounds, {s['budget']['seconds']} s sampling per case and round; started {meta['created_utc']}, "
-            f"status {meta['status']}."]
+            f"{s['rounds']} rounds (each in fresh worker processes), {s['budget']['seconds']} s sampling per case "
+            f"and round; started {meta['created_utc']}, status {meta['status']}.", "", noise_line(meta)]
+
+
+def noise_line(meta: dict) -> str:
+    """What made the machine noisy during the run, where the OS exposes it."""
+    n = meta.get("noise") or {}
+    if not n:
+        return "Machine noise: not recorded."
+    gov = n.get("governor") or "not exposed"
+    steal = f"{n['steal_pct']:.2f}% of CPU time" if n.get("steal_pct") is not None else "not reported"
+    load = lambda k: ", ".join(f"{x:g}" for x in n.get(k) or []) or "?"  # noqa: E731
+    return (f"Machine noise: CPU frequency governor {gov}; steal time during the run {steal}; load average "
+            f"(1, 5, 15 min) {load('loadavg_start')} at the start, {load('loadavg_end')} at the end.")
 
 
 def image(name: str, why: dict[str, str]) -> list[str]:
