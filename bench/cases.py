@@ -39,6 +39,7 @@ class CaseState:
     update_rel_err: float = math.nan
     peak_rss_mb: float = math.nan
     ops_per_step: float = math.nan
+    info: dict = field(default_factory=dict)  # the step's describe() on its first build
 
     @property
     def key(self) -> tuple[str, str]:
@@ -63,7 +64,9 @@ class CaseState:
         """A worker's CaseReply into this case; the rounds.csv row when it brought samples."""
         self.peak_rss_mb = reply.peak_rss_mb
         if reply.first_call_s is not None and math.isnan(self.first_call_s):  # the first process's build
-            self.first_call_s, self.ops_per_step = reply.first_call_s, reply.ops_per_step
+            self.first_call_s = reply.first_call_s
+        if reply.ops_per_step is not None:
+            self.ops_per_step, self.info = reply.ops_per_step, reply.info or {}
         if reply.loss_rel_err is not None:
             self.loss_rel_err, self.update_rel_err = reply.loss_rel_err, reply.update_rel_err
         self.status, self.error = reply.status, reply.error
@@ -101,6 +104,7 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
         "rounds": len(st.round_medians), "steps_per_call": st.steps_per_call,
         "median_call_s": u["median_s"] * st.steps_per_call,
         "ops_per_step": st.ops_per_step,
+        "graphs": st.info.get("graphs", math.nan), "graph_breaks": st.info.get("graph_breaks", math.nan),
         "gflops": gflops,
         "pct_peak": 100 * gflops / peak if measured and peak else math.nan,
         "first_call_s": st.first_call_s, "first_call_later_s": float(np.median(later)) if later else math.nan,
@@ -109,8 +113,9 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     }
 
 
-def restore(states: list[CaseState], results: pd.DataFrame, samples: pd.DataFrame, rounds: pd.DataFrame) -> None:
-    """Case states from the files of an interrupted run."""
+def restore(states: list[CaseState], results: pd.DataFrame, samples: pd.DataFrame, rounds: pd.DataFrame,
+            case_info: dict) -> None:
+    """Case states from the files of an interrupted run (case_info: run.json's)."""
     rows = {(r["impl"], r["size"]): r for r in results.to_dict("records")}
     first = {(r["impl"], r["size"], r["round"]): (r["first_call_s"], r["pid"]) for r in rounds.to_dict("records")}
     for (impl, size, rnd), g in sorted(samples.groupby(["impl", "size", "round"]).groups.items()):
@@ -127,4 +132,5 @@ def restore(states: list[CaseState], results: pd.DataFrame, samples: pd.DataFram
         st.error = "" if st.status == "pending" else (r["error"] if isinstance(r["error"], str) else "")
         for name in RESTORED:
             setattr(st, name, float(r[name]))
+        st.info = case_info.get(st.impl.name, {}).get(st.size.label, {})
         st.steps_per_call = int(r["steps_per_call"])

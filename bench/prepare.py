@@ -21,7 +21,8 @@ GATE_STEPS = 5  # steps compared against the float64 reference before timing
 class Built:
     step: Step
     first_call_s: float  # the first call on a fresh build: tracing, compilation, lazy loads
-    ops_per_step: int
+    ops_per_step: int | None = None  # counted on the case's first build only
+    info: dict | None = None  # step.describe(), likewise
 
 
 @dataclass
@@ -32,13 +33,16 @@ class GateResult:
     error: str = ""
 
 
-def build(impl: Impl, cfg, k: int, device: str = "cpu") -> Built:
-    """Build the step (k steps per call for fused implementations), time its first call, count ops."""
+def build(impl: Impl, cfg, k: int, device: str = "cpu", describe: bool = True) -> Built:
+    """Build the step (k steps per call for fused implementations) and time its first call; with
+    describe (a case's first build), also count its ops and ask how it runs (graphs, ...)."""
     step = impl.load()(cfg, k if impl.fused else 1, device)
     t0 = time.perf_counter_ns()
     step.call()
-    first = (time.perf_counter_ns() - t0) / 1e9
-    return Built(step, first, step.count_ops())
+    built = Built(step, (time.perf_counter_ns() - t0) / 1e9)
+    if describe:
+        built.ops_per_step, built.info = step.count_ops(), step.describe()
+    return built
 
 
 @functools.lru_cache(maxsize=4)

@@ -49,7 +49,8 @@ class CaseReply:
     status: str  # ok, mismatch, diverged, error, unavailable
     error: str = ""
     first_call_s: float | None = None  # set when the step was built in this call (once per process)
-    ops_per_step: float | None = None
+    ops_per_step: float | None = None  # set on the case's first build (with gate)
+    info: dict | None = None  # the step's describe(), likewise
     loss_rel_err: float | None = None  # set when the gate ran
     update_rel_err: float | None = None
     samples_ns: list[int] = field(default_factory=list)  # one per timed call

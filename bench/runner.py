@@ -40,7 +40,8 @@ class Runner:
                     "workers": {}, "peaks": {}}
         else:
             meta.setdefault("resumed", []).append({"utc": _utc(), "argv": argv})
-            restore(self.states, read_results(run.path), read_samples(run.path), read_rounds(run.path))
+            restore(self.states, read_results(run.path), read_samples(run.path), read_rounds(run.path),
+                    meta.get("case_info", {}))
         self.meta = meta
         self.noise = envinfo.noise_start()  # of this part of the run (a resume records its own)
         (run.path / "logs").mkdir(exist_ok=True)
@@ -84,6 +85,8 @@ class Runner:
             self.run_dir.append_samples([(SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, reply.steps_per_call)
                                          for i, v in enumerate(reply.samples_ns)])
         round_row = st.fold(reply, rnd)
+        if reply.info:
+            self.meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = reply.info
         if round_row:
             self.run_dir.append_rounds([round_row])
 

@@ -48,6 +48,8 @@ RESULT_COLUMNS: dict[str, str] = {
     "round_sd": "standard deviation of the log per-process medians: drift between processes (0.05 = about 5%)",
     "round_iqr_rel": "median over processes of the within-process IQR / median",
     "ops_per_step": "framework ops in one step: ATen ops (torch), jaxpr equations (jax), NumPy calls",
+    "graphs": "compiled torch rows: graphs Dynamo makes of one step (torch._dynamo.explain); empty for the others",
+    "graph_breaks": "compiled torch rows: graph breaks in one step (reasons in run.json case_info); 0 for torch.fullgraph",
     "gflops": "achieved GFLOP/s: flops_per_step / median_s",
     "pct_peak": "gflops as % of this framework's measured float32 matmul peak (run.json peaks)",
     "first_call_s": "first call on a fresh build in the first process: tracing, compilation, lazy loads (not in median_s)",

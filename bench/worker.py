@@ -57,10 +57,10 @@ class Worker:
         built = self.steps.get((impl.name, cfg))
         if built is None:
             try:
-                built = prepare.build(impl, cfg, msg.k, msg.device)
+                built = prepare.build(impl, cfg, msg.k, msg.device, describe=msg.gate)
             except ImportError as e:
                 return protocol.CaseReply(status="unavailable", error=error_line(e))
-            out.first_call_s, out.ops_per_step = built.first_call_s, built.ops_per_step
+            out.first_call_s, out.ops_per_step, out.info = built.first_call_s, built.ops_per_step, built.info
             self.steps[(impl.name, cfg)] = built
         step = built.step
         if msg.gate and step.gate:

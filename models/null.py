@@ -22,6 +22,9 @@ class NoopStep:
     def count_ops(self) -> int:
         return 0
 
+    def describe(self) -> dict:
+        return {}
+
     def reset(self) -> None:
         pass
 

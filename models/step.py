@@ -34,3 +34,7 @@ class Step(Protocol):
 
     def count_ops(self) -> int:
         """Ops of one step as this implementation counts them (see the model's ops definition)."""
+
+    def describe(self) -> dict:
+        """Facts about how this step runs, recorded in run.json (e.g. the optimizer
+        implementation); `graphs` and `graph_breaks` (compiled torch rows) become columns."""

@@ -38,3 +38,33 @@ def synced(fn):
         torch.cuda.synchronize()
 
     return call
+
+
+def compiled(fn, kind: str, device: str):
+    """fn under torch.compile for a compiled kind: "compile" (the common idiom, graph breaks
+    allowed), "fullgraph" (one graph or an error), "cudagraphs" (fullgraph, replayed as a CUDA
+    graph: mode="reduce-overhead", CUDA only). One static-shape graph per size."""
+    if kind == "cudagraphs" and not device.startswith("cuda"):
+        raise RuntimeError("torch.cudagraphs needs --device cuda")
+    configure_compile()
+    mode = "reduce-overhead" if kind == "cudagraphs" else None
+    return torch.compile(fn, dynamic=False, fullgraph=kind != "compile", mode=mode)
+
+
+def graph_facts(kind: str, fn, *args) -> dict:
+    """How many graphs and graph breaks Dynamo makes of one step (torch._dynamo.explain runs fn
+    once). A full-graph kind that is not one graph is an error, not a slower row."""
+    if kind == "eager":
+        return {}
+    ex = torch._dynamo.explain(fn)(*args)
+    reasons = sorted({str(r.reason).splitlines()[0][:160] for r in ex.break_reasons})
+    if kind != "compile" and (ex.graph_count != 1 or ex.graph_break_count):
+        raise RuntimeError(f"torch.{kind}: the step is {ex.graph_count} graphs with {ex.graph_break_count} "
+                           f"breaks, not one graph: {'; '.join(reasons)}")
+    return {"graphs": ex.graph_count, "graph_breaks": ex.graph_break_count, "break_reasons": reasons}
+
+
+def set_call(step, fn, device: str) -> None:
+    """step.call: fn, synced on CUDA so the step's GPU work ends inside the timed call; on the
+    CPU (synchronous) exactly fn, with nothing added to its timed region."""
+    step.call = synced(fn) if device.startswith("cuda") else fn

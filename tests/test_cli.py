@@ -59,6 +59,10 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
     assert (df.loc[~fused, "steps_per_call"] == 1).all()
     assert (df["threads"] >= 1).all() and (df["device"] == "cpu").all()
     assert (df["threads_used"] == df["threads"]).all(), df[["impl", "threads_used"]]
+    graphs = df.set_index(["impl", "size"])[["graphs", "graph_breaks"]]
+    assert (graphs.loc["torch.fullgraph"] == [1, 0]).all().all()  # one graph per step, no break
+    assert (graphs.loc["torch.compile", "graph_breaks"] >= 1).all()  # the common idiom breaks
+    assert graphs.drop(index=["torch.fullgraph", "torch.compile"], level=0).isna().all().all()
 
 
 def test_samples_are_raw_and_complete(tiny_run):

@@ -112,6 +112,9 @@ class JaxGPTStep:
         """Equations of one step's jaxpr (value_and_grad + AdamW)."""
         return len(jax.make_jaxpr(adamw_step, static_argnums=3)(self.state, self.idx, self.targets, self.cfg).jaxpr.eqns)
 
+    def describe(self) -> dict:
+        return {}
+
     def reset(self) -> None:
         p = [jnp.asarray(a) for a in init_params(self.cfg)]
         self.state = (p, [jnp.zeros_like(a) for a in p], [jnp.zeros_like(a) for a in p], jnp.int32(0))

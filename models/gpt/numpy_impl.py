@@ -249,6 +249,9 @@ class NumpyGPTStep:
     def count_ops(self) -> int:
         return ops_per_step(self.cfg)
 
+    def describe(self) -> dict:
+        return {}
+
     def reset(self) -> None:
         self.state = GPTState(self.cfg, init_params(self.cfg))
 

@@ -1,16 +1,28 @@
-"""Tiny GPT in PyTorch, nanoGPT style: nn.Module, F.scaled_dot_product_attention (causal),
-tied head, torch.optim.AdamW (default implementation) with weight decay on 2-D tensors only.
-`torch.eager`, and the same whole step under torch.compile (`torch.compile`)."""
+"""Tiny GPT in PyTorch, nanoGPT style: nn.Module, F.scaled_dot_product_attention (causal), tied
+head, AdamW with weight decay on 2-D tensors only. Four rows, one model:
+
+- `torch.eager`: the module + torch.optim.AdamW(fused=True), the fastest implementation the
+  docs give (on CPU and CUDA);
+- `torch.compile`: that step function under torch.compile, the common idiom (graph breaks at
+  backward() and the optimizer step are allowed; counted in graphs and graph_breaks);
+- `torch.fullgraph`: torch.func (functional_call + grad_and_value) and AdamW written as foreach
+  arithmetic with the same formula as torch.optim.AdamW, parameters and moments updated in place,
+  under torch.compile(fullgraph=True): one graph per step;
+- `torch.cudagraphs` (CUDA only): the full-graph step under mode="reduce-overhead".
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad_and_value
 
 from models.gpt.model import GPTConfig, init_params, make_batch
-from models.torch_util import configure_compile, count_dispatched, synced
+from models.torch_util import compiled, count_dispatched, graph_facts, set_call
 
 
 class CausalSelfAttention(nn.Module):
@@ -72,30 +84,59 @@ class GPT(nn.Module):
         return out + [(self.ln_f.weight, False), (self.ln_f.bias, False)]
 
 
+def adamw_(p: list, g: list, m: list, v: list, t: torch.Tensor, decayed: list, cfg: GPTConfig) -> None:
+    """torch.optim.AdamW's arithmetic, in place with foreach ops, for the full graph: decoupled
+    decay on the matrices, moments, bias correction at step t (a tensor: no recompile per step)."""
+    t.add_(1)
+    bc1, bc2_sqrt = 1 - cfg.beta1 ** t, (1 - cfg.beta2 ** t).sqrt()  # 0-d tensors
+    torch._foreach_mul_(decayed, 1 - cfg.lr * cfg.weight_decay)
+    torch._foreach_lerp_(m, g, 1 - cfg.beta1)
+    torch._foreach_mul_(v, cfg.beta2)
+    torch._foreach_addcmul_(v, g, g, value=1 - cfg.beta2)
+    denom = torch._foreach_div(torch._foreach_sqrt(v), bc2_sqrt)
+    torch._foreach_add_(denom, cfg.eps)
+    update = torch._foreach_div(m, denom)
+    torch._foreach_mul_(update, cfg.lr / bc1)
+    torch._foreach_sub_(p, update)
+
+
 class TorchGPTStep:
+    """One training step of a kind: eager, compile, fullgraph or cudagraphs (see the module)."""
+
     steps_per_call = 1
     gate = True
 
-    def __init__(self, cfg: GPTConfig, compiled: bool, device: str = "cpu", mode: str | None = None) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: GPTConfig, kind: str, device: str = "cpu") -> None:
+        self.cfg, self.kind = cfg, kind
         idx, targets = make_batch(cfg)
         self.idx, self.targets = torch.from_numpy(idx).to(device), torch.from_numpy(targets).to(device)  # (B, T)
         self.model = GPT(cfg).to(device)
+        self.p = {k: v.detach() for k, v in self.model.named_parameters()}  # the tied weight once; shared storage
+        self.m = {k: torch.zeros_like(v) for k, v in self.p.items()}
+        self.v = {k: torch.zeros_like(v) for k, v in self.p.items()}
+        # The step count is a float32 0-d tensor, as torch.optim.AdamW keeps it. (A float64 0-d
+        # tensor mutated in place is miscompiled by inductor on torch 2.13 CPU: it stays 0.)
+        self.t = torch.zeros((), dtype=torch.float32, device=device)
         self.reset()
-        self.train_step = self._train_step
-        if compiled:
-            self.train_step = torch.compile(self._train_step, dynamic=False, mode=mode)
-        # On CUDA the call waits for the step inside the timed region; on the CPU it is the step.
-        self.call = synced(self.train_step) if device.startswith("cuda") else self.train_step
+        if kind in ("eager", "compile"):
+            self.fn, self.args = self._train_step, ()
+        else:
+            self.fn, self.args = self._functional_step, (self.p, self.m, self.v, self.t, self.idx, self.targets)
+        self.step_fn = partial(self.fn, *self.args) if self.args else self.fn
+        if kind != "eager":
+            c = compiled(self.fn, kind, device)
+            self.step_fn = partial(c, *self.args) if self.args else c
+        set_call(self, self.step_fn, device)
 
     def _make_optimizer(self) -> torch.optim.AdamW:
+        """nanoGPT's groups; the fastest implementation the docs give, fused, where the device has it."""
         params = dict(self.model.named_parameters())  # the tied weight appears once
         decay = [p for p in params.values() if p.dim() >= 2]
         no_decay = [p for p in params.values() if p.dim() < 2]
         c = self.cfg
         return torch.optim.AdamW(
             [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps,
+            lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, fused=FUSED_ADAMW,
         )
 
     def _train_step(self) -> torch.Tensor:
@@ -105,37 +146,58 @@ class TorchGPTStep:
         self.opt.step()
         return loss.detach()
 
+    def _loss(self, p: dict, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, p, (idx, targets))
+
+    def _functional_step(self, p, m, v, t, idx, targets) -> torch.Tensor:
+        """Forward, backward (torch.func) and AdamW, parameters and moments updated in place."""
+        grads, loss = grad_and_value(self._loss)(p, idx, targets)
+        keys = list(p)
+        adamw_([p[k] for k in keys], [grads[k] for k in keys], [m[k] for k in keys], [v[k] for k in keys], t,
+               [p[k] for k in keys if p[k].dim() >= 2], self.cfg)
+        return loss
+
     def losses(self, n: int) -> np.ndarray:
-        return np.array([self.train_step().item() for _ in range(n)])
+        return np.array([self.step_fn().item() for _ in range(n)])
 
     def params(self) -> list[np.ndarray]:
         return [(p.detach().T if t else p.detach()).cpu().numpy().copy() for p, t in self.model.ordered()]
 
     def count_ops(self) -> int:
-        return count_dispatched(self._train_step)
+        """ATen operators dispatched by one eager run of this row's step function."""
+        return count_dispatched(partial(self.fn, *self.args))
+
+    def describe(self) -> dict:
+        opt = f"torch.optim.AdamW(fused={FUSED_ADAMW})" if self.kind in ("eager", "compile") else \
+            "AdamW as torch._foreach_* ops in the graph"
+        return {**graph_facts(self.kind, self.fn, *self.args), "optimizer": opt}
 
     @torch.no_grad()
     def reset(self) -> None:
         for (p, transposed), value in zip(self.model.ordered(), init_params(self.cfg), strict=True):
             p.copy_(torch.from_numpy(value.T if transposed else value))
+        for state in (*self.m.values(), *self.v.values(), self.t):
+            state.zero_()
         if hasattr(self, "opt"):
             self.opt.state.clear()  # fresh AdamW moments and step count
-        else:
+        elif self.kind in ("eager", "compile"):
             self.opt = self._make_optimizer()
 
 
+FUSED_ADAMW = True  # torch.optim.AdamW(fused=True): CPU and CUDA on torch >= 2.4
+
+
 def build_eager(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTStep:
-    return TorchGPTStep(cfg, compiled=False, device=device)
+    return TorchGPTStep(cfg, "eager", device)
 
 
 def build_compiled(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTStep:
-    configure_compile()
-    return TorchGPTStep(cfg, compiled=True, device=device)
+    return TorchGPTStep(cfg, "compile", device)
+
+
+def build_fullgraph(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTStep:
+    return TorchGPTStep(cfg, "fullgraph", device)
 
 
 def build_cudagraphs(cfg: GPTConfig, k: int = 1, device: str = "cuda") -> TorchGPTStep:
-    """torch.compile(mode="reduce-overhead"): the compiled graphs replayed as CUDA graphs. CUDA only."""
-    if not device.startswith("cuda"):
-        raise RuntimeError("torch.cudagraphs needs --device cuda")
-    configure_compile()
-    return TorchGPTStep(cfg, compiled=True, device=device, mode="reduce-overhead")
+    return TorchGPTStep(cfg, "cudagraphs", device)

@@ -78,6 +78,9 @@ class CStep:
     def count_ops(self) -> int:
         return ops_per_step(self.cfg)
 
+    def describe(self) -> dict:
+        return {}
+
     def reset(self) -> None:
         self.flat[...] = self.flat0
 

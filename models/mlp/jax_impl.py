@@ -80,6 +80,9 @@ class JaxStep:
         one by one, and what jit and scan compile."""
         return len(jax.make_jaxpr(sgd_step)(self.p, self.x, self.y, self.lr).jaxpr.eqns)
 
+    def describe(self) -> dict:
+        return {}
+
     def reset(self) -> None:
         self.p = [jnp.asarray(p) for p in init_params(self.cfg)]
 

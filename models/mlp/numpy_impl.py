@@ -160,6 +160,9 @@ class NumpyStep:
     def count_ops(self) -> int:
         return ops_per_step(self.cfg)
 
+    def describe(self) -> dict:
+        return {}
+
     def reset(self) -> None:
         for p, p0 in zip(self.p, self.init, strict=True):
             p[...] = p0

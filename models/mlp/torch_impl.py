@@ -1,15 +1,27 @@
-"""MLP in PyTorch: nn.Module + torch.optim.SGD (`torch.eager`), and the same step under
-torch.compile (`torch.compile`)."""
+"""MLP in PyTorch. Four rows, one model:
+
+- `torch.eager`: nn.Module + torch.optim.SGD, zero_grad / forward / backward / step;
+- `torch.compile`: that same step function under torch.compile, the common idiom. Dynamo breaks
+  the graph at loss.backward() and opt.step(), so a step runs as several graphs with Python
+  between them (counted in the graphs and graph_breaks columns);
+- `torch.fullgraph`: the step written with torch.func (functional_call + grad_and_value) and the
+  SGD update as in-place foreach arithmetic on the parameter tensors, under
+  torch.compile(fullgraph=True): forward, backward and update in one graph, one Python call;
+- `torch.cudagraphs` (CUDA only): the full-graph step under mode="reduce-overhead".
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad_and_value
 
 from models.mlp.model import MLPConfig, init_params, make_batch
-from models.torch_util import configure_compile, count_dispatched, synced
+from models.torch_util import compiled, count_dispatched, graph_facts, set_call
 
 
 class MLP(nn.Module):
@@ -27,13 +39,13 @@ class MLP(nn.Module):
 
 
 class TorchStep:
-    """One training step: zero_grad, forward, cross-entropy, backward, SGD step."""
+    """One training step of a kind: eager, compile, fullgraph or cudagraphs (see the module)."""
 
     steps_per_call = 1
     gate = True
 
-    def __init__(self, cfg: MLPConfig, compiled: bool, device: str = "cpu", mode: str | None = None) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: MLPConfig, kind: str, device: str = "cpu") -> None:
+        self.cfg, self.kind = cfg, kind
         self.init = init_params(cfg)
         x, y = make_batch(cfg)
         self.x = torch.from_numpy(x).to(device)  # (B, D)
@@ -41,15 +53,17 @@ class TorchStep:
         self.model = MLP(cfg).to(device)
         self.linears = [m for m in self.model.net if isinstance(m, nn.Linear)]
         self.reset()
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
-        self.train_step = self._train_step
-        if compiled:
-            # One static-shape graph per size: never fall back to dynamic shapes between sizes.
-            # mode="reduce-overhead" (torch.cudagraphs) replays each compiled graph as a CUDA graph.
-            self.train_step = torch.compile(self._train_step, dynamic=False, mode=mode)
-        # On CUDA the call waits for the step inside the timed region; on the CPU (synchronous)
-        # it stays the plain step, with nothing added to its timed region.
-        self.call = synced(self.train_step) if device.startswith("cuda") else self.train_step
+        if kind in ("eager", "compile"):
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
+            self.fn, self.args = self._train_step, ()
+        else:
+            self.p = {k: v.detach() for k, v in self.model.named_parameters()}  # share storage with the module
+            self.fn, self.args = self._functional_step, (self.p, self.x, self.y)
+        self.step_fn = partial(self.fn, *self.args) if self.args else self.fn
+        if kind != "eager":
+            c = compiled(self.fn, kind, device)
+            self.step_fn = partial(c, *self.args) if self.args else c
+        set_call(self, self.step_fn, device)
 
     def _train_step(self) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
@@ -58,8 +72,17 @@ class TorchStep:
         self.opt.step()
         return loss.detach()
 
+    def _loss(self, p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(self.model, p, (x,)), y)
+
+    def _functional_step(self, p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Forward, backward (torch.func) and SGD, the parameters updated in place."""
+        grads, loss = grad_and_value(self._loss)(p, x, y)
+        torch._foreach_add_(list(p.values()), [grads[k] for k in p], alpha=-self.cfg.lr)
+        return loss
+
     def losses(self, n: int) -> np.ndarray:
-        return np.array([self.train_step().item() for _ in range(n)])
+        return np.array([self.step_fn().item() for _ in range(n)])
 
     def params(self) -> list[np.ndarray]:
         out = []
@@ -68,9 +91,13 @@ class TorchStep:
         return out
 
     def count_ops(self) -> int:
-        """ATen operators dispatched by one eager step (forward, backward, optimizer).
-        torch.compile rows carry the same model's eager count."""
-        return count_dispatched(self._train_step)
+        """ATen operators dispatched by one eager run of this row's step function (forward,
+        backward, optimizer); the compiled rows count the step they compile."""
+        return count_dispatched(partial(self.fn, *self.args))
+
+    def describe(self) -> dict:
+        opt = "torch.optim.SGD" if self.kind in ("eager", "compile") else "SGD as torch._foreach_add_ in the graph"
+        return {**graph_facts(self.kind, self.fn, *self.args), "optimizer": opt}
 
     @torch.no_grad()
     def reset(self) -> None:
@@ -80,17 +107,16 @@ class TorchStep:
 
 
 def build_eager(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchStep:
-    return TorchStep(cfg, compiled=False, device=device)
+    return TorchStep(cfg, "eager", device)
 
 
 def build_compiled(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchStep:
-    configure_compile()
-    return TorchStep(cfg, compiled=True, device=device)
+    return TorchStep(cfg, "compile", device)
+
+
+def build_fullgraph(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchStep:
+    return TorchStep(cfg, "fullgraph", device)
 
 
 def build_cudagraphs(cfg: MLPConfig, k: int = 1, device: str = "cuda") -> TorchStep:
-    """The whole step under torch.compile(mode="reduce-overhead"): CUDA graphs. CUDA only."""
-    if not device.startswith("cuda"):
-        raise RuntimeError("torch.cudagraphs needs --device cuda")
-    configure_compile()
-    return TorchStep(cfg, compiled=True, device=device, mode="reduce-overhead")
+    return TorchStep(cfg, "cudagraphs", device)
