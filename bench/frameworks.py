@@ -161,7 +161,7 @@ FRAMEWORKS: dict[str, Framework] = {
     "numpy": Framework("numpy", _setup_none, _matmul_numpy, {"loop": ("#4c72b0", "o")}),
     "torch": Framework("torch", _setup_torch, _matmul_torch, {
         "eager": ("#dd8452", "s"), "compile": ("#c44e52", "D"), "fullgraph": ("#e377c2", "h"),
-        "cudagraphs": ("#bcbd22", "d")}),
+        "cudagraphs": ("#bcbd22", "d"), "scan": ("#8c564b", "p")}),
     "jax": Framework("jax", _setup_jax, _matmul_jax, {
         "eager": ("#55a868", "^"), "jit": ("#8172b3", "v"), "scan": ("#937860", "P")}),
     "c": Framework("c", _setup_c, _matmul_c, {"ref": ("#222222", "*"), "step": ("#777777", "X")}),

@@ -42,8 +42,8 @@ def synced(fn):
 
 def compiled(fn, kind: str, device: str):
     """fn under torch.compile for a compiled kind: "compile" (the common idiom, graph breaks
-    allowed), "fullgraph" (one graph or an error), "cudagraphs" (fullgraph, replayed as a CUDA
-    graph: mode="reduce-overhead", CUDA only). One static-shape graph per size."""
+    allowed), "fullgraph" and "scan" (one graph or an error), "cudagraphs" (fullgraph, replayed
+    as a CUDA graph: mode="reduce-overhead", CUDA only). One static-shape graph per size."""
     if kind == "cudagraphs" and not device.startswith("cuda"):
         raise RuntimeError("torch.cudagraphs needs --device cuda")
     configure_compile()
@@ -68,3 +68,35 @@ def set_call(step, fn, device: str) -> None:
     """step.call: fn, synced on CUDA so the step's GPU work ends inside the timed call; on the
     CPU (synchronous) exactly fn, with nothing added to its timed region."""
     step.call = synced(fn) if device.startswith("cuda") else fn
+
+
+def scan_fn(body):
+    """(carry, xs) -> (carry, losses): `body` once per row of xs, as one graph (torch.scan, the
+    counterpart of jax.lax.scan; a prototype op in torch 2.13)."""
+    from torch._higher_order_ops import scan
+
+    def run(carry, xs):
+        return scan(body, carry, xs)
+
+    return run
+
+
+class ScanDriver:
+    """K training steps per call through a compiled torch.scan; the carry (parameters and any
+    optimizer state) lives here between calls. losses(n) runs a scan n steps long."""
+
+    def __init__(self, body, carry, k: int, device: str) -> None:
+        self.fn = scan_fn(body)
+        self.run = compiled(self.fn, "scan", device)
+        self.carry, self.device = carry, device
+        self.xs = torch.zeros(k, 1, device=device)  # only its length matters
+
+    def call(self) -> None:
+        self.carry, _ = self.run(self.carry, self.xs)
+
+    def losses(self, n: int):
+        self.carry, losses = self.run(self.carry, torch.zeros(n, 1, device=self.device))
+        return losses.detach().cpu().numpy().astype("float64")
+
+    def describe(self) -> dict:
+        return graph_facts("scan", self.fn, self.carry, self.xs)

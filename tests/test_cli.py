@@ -53,16 +53,17 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
     ks = {s.label: s.scan_k() for s in parse_sizes("1x1x1,4x8x2")}
     fused = df["impl"].map(lambda n: IMPLS[n].fused)
     scan = df[fused]
-    assert set(scan["impl"]) == {"jax.scan", "c.ref"}
+    assert set(scan["impl"]) == {"jax.scan", "torch.scan", "c.ref"}
     assert (scan["steps_per_call"] == scan["size"].map(ks)).all()
     assert list(scan["median_call_s"]) == pytest.approx(list(scan["median_s"] * scan["steps_per_call"]))
     assert (df.loc[~fused, "steps_per_call"] == 1).all()
     assert (df["threads"] >= 1).all() and (df["device"] == "cpu").all()
     assert (df["threads_used"] == df["threads"]).all(), df[["impl", "threads_used"]]
     graphs = df.set_index(["impl", "size"])[["graphs", "graph_breaks"]]
-    assert (graphs.loc["torch.fullgraph"] == [1, 0]).all().all()  # one graph per step, no break
+    for one in ("torch.fullgraph", "torch.scan"):
+        assert (graphs.loc[one] == [1, 0]).all().all()  # one graph per call, no break
     assert (graphs.loc["torch.compile", "graph_breaks"] >= 1).all()  # the common idiom breaks
-    assert graphs.drop(index=["torch.fullgraph", "torch.compile"], level=0).isna().all().all()
+    assert graphs.drop(index=["torch.fullgraph", "torch.scan", "torch.compile"], level=0).isna().all().all()
 
 
 def test_samples_are_raw_and_complete(tiny_run):

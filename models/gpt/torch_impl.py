@@ -8,7 +8,9 @@ head, AdamW with weight decay on 2-D tensors only. Four rows, one model:
 - `torch.fullgraph`: torch.func (functional_call + grad_and_value) and AdamW written as foreach
   arithmetic with the same formula as torch.optim.AdamW, parameters and moments updated in place,
   under torch.compile(fullgraph=True): one graph per step;
-- `torch.cudagraphs` (CUDA only): the full-graph step under mode="reduce-overhead".
+- `torch.cudagraphs` (CUDA only): the full-graph step under mode="reduce-overhead";
+- `torch.scan`: K of those functional steps per call in one compiled torch.scan, the
+  counterpart of jax.scan (torch.scan is a prototype op in torch 2.13).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from models.gpt.model import GPTConfig, init_params, make_batch
-from models.torch_util import compiled, count_dispatched, graph_facts, set_call
+from models.torch_util import ScanDriver, compiled, count_dispatched, graph_facts, set_call
 
 
 class CausalSelfAttention(nn.Module):
@@ -98,6 +100,17 @@ def adamw_(p: list, g: list, m: list, v: list, t: torch.Tensor, decayed: list, c
     update = torch._foreach_div(m, denom)
     torch._foreach_mul_(update, cfg.lr / bc1)
     torch._foreach_sub_(p, update)
+
+
+def adamw(p: list, g: list, m: list, v: list, t: torch.Tensor, decay: list, cfg: GPTConfig):
+    """The same AdamW as adamw_, pure (new tensors returned): for the torch.scan carry."""
+    t = t + 1
+    bc1, bc2_sqrt = 1 - cfg.beta1 ** t, (1 - cfg.beta2 ** t).sqrt()
+    m = [mi.lerp(gi, 1 - cfg.beta1) for mi, gi in zip(m, g, strict=True)]
+    v = [vi * cfg.beta2 + (1 - cfg.beta2) * gi * gi for vi, gi in zip(v, g, strict=True)]
+    p = [(pi * (1 - cfg.lr * cfg.weight_decay) if d else pi) - (cfg.lr / bc1) * mi / (vi.sqrt() / bc2_sqrt + cfg.eps)
+         for pi, mi, vi, d in zip(p, m, v, decay, strict=True)]
+    return p, m, v, t
 
 
 class TorchGPTStep:
@@ -184,6 +197,52 @@ class TorchGPTStep:
             self.opt = self._make_optimizer()
 
 
+class TorchGPTScanStep:
+    """torch.scan: K functional AdamW steps per call in one compiled torch.scan (the counterpart
+    of jax.scan); parameters, moments and step count are the scan's carry."""
+
+    gate = True
+
+    def __init__(self, cfg: GPTConfig, k: int, device: str = "cpu") -> None:
+        self.base = TorchGPTStep(cfg, "eager", device)  # the module, data and initial values
+        self.names = list(self.base.p)
+        self.decay = [self.base.p[n].dim() >= 2 for n in self.names]
+        self.steps_per_call = k
+        self.driver = ScanDriver(self._body, self._start(), k, device)
+        set_call(self, self.driver.call, device)
+
+    def _start(self) -> tuple:
+        self.base.reset()
+        p = [self.base.p[n].clone() for n in self.names]
+        return p, [torch.zeros_like(x) for x in p], [torch.zeros_like(x) for x in p], torch.zeros_like(self.base.t)
+
+    def _body(self, carry: tuple, _):
+        p, m, v, t = carry
+        grads, loss = grad_and_value(self._loss)(p)
+        return adamw(p, grads, m, v, t, self.decay, self.base.cfg), loss
+
+    def _loss(self, p: list) -> torch.Tensor:
+        return self.base._loss(dict(zip(self.names, p, strict=True)), self.base.idx, self.base.targets)
+
+    def losses(self, n: int) -> np.ndarray:
+        return self.driver.losses(n)
+
+    @torch.no_grad()
+    def params(self) -> list[np.ndarray]:
+        for name, value in zip(self.names, self.driver.carry[0], strict=True):
+            self.base.p[name].copy_(value)  # into the module's layout, then read it as eager does
+        return self.base.params()
+
+    def count_ops(self) -> int:
+        return count_dispatched(lambda: self._body(self.driver.carry, None))
+
+    def describe(self) -> dict:
+        return {**self.driver.describe(), "optimizer": "AdamW as tensor arithmetic in the scan body"}
+
+    def reset(self) -> None:
+        self.driver.carry = self._start()
+
+
 FUSED_ADAMW = True  # torch.optim.AdamW(fused=True): CPU and CUDA on torch >= 2.4
 
 
@@ -201,3 +260,7 @@ def build_fullgraph(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPT
 
 def build_cudagraphs(cfg: GPTConfig, k: int = 1, device: str = "cuda") -> TorchGPTStep:
     return TorchGPTStep(cfg, "cudagraphs", device)
+
+
+def build_scan(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTScanStep:
+    return TorchGPTScanStep(cfg, k, device)

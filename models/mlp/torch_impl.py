@@ -7,7 +7,9 @@
 - `torch.fullgraph`: the step written with torch.func (functional_call + grad_and_value) and the
   SGD update as in-place foreach arithmetic on the parameter tensors, under
   torch.compile(fullgraph=True): forward, backward and update in one graph, one Python call;
-- `torch.cudagraphs` (CUDA only): the full-graph step under mode="reduce-overhead".
+- `torch.cudagraphs` (CUDA only): the full-graph step under mode="reduce-overhead";
+- `torch.scan`: K of those functional steps per call in one compiled torch.scan, the
+  counterpart of jax.scan (torch.scan is a prototype op in torch 2.13).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from models.mlp.model import MLPConfig, init_params, make_batch
-from models.torch_util import compiled, count_dispatched, graph_facts, set_call
+from models.torch_util import ScanDriver, compiled, count_dispatched, graph_facts, set_call
 
 
 class MLP(nn.Module):
@@ -106,6 +108,46 @@ class TorchStep:
             lin.bias.copy_(torch.from_numpy(self.init[2 * i + 1]))
 
 
+class TorchScanStep:
+    """torch.scan: K functional SGD steps per call in one compiled torch.scan (the counterpart of
+    jax.scan); the parameters are the scan's carry, returned, not updated in place."""
+
+    gate = True
+
+    def __init__(self, cfg: MLPConfig, k: int, device: str = "cpu") -> None:
+        self.base = TorchStep(cfg, "eager", device)  # the module, data and initial values
+        self.names = [n for n, _ in self.base.model.named_parameters()]
+        self.steps_per_call = k
+        self.driver = ScanDriver(self._body, self._start(), k, device)
+        set_call(self, self.driver.call, device)
+
+    def _start(self) -> list[torch.Tensor]:
+        self.base.reset()
+        return [v.detach().clone() for v in self.base.model.parameters()]
+
+    def _body(self, carry: list, _):
+        grads, loss = grad_and_value(self._loss)(carry)
+        return [p - self.base.cfg.lr * g for p, g in zip(carry, grads, strict=True)], loss
+
+    def _loss(self, carry: list) -> torch.Tensor:
+        return self.base._loss(dict(zip(self.names, carry, strict=True)), self.base.x, self.base.y)
+
+    def losses(self, n: int) -> np.ndarray:
+        return self.driver.losses(n)
+
+    def params(self) -> list[np.ndarray]:
+        return [(p.T if p.dim() == 2 else p).detach().cpu().numpy().copy() for p in self.driver.carry]  # (in, out)
+
+    def count_ops(self) -> int:
+        return count_dispatched(lambda: self._body(self.driver.carry, None))
+
+    def describe(self) -> dict:
+        return {**self.driver.describe(), "optimizer": "SGD as tensor arithmetic in the scan body"}
+
+    def reset(self) -> None:
+        self.driver.carry = self._start()
+
+
 def build_eager(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchStep:
     return TorchStep(cfg, "eager", device)
 
@@ -120,3 +162,7 @@ def build_fullgraph(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchSte
 
 def build_cudagraphs(cfg: MLPConfig, k: int = 1, device: str = "cuda") -> TorchStep:
     return TorchStep(cfg, "cudagraphs", device)
+
+
+def build_scan(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchScanStep:
+    return TorchScanStep(cfg, k, device)
