@@ -1,4 +1,4 @@
-"""Command line: `python -m bench {run,report,import-pytest,compare,list,env}`.
+"""Command line: `python -m bench {run,report,import-pytest,compare,list,env,profile}`.
 
 Exit codes: 0 all cases ok (or unavailable here); 1 the run finished but some case failed
 (compare --fail-above: a case is significantly slower);
@@ -94,6 +94,13 @@ def build_parser() -> Parser:
                     help="smallest |B/A - 1| in percent that is called a change (default 3)")
     sub.add_parser("list", help="implementations and whether each is available here")
     sub.add_parser("env", help="print what run.json records about this machine")
+    pf = sub.add_parser("profile", help="where one step's time goes, with the framework's own profiler")
+    pf.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    pf.add_argument("--impl", required=True, help="one implementation name, e.g. torch.eager")
+    pf.add_argument("--size", required=True, help="one size: BxHxL (mlp) or BxTxCxLxNH (gpt)")
+    pf.add_argument("--threads", type=_positive(int, 1, cores, "--threads"), default=cores)
+    pf.add_argument("--steps", type=_positive(int, 1, 10**5, "--steps"), default=20, help="calls profiled")
+    pf.add_argument("--top", type=_positive(int, 1, 1000, "--top"), default=15, help="entries printed")
     return p
 
 
@@ -300,6 +307,25 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def cmd_profile(args) -> int:
+    from bench import profile
+
+    (impl,) = resolve_impls(args.model, args.impl) if "," not in args.impl else (None,)
+    if impl is None:
+        raise UsageError("--impl takes one implementation")
+    try:
+        (size,) = parse_sizes(args.size, args.model)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    why = impl.unavailable_reason()
+    if why:
+        raise UsageError(f"{impl.name} cannot run here: {why}")
+    head, rows = profile.profile(impl, size, args.threads, args.steps)
+    print(head)
+    print(profile.table(rows, args.top))
+    return EXIT_OK
+
+
 def cmd_env(args) -> int:
     print(json.dumps(envinfo.collect(), indent=2))
     return EXIT_OK
@@ -317,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args, argv)
         commands = {"report": cmd_report, "import-pytest": cmd_import, "compare": cmd_compare,
-                    "list": cmd_list, "env": cmd_env}
+                    "list": cmd_list, "env": cmd_env, "profile": cmd_profile}
         return commands[args.command](args)
     except UsageError as e:
         print(f"bench: error: {one_line(str(e))}", file=sys.stderr)

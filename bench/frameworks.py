@@ -24,6 +24,7 @@ class Framework:
     setup: Callable[[int, str, bool], dict]  # (threads, device, tf32) -> what it actually uses
     matmul: Callable | None  # (a, b, device) -> a call computing a @ b, synced (a, b: float32 NumPy)
     styles: dict[str, tuple[str, str]] = field(default_factory=dict)  # mode -> (colour, marker) in plots
+    profiler: str = "python_profile"  # its own profiler, a function of bench/profilers.py
 
 
 def device_of(framework: str, run_device: str) -> str:
@@ -161,9 +162,9 @@ FRAMEWORKS: dict[str, Framework] = {
     "numpy": Framework("numpy", _setup_none, _matmul_numpy, {"loop": ("#4c72b0", "o")}),
     "torch": Framework("torch", _setup_torch, _matmul_torch, {
         "eager": ("#dd8452", "s"), "compile": ("#c44e52", "D"), "fullgraph": ("#e377c2", "h"),
-        "cudagraphs": ("#bcbd22", "d"), "scan": ("#8c564b", "p")}),
+        "cudagraphs": ("#bcbd22", "d"), "scan": ("#8c564b", "p")}, "torch_profile"),
     "jax": Framework("jax", _setup_jax, _matmul_jax, {
-        "eager": ("#55a868", "^"), "jit": ("#8172b3", "v"), "scan": ("#937860", "P")}),
+        "eager": ("#55a868", "^"), "jit": ("#8172b3", "v"), "scan": ("#937860", "P")}, "jax_profile"),
     "c": Framework("c", _setup_c, _matmul_c, {"ref": ("#222222", "*"), "step": ("#777777", "X")}),
     "null": Framework("null", _setup_none, None),
 }

@@ -108,9 +108,14 @@ class JaxGPTStep:
     def params(self) -> list[np.ndarray]:
         return [np.array(p) for p in self.state[0]]
 
+    def one_step(self):
+        """(pure function, its current arguments) of one training step: for ops and profiles."""
+        return partial(adamw_step, cfg=self.cfg), (self.state, self.idx, self.targets)
+
     def count_ops(self) -> int:
         """Equations of one step's jaxpr (value_and_grad + AdamW)."""
-        return len(jax.make_jaxpr(adamw_step, static_argnums=3)(self.state, self.idx, self.targets, self.cfg).jaxpr.eqns)
+        fn, args = self.one_step()
+        return len(jax.make_jaxpr(fn)(*args).jaxpr.eqns)
 
     def describe(self) -> dict:
         return {}

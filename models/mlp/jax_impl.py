@@ -75,10 +75,15 @@ class JaxStep:
     def params(self) -> list[np.ndarray]:
         return [np.array(p) for p in self.p]
 
+    def one_step(self):
+        """(pure function, its current arguments) of one training step: for ops and profiles."""
+        return sgd_step, (self.p, self.x, self.y, self.lr)
+
     def count_ops(self) -> int:
         """Equations of one step's jaxpr (value_and_grad + SGD): what eager mode dispatches
         one by one, and what jit and scan compile."""
-        return len(jax.make_jaxpr(sgd_step)(self.p, self.x, self.y, self.lr).jaxpr.eqns)
+        fn, args = self.one_step()
+        return len(jax.make_jaxpr(fn)(*args).jaxpr.eqns)
 
     def describe(self) -> dict:
         return {}
