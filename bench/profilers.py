@@ -57,7 +57,11 @@ def jax_profile(step, steps: int) -> list[dict]:
     own time and what XLA's cost analysis says it computes."""
     import jax
 
-    fn, args = step.one_step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step.call()
+    whole = 1e6 * (time.perf_counter() - t0) / steps / step.steps_per_call
+    fn, args = step.one_step()  # the arguments as they are now (a jitted step donates its old ones)
     closed = jax.make_jaxpr(fn)(*args)
     leaves = jax.tree_util.tree_leaves(args)
     _timed_eval(closed.jaxpr, closed.consts, leaves, {})  # each primitive compiles on its first dispatch
@@ -65,10 +69,6 @@ def jax_profile(step, steps: int) -> list[dict]:
     for _ in range(steps):
         _timed_eval(closed.jaxpr, closed.consts, leaves, entries)
     rows = _rows({f"op by op (as jax.eager dispatches): {k}": (c, s) for k, (c, s) in entries.items()}, steps)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step.call()
-    whole = 1e6 * (time.perf_counter() - t0) / steps / step.steps_per_call
     head = [{"entry": "the step as the benchmark times it (step.call)", "calls_per_step": 1.0, "us_per_step": whole,
              "share": float("nan")}]
     if getattr(step, "mode", "eager") == "eager":  # value_and_grad is traced again in Python at every call

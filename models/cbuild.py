@@ -20,7 +20,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-CFLAGS = ["-O3", "-march=native", "-std=c11", "-fPIC", "-shared"]  # no -ffast-math: same IEEE rules as the frameworks
+# llm.c's choice (it builds with -Ofast): -ffast-math lets GCC vectorize expf and tanhf through
+# glibc's vector math library; the GPT's step at C = 32 goes from 3.1 to 0.8 ms with it (2 threads).
+# The equivalence gate holds either way; NaN handling does not matter here (the harness checks
+# the losses for finiteness in Python).
+CFLAGS = ["-O3", "-march=native", "-ffast-math", "-std=c11", "-fPIC", "-shared"]
 
 
 def compiler() -> str:

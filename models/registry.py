@@ -100,6 +100,8 @@ REGISTRY: dict[str, dict[str, Impl]] = {
         ("jax.eager", "jax_impl:build_eager"),
         ("jax.jit", "jax_impl:build_jit"),
         ("jax.scan", "jax_impl:build_scan", FUSED),
+        ("c.ref", "c_impl:build_ref", FLOOR),
+        ("c.step", "c_impl:build_step"),
     ),
 }
 for _model in REGISTRY:  # the control serves every model

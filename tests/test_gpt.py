@@ -21,8 +21,8 @@ CONFIGS = [
     GPTConfig(batch=2, seq_len=12, n_embd=24, n_layer=2, n_head=3, vocab=64),  # 3 heads, odd sizes
 ]
 GATED = [n for n, i in REGISTRY["gpt"].items() if n != "null.noop" and "cpu" in i.devices]
-GPT_CPU_IMPLS = ["numpy.loop", "torch.eager", "torch.compile", "torch.fullgraph", "torch.scan", "jax.eager", "jax.jit", "jax.scan",
-                 "null.noop"]
+GPT_CPU_IMPLS = ["numpy.loop", "torch.eager", "torch.compile", "torch.fullgraph", "torch.scan", "jax.eager", "jax.jit",
+                 "jax.scan", "c.ref", "c.step", "null.noop"]
 
 
 def test_flops_formula_on_a_hand_example():
