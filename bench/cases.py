@@ -19,7 +19,7 @@ from bench.sizes import Size
 from bench.timing import per_step_s
 from models.registry import Impl, model_module
 
-RESTORED = ("first_call_s", "loss_rel_err", "update_rel_err", "peak_rss_mb", "ops_per_step")
+RESTORED = ("first_call_s", "loss_rel_err", "update_rel_err", "peak_rss_mb", "framework_ops_per_step")
 
 
 @dataclass
@@ -38,7 +38,7 @@ class CaseState:
     loss_rel_err: float = math.nan
     update_rel_err: float = math.nan
     peak_rss_mb: float = math.nan
-    ops_per_step: float = math.nan
+    framework_ops_per_step: float = math.nan  # counted by the implementation (info["op_unit"])
     info: dict = field(default_factory=dict)  # the step's describe() on its first build
 
     @property
@@ -66,7 +66,7 @@ class CaseState:
         if reply.first_call_s is not None and math.isnan(self.first_call_s):  # the first process's build
             self.first_call_s = reply.first_call_s
         if reply.ops_per_step is not None:
-            self.ops_per_step, self.info = reply.ops_per_step, reply.info or {}
+            self.framework_ops_per_step, self.info = reply.ops_per_step, reply.info or {}
         if reply.loss_rel_err is not None:
             self.loss_rel_err, self.update_rel_err = reply.loss_rel_err, reply.update_rel_err
         self.status, self.error = reply.status, reply.error
@@ -97,13 +97,15 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
         "framework": st.impl.framework, "mode": st.impl.mode, "device": row_device(st.impl, settings.device),
         "size": st.size.label, "sweep": st.size.sweep, **mod.describe(cfg),
-        "flops_per_step": flops, "params": mod.n_params(cfg), "threads": settings.threads,
+        "flops_per_step": flops, "other_flops_per_step": mod.other_flops_per_step(cfg),
+        "bytes_per_step": mod.bytes_per_step(cfg), "params": mod.n_params(cfg), "threads": settings.threads,
         "threads_used": (workers or {}).get(st.impl.framework, {}).get("threads_used", math.nan),
         "status": st.status, "error": st.error, "noisy": bool(noisy), "noisy_reason": noisy,
         **s, **u,
         "rounds": len(st.round_medians), "steps_per_call": st.steps_per_call,
         "median_call_s": u["median_s"] * st.steps_per_call,
-        "ops_per_step": st.ops_per_step,
+        "ops_per_step": mod.ops_per_step(cfg), "framework_ops_per_step": st.framework_ops_per_step,
+        "framework_op": st.info.get("op_unit", ""),
         "graphs": st.info.get("graphs", math.nan), "graph_breaks": st.info.get("graph_breaks", math.nan),
         "gflops": gflops,
         "pct_peak": 100 * gflops / peak if measured and peak else math.nan,

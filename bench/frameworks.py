@@ -200,7 +200,13 @@ def setup(name: str, threads: int, device: str = "cpu", tf32: bool = False) -> t
 
 
 def copy_call(name: str, nbytes: int) -> Callable[[], object]:
-    """A device-to-device copy of nbytes (GPU bandwidth), synced on return: torch or jax."""
+    """A copy of nbytes within the device's memory, synced on return: NumPy for the CPU's memory
+    bandwidth, torch or jax for a GPU's."""
+    if name == "numpy":
+        import numpy as np
+
+        src, dst = np.ones(nbytes // 4, np.float32), np.empty(nbytes // 4, np.float32)
+        return lambda: np.copyto(dst, src)
     if name == "torch":
         import torch
 

@@ -66,9 +66,11 @@ def import_pytest(path: Path, out: Path) -> Path:
         per_step = np.asarray(b["stats"]["data"], float)  # the route's timer makes data per step
         st.samples_s, st.round_medians, st.done_rounds = list(per_step), [float(np.median(per_step))], {0}
         st.round_iqr_rel, st.steps_per_call = [stats.iqr_rel(per_step)], k
-        for name in ("first_call_s", "loss_rel_err", "update_rel_err", "ops_per_step"):
+        for name in ("first_call_s", "loss_rel_err", "update_rel_err"):
             if info.get(name) is not None:
                 setattr(st, name, float(info[name]))
+        if info.get("ops_per_step") is not None:
+            st.framework_ops_per_step = float(info["ops_per_step"])
         states.append(st)
     threads = int(benches[0]["extra_info"]["threads"])
     settings = Settings(benches[0]["extra_info"]["model"], list(dict.fromkeys(st.impl.name for st in states)), list(sizes.values()),

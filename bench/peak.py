@@ -13,7 +13,8 @@ from models.registry import GPU_FRAMEWORKS
 
 
 def measure(framework: str, n: int, budget: Budget, device: str = "cpu") -> dict:
-    """Median and best GFLOP/s of (n, n) @ (n, n); on CUDA also the copy bandwidth in GB/s."""
+    """Median and best GFLOP/s of (n, n) @ (n, n); the copy bandwidth in GB/s (read + write) of
+    the GPU (torch, jax) or of the CPU's memory (numpy)."""
     fw = frameworks.get(framework)
     if fw.matmul is None:
         raise ValueError(f"no matmul peak for framework {framework!r}")
@@ -21,8 +22,8 @@ def measure(framework: str, n: int, budget: Budget, device: str = "cpu") -> dict
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     out = {"n": n, "flops": 2.0 * n**3, "device": device, **_measure(fw.matmul(a, b, device), budget, 2.0 * n**3)}
-    if device == "cuda" and framework in GPU_FRAMEWORKS:
-        nbytes = 1 << 30
+    if (device == "cuda" and framework in GPU_FRAMEWORKS) or framework == "numpy":  # the device's memory bandwidth
+        nbytes = 1 << 30 if device == "cuda" else 1 << 28
         copy = _measure(frameworks.copy_call(framework, nbytes), budget, 2.0 * nbytes)  # bytes read + written
         out["copy_gbytes_per_s"] = copy["gflops"]
     return out

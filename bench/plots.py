@@ -30,6 +30,7 @@ def _style(impl: str):
 
 def plot_step_time(ok: pd.DataFrame, meta: dict, path: Path) -> str:
     w = analysis.width_rows(ok)
+    device = w["device"].iloc[0] if not w.empty else "cpu"
     if w.empty:
         return "no ok row in the width sweep"
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -37,7 +38,7 @@ def plot_step_time(ok: pd.DataFrame, meta: dict, path: Path) -> str:
         c, m = _style(impl)
         ax.plot(g["flops_per_step"], g["median_s"], marker=m, color=c, label=impl)
         ax.fill_between(g["flops_per_step"], g["ci_low_s"], g["ci_high_s"], color=c, alpha=0.2)
-    best = analysis.best_peak_gflops(meta)
+    best = analysis.best_peak_gflops(meta, device)
     if math.isfinite(best) and not w.empty:
         f = np.geomspace(w["flops_per_step"].min(), w["flops_per_step"].max(), 50)
         ax.plot(f, f / (best * 1e9), "k--", lw=1, label=f"roofline: FLOPs / {best:.0f} GFLOP/s peak")
@@ -61,7 +62,8 @@ def plot_share(sh: pd.DataFrame, path: Path) -> str:
     ax.axhline(100 * analysis.SHARE_THRESHOLD, color="k", ls="--", lw=1, label=f"{analysis.SHARE_THRESHOLD:.0%}")
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xscale="log", xlabel="matrix-product FLOPs per training step",
-           ylabel="overhead share (t - t_floor) / t, %", title=PLOTS["overhead_share"] + f" (floor: {', '.join(sorted(set(sh['floor_impl'].dropna())))})")
+           ylabel="overhead share (t - t_floor) / t, %",
+           title=PLOTS["overhead_share"] + f" (floor: {', '.join(sorted(set(sh['floor_impl'].dropna())))})")
     ax.set_ylim(-20, 102)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -135,8 +137,7 @@ def _save(fig, path: Path) -> str:
     return ""
 
 
-NO_FLOOR = ("no floor in this run: neither the bare C reference (c.ref) nor a fused implementation "
-            "(jax.scan) has an ok row, so no overhead share is computed")
+NO_FLOOR = "no floor in this run: the bare C reference (c.ref) has no ok row, so no overhead is computed"
 
 
 def draw_all(run_dir: Path, res: pd.DataFrame, sh: pd.DataFrame, summaries, meta: dict) -> dict[str, str]:

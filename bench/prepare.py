@@ -41,7 +41,7 @@ def build(impl: Impl, cfg, k: int, device: str = "cpu", describe: bool = True) -
     step.call()
     built = Built(step, (time.perf_counter_ns() - t0) / 1e9)
     if describe:
-        built.ops_per_step, built.info = step.count_ops(), step.describe()
+        built.ops_per_step, built.info = step.count_ops(), {**step.describe(), "op_unit": step.op_unit}
     return built
 
 

@@ -65,7 +65,8 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str
         "device": dev, "tf32": tf32, "size": size.label, "sweep": size.sweep, "dims": dict(size.dims),
         **mod.describe(cfg), "flops_per_step": mod.flops_per_step(cfg),
         "steps_per_call": k, "time_unit": "seconds per training step", "threads": threads,
-        "first_call_s": built.first_call_s, "ops_per_step": built.ops_per_step, **info,
+        "first_call_s": built.first_call_s, "ops_per_step": built.ops_per_step,
+        "op_unit": (built.info or {}).get("op_unit", ""), **info,
         "versions": envinfo.versions(),
     })
     benchmark.pedantic(step.call, rounds=rounds, iterations=1, warmup_rounds=max(2, rounds // 20))

@@ -25,7 +25,9 @@ RESULT_COLUMNS: dict[str, str] = {
     "seq_len": "T context length (gpt only)",
     "heads": "n_head (gpt only)",
     "vocab": "vocabulary size (gpt only)",
-    "flops_per_step": "matrix-product FLOPs of one training step (flops_per_step in models/mlp/model.py, models/gpt/model.py)",
+    "flops_per_step": "matrix-product FLOPs of one training step (flops_per_step in models/<model>/model.py)",
+    "other_flops_per_step": "FLOPs outside the matrix products (elementwise layers, softmax, loss, optimizer): an estimate, other_flops_per_step in model.py",
+    "bytes_per_step": "bytes one step moves (parameters, gradients, optimizer state, activations): an estimate, bytes_per_step in model.py",
     "params": "number of parameters",
     "threads": "threads every framework was given (--threads)",
     "threads_used": "threads the worker reported using: torch.get_num_threads, OpenBLAS's count (numpy, c), CPUs in the affinity mask (jax, null)",
@@ -47,7 +49,9 @@ RESULT_COLUMNS: dict[str, str] = {
     "median_call_s": "median_s x steps_per_call: seconds per timed call",
     "round_sd": "standard deviation of the log per-process medians: drift between processes (0.05 = about 5%)",
     "round_iqr_rel": "median over processes of the within-process IQR / median",
-    "ops_per_step": "framework ops in one step: ATen ops (torch), jaxpr equations (jax), NumPy calls",
+    "ops_per_step": "layer ops of one step, the model's one definition shared by every row (ops_per_step in model.py); µs/op divides by it",
+    "framework_ops_per_step": "ops of one step as the implementation counts them (framework_op): descriptive, not comparable across rows",
+    "framework_op": "what framework_ops_per_step counts: ATen ops, jaxpr equations, NumPy calls, layer-function calls",
     "graphs": "compiled torch rows: graphs Dynamo makes of one step (torch._dynamo.explain); empty for the others",
     "graph_breaks": "compiled torch rows: graph breaks in one step (reasons in run.json case_info); 0 for torch.fullgraph",
     "gflops": "achieved GFLOP/s: flops_per_step / median_s",
@@ -96,7 +100,7 @@ STATUSES: dict[str, str] = {
 }
 # Columns that hold text (every other column of the three tables is numeric, or the bool `noisy`).
 TEXT_COLUMNS = ("run_id", "model", "impl", "framework", "mode", "device", "size", "sweep", "status", "error",
-                "noisy_reason")
+                "noisy_reason", "framework_op")
 FAILED_STATUSES = ("mismatch", "diverged", "error", "crashed", "timeout")
 
 

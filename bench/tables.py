@@ -12,9 +12,9 @@ def fmt_us(seconds: float) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "-"
     us = seconds * 1e6
-    if us < 10:
+    if abs(us) < 10:
         return f"{us:.2f}"
-    return f"{us:.1f}" if us < 1000 else f"{us:,.0f}"
+    return f"{us:.1f}" if abs(us) < 1000 else f"{us:,.0f}"
 
 
 def median_grid(df: pd.DataFrame, not_ok: str = "{status}") -> tuple[list[str], list[tuple[str, pd.DataFrame, list[str]]]]:

@@ -9,6 +9,7 @@ import numpy as np
 class NoopStep:
     steps_per_call = 1
     gate = False  # nothing to compare
+    op_unit = "none"
 
     def call(self) -> None:
         pass

@@ -19,6 +19,7 @@ class Step(Protocol):
 
     steps_per_call: int  # training steps done by one call() (K for fused modes, else 1)
     gate: bool  # False only for a step that computes nothing (the control): no equivalence check
+    op_unit: str  # what count_ops() counts, e.g. "ATen ops" (per-op costs use the model's own count)
 
     def call(self) -> None:
         """steps_per_call training steps; results ready (synced) on return."""
@@ -33,7 +34,7 @@ class Step(Protocol):
         """Back to the initial parameters (and optimizer state)."""
 
     def count_ops(self) -> int:
-        """Ops of one step as this implementation counts them (see the model's ops definition)."""
+        """Ops of one step as this implementation's framework counts them (op_unit)."""
 
     def describe(self) -> dict:
         """Facts about how this step runs, recorded in run.json (e.g. the optimizer

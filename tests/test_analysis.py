@@ -1,13 +1,19 @@
+"""The analysis against known truth: a synthetic run drawn around t = a + FLOPs / r + per-op cost
+(tests/fixture_run.py), with the expected numbers computed here from that truth, never from the
+code's own formulas."""
+
 import re
 
-import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
-from fixture_run import PEAK_GFLOPS, TRUTH, make_run
+from fixture_run import CONTROL_S, PEAK_GFLOPS, TRUTH, WIDTH, make_run, true_time
 
 from bench import analysis, plots, report
 from bench.results import read_results
+from models.mlp.model import MLPConfig, flops_per_step
+
+FLOOR = "c.ref"
 
 
 def test_fit_recovers_known_fixed_cost_and_rate():
@@ -34,9 +40,18 @@ def run_dir(tmp_path_factory):
     return path
 
 
-def test_summary_recovers_truth_from_samples(run_dir):
-    res, samples, meta = analysis.load(run_dir)
-    by = {s.impl: s for s in analysis.summarize(res, samples, meta)}
+@pytest.fixture(scope="module")
+def loaded(run_dir):
+    res, rounds, meta = analysis.load(run_dir)
+    return res, rounds, meta, analysis.shares(res, meta, rounds), {s.impl: s for s in analysis.summarize(res, rounds, meta)}
+
+
+def width_cfgs():
+    return [(f"B{b}-H{h}-L2", MLPConfig(batch=b, width=h, depth=2)) for b, h in WIDTH]
+
+
+def test_summary_recovers_truth_from_samples(loaded):
+    *_, by = loaded
     for impl, (a, r, per_op) in TRUTH.items():
         s = by[impl]
         assert s.fixed_us == pytest.approx(a * 1e6, rel=0.1), impl
@@ -44,61 +59,92 @@ def test_summary_recovers_truth_from_samples(run_dir):
         assert s.rate_gflops == pytest.approx(r / 1e9, rel=0.1), impl
         assert s.us_per_op == pytest.approx(per_op * 1e6, rel=0.1), impl
     assert "null.noop" not in by
+    assert by["jax.scan"].steps_per_call == 8 and by["numpy.loop"].steps_per_call == 1
 
 
-def test_crossover_is_where_share_first_stays_under_5_percent(run_dir):
-    res, samples, meta = analysis.load(run_dir)
-    sh = analysis.shares(res, meta)
-    by = {s.impl: s for s in analysis.summarize(res, samples, meta)}
-    # torch.eager has the floor's rate: its share falls under 5% inside the sweep
-    w = sh[(sh["impl"] == "torch.eager") & (sh["sweep"] == "width")].sort_values("flops_per_step")
-    under = (w["share"] < 0.05).to_numpy()
-    first = next(i for i in range(len(under)) if under[i:].all())
-    assert 0 < first < len(under) - 1
-    assert by["torch.eager"].crossover == w["size"].iloc[first]
-    assert by["torch.eager"].crossover_earliest and by["torch.eager"].crossover_latest
-    # numpy.loop computes at 2/3 of the floor's rate: a third of the step stays overhead
-    assert by["numpy.loop"].crossover == ""
-    assert by["jax.scan"].crossover == ""  # the floor has no crossover of its own
+def test_overhead_against_the_floor_is_the_true_difference(loaded):
+    *_, sh, _ = loaded
+    for label, cfg in width_cfgs():
+        at = sh[sh["size"] == label].set_index("impl")
+        assert (at["floor_impl"] == FLOOR).all()
+        for impl in TRUTH:
+            want = true_time(impl, cfg) - true_time(FLOOR, cfg)
+            row = at.loc[impl]
+            assert row["overhead_s"] == pytest.approx(want, abs=0.03 * true_time(impl, cfg)), (impl, label)
+            assert row["overhead_lo_s"] <= row["overhead_s"] <= row["overhead_hi_s"]
+            half = (row["overhead_hi_s"] - row["overhead_lo_s"]) / 2
+            assert 0 < half < 0.05 * true_time(impl, cfg), (impl, label)  # a CI, and a narrow one
+            assert row["share"] == pytest.approx(want / true_time(impl, cfg), abs=0.03)
 
 
-def test_share_is_zero_for_the_floor_and_positive_above_it(run_dir):
-    res, _, meta = analysis.load(run_dir)
-    sh = analysis.shares(res, meta)
-    assert (sh.loc[sh["impl"] == "jax.scan", "share"] == 0).all()
-    tiny = sh[(sh["size"] == "B1-H1-L2") & (sh["impl"] == "torch.eager")].iloc[0]
-    assert tiny["share"] == pytest.approx(1 - tiny["t_floor"] / tiny["median_s"])
-    assert tiny["share"] > 0.9
+def expected_crossover(impl: str) -> str:
+    shares = [1 - true_time(FLOOR, cfg) / true_time(impl, cfg) for _, cfg in width_cfgs()]
+    for i in range(len(shares)):
+        if all(s < analysis.SHARE_THRESHOLD for s in shares[i:]):
+            return width_cfgs()[i][0]
+    return ""
 
 
-def test_report_and_plots_exist_and_are_not_blank(run_dir):
-    assert (run_dir / "report.md").stat().st_size > 1000
-    for name in plots.PLOTS:
-        img = mpimg.imread(run_dir / f"{name}.png")
-        assert img.shape[0] > 200 and img.shape[1] > 200
-        assert img[..., :3].std() > 0.05, name  # something was drawn
-    assert (run_dir / "analysis.csv").is_file()
+def test_crossover_is_where_the_true_share_stays_under_5_percent(loaded):
+    *_, by = loaded
+    assert expected_crossover("torch.eager") == "B512-H512-L2" and expected_crossover("numpy.loop") == ""
+    for impl in ("torch.eager", "numpy.loop", "jax.scan"):
+        assert by[impl].crossover == expected_crossover(impl), impl
+    assert by[FLOOR].crossover == ""  # the floor has no crossover of its own
 
 
-def test_headline_numbers_equal_what_the_csv_gives(run_dir):
-    text = (run_dir / "report.md").read_text()
+def test_gflops_and_pct_peak_follow_from_flops_time_and_the_recorded_peak(run_dir):
     res = read_results(run_dir)
-    w = res[(res["sweep"] == "width") & (res["impl"] != "null.noop")]
-    big = w[w["flops_per_step"] == w["flops_per_step"].max()]
-    for _, r in big.iterrows():
-        assert f"{r['impl']} {r['pct_peak']:.0f}%" in text
-        assert r["pct_peak"] == pytest.approx(100 * r["flops_per_step"] / r["median_s"] / 1e9 / PEAK_GFLOPS)
-    m = re.search(r"Largest slowdown: (\S+) takes [\d.,]+ µs per step at (\S+), (\d+)x", text)
-    impl, size, ratio = m.group(1), m.group(2), int(m.group(3))
-    at = w[w["size"] == size]
-    assert ratio == round(at.loc[at["impl"] == impl, "median_s"].iloc[0] / at["median_s"].min())
-    assert (w["median_s"] / w.groupby("size")["median_s"].transform("min")).max() == pytest.approx(
-        at.loc[at["impl"] == impl, "median_s"].iloc[0] / at["median_s"].min())
-    summary = pd.read_csv(run_dir / "analysis.csv")
-    for _, s in summary.iterrows():
-        assert f"{s['impl']} {s['fixed_us']:.1f} µs [" in text
-    null = res[res["impl"] == "null.noop"]["median_s"].median()
-    assert f"null.noop, median over sizes): {null * 1e9:.0f} ns" in text
+    ok = res[(res["status"] == "ok") & (res["impl"] != "null.noop")]
+    assert ok["gflops"].notna().all() and ok["pct_peak"].notna().all()
+    for _, r in ok.iterrows():
+        cfg = MLPConfig(batch=int(r["batch"]), width=int(r["width"]), depth=int(r["depth"]))
+        true_gflops = flops_per_step(cfg) / true_time(r["impl"], cfg) / 1e9
+        assert r["gflops"] == pytest.approx(true_gflops, rel=0.03), r["impl"]
+        assert r["pct_peak"] == pytest.approx(100 * true_gflops / PEAK_GFLOPS, rel=0.03), r["impl"]
+
+
+def headline(text: str, title: str) -> str:
+    return next(ln for ln in text.splitlines() if ln.startswith(f"- **{title}"))
+
+
+def test_headlines_state_the_true_numbers_and_their_definitions(run_dir):
+    text = (run_dir / "report.md").read_text()
+    small_cfg = width_cfgs()[0][1]
+    line = headline(text, "Overhead per step against the C floor at the smallest size")
+    assert "t_impl - t_floor" in line
+    m = re.search(r"torch\.eager ([\d.,]+) µs", line)
+    want = (true_time("torch.eager", small_cfg) - true_time(FLOOR, small_cfg)) * 1e6
+    assert float(m.group(1).replace(",", "")) == pytest.approx(want, rel=0.03)
+    line = headline(text, "Percent of peak at the largest size")
+    big_cfg = width_cfgs()[-1][1]
+    for impl in TRUTH:
+        pct = int(re.search(rf"{re.escape(impl)} (\d+)%", line).group(1))
+        assert pct == pytest.approx(100 * flops_per_step(big_cfg) / true_time(impl, big_cfg) / 1e9 / PEAK_GFLOPS, abs=2)
+    line = headline(text, "Largest slowdown")
+    ratios = {(impl, label): true_time(impl, cfg) / min(true_time(i, cfg) for i in TRUTH)
+              for label, cfg in width_cfgs() for impl in TRUTH}
+    (impl, label), ratio = max(ratios.items(), key=lambda kv: kv[1])
+    assert f"{impl} takes" in line and f"at {label}" in line
+    assert int(re.search(r"(\d+)x the fastest", line).group(1)) == pytest.approx(ratio, rel=0.05)
+    line = headline(text, "Harness cost per timed call")
+    assert int(re.search(r"(\d+) ns", line).group(1)) == pytest.approx(CONTROL_S * 1e9, rel=0.05)
+    for title in ("Fixed cost per call", "Cost per layer op", "Overhead share under 5%"):
+        assert "(" in headline(text, title)  # each headline carries its definition
+
+
+def test_every_plot_is_drawn_and_linked(run_dir):
+    text = (run_dir / "report.md").read_text()
+    for name in plots.PLOTS:
+        assert f"({name}.png)" in text and (run_dir / f"{name}.png").stat().st_size > 10_000, name
+    assert "not drawn" not in text
+
+
+def test_analysis_csv_is_the_summary(run_dir, loaded):
+    *_, by = loaded
+    csv = pd.read_csv(run_dir / "analysis.csv").set_index("impl")
+    for impl, s in by.items():
+        assert csv.loc[impl, "fixed_us"] == pytest.approx(s.fixed_us)
 
 
 def test_report_cli_regenerates_and_refuses_non_runs(run_dir, tmp_path):

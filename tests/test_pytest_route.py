@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fixture_run import make_run
+from fixture_run import ROUNDS, make_run
 
 from bench.cli import main
 from bench.sizes import parse_sizes
@@ -113,7 +113,7 @@ def test_compare_finds_a_planted_2x_slowdown_and_nothing_else(planted, capsys, t
     r = hit.iloc[0]
     assert r["change"] == "slower"
     assert r["ratio_b_a"] == pytest.approx(2.0, rel=1e-6) and r["ratio_ci_low"] <= 2.0 <= r["ratio_ci_high"]
-    assert r["p_value"] < 0.05 and r["n_a"] == r["n_b"] == 3
+    assert r["p_value"] < 0.05 and r["n_a"] == r["n_b"] == ROUNDS
     assert (df.loc[df["change"] == "", "ratio_b_a"] == 1.0).all()
 
 

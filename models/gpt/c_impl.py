@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from models import cbuild
-from models.gpt.model import GPTConfig, init_params, make_batch
+from models.gpt.model import GPTConfig, init_params, make_batch, ops_per_step
 
 SOURCE = Path(__file__).with_name("gpt.c")
 GEMM_ATTENTION = 1  # attention products as sgemm per (batch, head); 0: plain loops (README: figures)
@@ -36,15 +36,9 @@ def load(source: Path = SOURCE) -> ctypes.CDLL:
     return cbuild.load(source, _declare)
 
 
-def ops_per_step(cfg: GPTConfig) -> int:
-    """Layer-function calls in one C step, counted as for the NumPy GPT: per block 8 forward
-    (2 layernorm, 4 matmul, attention, gelu) + 8 backward; encoder, final layernorm, head and loss
-    forward and backward (8); the AdamW update of each tensor (12 per block + 4)."""
-    return cfg.n_layer * (8 + 8 + 12) + 8 + 4
-
-
 class CGPTStep:
     gate = True
+    op_unit = "C layer-function calls"
 
     def __init__(self, cfg: GPTConfig, k: int, gemm_attention: int = GEMM_ATTENTION, source: Path = SOURCE) -> None:
         self.cfg, self.steps_per_call = cfg, k
@@ -102,7 +96,7 @@ class CGPTStep:
         return self.unflatten(self.flat)
 
     def count_ops(self) -> int:
-        return ops_per_step(self.cfg)
+        return ops_per_step(self.cfg)  # layer functions: the model's own op count
 
     def describe(self) -> dict:
         return {"attention": "sgemm per (batch, head)" if self.dims[6] else "plain loops"}

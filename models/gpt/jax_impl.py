@@ -79,6 +79,7 @@ def scan_steps(state, idx, targets, cfg: GPTConfig, k: int):
 
 class JaxGPTStep:
     gate = True
+    op_unit = "jaxpr equations"
 
     def __init__(self, cfg: GPTConfig, mode: str, k: int = 1) -> None:
         self.cfg, self.mode = cfg, mode

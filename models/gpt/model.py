@@ -103,6 +103,37 @@ def flops_per_step(cfg: GPTConfig) -> int:
     return 3 * forward
 
 
+def other_flops_per_step(cfg: GPTConfig) -> int:
+    """FLOPs outside the matrix products, an estimate counted from numpy_impl.py, per token
+    (N = B T) unless stated: LayerNorm about 8 forward + 12 backward per element (2 L + 1 of
+    them, C wide), GELU about 10 + 15 per element (L, 4C wide), residual adds and bias adds and
+    their gradients (about 10 C + 14 C per block), the attention softmax and its backward about
+    8 per score (B nh T^2 per block), the vocabulary softmax and loss about 7 per logit (B T V),
+    and AdamW about 12 per parameter. None of it grows as C^2, so a fit of t = a + FLOPs / r puts
+    it in a."""
+    N, C, L = cfg.batch * cfg.seq_len, cfg.n_embd, cfg.n_layer
+    per_token = (2 * L + 1) * 20 * C + L * (25 * 4 * C + 24 * C)
+    return N * per_token + L * 8 * cfg.batch * cfg.n_head * cfg.seq_len**2 + 7 * N * cfg.vocab + 12 * n_params(cfg)
+
+
+def bytes_per_step(cfg: GPTConfig) -> int:
+    """Bytes one step moves, an estimate: parameters read forward and backward, gradients
+    written, AdamW reading parameters, gradients and both moments and writing three (10 x 4
+    bytes per parameter); the activations kept for the backward pass and the logits, each
+    written once and read twice (3 x 4 bytes, activations as in memory_bytes)."""
+    acts = cfg.n_layer * cfg.batch * cfg.seq_len * (16 * cfg.n_embd + 2 * cfg.n_head * cfg.seq_len)
+    acts += cfg.batch * cfg.seq_len * (2 * cfg.n_embd + 2 * cfg.vocab)
+    return 4 * (10 * n_params(cfg) + 3 * acts)
+
+
+def ops_per_step(cfg: GPTConfig) -> int:
+    """Layer ops of one step, the one definition of an "op" that every implementation's row
+    shares: per block 8 layers forward (2 LayerNorms, 4 linears, attention, GELU) and 8 backward;
+    embedding, final LayerNorm, head and loss forward and backward (8); the AdamW update of each
+    parameter tensor (12 per block + 4). Per-op costs divide by this."""
+    return cfg.n_layer * (8 + 8 + 12) + 8 + 4
+
+
 def n_params(cfg: GPTConfig) -> int:
     return sum(int(np.prod(s)) for s in param_shapes(cfg))
 

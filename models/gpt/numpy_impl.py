@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from models.gpt.model import BLOCK, GPTConfig, decay_mask, init_params, make_batch
+from models.gpt.model import BLOCK, GPTConfig, decay_mask, init_params, make_batch, ops_per_step
 
 LN_EPS = 1e-5
 GELU_S = math.sqrt(2.0 / math.pi)
@@ -312,6 +312,7 @@ def reference(cfg: GPTConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]
 class NumpyGPTStep:
     steps_per_call = 1
     gate = True
+    op_unit = "layer-function calls"
 
     def __init__(self, cfg: GPTConfig) -> None:
         self.cfg = cfg
@@ -329,7 +330,7 @@ class NumpyGPTStep:
         return [p.copy() for p in self.state.params]
 
     def count_ops(self) -> int:
-        return ops_per_step(self.cfg)
+        return ops_per_step(self.cfg)  # layer functions: the model's own op count
 
     def describe(self) -> dict:
         return {}
@@ -338,13 +339,6 @@ class NumpyGPTStep:
         for p, p0, m, v in zip(self.state.params, self.init, self.state.m, self.state.v, strict=True):
             p[...], m[...], v[...] = p0, 0, 0
         self.state.t = 0
-
-
-def ops_per_step(cfg: GPTConfig) -> int:
-    """Layer-function calls per step, counted from the code above: per block 8 forward + 8
-    backward; embedding, final LayerNorm, head matmul and loss forward and backward (8); the
-    AdamW update of each tensor (12 per block + 4)."""
-    return cfg.n_layer * (8 + 8 + 12) + 8 + 4
 
 
 def build(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> NumpyGPTStep:

@@ -118,6 +118,7 @@ class TorchGPTStep:
 
     steps_per_call = 1
     gate = True
+    op_unit = "ATen ops"
 
     def __init__(self, cfg: GPTConfig, kind: str, device: str = "cpu") -> None:
         self.cfg, self.kind = cfg, kind
@@ -202,6 +203,7 @@ class TorchGPTScanStep:
     of jax.scan); parameters, moments and step count are the scan's carry."""
 
     gate = True
+    op_unit = "ATen ops"
 
     def __init__(self, cfg: GPTConfig, k: int, device: str = "cpu") -> None:
         self.base = TorchGPTStep(cfg, "eager", device)  # the module, data and initial values

@@ -28,7 +28,7 @@ def load() -> ctypes.CDLL:
     return cbuild.load(SOURCE, _declare)
 
 
-def ops_per_step(cfg: MLPConfig) -> int:
+def layer_calls_per_step(cfg: MLPConfig) -> int:
     """Layer-function calls in one C step (n = L + 1 layers): n linear + L relu + softmax forward;
     softmax backward + n linear + L relu backward; one update."""
     n = cfg.depth + 1
@@ -37,6 +37,7 @@ def ops_per_step(cfg: MLPConfig) -> int:
 
 class CStep:
     gate = True
+    op_unit = "C layer-function calls"
 
     def __init__(self, cfg: MLPConfig, k: int) -> None:
         self.cfg, self.steps_per_call = cfg, k
@@ -76,7 +77,7 @@ class CStep:
         return out
 
     def count_ops(self) -> int:
-        return ops_per_step(self.cfg)
+        return layer_calls_per_step(self.cfg)
 
     def describe(self) -> dict:
         return {}

@@ -45,6 +45,7 @@ def scan_steps(params, x, y, lr, k):
 
 class JaxStep:
     gate = True
+    op_unit = "jaxpr equations"
 
     def __init__(self, cfg: MLPConfig, mode: str, k: int = 1) -> None:
         self.cfg, self.mode = cfg, mode

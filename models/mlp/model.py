@@ -74,6 +74,33 @@ def flops_per_step(cfg: MLPConfig) -> int:
     return total - 2 * b * cfg.d_in * cfg.width
 
 
+def other_flops_per_step(cfg: MLPConfig) -> int:
+    """FLOPs outside the matrix products, an estimate counted from numpy_impl.py: per layer the
+    bias add and bias gradient (2 B out), per hidden layer ReLU forward and backward (2 B H),
+    softmax and cross-entropy forward and backward (about 8 B C), and the SGD update (2 per
+    parameter). They do not grow with width as B H^2 does, so a fit of t = a + FLOPs / r puts
+    them in a."""
+    b = cfg.batch
+    bias = sum(2 * b * fo for _, fo in cfg.layer_dims())
+    return bias + 2 * b * cfg.width * cfg.depth + 8 * b * cfg.classes + 2 * n_params(cfg)
+
+
+def bytes_per_step(cfg: MLPConfig) -> int:
+    """Bytes one step moves, an estimate: float32 parameters read forward and backward, gradients
+    written, SGD reading both and writing the parameters (6 x 4 bytes per parameter), and every
+    activation (the batch, each layer's output, softmax) written once and read twice (3 x 4)."""
+    acts = cfg.batch * (cfg.d_in + 2 * cfg.depth * cfg.width + 3 * cfg.classes)
+    return 4 * (6 * n_params(cfg) + 3 * acts)
+
+
+def ops_per_step(cfg: MLPConfig) -> int:
+    """Layer ops of one step, the one definition of an "op" that every implementation's row
+    shares: each layer's forward and backward (n = L + 1 linear layers, L ReLUs, the loss), and
+    the update of each parameter tensor (2n). Per-op costs divide by this."""
+    n = cfg.depth + 1
+    return 2 * (n + cfg.depth + 1) + 2 * n
+
+
 def n_params(cfg: MLPConfig) -> int:
     return sum(fi * fo + fo for fi, fo in cfg.layer_dims())
 

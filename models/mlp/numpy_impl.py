@@ -91,7 +91,7 @@ def mlp_backward(params, cache, bufs=None):
     return grads
 
 
-def ops_per_step(cfg: MLPConfig) -> int:
+def numpy_calls_per_step(cfg: MLPConfig) -> int:
     """NumPy calls in one `NumpyStep` step, counted from the code above (n = L + 1 layers):
     forward 2n (matmul, +=) + (n - 1) relu + 9 in softmax/cross-entropy; backward 4 in the
     loss, 2n (dW, db) + 3 (n - 1) (dx, mask, multiply); update 2 per tensor = 4n."""
@@ -125,6 +125,7 @@ class NumpyStep:
 
     steps_per_call = 1
     gate = True
+    op_unit = "NumPy calls"
 
     def __init__(self, cfg: MLPConfig, params: list[np.ndarray], batch) -> None:
         self.cfg = cfg
@@ -158,7 +159,7 @@ class NumpyStep:
         return [p.copy() for p in self.p]
 
     def count_ops(self) -> int:
-        return ops_per_step(self.cfg)
+        return numpy_calls_per_step(self.cfg)
 
     def describe(self) -> dict:
         return {}

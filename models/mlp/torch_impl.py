@@ -45,6 +45,7 @@ class TorchStep:
 
     steps_per_call = 1
     gate = True
+    op_unit = "ATen ops"
 
     def __init__(self, cfg: MLPConfig, kind: str, device: str = "cpu") -> None:
         self.cfg, self.kind = cfg, kind
@@ -113,6 +114,7 @@ class TorchScanStep:
     jax.scan); the parameters are the scan's carry, returned, not updated in place."""
 
     gate = True
+    op_unit = "ATen ops"
 
     def __init__(self, cfg: MLPConfig, k: int, device: str = "cpu") -> None:
         self.base = TorchStep(cfg, "eager", device)  # the module, data and initial values

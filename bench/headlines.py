@@ -1,0 +1,113 @@
+"""The report's headlines: one sentence per finding, generated from a run's numbers, each with the
+definition it uses beside it (bench/analysis.py states them in full)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench import analysis
+from bench.tables import fmt_us
+
+DEFINITIONS = {
+    "overhead": "t_impl - t_floor, the floor being the bare C + BLAS implementation (c.ref) of the same model, "
+                "size and device; 95% CI from both rows' per-process medians",
+    "fixed": "intercept a of t = a + FLOPs / r over the width sweep, per step; it holds all work that does not "
+             "grow with the matrix products (elementwise layers, memory traffic), not only framework overhead; "
+             "fused rows run K steps per call and show a / K",
+    "per_op": "slope of step time over the model's layer ops (ops_per_step, one definition shared by every row) "
+              "on the depth sweep, compute at the fitted rate taken out",
+    "crossover": f"(t_impl - t_floor) / t_impl stays under {analysis.SHARE_THRESHOLD:.0%} from this width-sweep "
+                 "size on; the range is what the overhead CIs allow",
+    "slowdown": "median step time over the fastest row's at the same size",
+    "peak": "matrix-product FLOPs per second over the same framework's measured 2048^3 float32 matmul",
+    "control": "null.noop, a step that does nothing, timed through the whole path; median over sizes",
+}
+
+
+def us(x: float) -> str:
+    """Microseconds with sensible digits (the same format as the terminal summary)."""
+    return "n/a" if x is None or not math.isfinite(x) else fmt_us(x / 1e6)
+
+
+def line(title: str, key: str, body: str) -> str:
+    return f"**{title}** ({DEFINITIONS[key]}): {body}"
+
+
+def overhead(summaries: list[analysis.ImplSummary]) -> list[str]:
+    out = []
+    for which in ("small", "large"):
+        rows = [s for s in summaries if math.isfinite(getattr(s, f"overhead_{which}_us"))]
+        if not rows:
+            continue
+        size = rows[0].smallest_size if which == "small" else rows[0].largest_size
+        parts = [f"{s.impl} {us(getattr(s, f'overhead_{which}_us'))} µs [{us(getattr(s, f'overhead_{which}_lo'))}, "
+                 f"{us(getattr(s, f'overhead_{which}_hi'))}]" for s in rows]
+        label = "smallest" if which == "small" else "largest"
+        out.append(line(f"Overhead per step against the C floor at the {label} size, {size}", "overhead",
+                        "; ".join(parts) + "."))
+    return out
+
+
+def fixed_and_per_op(summaries: list[analysis.ImplSummary]) -> list[str]:
+    out = []
+    fixed = [s for s in summaries if math.isfinite(s.fixed_us)]
+    if fixed:
+        parts = [f"{s.impl} {us(s.fixed_us)} µs [{us(s.fixed_us_lo)}, {us(s.fixed_us_hi)}]"
+                 + (f" (K = {s.steps_per_call})" if s.steps_per_call > 1 else "") for s in fixed]
+        out.append(line("Fixed cost per call, per step", "fixed", "; ".join(parts) + "."))
+    per_op = [s for s in summaries if math.isfinite(s.us_per_op)]
+    if per_op:
+        parts = [f"{s.impl} {s.us_per_op:.2f} µs [{s.us_per_op_lo:.2f}, {s.us_per_op_hi:.2f}]" for s in per_op]
+        out.append(line("Cost per layer op", "per_op", "; ".join(parts) + "."))
+    return out
+
+
+def crossovers(summaries: list[analysis.ImplSummary], roles: analysis.Roles) -> list[str]:
+    parts = []
+    for s in summaries:
+        if s.impl in roles.floor or not math.isfinite(s.overhead_large_us):
+            continue
+        if s.crossover:
+            span = (f"CI from {s.crossover_earliest} to {s.crossover_latest or 'beyond the sweep'}"
+                    if s.crossover_earliest != s.crossover_latest else "CI: same size")
+            parts.append(f"{s.impl} from {s.crossover} ({s.crossover_flops:.2g} FLOP/step; {span})")
+        else:
+            parts.append(f"{s.impl} not within the sweep")
+    return [line(f"Overhead share under {analysis.SHARE_THRESHOLD:.0%}", "crossover", "; ".join(parts) + ".")] \
+        if parts else []
+
+
+def extremes(sh: pd.DataFrame) -> list[str]:
+    w = analysis.width_rows(sh)
+    if w.empty:
+        return []
+    worst = w.loc[w["slowdown"].idxmax()]
+    fastest_t = w.loc[w["size"] == worst["size"], "median_s"].min()
+    out = [line("Largest slowdown", "slowdown",
+                f"{worst['impl']} takes {us(worst['median_s'] * 1e6)} µs per step at {worst['size']}, "
+                f"{worst['slowdown']:.0f}x the fastest there ({worst['fastest_impl']}, {us(fastest_t * 1e6)} µs).")]
+    big = w[w["flops_per_step"] == w["flops_per_step"].max()]
+    parts = [f"{r['impl']} {r['pct_peak']:.0f}%" for _, r in big.iterrows() if math.isfinite(r["pct_peak"])]
+    if parts:
+        out.append(line(f"Percent of peak at the largest size, {big['size'].iloc[0]} "
+                        f"({big['flops_per_step'].iloc[0] / 1e9:.1f} GFLOP/step)", "peak", ", ".join(parts) + "."))
+    return out
+
+
+def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.ImplSummary]) -> list[str]:
+    """Sentences generated from the numbers, each with its definition."""
+    roles = analysis.roles(res)
+    out = overhead(summaries)
+    if not out and not sh.empty:
+        out.append("**Overhead against the C floor**: not computed, no floor row (c.ref) in this run.")
+    out += fixed_and_per_op(summaries) + crossovers(summaries, roles) + extremes(sh)
+    null = res[res["impl"].isin(roles.control) & (res["status"] == "ok")]
+    if not null.empty:
+        out.append(line("Harness cost per timed call", "control", f"{null['median_s'].median() * 1e9:.0f} ns."))
+    bad = res[res["status"] != "ok"]
+    if not bad.empty:
+        out.append(f"{len(bad)} case(s) not ok: "
+                   + ", ".join(f"{r['impl']} {r['size']} ({r['status']})" for _, r in bad.iterrows()) + ".")
+    return out
