@@ -50,6 +50,23 @@ class WrongGrad(NumpyStep):
         return loss
 
 
+SLEEP_S = 0.002  # seconds per training step of the sleepers
+
+
+class Sleeper(NumpyStep):
+    """Correct numbers, and a known time: each call sleeps SLEEP_S per step (K steps per call when
+    fused), so a run must measure SLEEP_S per step whatever K is."""
+
+    def call(self) -> None:
+        time.sleep(SLEEP_S * self.steps_per_call)
+
+
+def build_sleep(cfg: MLPConfig, k: int = 1, device: str = "cpu"):
+    step = _build(Sleeper)(cfg)
+    step.steps_per_call = k
+    return step
+
+
 def _build(cls):
     def build(cfg: MLPConfig, k: int = 1, device: str = "cpu"):
         base = numpy_build(cfg)
@@ -69,4 +86,6 @@ EXTRA_IMPLS = [
     Impl("fault.nan", "mlp", "tests.faulty:build_nan", framework="numpy"),
     Impl("fault.wrong", "mlp", "tests.faulty:build_wrong", framework="numpy"),
     Impl("fault.noimport", "mlp", "tests.faulty_broken:build", framework="numpy"),
+    Impl("fault.sleep", "mlp", "tests.faulty:build_sleep", framework="numpy"),
+    Impl("fault.sleepk", "mlp", "tests.faulty:build_sleep", framework="numpy", fused=True),
 ]

@@ -166,3 +166,26 @@ def test_existing_out_is_refused(tmp_path):
     p = bench("run", "--sizes", "1x1x1", "--out", str(tmp_path / "taken"))
     assert p.returncode == 2
     assert "never overwritten" in p.stderr
+
+
+def test_derived_columns_follow_from_their_inputs(tiny_run):
+    """gflops from flops_per_step and median_s; pct_peak from run.json's measured peaks; both
+    non-null on every ok row but the control's."""
+    out, _ = tiny_run
+    df = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
+    peaks = json.loads((out / "run.json").read_text())["peaks"]
+    for _, r in df[(df["status"] == "ok") & (df["impl"] != "null.noop")].iterrows():
+        assert r["gflops"] == pytest.approx(r["flops_per_step"] / r["median_s"] / 1e9, rel=1e-9), r["impl"]
+        assert r["pct_peak"] == pytest.approx(100 * r["gflops"] / peaks[r["framework"]]["gflops"], rel=1e-9)
+    assert df.loc[df["impl"] == "null.noop", "gflops"].isna().all()
+    assert (df.loc[df["impl"] == "null.noop", "framework"] == "null").all()
+
+
+def test_the_results_writer_refuses_a_row_that_is_not_the_schema(tmp_path):
+    from bench.results import RunDir
+
+    run = RunDir.create(tmp_path / "r")
+    row = {c: 1 for c in RESULT_COLUMNS if c != "schema_version"}
+    run.write_results([row])  # the schema's keys: fine
+    with pytest.raises(ValueError, match=r"missing \['gflops'\], unknown \['glops'\]"):
+        run.write_results([{**{k: v for k, v in row.items() if k != "gflops"}, "glops": 1}])

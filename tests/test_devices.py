@@ -35,10 +35,17 @@ def test_numpy_c_and_control_stay_on_the_cpu_in_a_gpu_run():
     assert mlp["torch.cudagraphs"].devices == ("cuda",)
 
 
-def test_probe_on_this_machine_sees_what_torch_sees():
-    import torch
-
-    assert devices.probe_cuda()["torch"] == torch.cuda.is_available()
+def test_probe_reports_what_a_fake_torch_and_jax_say(tmp_path, monkeypatch):
+    """The probe runs in a subprocess: give it fake frameworks, one with a GPU, one that fails."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("class cuda:\n    is_available = staticmethod(lambda: True)\n")
+    (tmp_path / "jax").mkdir()
+    (tmp_path / "jax" / "__init__.py").write_text("raise ImportError('no jaxlib here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    seen = devices.probe_cuda()
+    assert seen["torch"] is True and seen["jax"] is False
+    assert "no jaxlib here" in seen["jax_error"] and seen["torch_error"] == ""
+    assert devices.resolve("auto", probe=lambda: seen) == "cuda"
 
 
 @pytest.mark.skipif(devices.probe_cuda()["torch"], reason="a GPU is present")

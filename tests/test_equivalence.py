@@ -30,7 +30,7 @@ def test_implementation_matches_float64_reference(name, cfg, refs):
     if impl.unavailable_reason():
         pytest.skip(impl.unavailable_reason())
     builder = impl.load()
-    step = builder(cfg, 4) if impl.fused else builder(cfg)
+    step = builder(cfg, 5) if impl.fused else builder(cfg)  # K = 5: the gate's 5 steps reuse its compile
     step.call()  # the timed path runs, then the gate starts again from the shared start
     step.reset()
     losses = step.losses(5)
@@ -39,17 +39,53 @@ def test_implementation_matches_float64_reference(name, cfg, refs):
     loss_err, update_err, why = mlp.compare(cfg, losses, params, refs[cfg])
     assert why == "", why
     assert loss_err < mlp.LOSS_RTOL / 10 and update_err < mlp.UPDATE_RTOL / 10  # margin kept
-    assert step.steps_per_call == (4 if impl.fused else 1)
+    assert step.steps_per_call == (5 if impl.fused else 1)
 
 
-def test_call_advances_training():
-    cfg = CONFIGS[1]
-    for name in GATED:
-        impl = IMPLS[name]
-        if impl.unavailable_reason():
-            continue
-        step = impl.load()(cfg, 3) if impl.fused else impl.load()(cfg)
-        before = step.params()
-        step.call()
-        after = step.params()
-        assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)), name
+@pytest.mark.parametrize("name", GATED)
+def test_the_timed_call_trains_like_the_reference(name):
+    """call() (the timed path, K steps when fused) moves every parameter as K reference steps do,
+    in direction and size, not just somewhere."""
+    impl, cfg = IMPLS[name], CONFIGS[1]
+    if impl.unavailable_reason():
+        pytest.skip(impl.unavailable_reason())
+    step = impl.load()(cfg, 3) if impl.fused else impl.load()(cfg)
+    step.reset()
+    before = step.params()
+    step.call()
+    want = reference(cfg, step.steps_per_call)[1]
+    for p0, p1, r in zip(before, step.params(), want, strict=True):
+        moved, should = (p1 - p0).ravel(), (r - p0).ravel()
+        assert np.linalg.norm(moved - should) <= 1e-3 * np.linalg.norm(should) + 1e-9, name
+
+
+def gate_cases():
+    """The smallest default MLP size, a mid one, the deepest, and the smallest default GPT size."""
+    from bench.sizes import PRESETS
+
+    mlp_sizes = [z for z in PRESETS["mlp"]["default"] if z.label in ("B1-H1-L2", "B128-H128-L2", "B8-H8-L16")]
+    return mlp_sizes + PRESETS["gpt"]["default"][:1]
+
+
+@pytest.mark.parametrize("size", gate_cases(), ids=lambda z: z.label)
+def test_gate_rejects_a_10_percent_error_in_any_single_tensor_update(size):
+    """One tensor's update off by 10% (a weight matrix, a bias, a LayerNorm gain, an embedding),
+    everything else exact: the gate must say so, for every tensor. A tensor the reference leaves
+    unchanged (behind a dead ReLU) must stay unchanged: moving it by 1e-4 of its size is an error."""
+    from models.registry import model_module
+    from models.registry import reference as model_reference
+
+    mod, cfg = model_module(size.model), size.config()
+    ref = model_reference(size.model, cfg, 5)
+    start = mod.init_params(cfg)
+    exact = [p.astype(np.float32) for p in ref[1]]
+    assert mod.compare(cfg, ref[0], exact, ref)[2] == ""
+    for i in range(len(start)):
+        wrong, update = list(exact), ref[1][i] - start[i]
+        if np.linalg.norm(update):
+            wrong[i] = (start[i] + 1.10 * update).astype(np.float32)
+        else:  # a tensor that must not move, moved a little
+            nudge = 1e-3 * (np.linalg.norm(start[i]) + 1) / np.sqrt(start[i].size)
+            wrong[i] = (start[i] + nudge).astype(np.float32)
+        why = mod.compare(cfg, ref[0], wrong, ref)[2]
+        assert "update rel. error" in why, (size.label, i, start[i].shape)

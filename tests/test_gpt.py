@@ -84,14 +84,33 @@ def test_gpt_implementation_matches_float64_reference(name, cfg, refs):
     impl = REGISTRY["gpt"][name]
     if impl.unavailable_reason():
         pytest.skip(impl.unavailable_reason())
-    step = impl.load()(cfg, 3) if impl.fused else impl.load()(cfg)
+    step = impl.load()(cfg, 5) if impl.fused else impl.load()(cfg)  # K = 5: the gate reuses its compile
     step.call()
     step.reset()  # the gate starts again from the shared start, optimizer state included
     losses = step.losses(5)
     loss_err, update_err, why = gpt.compare(cfg, losses, step.params(), refs[cfg])
     assert why == "", why
     assert loss_err < gpt.LOSS_RTOL / 10 and update_err < gpt.UPDATE_RTOL / 10
-    assert step.count_ops() > 0
+    assert step.op_unit and step.count_ops() > 0
+
+
+def test_layer_ops_count_by_hand():
+    """ops_per_step, the one op definition every row shares: 1 block = 8 layers forward + 8
+    backward + 12 tensor updates; embedding, final LayerNorm, head, loss: 4 forward + 4 backward;
+    wte, wpe, lnf_w, lnf_b updates: 4."""
+    assert gpt.ops_per_step(GPTConfig(n_layer=1)) == 8 + 8 + 12 + 8 + 4
+    assert gpt.ops_per_step(GPTConfig(n_layer=3)) - gpt.ops_per_step(GPTConfig(n_layer=2)) == 28
+
+
+@pytest.mark.parametrize("name", GATED)
+def test_framework_op_counts_grow_by_the_same_amount_per_block(name):
+    """Whatever a framework counts, each extra block adds the same number of its ops."""
+    impl = REGISTRY["gpt"][name]
+    if impl.unavailable_reason():
+        pytest.skip(impl.unavailable_reason())
+    counts = [impl.load()(GPTConfig(batch=1, seq_len=4, n_embd=8, n_layer=n, n_head=2, vocab=11), 2).count_ops()
+              for n in (1, 2, 3)]
+    assert counts[2] - counts[1] == counts[1] - counts[0] > 0, counts
 
 
 def test_gate_catches_a_missing_bias_correction(refs):
@@ -110,7 +129,7 @@ def test_gate_catches_a_missing_bias_correction(refs):
 def test_cli_quick_gpt_run_gives_ok_rows_for_every_implementation(tmp_path):
     out = tmp_path / "gpt"
     p = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--model", "gpt", "--sizes", "quick", "--rounds", "1",
+        [sys.executable, "-m", "bench", "run", "--model", "gpt", "--sizes", "1x8x16x1x2", "--rounds", "1",
          "--budget", "0.05", "--min-samples", "3", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
     )

@@ -50,8 +50,13 @@ def test_route_benchmarks_every_available_impl_with_self_describing_json(bench_j
 
 
 def test_route_is_not_collected_by_the_plain_test_command():
+    p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                        "tests/test_stats.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:]
+    assert "tests/test_stats.py::test_pooled_known_values" in p.stdout  # the collection worked
     p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "tests/test_cli.py::" in p.stdout
     assert "bench/test_benchmarks.py" not in p.stdout
 
 
