@@ -88,6 +88,33 @@ ROUND_COLUMNS: dict[str, str] = {
     "steps_per_call": "training steps per timed call",
 }
 
+# pipeline.csv (bench pipeline): one row per (schedule, microbatches).
+PIPELINE_COLUMNS: dict[str, str] = {
+    "schema_version": "version of this column list",
+    "run_id": "run directory name",
+    "model": "mlp or gpt",
+    "schedule": "gpipe, 1f1b, interleaved-1f1b, zb, zbv, dualpipev (torch.distributed.pipelining); hand-gpipe, hand-1f1b (ours over send/recv); one-process, one-process-accum (no pipeline)",
+    "stages": "P: ranks (processes) in the pipeline",
+    "virtual_stages": "stages per rank (2 for the interleaved and V-shaped schedules)",
+    "microbatches": "M",
+    "batch": "B: examples per step, split into M microbatches",
+    "status": "ok, mismatch (gradients off the reference), error, crashed, timeout",
+    "error": "why the status is not ok (one line), else empty",
+    "rounds": "process groups (rounds) that produced samples: the unit of replication",
+    "step_s": "seconds per training step: geometric mean of the per-round medians",
+    "ci_low_s": "95% CI of step_s, low (t-interval on the log round medians)",
+    "ci_high_s": "95% CI of step_s, high",
+    "stage_f_s": "forward of the slowest stage alone on one microbatch, seconds",
+    "stage_b_s": "backward of the slowest stage alone on one microbatch, seconds",
+    "compute_s": "compute of the busiest rank in one step: M x its stages' forward and backward, seconds",
+    "comm_s": "one-way send of one microbatch's activation between two ranks, seconds",
+    "ideal_s": "the schedule's own action order simulated with the measured stage and send times, seconds",
+    "theory_bubble": "the schedule's idle share in theory (bench/pipe_schedules.py: (P-1)/(M+P-1) for GPipe/1F1B, ...)",
+    "measured_bubble": "1 - compute_s / step_s: the busiest rank's idle share, measured",
+    "residual_s": "step_s - ideal_s: what running the schedule costs beyond compute, sends and its bubble",
+    "grad_rel_err": "gate: largest relative gradient error of any tensor after one step, vs the float64 reference",
+}
+
 STATUSES: dict[str, str] = {
     "ok": "equivalent to the reference and timed",
     "mismatch": "failed the equivalence gate; never timed",

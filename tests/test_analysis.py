@@ -35,9 +35,13 @@ def test_fit_is_robust_to_one_outlier():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    path = make_run(tmp_path_factory.mktemp("fx") / "fixture")
-    report.write_report(path)
-    return path
+    return make_run(tmp_path_factory.mktemp("fx") / "fixture")
+
+
+@pytest.fixture(scope="module")
+def reported(run_dir):
+    report.write_report(run_dir)
+    return run_dir
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +112,8 @@ def headline(text: str, title: str) -> str:
     return next(ln for ln in text.splitlines() if ln.startswith(f"- **{title}"))
 
 
-def test_headlines_state_the_true_numbers_and_their_definitions(run_dir):
-    text = (run_dir / "report.md").read_text()
+def test_headlines_state_the_true_numbers_and_their_definitions(reported):
+    text = (reported / "report.md").read_text()
     small_cfg = width_cfgs()[0][1]
     line = headline(text, "Overhead per step against the C floor at the smallest size")
     assert "t_impl - t_floor" in line
@@ -133,24 +137,24 @@ def test_headlines_state_the_true_numbers_and_their_definitions(run_dir):
         assert "(" in headline(text, title)  # each headline carries its definition
 
 
-def test_every_plot_is_drawn_and_linked(run_dir):
-    text = (run_dir / "report.md").read_text()
+def test_every_plot_is_drawn_and_linked(reported):
+    text = (reported / "report.md").read_text()
     for name in plots.PLOTS:
-        assert f"({name}.png)" in text and (run_dir / f"{name}.png").stat().st_size > 10_000, name
+        assert f"({name}.png)" in text and (reported / f"{name}.png").stat().st_size > 10_000, name
     assert "not drawn" not in text
 
 
-def test_analysis_csv_is_the_summary(run_dir, loaded):
+def test_analysis_csv_is_the_summary(reported, loaded):
     *_, by = loaded
-    csv = pd.read_csv(run_dir / "analysis.csv").set_index("impl")
+    csv = pd.read_csv(reported / "analysis.csv").set_index("impl")
     for impl, s in by.items():
         assert csv.loc[impl, "fixed_us"] == pytest.approx(s.fixed_us)
 
 
-def test_report_cli_regenerates_and_refuses_non_runs(run_dir, tmp_path):
+def test_report_cli_regenerates_and_refuses_non_runs(reported, tmp_path):
     from bench.cli import main
 
-    (run_dir / "report.md").unlink()
-    assert main(["report", str(run_dir)]) == 0
-    assert (run_dir / "report.md").is_file()
+    (reported / "report.md").unlink()
+    assert main(["report", str(reported)]) == 0
+    assert (reported / "report.md").is_file()
     assert main(["report", str(tmp_path)]) == 2

@@ -266,3 +266,55 @@ def build_cudagraphs(cfg: GPTConfig, k: int = 1, device: str = "cuda") -> TorchG
 
 def build_scan(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTScanStep:
     return TorchGPTScanStep(cfg, k, device)
+
+
+class GPTStage(nn.Module):
+    """A run of blocks; the first stage also embeds, the last also normalises and projects to
+    the vocabulary with its own copy of the tied weight (the runner sums the two gradients)."""
+
+    def __init__(self, gpt: GPT, blocks: list[int], first: bool, last: bool) -> None:
+        super().__init__()
+        self.first, self.last = first, last
+        if first:
+            self.wte, self.wpe = gpt.wte, gpt.wpe
+            self.register_buffer("pos", gpt.pos.clone(), persistent=False)
+        self.h = nn.ModuleList(gpt.h[i] for i in blocks)
+        if last:
+            self.ln_f = gpt.ln_f
+            self.head = nn.Linear(gpt.wte.weight.shape[1], gpt.wte.weight.shape[0], bias=False)
+            with torch.no_grad():
+                self.head.weight.copy_(gpt.wte.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.first:
+            x = self.wte(x) + self.wpe(self.pos[: x.shape[1]])  # idx (B, T) -> (B, T, C)
+        for block in self.h:
+            x = block(x)
+        return self.head(self.ln_f(x)) if self.last else x  # logits (B, T, V) or (B, T, C)
+
+
+def pipeline_stages(cfg: GPTConfig, n: int) -> list[tuple[nn.Module, list[tuple[int, torch.Tensor, bool]]]]:
+    """The GPT cut into n stages of consecutive blocks (embedding with the first, final LayerNorm
+    and head with the last), from the shared seeded start: [(stage module, [(index in
+    model.param_names, tensor, stored transposed)])]. Index 0 (wte) appears in the first stage
+    (embedding) and the last (head): their gradients sum to the tied weight's."""
+    if not 1 <= n <= cfg.n_layer:
+        raise ValueError(f"{n} stages for {cfg.n_layer} blocks")
+    gpt = TorchGPTStep(cfg, "eager").model
+    ordered = gpt.ordered()
+    out = []
+    for s, chunk in enumerate(np.array_split(np.arange(cfg.n_layer), n)):
+        stage = GPTStage(gpt, [int(i) for i in chunk], s == 0, s == n - 1)
+        params = [(0, gpt.wte.weight, False), (1, gpt.wpe.weight, False)] if s == 0 else []
+        for i in chunk:
+            params += [(2 + 12 * int(i) + j, ordered[2 + 12 * int(i) + j][0], ordered[2 + 12 * int(i) + j][1])
+                       for j in range(12)]
+        if s == n - 1:
+            params += [(len(ordered) - 2, gpt.ln_f.weight, False), (len(ordered) - 1, gpt.ln_f.bias, False),
+                       (0, stage.head.weight, False)]
+        out.append((stage, params))
+    return out
+
+
+def pipeline_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))  # mean over tokens

@@ -168,3 +168,27 @@ def build_cudagraphs(cfg: MLPConfig, k: int = 1, device: str = "cuda") -> TorchS
 
 def build_scan(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchScanStep:
     return TorchScanStep(cfg, k, device)
+
+
+def pipeline_stages(cfg: MLPConfig, n: int) -> list[tuple[nn.Module, list[tuple[int, torch.Tensor, bool]]]]:
+    """The MLP cut into n stages of consecutive linear layers (each with the ReLU after it), from
+    the shared seeded start: [(stage module, [(index in the model's parameter list, tensor,
+    stored transposed)])]. The last stage returns the logits (pipeline_loss gives the loss)."""
+    if not 1 <= n <= cfg.depth + 1:
+        raise ValueError(f"{n} stages for {cfg.depth + 1} linear layers")
+    model = TorchStep(cfg, "eager").model
+    layers = list(model.net)
+    linear_at = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
+    out = []
+    for chunk in np.array_split(np.arange(len(linear_at)), n):
+        first, last = linear_at[chunk[0]], (linear_at[chunk[-1] + 1] if chunk[-1] + 1 < len(linear_at) else len(layers))
+        params = []
+        for j in chunk:
+            lin = layers[linear_at[j]]
+            params += [(2 * int(j), lin.weight, True), (2 * int(j) + 1, lin.bias, False)]
+        out.append((nn.Sequential(*layers[first:last]), params))
+    return out
+
+
+def pipeline_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y)  # (B, C), (B,): mean over the (micro)batch

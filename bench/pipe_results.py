@@ -1,0 +1,78 @@
+"""From the rounds' raw results to pipeline.csv: step time with a CI over rounds, the measured
+stage and send times, the simulated ideal, theory's bubble, and what remains (the schedule's cost)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from bench.pipe_schedules import SCHEDULES, hand_order, simulate
+from bench.stats import log_t_interval
+
+ACTION = re.compile(r"^(\d+)(F|B|I|W)(\d+)$")
+
+
+def orders_of(res: dict, P: int, M: int) -> tuple[dict, dict] | None:
+    """({rank: [(stage, kind, microbatch)]}, {stage: rank}) of a case, or None when its order has
+    actions the simulation does not model."""
+    sched = SCHEDULES[res["schedule"]]
+    if "order" in res:
+        orders = {}
+        for r, acts in res["order"].items():
+            parsed = [ACTION.match(a) for a in acts]
+            if not all(parsed):
+                return None
+            orders[int(r)] = [(int(m.group(1)), m.group(2), int(m.group(3))) for m in parsed]
+    else:
+        orders = {r: [(r, k, m) for k, m in hand_order(sched.name, r, P, M)] for r in range(P)}
+    rank_of = {s: r for r in range(P) for s in sched.stages(r, P)}
+    return orders, rank_of
+
+
+def ideal(res: dict, P: int, M: int, f: dict, b: dict, comm: float) -> float:
+    sched = SCHEDULES[res["schedule"]]
+    if sched.kind == "single":
+        chunks = 1 if sched.name == "one-process" else M
+        return chunks * (f[0] + b[0])
+    found = orders_of(res, P, M)
+    if found is None:
+        return math.nan
+    try:
+        return simulate(found[0], sched.n_stages(P), f, b, comm, found[1])
+    except (ValueError, KeyError):
+        return math.nan
+
+
+def row(settings, run_id: str, name: str, M: int, results: list[dict]) -> dict:
+    """One pipeline.csv row from the case's results of every round."""
+    sched, P, cfg = SCHEDULES[name], settings.stages, settings.config
+    ok = [r for r in results if r["status"] == "ok"]
+    bad = [r for r in results if r["status"] != "ok"]
+    out = {"run_id": run_id, "model": settings.model, "schedule": name, "stages": P,
+           "virtual_stages": sched.n_stages(P) // P if sched.kind != "single" else 1, "microbatches": M,
+           "batch": cfg["batch"], "status": bad[0]["status"] if bad else "ok", "error": bad[0]["error"] if bad else "",
+           "rounds": len(ok), "theory_bubble": sched.theory_bubble(P, M)}
+    empty = dict.fromkeys(("step_s", "ci_low_s", "ci_high_s", "stage_f_s", "stage_b_s", "compute_s", "comm_s",
+                           "ideal_s", "measured_bubble", "residual_s", "grad_rel_err"), math.nan)
+    if not ok:
+        return {**out, **empty}
+    step, lo, hi = log_t_interval([float(np.median(r["step_ns"])) / 1e9 for r in ok])
+    f = {int(k): float(np.median([r["stage_f_s"][k] for r in ok])) for k in ok[0]["stage_f_s"]}
+    b = {int(k): float(np.median([r["stage_b_s"][k] for r in ok])) for k in ok[0]["stage_b_s"]}
+    comm = float(np.median([r["comm_s"] for r in ok]))
+    chunks = 1 if name == "one-process" else M
+    per_rank = {}
+    for s in f:
+        r = next(r for r in range(P) if s in sched.stages(r, P))
+        per_rank[r] = per_rank.get(r, 0.0) + chunks * (f[s] + b[s])
+    compute = max(per_rank.values())
+    best = ideal(ok[0], P, M, f, b, comm)
+    grad = next((r["grad_rel_err"] for r in results if "grad_rel_err" in r), math.nan)
+    status = out["status"]
+    if status == "ok" and not grad <= settings.grad_rtol:
+        status, out["error"] = "mismatch", f"gradient rel. error {grad:.2e} > {settings.grad_rtol:.0e}"
+    return {**out, "status": status, "step_s": step, "ci_low_s": lo, "ci_high_s": hi, "stage_f_s": max(f.values()),
+            "stage_b_s": max(b.values()), "compute_s": compute, "comm_s": comm, "ideal_s": best,
+            "measured_bubble": 1 - compute / step, "residual_s": step - best, "grad_rel_err": grad}

@@ -1,0 +1,126 @@
+"""The pipeline schedules, described once: which stages each rank holds, how the schedule is
+built, what theory says its bubble is, and the action order an ideal simulation follows.
+
+No torch import at module level: the supervisor reads the names and formulas, the rank
+processes build the schedules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TORCH_CLASSES = {  # schedule name -> torch.distributed.pipelining class
+    "gpipe": "ScheduleGPipe", "1f1b": "Schedule1F1B", "interleaved-1f1b": "ScheduleInterleaved1F1B",
+    "zb": "ScheduleInterleavedZeroBubble", "zbv": "ScheduleZBVZeroBubble", "dualpipev": "ScheduleDualPipeV",
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    kind: str  # "torch" (torch.distributed.pipelining), "hand" (ours over send/recv), "single" (one process)
+    layout: str  # "one" (stage r on rank r), "interleaved" (r, r + P), "v" (r, 2P - 1 - r), "whole"
+    min_microbatches: str = ""  # "P" when the schedule needs M >= P
+
+    def stages(self, rank: int, P: int) -> list[int]:
+        """Stage indices on a rank."""
+        if self.layout == "one":
+            return [rank]
+        if self.layout == "interleaved":
+            return [rank, rank + P]
+        if self.layout == "v":
+            return [rank, 2 * P - 1 - rank]
+        return [0] if rank == 0 else []
+
+    def n_stages(self, P: int) -> int:
+        return {"one": P, "interleaved": 2 * P, "v": 2 * P, "whole": 1}[self.layout]
+
+    def theory_bubble(self, P: int, M: int) -> float:
+        """Idle share of the step when every stage takes the same time and communication is free:
+        (P-1)/(M+P-1) for GPipe and 1F1B; (P-1)/(vM+P-1) with v = 2 virtual stages per rank when
+        interleaved; 0 for the zero-bubble schedules once M >= 2P (ZB-V, DualPipe-V: their papers'
+        claim under equal F, B and W times; before that, the 1F1B value); 0 for one process."""
+        if self.kind == "single":
+            return 0.0
+        if self.name in ("zb", "zbv", "dualpipev"):
+            return 0.0 if M >= 2 * P else (P - 1) / (M + P - 1)
+        v = 2 if self.layout == "interleaved" else 1
+        return (P - 1) / (v * M + P - 1)
+
+
+SCHEDULES: dict[str, Schedule] = {s.name: s for s in (
+    Schedule("gpipe", "torch", "one"),
+    Schedule("1f1b", "torch", "one", "P"),
+    Schedule("interleaved-1f1b", "torch", "interleaved", "P"),
+    Schedule("zb", "torch", "interleaved", "P"),
+    Schedule("zbv", "torch", "v", "P"),
+    Schedule("dualpipev", "torch", "v", "P"),
+    Schedule("hand-gpipe", "hand", "one"),
+    Schedule("hand-1f1b", "hand", "one"),
+    Schedule("one-process", "single", "whole"),
+    Schedule("one-process-accum", "single", "whole"),
+)}
+
+
+def hand_order(name: str, rank: int, P: int, M: int) -> list[tuple[str, int]]:
+    """The (F|B, microbatch) sequence of a one-stage-per-rank schedule on a rank: GPipe runs every
+    forward, then every backward; 1F1B warms up with P - 1 - rank forwards, then alternates."""
+    if name.endswith("gpipe"):
+        return [("F", m) for m in range(M)] + [("B", m) for m in range(M)]
+    warm = min(P - 1 - rank, M)
+    order = [("F", m) for m in range(warm)]
+    f, b = warm, 0
+    while b < M:
+        if f < M:
+            order.append(("F", f))
+            f += 1
+        order.append(("B", b))
+        b += 1
+    return order
+
+
+def simulate(orders: dict[int, list[tuple[int, str, int]]], n_stages: int, f: dict[int, float],
+             b: dict[int, float], comm: float, rank_of: dict[int, int]) -> float:
+    """Makespan of a schedule run with the measured stage times and no other cost: each rank runs
+    its (stage, F|B|I|W, microbatch) actions in order, an action starting once its rank is free and
+    its inputs exist (a forward needs the previous stage's forward, a backward the next stage's
+    backward, plus `comm` when that stage is on another rank; W follows its I). I and W each take
+    half the stage's backward."""
+    done: dict[tuple[int, str, int], float] = {}
+    free = dict.fromkeys(orders, 0.0)
+    pos = dict.fromkeys(orders, 0)
+    dur = {"F": f, "B": b, "I": {s: t / 2 for s, t in b.items()}, "W": {s: t / 2 for s, t in b.items()}}
+    while any(pos[r] < len(orders[r]) for r in orders):
+        progressed = False
+        for r in orders:
+            if pos[r] >= len(orders[r]):
+                continue
+            s, kind, m = orders[r][pos[r]]
+            ready = _ready(s, kind, m, done, n_stages, comm, rank_of, r)
+            if ready is None:
+                continue
+            start = max(free[r], ready)
+            free[r] = done[(s, kind, m)] = start + dur[kind][s]
+            if kind == "B":
+                done[(s, "I", m)] = done[(s, kind, m)]
+            pos[r] += 1
+            progressed = True
+        if not progressed:
+            raise ValueError("the action orders deadlock")
+    return max(free.values())
+
+
+def _ready(s, kind, m, done, n_stages, comm, rank_of, r):
+    """When the inputs of an action exist, or None if they do not yet."""
+    if kind == "F":
+        deps = [(s - 1, "F", m)] if s > 0 else []
+    elif kind in ("B", "I"):
+        deps = [(s, "F", m)] + ([(s + 1, "I", m)] if s < n_stages - 1 else [])
+    else:
+        deps = [(s, "I", m)]
+    t = 0.0
+    for d in deps:
+        if d not in done:
+            return None
+        t = max(t, done[d] + (comm if rank_of[d[0]] != r else 0.0))
+    return t

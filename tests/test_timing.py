@@ -1,0 +1,68 @@
+"""The timed loop and one case's row, on inputs whose answers are known."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from bench import timing
+from bench.cases import CaseState, case_row
+from bench.settings import Settings
+from bench.sizes import mlp
+from bench.timing import Budget
+from models.registry import REGISTRY
+
+
+def test_sample_times_each_call_and_respects_the_budget():
+    def call():
+        time.sleep(0.002)
+
+    ns = timing.sample(call, Budget(seconds=0.03, min_samples=3, max_samples=100))
+    assert 5 <= len(ns) <= 16  # about 30 ms of 2 ms calls
+    assert all(2e6 <= v < 2e7 for v in ns)  # each sample holds one call, never less than its sleep
+
+
+def test_sample_keeps_its_minimum_and_maximum():
+    assert len(timing.sample(lambda: time.sleep(0.01), Budget(seconds=0.001, min_samples=4))) == 4
+    assert len(timing.sample(lambda: None, Budget(seconds=10, min_samples=1, max_samples=50))) == 50
+
+
+def test_warm_up_runs_at_least_twice_and_for_its_time():
+    calls = []
+    assert timing.warm_up(lambda: calls.append(1), Budget(warmup_s=0.0)) == 2
+    t0 = time.perf_counter()
+    n = timing.warm_up(lambda: time.sleep(0.001), Budget(warmup_s=0.02))
+    assert time.perf_counter() - t0 >= 0.02 and n >= 2
+
+
+def test_per_step_and_back():
+    assert timing.per_step_s(8e9, 8) == 1.0
+    assert timing.call_ns(0.5, 4) == 2e9
+
+
+def test_a_case_row_from_known_rounds():
+    """Two processes, K = 4 steps per call: the row's numbers from the definitions, by hand."""
+    size = mlp(2, 3, 1, "custom")
+    st = CaseState(REGISTRY["mlp"]["jax.scan"], size, status="ok")
+    st.add_round(0, [4000, 4000, 8000], 4, first_call_s=2.0, pid=11)  # per step: 1000, 1000, 2000 ns
+    st.add_round(1, [16000, 16000, 16000], 4, first_call_s=0.5, pid=12)  # per step: 4000 ns
+    st.first_call_s = 2.0  # as fold() sets it from the first process
+    settings = Settings("mlp", ["jax.scan"], [size], 2, 2, Budget(), 60.0)
+    row = case_row(st, settings, "run", {"jax": {"gflops": 100.0}})
+    assert row["median_s"] == pytest.approx(math.sqrt(1e-6 * 4e-6))  # geometric mean of the process medians
+    assert row["pooled_median_s"] == pytest.approx(3e-6)  # median of 1, 1, 2, 4, 4, 4 µs
+    assert row["median_call_s"] == pytest.approx(4 * row["median_s"])
+    assert row["rounds"] == 2 and row["n_samples"] == 6 and row["steps_per_call"] == 4
+    logs = np.log([1e-6, 4e-6])
+    half = 12.706204736174707 * logs.std(ddof=1) / math.sqrt(2)  # t(0.975, 1)
+    assert row["ci_low_s"] == pytest.approx(math.exp(logs.mean() - half))
+    assert row["ci_high_s"] == pytest.approx(math.exp(logs.mean() + half))
+    assert row["round_sd"] == pytest.approx(logs.std(ddof=1))
+    assert row["noisy"] and "median CI" in row["noisy_reason"]
+    flops = 6 * 2 * (784 * 3 + 3 * 10) - 2 * 2 * 784 * 3
+    assert row["flops_per_step"] == flops
+    assert row["gflops"] == pytest.approx(flops / row["median_s"] / 1e9)
+    assert row["pct_peak"] == pytest.approx(row["gflops"])  # a peak of 100 GFLOP/s
+    assert row["first_call_s"] == 2.0 and row["first_call_later_s"] == 0.5
+    assert row["min_s"] == pytest.approx(1e-6) and row["mean_s"] == pytest.approx(16e-6 / 6)
