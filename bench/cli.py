@@ -94,6 +94,24 @@ def build_parser() -> Parser:
                     help="smallest |B/A - 1| in percent that is called a change (default 3)")
     sub.add_parser("list", help="implementations and whether each is available here")
     sub.add_parser("env", help="print what run.json records about this machine")
+    pp = sub.add_parser("pipeline", help="pipeline parallelism on torch.distributed: schedules against theory")
+    pp.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    pp.add_argument("--stages", type=_positive(int, -10**6, 64, "--stages"), default=2, metavar="P",
+                    help="ranks (processes) in the pipeline (default 2)")
+    pp.add_argument("--microbatches", default=None,
+                    help="comma-separated M values (default 2,4,8,16; a schedule skips the ones it cannot take)")
+    pp.add_argument("--schedules", default="all", help="comma-separated schedule names, or all")
+    pp.add_argument("--batch", type=_positive(int, 1, 1 << 16, "--batch"), default=None,
+                    help="examples per step (default: 128 for the mlp, 8 for the gpt)")
+    pp.add_argument("--rounds", type=_positive(int, 1, 100, "--rounds"), default=3,
+                    help="rounds, each a fresh process group: the unit of every CI (default 3)")
+    pp.add_argument("--steps", type=_positive(int, 1, 10**4, "--steps"), default=5, help="timed steps per case and round")
+    pp.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu: gloo; cuda: NCCL, one GPU per stage")
+    pp.add_argument("--case-timeout", type=_positive(float, 1, 3600, "--case-timeout"), default=60.0,
+                    help="seconds a rank may wait on its peers (gloo's timeout); a case whose group is silent for "
+                         "twice that plus 60 s is killed")
+    pp.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>_pipeline)")
+    pp.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
     pf = sub.add_parser("profile", help="where one step's time goes, with the framework's own profiler")
     pf.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
     pf.add_argument("--impl", required=True, help="one implementation name, e.g. torch.eager")
@@ -233,13 +251,16 @@ def cmd_run(args, argv: list[str]) -> int:
 
 
 def cmd_report(args) -> int:
-    from bench import report
+    from bench import pipe_report, report
     from bench.schema import SchemaError
 
+    writer = pipe_report if (Path(args.run_dir) / "pipeline.csv").is_file() else report
     try:
-        path = report.write_report(args.run_dir)
+        path = writer.write_report(args.run_dir)
     except SchemaError as e:
         raise UsageError(str(e)) from None
+    except (ValueError, KeyError, TypeError, IndexError) as e:  # valid files that do not fit together
+        raise UsageError(f"{args.run_dir}: cannot report ({type(e).__name__}: {e})") from None
     print(f"report: {path}")
     return EXIT_OK
 
@@ -307,6 +328,42 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def cmd_pipeline(args, argv: list[str]) -> int:
+    from bench import pipeline
+    from bench.results import RunDir
+    from models.registry import model_module
+
+    if args.model not in MODELS:
+        raise UsageError(f"unknown model {args.model!r}; allowed: {', '.join(MODELS)}")
+    config = dict(pipeline.DEFAULT_CONFIG[args.model], **({"batch": args.batch} if args.batch else {}))
+    names = list(pipeline.SCHEDULES) if args.schedules == "all" else [n.strip() for n in args.schedules.split(",")]
+    try:
+        ms = [int(m) for m in (args.microbatches or "2,4,8,16").split(",")]
+    except ValueError:
+        raise UsageError(f"--microbatches takes whole numbers, got {args.microbatches!r}") from None
+    gpus = pipeline.gpu_count() if args.device == "cuda" else 0
+    try:
+        notes = pipeline.validate(args.model, config, args.stages, ms, names, args.device,
+                                  len(os.sched_getaffinity(0)), gpus, explicit_ms=args.microbatches is not None)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    s = pipeline.PipelineSettings(args.model, config, args.stages, ms, names, args.rounds, args.steps, args.device,
+                                  timeout_s=args.case_timeout, grad_rtol=model_module(args.model).UPDATE_RTOL,
+                                  notes=notes)
+    out = args.out or Path(str(default_out()) + "_pipeline")
+    check_out(out)
+    out.mkdir(parents=True)
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    rows = pipeline.run(s, RunDir(out), sys.argv[:], lambda d, r: print(f"round {r + 1}: {d}", file=sys.stderr))
+    if not args.no_report:
+        from bench import pipe_report
+
+        print(f"report: {pipe_report.write_report(out)}", file=sys.stderr)
+    print(f"results: {out / 'pipeline.csv'}", file=sys.stderr)
+    return EXIT_FAILURES if any(r["status"] != "ok" for r in rows) else EXIT_OK
+
+
 def cmd_profile(args) -> int:
     from bench import profile
 
@@ -342,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "pipeline":
+            return cmd_pipeline(args, argv)
         commands = {"report": cmd_report, "import-pytest": cmd_import, "compare": cmd_compare,
                     "list": cmd_list, "env": cmd_env, "profile": cmd_profile}
         return commands[args.command](args)

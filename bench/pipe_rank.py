@@ -53,6 +53,12 @@ class Rank:
         from bench import pipe_measure
         from bench.pipe_schedules import SCHEDULES
 
+        fault = os.environ.get("BENCH_PIPELINE_FAULT", "")  # tests only: "schedule:rank:crash|hang"
+        if fault and fault.split(":")[:2] == [c["schedule"], str(self.rank)]:
+            if fault.endswith("crash"):
+                os._exit(9)
+            time.sleep(3600)
+
         schedule, M = SCHEDULES[c["schedule"]], c["microbatches"]
         step, mine, n_stages = self.build(schedule, M)
         out = {"schedule": schedule.name, "microbatches": M, "round": c["round"], "status": "ok", "error": ""}
@@ -72,8 +78,10 @@ class Rank:
                 result = self.case(c)
             except Exception as e:  # this case fails; the peers see a timeout or the same error
                 traceback.print_exc()
+                why = f"rank {self.rank}: {type(e).__name__}: {e}".splitlines()[0]
+                status = "timeout" if "timed out" in why.lower() or "timeout" in why.lower() else "error"
                 result = {"schedule": c["schedule"], "microbatches": c["microbatches"], "round": c["round"],
-                          "status": "error", "error": f"rank {self.rank}: {type(e).__name__}: {e}".splitlines()[0]}
+                          "status": status, "error": why[:300]}
                 if self.rank != 0:
                     print(json.dumps(result), flush=True)  # the supervisor reads every rank
                     self.dist.destroy_process_group()

@@ -12,16 +12,19 @@ from bench.pipe_schedules import SCHEDULES, hand_order, simulate
 from bench.stats import log_t_interval
 
 ACTION = re.compile(r"^(\d+)(F|B|I|W)(\d+)$")
+OVERLAP = re.compile(r"^\((\w+);(\w+)\)OVERLAP_F_B$")
+NOT_COMPUTE = re.compile(r"^\d+(REDUCE_GRAD|SEND_F|SEND_B|RECV_F|RECV_B|UNSHARD|RESHARD)\d*$")
 
 
 def orders_of(res: dict, P: int, M: int) -> tuple[dict, dict] | None:
     """({rank: [(stage, kind, microbatch)]}, {stage: rank}) of a case, or None when its order has
     actions the simulation does not model."""
     sched = SCHEDULES[res["schedule"]]
-    if "order" in res:
+    if "order" in res and sched.layout != "one":  # one stage per rank: the textbook order (hand_order)
         orders = {}
         for r, acts in res["order"].items():
-            parsed = [ACTION.match(a) for a in acts]
+            flat = [a for act in acts for a in OVERLAP.sub(r"\1 \2", act).split()]  # an overlapped F;B: one after the other
+            parsed = [ACTION.match(a) for a in flat if not NOT_COMPUTE.match(a)]
             if not all(parsed):
                 return None
             orders[int(r)] = [(int(m.group(1)), m.group(2), int(m.group(3))) for m in parsed]

@@ -20,7 +20,7 @@ class Schedule:
     name: str
     kind: str  # "torch" (torch.distributed.pipelining), "hand" (ours over send/recv), "single" (one process)
     layout: str  # "one" (stage r on rank r), "interleaved" (r, r + P), "v" (r, 2P - 1 - r), "whole"
-    min_microbatches: str = ""  # "P" when the schedule needs M >= P
+    min_microbatches: str = ""  # "P" or "2P": the fewest microbatches the schedule accepts
 
     def stages(self, rank: int, P: int) -> list[int]:
         """Stage indices on a rank."""
@@ -31,6 +31,9 @@ class Schedule:
         if self.layout == "v":
             return [rank, 2 * P - 1 - rank]
         return [0] if rank == 0 else []
+
+    def fewest_microbatches(self, P: int) -> int:
+        return {"": 1, "P": P, "2P": 2 * P}[self.min_microbatches]
 
     def n_stages(self, P: int) -> int:
         return {"one": P, "interleaved": 2 * P, "v": 2 * P, "whole": 1}[self.layout]
@@ -54,7 +57,7 @@ SCHEDULES: dict[str, Schedule] = {s.name: s for s in (
     Schedule("interleaved-1f1b", "torch", "interleaved", "P"),
     Schedule("zb", "torch", "interleaved", "P"),
     Schedule("zbv", "torch", "v", "P"),
-    Schedule("dualpipev", "torch", "v", "P"),
+    Schedule("dualpipev", "torch", "v", "2P"),
     Schedule("hand-gpipe", "hand", "one"),
     Schedule("hand-1f1b", "hand", "one"),
     Schedule("one-process", "single", "whole"),

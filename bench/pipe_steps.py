@@ -5,6 +5,7 @@ live on different stages) and one SGD update of the rank's parameters."""
 
 from __future__ import annotations
 
+
 def build(rank, schedule, M: int):
     """(step(), [(stage index, module, parameter map)] of this rank, number of stages)."""
     import torch

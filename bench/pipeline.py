@@ -10,7 +10,6 @@ bench/schema.py), pipeline_samples.csv (every timed step), run.json.
 from __future__ import annotations
 
 import json
-import math
 import os
 import queue
 import signal
@@ -26,7 +25,7 @@ from bench.pipe_schedules import SCHEDULES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = {  # the models as the probe splits them: 8 linear layers; 4 blocks
-    "mlp": {"batch": 128, "width": 512, "depth": 7},
+    "mlp": {"batch": 128, "width": 256, "depth": 7},
     "gpt": {"batch": 8, "seq_len": 64, "n_embd": 128, "n_layer": 4, "n_head": 4},
 }
 
@@ -42,7 +41,15 @@ class PipelineSettings:
     steps: int  # timed steps per case and round
     device: str = "cpu"
     timeout_s: float = 60.0  # gloo's own timeout; a case gets twice that before its group is killed
+    grad_rtol: float = 1e-2  # the gate: the model's UPDATE_RTOL (an SGD update is lr x the gradient)
     notes: list[str] = field(default_factory=list)
+
+
+def gpu_count() -> int:
+    """GPUs torch sees (asked in a subprocess: this process never imports torch)."""
+    p = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+                       capture_output=True, text=True, timeout=300)
+    return int(p.stdout.strip() or 0) if p.returncode == 0 else 0
 
 
 def free_port() -> int:
@@ -53,10 +60,11 @@ def free_port() -> int:
 
 
 def cases(s: PipelineSettings) -> list[dict]:
+    """(schedule, M) pairs: one-process once (M does not apply), the others at every M they take."""
     out = []
     for name in s.schedules:
-        for m in ([1] if name == "one-process" else s.microbatches):
-            out.append({"schedule": name, "microbatches": m})
+        ms = [1] if name == "one-process" else [m for m in s.microbatches if m >= SCHEDULES[name].fewest_microbatches(s.stages)]
+        out += [{"schedule": name, "microbatches": m} for m in ms]
     return out
 
 
@@ -123,7 +131,7 @@ def run_round(s: PipelineSettings, rnd: int, logs: Path, progress, failed: set) 
                 c = todo.pop(0)
                 if progress:
                     progress(f"{c['schedule']} M={c['microbatches']}", rnd)
-                res = group.next_result(2 * s.timeout_s + 60)
+                res = group.next_result(2 * s.timeout_s + (60 if s.timeout_s >= 30 else 5))
                 res = {**c, "round": rnd, **res}
                 out.append(res)
                 if res["status"] in ("timeout", "crashed", "error"):
@@ -135,10 +143,12 @@ def run_round(s: PipelineSettings, rnd: int, logs: Path, progress, failed: set) 
 
 
 def validate(model: str, config: dict, P: int, ms: list[int], names: list[str], device: str, cores: int,
-             gpus: int = 0) -> list[str]:
-    """ValueError (one line) for settings that cannot run; else notes worth recording."""
+             gpus: int = 0, explicit_ms: bool = True) -> list[str]:
+    """ValueError (one line) for settings that cannot run; else notes worth recording. With the
+    default microbatch list (explicit_ms False) a schedule skips the M values it cannot take."""
     from models.registry import model_module
 
+    notes = [f"--stages {P} exceeds the {cores} cores: ranks share CPUs"] if P > cores else []
     if P < 1:
         raise ValueError(f"--stages {P}: need at least 1")
     unknown = [n for n in names if n not in SCHEDULES]
@@ -150,23 +160,56 @@ def validate(model: str, config: dict, P: int, ms: list[int], names: list[str], 
         need = SCHEDULES[n].n_stages(P)
         if need > layers:
             raise ValueError(f"{n} needs {need} stages for --stages {P}; the {model} has {layers} to split")
-        low = [m for m in ms if m < P] if SCHEDULES[n].min_microbatches == "P" else []
+        fewest = SCHEDULES[n].fewest_microbatches(P)
+        low = [m for m in ms if m < fewest]
+        if low and explicit_ms:
+            raise ValueError(f"{n} needs at least {fewest} microbatches with --stages {P}: --microbatches {low[0]}")
         if low:
-            raise ValueError(f"{n} needs at least as many microbatches as stages: --microbatches {low[0]} < --stages {P}")
+            notes.append(f"{n} needs at least {fewest} microbatches with {P} stages: M = "
+                         f"{', '.join(map(str, low))} not run")
     bad = [m for m in ms if m < 1 or cfg.batch % m]
     if bad:
         raise ValueError(f"--microbatches {bad[0]}: must divide the batch {cfg.batch}")
     if device == "cuda" and gpus < max(P, 2):
         raise ValueError(f"--device cuda needs one GPU per stage and this machine has {gpus}: a single GPU "
                          "is not a pipeline (NCCL runs where torch sees at least --stages GPUs, at least 2)")
-    return [f"--stages {P} exceeds the {cores} cores: ranks share CPUs"] if P > cores else []
+    return notes
 
 
-def settings_json(s: PipelineSettings) -> dict:
-    return asdict(s)
+def run(s: PipelineSettings, run_dir, argv: list[str], progress=None) -> list[dict]:
+    """Every round, then pipeline.csv, pipeline_samples.csv and run.json in run_dir (a RunDir)."""
+    from bench import envinfo
+    from bench.pipe_results import row
+    from bench.results import atomic_write
+    from bench.schema import PIPELINE_COLUMNS, PIPELINE_SAMPLE_COLUMNS, SCHEMA_VERSION
+
+    logs = run_dir.path / "logs"
+    logs.mkdir(exist_ok=True)
+    meta = {"run_id": run_dir.path.name, "kind": "pipeline", "status": "running", "created_utc": _utc(),
+            "argv": argv, "settings": {**asdict(s), "model": s.model, "threads": 1, "rounds": s.rounds,
+                                       "budget": {"seconds": s.steps}},
+            "machine": envinfo.collect(), "noise": {}}
+    noise = envinfo.noise_start()
+    run_dir.write_meta(meta)
+    results, failed = [], set()
+    for rnd in range(s.rounds):
+        results += run_round(s, rnd, logs, progress, failed)
+    rows = [row(s, run_dir.path.name, c["schedule"], c["microbatches"],
+                [r for r in results if (r["schedule"], r["microbatches"]) == (c["schedule"], c["microbatches"])])
+            for c in cases(s)]
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=[c for c in PIPELINE_COLUMNS if c != "schema_version"])
+    df.insert(0, "schema_version", SCHEMA_VERSION)
+    atomic_write(run_dir.path / "pipeline.csv", df.to_csv(index=False))
+    samples = [(SCHEMA_VERSION, r["schedule"], r["microbatches"], r["round"], i, ns)
+               for r in results if r.get("status") == "ok" for i, ns in enumerate(r["step_ns"])]
+    atomic_write(run_dir.path / "pipeline_samples.csv", pd.DataFrame(samples, columns=list(PIPELINE_SAMPLE_COLUMNS))
+                 .to_csv(index=False))
+    meta.update(status="complete", finished_utc=_utc(), noise=envinfo.noise_end(noise))
+    run_dir.write_meta(meta)
+    return rows
 
 
-def geomean_ci(medians: list[float]) -> tuple[float, float, float]:
-    from bench.stats import log_t_interval
-
-    return log_t_interval(medians) if medians else (math.nan, math.nan, math.nan)
+def _utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

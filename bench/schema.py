@@ -115,6 +115,16 @@ PIPELINE_COLUMNS: dict[str, str] = {
     "grad_rel_err": "gate: largest relative gradient error of any tensor after one step, vs the float64 reference",
 }
 
+# pipeline_samples.csv: every timed pipeline step.
+PIPELINE_SAMPLE_COLUMNS: dict[str, str] = {
+    "schema_version": "version of this column list",
+    "schedule": "schedule name",
+    "microbatches": "M",
+    "round": "round (a fresh process group), from 0",
+    "i": "step index within the round",
+    "step_ns": "one training step on rank 0, from a barrier before it to a barrier after it, ns",
+}
+
 STATUSES: dict[str, str] = {
     "ok": "equivalent to the reference and timed",
     "mismatch": "failed the equivalence gate; never timed",
@@ -127,7 +137,7 @@ STATUSES: dict[str, str] = {
 }
 # Columns that hold text (every other column of the three tables is numeric, or the bool `noisy`).
 TEXT_COLUMNS = ("run_id", "model", "impl", "framework", "mode", "device", "size", "sweep", "status", "error",
-                "noisy_reason", "framework_op")
+                "noisy_reason", "framework_op", "schedule")
 FAILED_STATUSES = ("mismatch", "diverged", "error", "crashed", "timeout")
 
 
@@ -148,6 +158,7 @@ def markdown_table(columns: dict[str, str]) -> str:
     return "\n".join(["| column | meaning |", "|---|---|"] + [f"| `{c}` | {m} |" for c, m in columns.items()])
 
 
-if __name__ == "__main__":  # python -m bench.schema: the README's three tables
-    for name, cols in (("results.csv", RESULT_COLUMNS), ("samples.csv.gz", SAMPLE_COLUMNS), ("rounds.csv", ROUND_COLUMNS)):
+if __name__ == "__main__":  # python -m bench.schema: the README's tables
+    for name, cols in (("results.csv", RESULT_COLUMNS), ("samples.csv.gz", SAMPLE_COLUMNS), ("rounds.csv", ROUND_COLUMNS),
+                       ("pipeline.csv", PIPELINE_COLUMNS), ("pipeline_samples.csv", PIPELINE_SAMPLE_COLUMNS)):
         print(f"`{name}` columns:\n\n{markdown_table(cols)}\n")
