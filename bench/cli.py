@@ -60,7 +60,7 @@ def build_parser() -> Parser:
     r.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
     r.add_argument("--impl", default="all", help="comma-separated implementation names, or all")
     r.add_argument("--sizes", default="default",
-                   help="quick | default | custom: BxHxL,... (mlp) or BxTxCxLxNH,... (gpt)")
+                   help="quick | default | gpu | custom: BxHxL,... (mlp) or BxTxCxLxNH,... (gpt)")
     r.add_argument("--threads", type=_positive(int, 1, cores, "--threads"), default=cores,
                    help=f"threads for every framework (default: all {cores} cores)")
     r.add_argument("--rounds", type=_positive(int, 1, 100, "--rounds"), default=None,
@@ -78,7 +78,7 @@ def build_parser() -> Parser:
     r.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA for torch and jax (default: strict fp32)")
     r.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
     r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                   help="finish an interrupted run: only its missing cases, with the settings in its run.json")
+                   help="finish an interrupted run: only its missing rounds, with the settings in its run.json")
     rp = sub.add_parser("report", help="write report.md, analysis.csv and plots for a run directory")
     rp.add_argument("run_dir", type=Path)
     ip = sub.add_parser("import-pytest", help="turn a pytest-benchmark JSON file into a run directory")
@@ -235,6 +235,10 @@ def cmd_run(args, argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     print(f"run directory: {runner.run_dir.path}", file=sys.stderr)
+    commit = runner.meta["machine"].get("git_commit") or ""
+    if commit.endswith("-dirty"):
+        print("warning: the tree has uncommitted changes; this run will not be reproducible from a commit "
+              "(run.json and the report say so)", file=sys.stderr)
     with progress.Bar() as bar:
         rows = runner.run(bar.update)
     if runner.meta["status"] == "interrupted":

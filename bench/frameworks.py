@@ -91,7 +91,8 @@ def _setup_torch(threads: int, device: str, tf32: bool) -> dict:
     torch.set_float32_matmul_precision("high" if tf32 else "highest")
     info = {"torch_num_threads": torch.get_num_threads(), "threads_used": torch.get_num_threads(),
             "torch_interop_threads": torch.get_num_interop_threads(), "torch_version": torch.__version__,
-            "tf32": tf32, "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", "")}
+            "tf32": tf32, "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""),
+            "torch_build": f"cuda {torch.version.cuda}" if torch.version.cuda else "cpu"}
     if device == "cuda":
         info["gpu"] = _gpu_info()
     return info

@@ -96,7 +96,20 @@ def extremes(sh: pd.DataFrame) -> list[str]:
     return out
 
 
-def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.ImplSummary]) -> list[str]:
+def runtime(meta: dict) -> list[str]:
+    import datetime as dt
+
+    try:
+        start, end = (dt.datetime.strptime(meta[k], "%Y-%m-%dT%H:%M:%SZ") for k in ("created_utc", "finished_utc"))
+    except (KeyError, TypeError, ValueError):
+        return []
+    rounds = meta.get("settings", {}).get("rounds")
+    return [f"**Run time**: {(end - start).total_seconds() / 60:.1f} minutes for {len(meta.get('settings', {}).get('sizes', []))} "
+            f"sizes x {len(meta.get('settings', {}).get('impls', []))} implementations x {rounds} rounds "
+            "(run.json created_utc to finished_utc)."]
+
+
+def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.ImplSummary], meta: dict) -> list[str]:
     """Sentences generated from the numbers, each with its definition."""
     roles = analysis.roles(res)
     out = overhead(summaries)
@@ -110,4 +123,4 @@ def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.Impl
     if not bad.empty:
         out.append(f"{len(bad)} case(s) not ok: "
                    + ", ".join(f"{r['impl']} {r['size']} ({r['status']})" for _, r in bad.iterrows()) + ".")
-    return out
+    return out + runtime(meta)

@@ -177,7 +177,7 @@ def write_report(run_dir: Path) -> Path:
     summaries = analysis.summarize(res, rounds, meta)
     atomic_write(run_dir / "analysis.csv", analysis.summary_frame(summaries).to_csv(index=False))
     why = plots.draw_all(run_dir, res, sh, summaries, meta)
-    md = header(meta) + ["", "## Headlines", ""] + [f"- {h}" for h in headlines(res, sh, summaries)] + [""]
+    md = header(meta) + ["", "## Headlines", ""] + [f"- {h}" for h in headlines(res, sh, summaries, meta)] + [""]
     md += image("step_time", why) + body(res, sh, summaries, meta, why)
     md += section_peaks(meta) + ["## First call", "",
                                  "Seconds for the first call of a fresh build: the first process / the median of the "
