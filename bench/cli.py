@@ -56,6 +56,14 @@ def build_parser() -> Parser:
     p = Parser(prog="python -m bench", description="Framework-overhead benchmark harness.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     cores = len(os.sched_getaffinity(0))
+    add_run(sub, cores)
+    add_readers(sub)
+    add_pipeline(sub)
+    add_profile(sub, cores)
+    return p
+
+
+def add_run(sub, cores: int) -> None:
     r = sub.add_parser("run", help="run the benchmark and write a run directory")
     r.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
     r.add_argument("--impl", default="all", help="comma-separated implementation names, or all")
@@ -79,6 +87,9 @@ def build_parser() -> Parser:
     r.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
     r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="finish an interrupted run: only its missing rounds, with the settings in its run.json")
+
+
+def add_readers(sub) -> None:
     rp = sub.add_parser("report", help="write report.md, analysis.csv and plots for a run directory")
     rp.add_argument("run_dir", type=Path)
     ip = sub.add_parser("import-pytest", help="turn a pytest-benchmark JSON file into a run directory")
@@ -94,6 +105,9 @@ def build_parser() -> Parser:
                     help="smallest |B/A - 1| in percent that is called a change (default 3)")
     sub.add_parser("list", help="implementations and whether each is available here")
     sub.add_parser("env", help="print what run.json records about this machine")
+
+
+def add_pipeline(sub) -> None:
     pp = sub.add_parser("pipeline", help="pipeline parallelism on torch.distributed: schedules against theory")
     pp.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
     pp.add_argument("--stages", type=_positive(int, -10**6, 64, "--stages"), default=2, metavar="P",
@@ -112,6 +126,9 @@ def build_parser() -> Parser:
                          "twice that plus 60 s is killed")
     pp.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>_pipeline)")
     pp.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+
+
+def add_profile(sub, cores: int) -> None:
     pf = sub.add_parser("profile", help="where one step's time goes, with the framework's own profiler")
     pf.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
     pf.add_argument("--impl", required=True, help="one implementation name, e.g. torch.eager")
@@ -119,7 +136,6 @@ def build_parser() -> Parser:
     pf.add_argument("--threads", type=_positive(int, 1, cores, "--threads"), default=cores)
     pf.add_argument("--steps", type=_positive(int, 1, 10**5, "--steps"), default=20, help="calls profiled")
     pf.add_argument("--top", type=_positive(int, 1, 1000, "--top"), default=15, help="entries printed")
-    return p
 
 
 def resolve_impls(model: str, text: str, device: str = "cpu") -> list:

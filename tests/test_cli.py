@@ -34,6 +34,7 @@ def tiny_run(tmp_path_factory):
     return out, p
 
 
+@pytest.mark.slow
 def test_run_writes_ok_row_per_impl_and_size(tiny_run):
     out, p = tiny_run
     assert p.returncode == 0, p.stderr[-2000:]

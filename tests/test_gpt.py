@@ -78,6 +78,7 @@ def refs():
     return {cfg: gpt_numpy.reference(cfg, 5) for cfg in CONFIGS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.label)
 @pytest.mark.parametrize("name", GATED)
 def test_gpt_implementation_matches_float64_reference(name, cfg, refs):

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_gpu_verify_script_dry_run(tmp_path):
     env = {**os.environ, "DRY": "1", "PYTHON": sys.executable}
     p = subprocess.run(["bash", "scripts/gpu_verify.sh", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,

@@ -58,6 +58,7 @@ def small_run(tmp_path_factory):
     return out, p
 
 
+@pytest.mark.slow
 def test_schedules_run_and_pass_the_gate(small_run):
     out, p = small_run
     assert p.returncode == 0, p.stderr[-3000:]
@@ -76,6 +77,7 @@ def test_schedules_run_and_pass_the_gate(small_run):
     assert (out / "report.md").is_file() and "![pipeline](pipeline.png)" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["--stages", "0"], "--stages 0"),
     (["--schedules", "1f1b", "--microbatches", "1"], "1f1b needs at least 2 microbatches"),
@@ -96,6 +98,7 @@ def no_ranks_left() -> bool:
     return not [p for p in psutil.process_iter(["cmdline"]) if "bench.pipe_rank" in " ".join(p.info["cmdline"] or [])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault, status", [("crash", "crashed"), ("hang", "timeout")])
 def test_a_failing_rank_fails_its_case_only_and_leaves_no_process(fault, status, tmp_path):
     out = tmp_path / "run"

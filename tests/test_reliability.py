@@ -46,6 +46,7 @@ def fault_run(tmp_path_factory):
     return out, p.returncode, err
 
 
+@pytest.mark.slow
 def test_run_with_faults_finishes_with_exit_1(fault_run):
     out, code, err = fault_run
     assert code == 1, err[-2000:]
@@ -53,6 +54,7 @@ def test_run_with_faults_finishes_with_exit_1(fault_run):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", list(FAULTS))
 def test_each_fault_gets_its_status_and_a_readable_reason(fault_run, impl):
     df = read(fault_run[0])
@@ -83,6 +85,7 @@ def test_exit_code_is_1_exactly_for_the_failed_statuses(status):
     assert (status in FAILED_STATUSES) == (want == 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_keeps_results_and_resume_completes(tmp_path, sig):
     out = tmp_path / "run"

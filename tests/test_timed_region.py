@@ -29,6 +29,7 @@ def sleep_run(tmp_path_factory):
     return pd.read_csv(out / "results.csv").set_index("impl")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["fault.sleep", "fault.sleepk"])
 def test_a_known_sleep_is_measured_per_step(sleep_run, impl):
     row = sleep_run.loc[impl]
@@ -65,6 +66,7 @@ def cpu_impls():
     return [i for n, i in REGISTRY["mlp"].items() if "cpu" in i.devices and i.role != "control"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", cpu_impls(), ids=lambda i: i.name)
 def test_no_step_is_faster_than_half_the_machine_peak(impl, peaks):
     from bench import prepare
