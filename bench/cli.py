@@ -24,10 +24,11 @@ from models.registry import MODELS, REGISTRY, for_model, get
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Rounds (one worker process each: the unit of replication) and sampling seconds per case and
-# round. More processes matter more than more samples: at 10 processes a Welch test on the log
-# process medians holds its false-positive rate and finds a 10% slowdown (tests/test_statistics.py).
-DEFAULT_ROUNDS, QUICK_ROUNDS = 10, 6
-DEFAULT_BUDGET_S, QUICK_BUDGET_S = 0.1, 0.05
+# round. More processes matter more than more samples: at 8 processes a Welch test on the log
+# process medians holds its false-positive rate and finds a 10% slowdown (tests/test_statistics.py),
+# and the default MLP sweep fits in about 10 minutes on 2 cores.
+DEFAULT_ROUNDS, QUICK_ROUNDS = 8, 6
+DEFAULT_BUDGET_S, QUICK_BUDGET_S = 0.05, 0.03
 
 
 class UsageError(Exception):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Budget:
-    seconds: float = 0.1  # sampling time per case and round (one worker process)
+    seconds: float = 0.05  # sampling time per case and round (one worker process)
     min_samples: int = 5  # never fewer, whatever the time
     max_samples: int = 5000  # never more (sub-microsecond calls would give millions)
     warmup_s: float = 0.05  # warm-up time after the first call, at least 2 calls

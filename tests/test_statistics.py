@@ -52,7 +52,7 @@ def rate(rule, slowdown: float, rounds: int, seed: int, shared_process: bool = F
 
 
 def test_default_rounds_are_processes_enough():
-    assert DEFAULT_ROUNDS >= 10
+    assert DEFAULT_ROUNDS >= 8  # at 8: A/A 4.7%, power for 10% 0.98, coverage 0.94 in this simulation
 
 
 def test_aa_runs_are_rarely_called_changed():
