@@ -117,7 +117,7 @@ def add_pipeline(sub) -> None:
                     help="comma-separated M values (default 2,4,8,16; a schedule skips the ones it cannot take)")
     pp.add_argument("--schedules", default="all", help="comma-separated schedule names, or all")
     pp.add_argument("--batch", type=_positive(int, 1, 1 << 16, "--batch"), default=None,
-                    help="examples per step (default: 128 for the mlp, 8 for the gpt)")
+                    help="examples per step (default: 128 for the mlp, 16 for the gpt)")
     pp.add_argument("--rounds", type=_positive(int, 1, 100, "--rounds"), default=3,
                     help="rounds, each a fresh process group: the unit of every CI (default 3)")
     pp.add_argument("--steps", type=_positive(int, 1, 10**4, "--steps"), default=5, help="timed steps per case and round")

@@ -26,7 +26,7 @@ from bench.pipe_schedules import SCHEDULES
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = {  # the models as the probe splits them: 8 linear layers; 4 blocks
     "mlp": {"batch": 128, "width": 256, "depth": 7},
-    "gpt": {"batch": 8, "seq_len": 64, "n_embd": 128, "n_layer": 4, "n_head": 4},
+    "gpt": {"batch": 16, "seq_len": 64, "n_embd": 128, "n_layer": 4, "n_head": 4},
 }
 
 
@@ -61,9 +61,10 @@ def free_port() -> int:
 
 def cases(s: PipelineSettings) -> list[dict]:
     """(schedule, M) pairs: one-process once (M does not apply), the others at every M they take."""
-    out = []
+    out, batch = [], s.config["batch"]
     for name in s.schedules:
-        ms = [1] if name == "one-process" else [m for m in s.microbatches if m >= SCHEDULES[name].fewest_microbatches(s.stages)]
+        fewest = SCHEDULES[name].fewest_microbatches(s.stages)
+        ms = [1] if name == "one-process" else [m for m in s.microbatches if m >= fewest and batch % m == 0]
         out += [{"schedule": name, "microbatches": m} for m in ms]
     return out
 
@@ -168,8 +169,10 @@ def validate(model: str, config: dict, P: int, ms: list[int], names: list[str], 
             notes.append(f"{n} needs at least {fewest} microbatches with {P} stages: M = "
                          f"{', '.join(map(str, low))} not run")
     bad = [m for m in ms if m < 1 or cfg.batch % m]
-    if bad:
+    if bad and (explicit_ms or len(bad) == len(ms)):
         raise ValueError(f"--microbatches {bad[0]}: must divide the batch {cfg.batch}")
+    if bad:
+        notes.append(f"M = {', '.join(map(str, bad))} does not divide the batch {cfg.batch}: not run")
     if device == "cuda" and gpus < max(P, 2):
         raise ValueError(f"--device cuda needs one GPU per stage and this machine has {gpus}: a single GPU "
                          "is not a pipeline (NCCL runs where torch sees at least --stages GPUs, at least 2)")
