@@ -71,18 +71,23 @@ def table(df: pd.DataFrame) -> str:
 
 
 def headlines(df: pd.DataFrame) -> list[str]:
-    ok = df[(df["status"] == "ok") & df["step_s"].notna()]
+    """Per M: the fastest schedule, and the cost of running each schedule (step - simulated
+    ideal) for PyTorch's GPipe and 1F1B against the hand-written ones over the same group."""
+    ok = df[(df["status"] == "ok") & df["step_s"].notna()].set_index(["schedule", "microbatches"])
     out = []
-    for m, g in ok.groupby("microbatches"):
-        best = g.loc[g["step_s"].idxmin()]
-        torch_rows = g[~g["schedule"].str.startswith(("hand-", "one-process"))]
-        hand = g[g["schedule"].str.startswith("hand-")]
-        part = f"M = {m}: fastest {best['schedule']} {ms(best['step_s'])} ms"
-        if not torch_rows.empty and not hand.empty:
-            t, h = torch_rows["residual_s"].min(), hand["residual_s"].min()
-            part += (f"; schedule cost (step - simulated ideal), best torch schedule {ms(t)} ms vs best hand-written "
-                     f"{ms(h)} ms")
-        out.append(part)
+    for m in sorted({m for _, m in ok.index}):
+        at = ok.xs(m, level="microbatches")
+        best = at["step_s"].idxmin()
+        part = f"M = {m}: fastest {best} {ms(at.loc[best, 'step_s'])} ms"
+        for torch_name, hand in (("gpipe", "hand-gpipe"), ("1f1b", "hand-1f1b")):
+            if torch_name in at.index and hand in at.index:
+                t, h = at.loc[torch_name, "residual_s"], at.loc[hand, "residual_s"]
+                ratio = f"{t / h:.2f}x" if h > 0 else "n/a"
+                part += f"; schedule cost of PyTorch's {torch_name} {ms(t)} ms vs ours {ms(h)} ms ({ratio})"
+        multi = at[at.index.isin(["interleaved-1f1b", "zb", "zbv", "dualpipev"])]
+        if not multi.empty:
+            part += "; multi-stage schedules " + ", ".join(f"{n} {ms(r.step_s)} ms" for n, r in multi.iterrows())
+        out.append(part + ".")
     return out
 
 
