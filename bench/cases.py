@@ -49,7 +49,7 @@ class CaseState:
                   pid: int = 0) -> tuple:
         """One round (one worker process): its raw samples (ns per call) into per-step seconds.
         Returns the round's rounds.csv row."""
-        per_step = per_step_s(np.asarray(call_ns, float), steps_per_call)
+        per_step = per_step_s(np.asarray(call_ns, float), steps_per_call)  # pragma: no mutate (equivalent: dtype)
         self.steps_per_call = steps_per_call
         self.samples_s += per_step.tolist()
         self.round_medians.append(float(np.median(per_step)))
@@ -88,9 +88,8 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     flops = mod.flops_per_step(cfg)
     s = stats.pooled(np.asarray(st.samples_s))
     u = stats.across_units(st.round_medians, st.round_iqr_rel)
-    noisy = stats.noisy_reason(u) if st.samples_s else ""
-    measured = s["n_samples"] > 0
-    gflops = flops / u["median_s"] / 1e9 if measured and st.impl.role != "control" else math.nan
+    noisy = stats.noisy_reason(u)  # '' without samples: a NaN median is not judged
+    gflops = flops / u["median_s"] / 1e9 if st.impl.role != "control" else math.nan  # NaN without samples
     later = [f for f in st.first_calls[1:] if math.isfinite(f)]
     peak = peaks.get(st.impl.framework, {}).get("gflops")
     return {
@@ -108,7 +107,7 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
         "framework_op": st.info.get("op_unit", ""),
         "graphs": st.info.get("graphs", math.nan), "graph_breaks": st.info.get("graph_breaks", math.nan),
         "gflops": gflops,
-        "pct_peak": 100 * gflops / peak if measured and peak else math.nan,
+        "pct_peak": 100 * gflops / peak if peak else math.nan,
         "first_call_s": st.first_call_s, "first_call_later_s": float(np.median(later)) if later else math.nan,
         "loss_rel_err": st.loss_rel_err,
         "update_rel_err": st.update_rel_err, "peak_rss_mb": st.peak_rss_mb,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixture_run import CONTROL_S, PEAK_GFLOPS, TRUTH, WIDTH, make_run, true_time
+from scipy import stats as sps
 
 from bench import analysis, plots, report
 from bench.results import read_results
@@ -158,3 +159,63 @@ def test_report_cli_regenerates_and_refuses_non_runs(reported, tmp_path):
     assert main(["report", str(reported)]) == 0
     assert (reported / "report.md").is_file()
     assert main(["report", str(tmp_path)]) == 2
+
+
+# Small statistics of the analysis, on hand examples (mutation testing found them unchecked).
+
+def test_diff_ci_on_a_hand_example():
+    # a: process medians 1 and 4 (geomean 2, log sd ln4 / sqrt 2); b: three identical medians of 1.
+    # Delta method: var = (2 ln4 / sqrt 2)^2 / 2 = (ln 4)^2, one degree of freedom, t(0.975, 1) = 12.7062.
+    d, lo, hi = analysis.diff_ci(np.array([1.0, 4.0]), np.array([1.0, 1.0, 1.0]))
+    assert d == pytest.approx(1.0)
+    assert (lo, hi) == pytest.approx((1 - 12.706205 * np.log(4), 1 + 12.706205 * np.log(4)))
+    d, lo, hi = analysis.diff_ci(np.array([1.0, 1.0, 1.0]), np.array([1.0, 4.0]))  # the other way round
+    assert (d, lo, hi) == pytest.approx((-1.0, -1 - 12.706205 * np.log(4), -1 + 12.706205 * np.log(4)))
+
+
+def test_diff_ci_is_welch_satterthwaite_on_the_geometric_means():
+    a, b = np.array([1.0, 1.2, 0.9]), np.array([0.5, 0.52, 0.49, 0.55, 0.47])
+    parts = []
+    for m in (a, b):
+        g = np.exp(np.mean(np.log(m)))
+        s2 = g**2 * np.var(np.log(m), ddof=1) / len(m)  # delta method: d exp(x) = exp(x) dx
+        parts.append((g, s2, len(m) - 1))
+    (ga, sa, na), (gb, sb, nb) = parts
+    nu = (sa + sb) ** 2 / (sa**2 / na + sb**2 / nb)
+    half = sps.t.ppf(0.975, nu) * np.sqrt(sa + sb)
+    assert analysis.diff_ci(a, b) == pytest.approx((ga - gb, ga - gb - half, ga - gb + half))
+
+
+def test_diff_ci_without_spread():
+    assert analysis.diff_ci(np.array([2.0, 2.0]), np.array([1.0, 1.0])) == (1.0, 1.0, 1.0)  # exact
+    d, lo, hi = analysis.diff_ci(np.array([2.0]), np.array([1.0, 1.5]))  # one process: CI unknown
+    assert d == pytest.approx(2 - np.sqrt(1.5)) and np.isnan(lo) and np.isnan(hi)
+
+
+def test_diff_ci_covers_the_true_difference_about_95_percent():
+    rng = np.random.default_rng(3)
+    covered = []
+    for _ in range(400):
+        a = np.exp(np.log(2e-3) + 0.1 * rng.standard_normal(8))  # true geometric mean 2 ms
+        b = np.exp(np.log(1e-3) + 0.05 * rng.standard_normal(8))  # 1 ms
+        _, lo, hi = analysis.diff_ci(a, b)
+        covered.append(lo <= 1e-3 <= hi)
+    assert 0.91 <= np.mean(covered) <= 0.99
+
+
+def test_rel_rms_on_a_hand_example():
+    # model a + c F = 1 + F at F = 1, 2 against t = 2, 4: relative errors 0 and -1/4
+    assert analysis.rel_rms(np.array([1.0, 2.0]), np.array([2.0, 4.0]), 1.0, 1.0) == pytest.approx(np.sqrt(1 / 32))
+    assert analysis.rel_rms(np.array([1.0, 2.0]), np.array([2.0, 2.0]), -1.0, 2.0) == pytest.approx(0.5)  # errors -1/2, +1/2
+
+
+def test_crossover_labels_the_first_size_from_which_each_share_stays_under():
+    rows = pd.DataFrame({
+        "size": ["s1", "s2", "s3", "s4"], "flops_per_step": [4e3, 1e3, 2e3, 3e3],  # unsorted on purpose
+        "share": [0.01, 0.5, 0.05, 0.02],  # exactly 5% is not under 5%
+        "share_lo": [0.0, 0.5, 0.04, 0.01], "share_hi": [0.04, 0.6, 0.07, 0.06],
+    })
+    assert analysis.crossover(rows) == ("s4", 3e3, "s3", "s1")
+    never = rows.assign(share_hi=0.5, share=0.5)
+    label, flops, lo, hi = analysis.crossover(never)
+    assert (label, lo, hi) == ("", "s3", "") and np.isnan(flops)

@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 
+from models.gate import compare_to_reference
+from models.gpt import model as gpt
+from models.gpt.model import GPTConfig
 from models.mlp import model as mlp
 from models.mlp import numpy_impl as mlp_numpy
 from models.mlp.model import MLPConfig
@@ -70,3 +73,83 @@ def test_gate_rejects_wrong_updates_and_nan():
     assert "update rel. error" in mlp.compare(cfg, losses, wrong, ref)[2]
     assert "loss rel. error" in mlp.compare(cfg, losses * 1.01, params, ref)[2]
     assert "non-finite" in mlp.compare(cfg, np.full(5, np.nan), params, ref)[2]
+
+
+def test_counts_beyond_the_matmuls_by_hand():
+    cfg = MLPConfig(batch=2, d_in=3, width=4, depth=2, classes=5)  # layers 3x4, 4x4, 4x5
+    assert mlp.n_params(cfg) == (12 + 4) + (16 + 4) + (20 + 5)  # 61
+    # bias add + grad 2*2*(4+4+5) = 52, ReLU 2*2*4 per hidden layer = 32, loss 8*2*5 = 80, SGD 2*61
+    assert mlp.other_flops_per_step(cfg) == 52 + 32 + 80 + 122
+    # activations 2*(3 + 2*2*4 + 3*5) = 68 floats; 4 bytes x (6 per parameter + 3 per activation)
+    assert mlp.bytes_per_step(cfg) == 4 * (6 * 61 + 3 * 68)
+    # 3 linear layers, 2 ReLUs and the loss forward and backward (12), 6 tensor updates
+    assert mlp.ops_per_step(cfg) == 18
+
+
+def test_batch_is_seeded_and_uses_every_class():
+    cfg = MLPConfig(batch=200, width=8, depth=1)
+    (x, y), (x2, y2) = mlp.make_batch(cfg), mlp.make_batch(cfg)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    assert set(np.unique(y)) == set(range(10))
+
+
+# The GPT's definition by hand.
+
+def test_names_init_and_batch_by_hand():
+    cfg = GPTConfig(batch=64, seq_len=8, n_embd=16, n_layer=2, n_head=2, vocab=5)
+    names = gpt.param_names(cfg)
+    assert names[:3] == ["wte", "wpe", "h0.ln1_w"] and names[-3:] == ["h1.fc_proj_b", "lnf_w", "lnf_b"]
+    params = gpt.init_params(cfg)
+    assert all(p.dtype == np.float32 for p in params)
+    assert all(np.array_equal(a, b) for a, b in zip(params, gpt.init_params(cfg), strict=True))  # seeded
+    by = dict(zip(names, params, strict=True))
+    assert (by["lnf_w"] == 1).all() and (by["lnf_b"] == 0).all() and (by["h1.attn_b"] == 0).all()
+    assert np.std(by["wte"]) == pytest.approx(0.02, rel=0.2) and np.std(by["wpe"]) == pytest.approx(0.02, rel=0.2)
+    assert np.std(by["h1.attn_proj_w"]) == pytest.approx(0.01, rel=0.1)  # 0.02 / sqrt(2 L), L = 2
+    assert sum(gpt.decay_mask(cfg)) == 2 + 4 * 2  # wte, wpe, and per block attn, attn_proj, fc, fc_proj
+    idx, targets = gpt.make_batch(cfg)
+    again = gpt.make_batch(cfg)
+    assert np.array_equal(idx, again[0]) and np.array_equal(targets, again[1])  # seeded
+    assert set(np.unique(np.concatenate([idx.ravel(), targets.ravel()]))) == {0, 1, 2, 3, 4}  # every token
+
+
+def test_config_errors_name_the_field_and_value():
+    with pytest.raises(ValueError) as e:
+        GPTConfig(seq_len=0)
+    assert str(e.value) == "seq_len must be >= 1, got 0"
+    with pytest.raises(ValueError) as e:
+        GPTConfig(n_embd=10, n_head=3)
+    assert str(e.value) == "n_embd 10 is not a multiple of n_head 3"
+
+
+# The gate's comparison itself, on synthetic tensors whose errors are known by construction.
+
+def _synthetic():
+    p0 = [np.ones((3, 2)), np.zeros(4)]
+    ref = (np.array([2.0, 1.0]), [p0[0] + 0.5, p0[1] - 0.25])  # losses, parameters after the steps
+    return p0, ref
+
+
+def test_gate_errors_are_relative_to_the_reference_loss_and_update():
+    p0, ref = _synthetic()
+    params = [p0[0] + 0.5 * 1.02, p0[1] - 0.25]  # first tensor's update 2% too large
+    loss_err, update_err, why = compare_to_reference(p0, np.array([2.0, 1.01]), params, ref, 0.1, 0.1)
+    assert loss_err == pytest.approx(0.01) and update_err == pytest.approx(0.02) and why == ""
+
+
+def test_gate_limits_are_inclusive_and_its_message_names_both_failures():
+    p0, ref = _synthetic()
+    params = [p0[0] + 0.5 * 1.5, p0[1] - 0.25]
+    loss_err, update_err, _ = compare_to_reference(p0, np.array([2.5, 1.0]), params, ref, 1, 1)
+    assert compare_to_reference(p0, np.array([2.5, 1.0]), params, ref, loss_err, update_err)[2] == ""
+    why = compare_to_reference(p0, np.array([2.5, 1.0]), params, ref, 0.1, 0.1)[2]
+    assert why == "loss rel. error 2.50e-01 > 1e-01; update rel. error 5.00e-01 > 1e-01"
+
+
+def test_a_tensor_the_reference_leaves_unchanged_is_judged_against_its_own_size():
+    p0 = [np.full(4, 100.0)]
+    ref = (np.array([1.0]), [p0[0].copy()])  # no update at all, e.g. behind dead ReLUs
+    rounding = [p0[0] + 100.0 * 1e-10]  # 1e-10 of the value (1e-3 of the 1e-7 floor): accepted
+    assert compare_to_reference(p0, np.array([1.0]), rounding, ref, 1e-3, 1e-2)[2] == ""
+    real = [p0[0] + 100.0 * 1e-5]  # a real update where none belongs: rejected
+    assert "update rel. error" in compare_to_reference(p0, np.array([1.0]), real, ref, 1e-3, 1e-2)[2]

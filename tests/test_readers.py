@@ -112,3 +112,31 @@ def test_compare_with_disjoint_runs_lists_cases_in_one_run_only(run, pristine, c
     assert main(["compare", str(pristine), str(run)]) == 0
     out = capsys.readouterr().out
     assert "torch.eager B1-H1-L2: only in A" in out
+
+
+def _row() -> dict:
+    from bench.schema import RESULT_COLUMNS
+    return {c: 1 for c in reversed(list(RESULT_COLUMNS)) if c != "schema_version"} | {"impl": "x", "size": "s"}
+
+
+def test_results_file_has_the_schema_columns_in_order_and_no_index(tmp_path):
+    from bench.results import RunDir
+    from bench.schema import RESULT_COLUMNS, SCHEMA_VERSION
+    run = RunDir.create(tmp_path / "not" / "yet" / "run")  # parents are made
+    run.write_results([_row()])  # keys in reverse order
+    header, line = run.results_path.read_text().splitlines()
+    assert header.split(",") == list(RESULT_COLUMNS)
+    assert line.split(",")[list(RESULT_COLUMNS).index("schema_version")] == str(SCHEMA_VERSION)
+    run.write_meta({"a": 1})
+    assert run.meta_path.read_text() == f'{{\n  "schema_version": {SCHEMA_VERSION},\n  "a": 1\n}}'
+
+
+def test_results_writer_names_the_missing_and_unknown_keys(tmp_path):
+    from bench.results import RunDir
+    run = RunDir.create(tmp_path / "run")
+    bad = _row()
+    del bad["gflops"]
+    bad["gflop"] = 1
+    with pytest.raises(ValueError) as e:
+        run.write_results([bad])
+    assert str(e.value) == "results row x s: missing ['gflops'], unknown ['gflop']"

@@ -30,7 +30,7 @@ def test_sample_keeps_its_minimum_and_maximum():
 
 def test_warm_up_runs_at_least_twice_and_for_its_time():
     calls = []
-    assert timing.warm_up(lambda: calls.append(1), Budget(warmup_s=0.0)) == 2
+    assert timing.warm_up(lambda: calls.append(1), Budget(warmup_s=0.0)) == 2 and len(calls) == 2
     t0 = time.perf_counter()
     n = timing.warm_up(lambda: time.sleep(0.001), Budget(warmup_s=0.02))
     assert time.perf_counter() - t0 >= 0.02 and n >= 2
@@ -66,3 +66,49 @@ def test_a_case_row_from_known_rounds():
     assert row["pct_peak"] == pytest.approx(row["gflops"])  # a peak of 100 GFLOP/s
     assert row["first_call_s"] == 2.0 and row["first_call_later_s"] == 0.5
     assert row["min_s"] == pytest.approx(1e-6) and row["mean_s"] == pytest.approx(16e-6 / 6)
+
+
+def test_a_rounds_row_and_the_rounds_it_records():
+    st = CaseState(REGISTRY["mlp"]["numpy.loop"], mlp(2, 3, 1, "custom"))
+    row = st.add_round(3, [2000, 4000, 6000], 1)  # no pid given: 0
+    assert row[3:5] == (3, 0) and math.isnan(row[5])  # round, pid, first call unknown
+    assert row[6:] == (3, pytest.approx(4e-6), pytest.approx(0.5), 1)  # IQR (5 - 3) / 4 µs
+    assert st.done_rounds == {3}
+
+
+def test_row_device_keeps_cpu_only_frameworks_on_the_cpu():
+    from bench.cases import row_device
+    assert row_device(REGISTRY["mlp"]["torch.eager"], "cuda") == "cuda"
+    assert row_device(REGISTRY["mlp"]["numpy.loop"], "cuda") == "cpu"
+    assert row_device(REGISTRY["mlp"]["torch.eager"], "cpu") == "cpu"
+
+
+def test_case_row_carries_the_workers_and_the_compilers_facts():
+    size = mlp(2, 3, 1, "custom")
+    st = CaseState(REGISTRY["mlp"]["torch.fullgraph"], size, status="ok")
+    st.add_round(0, [3000], 1, first_call_s=9.0)  # one process, one sample
+    st.info = {"op_unit": "graph", "graphs": 1, "graph_breaks": 0}
+    settings = Settings("mlp", ["torch.fullgraph"], [size], 2, 1, Budget(), 60.0, device="cuda")
+    row = case_row(st, settings, "run", {"torch": {"gflops": 50.0}}, {"torch": {"threads_used": 2}})
+    assert row["device"] == "cuda" and row["threads_used"] == 2
+    assert (row["framework_op"], row["graphs"], row["graph_breaks"]) == ("graph", 1, 0)
+    flops = 6 * 2 * (784 * 3 + 3 * 10) - 2 * 2 * 784 * 3
+    assert row["gflops"] == pytest.approx(flops / 3e-6 * 1e-9, rel=1e-12)  # a single sample is measured
+    assert row["pct_peak"] == pytest.approx(2 * row["gflops"], rel=1e-12)
+    assert row["noisy_reason"] == "one process: CI unknown" and row["noisy"]
+    assert math.isnan(row["first_call_later_s"])  # no later process
+
+
+def test_case_row_of_a_control_and_of_a_failed_case():
+    size = mlp(2, 3, 1, "custom")
+    settings = Settings("mlp", ["null.noop", "torch.eager"], [size], 2, 1, Budget(), 60.0)
+    st = CaseState(REGISTRY["mlp"]["null.noop"], size, status="ok")
+    st.add_round(0, [500, 500], 1)
+    row = case_row(st, settings, "run", {"null": {"gflops": 1.0}})
+    assert row["median_s"] == pytest.approx(5e-7) and math.isnan(row["gflops"]) and math.isnan(row["pct_peak"])
+    failed = CaseState(REGISTRY["mlp"]["torch.eager"], size, status="error", error="boom")
+    row = case_row(failed, settings, "run", {"torch": {"gflops": 50.0}})
+    assert (row["noisy"], row["noisy_reason"], row["n_samples"], row["rounds"]) == (False, "", 0, 0)
+    assert math.isnan(row["gflops"]) and math.isnan(row["pct_peak"]) and math.isnan(row["threads_used"])
+    assert (row["framework_op"], row["device"]) == ("", "cpu")
+    assert math.isnan(row["graphs"]) and math.isnan(row["graph_breaks"])
