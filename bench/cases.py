@@ -118,13 +118,13 @@ def restore(states: list[CaseState], results: pd.DataFrame, samples: pd.DataFram
             case_info: dict) -> None:
     """Case states from the files of an interrupted run (case_info: run.json's)."""
     rows = {(r["impl"], r["size"]): r for r in results.to_dict("records")}
-    first = {(r["impl"], r["size"], r["round"]): (r["first_call_s"], r["pid"]) for r in rounds.to_dict("records")}
+    first = {(r["impl"], r["size"], r["round"]): r["first_call_s"] for r in rounds.to_dict("records")}
     for (impl, size, rnd), g in sorted(samples.groupby(["impl", "size", "round"]).groups.items()):
         st = next((s for s in states if s.key == (impl, size)), None)
         if st is not None and (impl, size) in rows:
             part = samples.loc[g]
-            f, pid = first.get((impl, size, rnd), (math.nan, 0))
-            st.add_round(int(rnd), part["call_ns"].tolist(), int(part["steps_per_call"].iloc[0]), f, pid)
+            f = first.get((impl, size, rnd), math.nan)
+            st.add_round(int(rnd), part["call_ns"].tolist(), int(part["steps_per_call"].iloc[0]), f)
     for st in states:
         r = rows.get(st.key)
         if r is None:

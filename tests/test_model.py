@@ -153,3 +153,25 @@ def test_a_tensor_the_reference_leaves_unchanged_is_judged_against_its_own_size(
     assert compare_to_reference(p0, np.array([1.0]), rounding, ref, 1e-3, 1e-2)[2] == ""
     real = [p0[0] + 100.0 * 1e-5]  # a real update where none belongs: rejected
     assert "update rel. error" in compare_to_reference(p0, np.array([1.0]), real, ref, 1e-3, 1e-2)[2]
+
+
+def test_memory_bound_of_an_mlp_case_by_hand():
+    cfg = MLPConfig(batch=2, d_in=3, width=4, depth=2, classes=5)  # 61 parameters
+    # activations 2*(3 + 2*2*4 + 2*5) = 58; 40 bytes per parameter, 36 per activation
+    assert mlp.memory_bytes(cfg) == 61 * 40 + 58 * 36
+
+
+def test_gpt_estimates_by_hand():
+    cfg = GPTConfig(batch=2, seq_len=3, n_embd=4, n_layer=2, n_head=2, vocab=5)
+    # wte 5x4, wpe 3x4, per block: 2 LayerNorms (16), attn 4x12 + 12, proj 4x4 + 4, fc 4x16 + 16, fc_proj 16x4 + 4
+    per_block = 16 + 60 + 20 + 80 + 68
+    assert gpt.n_params(cfg) == 20 + 12 + 2 * per_block + 8  # 528
+    # per token: 5 LayerNorms x 20 x C, per block GELU 25 x 4C and adds 24 C; N = 6 tokens
+    tokens = 6 * (5 * 20 * 4 + 2 * (25 * 16 + 24 * 4))
+    attention = 2 * 8 * 2 * 2 * 3**2  # L x 8 x B x nh x T^2
+    assert gpt.other_flops_per_step(cfg) == tokens + attention + 7 * 6 * 5 + 12 * 528
+    # kept activations: L B T (16 C + 2 nh T) = 912, plus B T (2 C + 2 V) = 108
+    assert gpt.bytes_per_step(cfg) == 4 * (10 * 528 + 3 * 1020)
+    assert gpt.memory_bytes(cfg) == 528 * 72 + 1020 * 28
+    assert gpt.describe(cfg) == {"batch": 2, "width": 4, "depth": 2, "d_in": None, "classes": None,
+                                 "seq_len": 3, "heads": 2, "vocab": 5}

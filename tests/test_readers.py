@@ -140,3 +140,14 @@ def test_results_writer_names_the_missing_and_unknown_keys(tmp_path):
     with pytest.raises(ValueError) as e:
         run.write_results([bad])
     assert str(e.value) == "results row x s: missing ['gflops'], unknown ['gflop']"
+
+
+def test_compressed_samples_hold_the_same_bytes(tmp_path):
+    import gzip
+
+    from bench.results import RunDir
+    run = RunDir.create(tmp_path / "run")
+    before = run.samples_path.read_bytes()
+    run.compress_samples()
+    assert gzip.decompress((tmp_path / "run" / "samples.csv.gz").read_bytes()) == before
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["rounds.csv", "samples.csv.gz"]

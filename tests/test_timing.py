@@ -4,6 +4,7 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench import timing
@@ -112,3 +113,49 @@ def test_case_row_of_a_control_and_of_a_failed_case():
     assert math.isnan(row["gflops"]) and math.isnan(row["pct_peak"]) and math.isnan(row["threads_used"])
     assert (row["framework_op"], row["device"]) == ("", "cpu")
     assert math.isnan(row["graphs"]) and math.isnan(row["graph_breaks"])
+
+
+def test_fold_keeps_the_first_processs_build_and_gate_and_each_processs_samples():
+    from bench.protocol import CaseReply
+    st = CaseState(REGISTRY["mlp"]["jax.scan"], mlp(2, 3, 1, "custom"))
+    first = CaseReply("ok", first_call_s=2.0, ops_per_step=5.0, info={"op_unit": "x"}, loss_rel_err=1e-6,
+                      update_rel_err=2e-6, samples_ns=[4000, 8000], steps_per_call=4, pid=7, peak_rss_mb=100.0)
+    assert st.fold(first, 0)[3:8] == (0, 7, 2.0, 2, pytest.approx(1.5e-6))  # round, pid, first call, n, median
+    later = CaseReply("ok", first_call_s=0.5, samples_ns=[4000], steps_per_call=4, pid=8, peak_rss_mb=120.0)
+    st.fold(later, 1)
+    assert (st.first_call_s, st.first_calls, st.framework_ops_per_step, st.info) == (2.0, [2.0, 0.5], 5.0, {"op_unit": "x"})
+    assert (st.loss_rel_err, st.update_rel_err, st.peak_rss_mb, st.steps_per_call) == (1e-6, 2e-6, 120.0, 4)
+    row = st.fold(CaseReply("ok", samples_ns=[8000], steps_per_call=4, pid=9), 2)
+    assert math.isnan(row[5]) and math.isnan(st.first_calls[-1])  # no build in this process
+    assert st.fold(CaseReply("error", error="boom", first_call_s=1.0), 3) is None
+    assert (st.status, st.error, st.round_medians) == ("error", "boom", [1.5e-6, 1e-6, 2e-6])
+    assert st.first_call_s == 2.0
+
+
+def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
+    from bench.cases import RESTORED, restore
+    size = mlp(2, 3, 1, "custom")
+    states = [CaseState(REGISTRY["mlp"][name], size) for name in ("jax.scan", "numpy.loop", "torch.eager", "c.step")]
+    base = {name: 0.25 for name in RESTORED} | {"size": size.label}
+    results = pd.DataFrame([
+        base | {"impl": "jax.scan", "status": "ok", "error": float("nan"), "steps_per_call": 4},
+        base | {"impl": "numpy.loop", "status": "interrupted", "error": "stopped", "steps_per_call": 1},
+        base | {"impl": "torch.compile", "status": "ok", "error": "", "steps_per_call": 1},  # not in this run
+        base | {"impl": "c.step", "status": "error", "error": "boom", "steps_per_call": 1},
+    ])
+    samples = pd.DataFrame({  # rounds out of order; torch.eager has samples but no results row
+        "impl": ["jax.scan"] * 3 + ["numpy.loop", "torch.eager", "torch.compile"],
+        "size": [size.label] * 6, "round": [1, 0, 0, 0, 0, 0],
+        "call_ns": [8000, 4000, 4000, 3000, 1000, 1000], "steps_per_call": [4, 4, 4, 1, 1, 1],
+    })
+    rounds = pd.DataFrame({"impl": ["jax.scan", "jax.scan"], "size": [size.label] * 2, "round": [0, 1],
+                           "first_call_s": [3.0, 0.5], "pid": [1, 2]})
+    restore(states, results, samples, rounds, {"jax.scan": {size.label: {"op_unit": "scan"}}})
+    scan, loop, eager, failed = states
+    assert scan.round_medians == [1e-6, 2e-6] and scan.first_calls == [3.0, 0.5] and scan.done_rounds == {0, 1}
+    assert (scan.status, scan.error, scan.steps_per_call, scan.info) == ("ok", "", 4, {"op_unit": "scan"})
+    assert all(getattr(scan, name) == 0.25 for name in RESTORED)
+    assert (loop.status, loop.error, loop.round_medians, loop.info) == ("pending", "", [3e-6], {})
+    assert math.isnan(loop.first_calls[0])  # no rounds.csv row for it
+    assert (eager.status, eager.round_medians) == ("pending", [])
+    assert (failed.status, failed.error, failed.round_medians) == ("error", "boom", [])
