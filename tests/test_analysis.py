@@ -219,3 +219,89 @@ def test_crossover_labels_the_first_size_from_which_each_share_stays_under():
     never = rows.assign(share_hi=0.5, share=0.5)
     label, flops, lo, hi = analysis.crossover(never)
     assert (label, lo, hi) == ("", "s3", "") and np.isnan(flops)
+
+
+def _width(t, flops, bytes_, device="cpu"):
+    sizes = [f"s{i}" for i in range(len(t))]
+    return pd.DataFrame({"size": sizes, "flops_per_step": flops, "median_s": t, "bytes_per_step": bytes_,
+                         "device": device})
+
+
+def _units(impl, width, spread=0.01):
+    return {(impl, z): t * np.array([1 - spread, 1.0, 1 + spread]) for z, t in zip(width["size"], width["median_s"])}
+
+
+F_EXACT = np.array([1e3, 1e6, 1e8, 1e9, 1e10])
+
+
+def test_both_fits_recover_an_exact_line():
+    # t = 20 µs + F / (100 GFLOP/s) + bytes / (10 GB/s): the second fit takes the bytes out first
+    bytes_ = np.array([2e5, 2e5, 2e5, 1e7, 1e8])  # 20 µs of traffic at the small sizes
+    t = 20e-6 + F_EXACT / 100e9 + bytes_ / 10e9
+    width = _width(t, F_EXACT, bytes_)
+    meta = {"peaks": {"numpy": {"gflops": 1.0, "copy_gbytes_per_s": 10.0, "device": "cpu"},
+                      "torch": {"gflops": 1.0, "copy_gbytes_per_s": 99.0, "device": "cuda"}}}
+    s = analysis.ImplSummary("x")
+    analysis.fit_summary(s, width, _units("x", width), meta, np.random.default_rng(0))
+    assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3) and s.fit_bytes_rms < 1e-4
+    assert s.fixed_us > 30 and s.fit_rms > 1e-3  # the first fit does not know the bytes
+    assert s.fixed_us_lo <= s.fixed_us <= s.fixed_us_hi
+    assert s.rate_gflops_lo <= s.rate_gflops <= s.rate_gflops_hi < 1.1 * s.rate_gflops_lo
+
+
+def test_the_first_fit_and_its_cis_without_a_bandwidth():
+    t = 20e-6 + F_EXACT / 100e9
+    width = _width(t, F_EXACT, np.zeros(5))
+    s = analysis.ImplSummary("x")
+    analysis.fit_summary(s, width, _units("x", width), {"peaks": {}}, np.random.default_rng(0))
+    assert s.fixed_us == pytest.approx(20.0, rel=1e-3) and s.rate_gflops == pytest.approx(100.0, rel=1e-3)
+    assert s.fit_rms < 1e-4 and np.isnan(s.fixed_minus_bytes_us) and np.isnan(s.fit_bytes_rms)
+    assert 19.0 < s.fixed_us_lo < 20.0 < s.fixed_us_hi < 21.0  # +-1% process spread
+    assert 97.0 < s.rate_gflops_lo < 100.0 < s.rate_gflops_hi < 103.0
+
+
+def test_no_second_fit_when_the_bytes_alone_exceed_a_step():
+    t = 20e-6 + F_EXACT / 100e9
+    width = _width(t, F_EXACT, np.array([1e3, 1e5, 1e6, 1e7, 1e12]))  # 1 TB at 10 GB/s: 100 s > t
+    s = analysis.ImplSummary("x")
+    analysis.fit_summary(s, width, _units("x", width), {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
+                         np.random.default_rng(0))
+    assert np.isnan(s.fixed_minus_bytes_us) and s.fixed_us == pytest.approx(20.0, rel=1e-3)
+
+
+def test_a_zero_slope_gives_an_unbounded_rate(monkeypatch):
+    monkeypatch.setattr(analysis, "fit_fixed_cost", lambda F, t: (float(np.min(t)), 0.0))  # c at its bound
+    width = _width(np.full(5, 1e-3), F_EXACT, np.zeros(5))
+    s = analysis.ImplSummary("x")
+    analysis.fit_summary(s, width, _units("x", width), {}, np.random.default_rng(0))
+    assert s.rate_gflops == s.rate_gflops_lo == s.rate_gflops_hi == np.inf
+
+
+def test_overhead_summary_reads_the_smallest_and_largest_rows():
+    width = pd.DataFrame({
+        "size": ["small", "mid", "large"], "pct_peak": [1.0, 50.0, 90.0], "floor_impl": ["c.ref"] * 3,
+        "t_floor": [1e-6, 1e-5, 1e-3], "overhead_s": [2e-6, 3e-6, 4e-6], "overhead_lo_s": [1e-6, 2e-6, 3e-6],
+        "overhead_hi_s": [3e-6, 4e-6, 5e-6], "flops_per_step": [1e3, 1e6, 1e9],
+        "share": [0.5, 0.2, 0.01], "share_lo": [0.4, 0.1, 0.0], "share_hi": [0.6, 0.3, 0.02],
+    })
+    s = analysis.ImplSummary("x")
+    analysis.overhead_summary(s, width)
+    assert (s.smallest_size, s.largest_size, s.pct_peak_largest) == ("small", "large", 90.0)
+    assert (s.overhead_small_us, s.overhead_small_lo, s.overhead_small_hi) == pytest.approx((2.0, 1.0, 3.0))
+    assert (s.overhead_large_us, s.overhead_large_lo, s.overhead_large_hi) == pytest.approx((4.0, 3.0, 5.0))
+    assert s.crossover == "large"
+    floor = analysis.ImplSummary("c.ref")
+    analysis.overhead_summary(floor, width)  # the floor has no overhead against itself
+    assert np.isnan(floor.overhead_small_us) and np.isnan(floor.overhead_large_us) and floor.crossover == ""
+    none = analysis.ImplSummary("x")
+    analysis.overhead_summary(none, width.assign(floor_impl=None, t_floor=np.nan))  # no floor in the run
+    assert np.isnan(none.overhead_small_us) and np.isnan(none.overhead_large_us) and none.crossover == ""
+
+
+def test_peak_and_bandwidth_are_the_best_on_the_rows_device():
+    meta = {"peaks": {"numpy": {"gflops": 300.0, "copy_gbytes_per_s": 12.0}, "c": {"gflops": 320.0, "device": "cpu"},
+                      "torch": {"gflops": 5e4, "copy_gbytes_per_s": 3e3, "device": "cuda"}, "jax": {"error": "x"}}}
+    assert analysis.best_peak_gflops(meta) == 320.0 and analysis.best_peak_gflops(meta, "cuda") == 5e4
+    assert analysis.copy_bandwidth(meta) == 12.0 and analysis.copy_bandwidth(meta, "cuda") == 3e3
+    assert np.isnan(analysis.best_peak_gflops({"peaks": {"jax": {"error": "x"}}}))
+    assert np.isnan(analysis.best_peak_gflops({})) and np.isnan(analysis.copy_bandwidth({}))
