@@ -228,7 +228,8 @@ def _width(t, flops, bytes_, device="cpu"):
 
 
 def _units(impl, width, spread=0.01):
-    return {(impl, z): t * np.array([1 - spread, 1.0, 1 + spread]) for z, t in zip(width["size"], width["median_s"])}
+    three = np.array([1 - spread, 1.0, 1 + spread])  # three processes around each median
+    return {(impl, z): t * three for z, t in zip(width["size"], width["median_s"], strict=True)}
 
 
 F_EXACT = np.array([1e3, 1e6, 1e8, 1e9, 1e10])
