@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_scope
 from fixture_run import CONTROL_S, PEAK_GFLOPS, TRUTH, WIDTH, make_run, true_time
 from scipy import stats as sps
 
@@ -34,18 +35,18 @@ def test_fit_is_robust_to_one_outlier():
     assert 1 / c == pytest.approx(120e9, rel=0.05)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared_scope)
 def run_dir(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("fx") / "fixture")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared_scope)
 def reported(run_dir):
     report.write_report(run_dir)
     return run_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared_scope)
 def loaded(run_dir):
     res, rounds, meta = analysis.load(run_dir)
     return res, rounds, meta, analysis.shares(res, meta, rounds), {s.impl: s for s in analysis.summarize(res, rounds, meta)}
@@ -306,3 +307,66 @@ def test_peak_and_bandwidth_are_the_best_on_the_rows_device():
     assert analysis.copy_bandwidth(meta) == 12.0 and analysis.copy_bandwidth(meta, "cuda") == 3e3
     assert np.isnan(analysis.best_peak_gflops({"peaks": {"jax": {"error": "x"}}}))
     assert np.isnan(analysis.best_peak_gflops({})) and np.isnan(analysis.copy_bandwidth({}))
+
+
+# shares() and summarize() on a hand-made run: every number below follows from the rows written here.
+
+def _hand_run():
+    """Width sweep (3 sizes, exact lines) and depth sweep (3 depths) for x; y with a depth sweep only;
+    c.ref the floor; a control; a failed row. Each row's process medians are 0.98, 1.00 and 1.02 of its median."""
+    rows, rounds = [], []
+
+    def add(impl, size, sweep, flops, t, ops=10, status="ok", first=0.1, k=1, batch=8, width=8):
+        rows.append({"model": "mlp", "impl": impl, "size": size, "sweep": sweep, "device": "cpu", "status": status,
+                     "flops_per_step": flops, "median_s": t, "ops_per_step": ops, "first_call_s": first,
+                     "steps_per_call": k, "batch": batch, "width": width, "pct_peak": 50.0, "bytes_per_step": 0.0})
+        if status == "ok":
+            rounds.extend({"impl": impl, "size": size, "median_s": t * f} for f in (0.98, 1.0, 1.02))
+
+    for i, F in enumerate([1e6, 1e8, 1e10]):
+        add("x", f"w{i}", "width", F, 50e-6 + F / 100e9, first=2.0 if i == 1 else 0.5, k=4, width=2**i)
+        add("c.ref", f"w{i}", "width", F, 10e-6 + F / 100e9, width=2**i)
+        add("null.noop", f"w{i}", "width", F, 1e-7, width=2**i)
+        add("jax.jit", f"w{i}", "width", F, 1.0, status="error", first=99.0, width=2**i)
+    for d in (3, 4, 5):  # two extra layers of 1e6 FLOPs and 2 ops each: 5 µs per op beyond compute
+        add("x", f"d{d}", "depth", 1e6 * (d - 2), 50e-6 + 1e6 * (d - 2) / 100e9 + 5e-6 * 2 * d, ops=2 * d)
+        add("y", f"d{d}", "depth", 1e6 * (d - 2), 50e-6 + 1e6 * (d - 2) / 100e9 + 5e-6 * 2 * d, ops=2 * d)
+    return pd.DataFrame(rows), pd.DataFrame(rounds)
+
+
+def test_shares_against_the_floor_on_a_hand_made_run():
+    results, rounds = _hand_run()
+    sh = analysis.shares(results, {}, rounds).set_index(["impl", "size"])
+    assert set(sh.index.get_level_values("impl")) == {"x", "y", "c.ref"}  # no control, no failed row
+    row = sh.loc[("x", "w0")]
+    t, floor = 50e-6 + 1e6 / 100e9, 10e-6 + 1e6 / 100e9
+    assert (row["floor_impl"], row["t_floor"]) == ("c.ref", pytest.approx(floor))
+    assert row["overhead_s"] == pytest.approx(t - floor) and row["share"] == pytest.approx((t - floor) / t)
+    _, lo, hi = analysis.diff_ci(np.array([0.98, 1.0, 1.02]) * t, np.array([0.98, 1.0, 1.02]) * floor)
+    assert (row["overhead_lo_s"], row["overhead_hi_s"]) == pytest.approx((lo, hi))
+    assert (row["share_lo"], row["share_hi"]) == pytest.approx((lo / t, hi / t))
+    assert row["slowdown"] == pytest.approx(t / floor) and row["fastest_impl"] == "c.ref"
+    assert sh.loc[("c.ref", "w0"), "overhead_s"] == 0 and sh.loc[("c.ref", "w0"), "slowdown"] == 1
+    no_rounds = analysis.shares(results, {}, None)
+    assert no_rounds["overhead_s"].notna().any() and no_rounds["overhead_lo_s"].isna().all()
+    no_floor = analysis.shares(results[results["impl"] != "c.ref"], {}, rounds)
+    assert no_floor["floor_impl"].isna().all() and no_floor["t_floor"].isna().all()
+    assert (no_floor["fastest_impl"] == "x").all()
+
+
+def test_summarize_on_a_hand_made_run():
+    results, rounds = _hand_run()
+    by = {s.impl: s for s in analysis.summarize(results, rounds, {})}
+    assert set(by) == {"x", "c.ref", "jax.jit", "y"}  # the control is left out, not the rows after it
+    x = by["x"]
+    assert x.fixed_us == pytest.approx(50.0, rel=1e-3) and x.rate_gflops == pytest.approx(100.0, rel=1e-3)
+    assert (x.us_per_op, x.us_per_op_lo, x.us_per_op_hi) == pytest.approx((5.0, 5.0, 5.0), rel=1e-3)  # exact data
+    assert (x.steps_per_call, x.first_call_s_max) == (4, 2.0)  # its own rows only (jax.jit's is 99 s)
+    assert x.overhead_small_us == pytest.approx(40.0) and x.smallest_size == "w0" and x.largest_size == "w2"
+    assert np.isnan(by["jax.jit"].fixed_us) and by["jax.jit"].first_call_s_max == 99.0
+    # y has no width sweep, so no rate to take compute out with: 1e-5 s per depth step over 2 ops
+    assert np.isnan(by["y"].rate_gflops) and by["y"].us_per_op == pytest.approx(10.0, rel=1e-3)
+    again = {s.impl: s for s in analysis.summarize(results, rounds, {})}
+    assert again["x"].fixed_us_lo == x.fixed_us_lo  # the bootstrap is seeded: reports regenerate exactly
+    frame = analysis.summary_frame(list(by.values()))
+    assert list(frame["impl"]) == list(by) and frame.loc[0, "fixed_us"] == x.fixed_us

@@ -6,12 +6,13 @@ import shutil
 
 import pandas as pd
 import pytest
+from conftest import shared_scope
 from fixture_run import make_run
 
 from bench.cli import main
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared_scope)
 def pristine(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("readers") / "run")
 
@@ -75,14 +76,38 @@ def future_meta(run):
     (run / "run.json").write_text(json.dumps(meta))
 
 
+def drop_rows(path, impl):
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df[df["impl"] != impl].to_csv(path, index=False)
+
+
+def second_row(run):
+    r = pd.read_csv(run / "results.csv").iloc[2]
+    return f"{r['impl']} {r['size']}"
+
+
 DAMAGE = {
-    "truncated results.csv": (lambda r: truncate(r / "results.csv"), "results.csv"),
-    "non-numeric median_s": (lambda r: set_cell(r / "results.csv", "median_s", "fast"), "non-numeric value 'fast'"),
+    "truncated results.csv": (lambda r: truncate(r / "results.csv"),
+                              "results.csv does not end with a line break: truncated"),
+    "non-numeric median_s": (lambda r: set_cell(r / "results.csv", "median_s", "fast"),
+                             "results.csv: column median_s has a non-numeric value 'fast' (data row 3)"),
+    "ok row without median_s": (lambda r: set_cell(r / "results.csv", "median_s", ""),
+                                lambda r: f"results.csv: ok row {second_row(r)} has no median_s (truncated?)"),
+    "rounds missing for an ok case": (lambda r: drop_rows(r / "rounds.csv", "numpy.loop"),
+                                      "rounds.csv has no rounds of ok case numpy.loop B1-H1-L2 (truncated?)"),
+    "results missing a case": (lambda r: drop_rows(r / "results.csv", "torch.eager"),
+                               "results.csv has no row for torch.eager B1-H1-L2, which rounds.csv has (truncated?)"),
+    "no samples file": (lambda r: (r / "samples.csv").unlink(), "has no samples.csv(.gz)"),
+    "run.json a list": (lambda r: (r / "run.json").write_text("[]"), "run.json is not a JSON object"),
+    "no run.json": (lambda r: (r / "run.json").unlink(), "is not a run directory (no run.json)"),
     "non-numeric call_ns": (lambda r: set_cell(r / "samples.csv", "call_ns", "1e9x"), "samples.csv"),
     "missing column": (lambda r: drop_column(r / "results.csv", "flops_per_step"), "missing ['flops_per_step']"),
-    "unknown status": (lambda r: set_cell(r / "results.csv", "status", "great"), "unknown status 'great'"),
+    "unknown status": (lambda r: set_cell(r / "results.csv", "status", "great"),
+                       "unknown status 'great' (allowed: ok, mismatch, diverged, error, crashed, timeout, "),
     "future schema in run.json": (future_meta, "from a newer harness"),
-    "future schema in results.csv": (lambda r: set_cell(r / "results.csv", "schema_version", "99"), "newer harness"),
+    "future schema in results.csv": (lambda r: set_cell(r / "results.csv", "schema_version", "99"),
+                                     "results.csv has schema version 99, from a newer harness"),
+    "future schema in run.json, file named": (future_meta, "run.json has schema version 99"),
     "empty samples file": (lambda r: (r / "samples.csv").write_text(""), "samples.csv is empty"),
     "empty results file": (lambda r: (r / "results.csv").write_text(""), "results.csv is empty"),
     "run.json not JSON": (lambda r: (r / "run.json").write_text("{nope"), "run.json is not valid JSON"),
@@ -104,7 +129,7 @@ def test_damaged_input_is_one_line_naming_the_problem_and_exit_2(run, pristine, 
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("bench: error:"), err
-    assert words in err, err
+    assert (words(run) if callable(words) else words) in err, err
 
 
 def test_compare_with_disjoint_runs_lists_cases_in_one_run_only(run, pristine, capsys):
@@ -151,3 +176,30 @@ def test_compressed_samples_hold_the_same_bytes(tmp_path):
     run.compress_samples()
     assert gzip.decompress((tmp_path / "run" / "samples.csv.gz").read_bytes()) == before
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["rounds.csv", "samples.csv.gz"]
+
+
+def test_readers_keep_text_as_written_and_parse_the_noisy_flag(run):
+    from bench.results import read_results
+    set_cell(run / "results.csv", "error", "NA")  # a word pandas would turn into NaN by default
+    set_cell(run / "results.csv", "noisy", "True", row=1)
+    df = read_results(run)
+    assert df.loc[2, "error"] == "NA"
+    written = pd.read_csv(run / "results.csv", dtype=str, keep_default_na=False)["noisy"]
+    assert df["noisy"].dtype == bool and (df["noisy"] == (written == "True")).all() and written.eq("True").any()
+
+
+def test_a_compressed_run_reads_the_same_samples(run):
+    from bench.results import RunDir, read_samples
+    before = read_samples(run)
+    RunDir(run).compress_samples()
+    assert not (run / "samples.csv").exists()
+    pd.testing.assert_frame_equal(read_samples(run), before)
+
+
+def test_atomic_write_leaves_a_readable_file_or_nothing(tmp_path):
+    from bench.results import atomic_write
+    atomic_write(tmp_path / "a.csv", "x\n")
+    assert (tmp_path / "a.csv").read_text() == "x\n" and (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o644
+    with pytest.raises(TypeError):
+        atomic_write(tmp_path / "b.csv", 42)  # fails while writing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]  # no temporary file left behind
