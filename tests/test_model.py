@@ -104,10 +104,12 @@ def test_names_init_and_batch_by_hand():
     assert all(np.array_equal(a, b) for a, b in zip(params, gpt.init_params(cfg), strict=True))  # seeded
     by = dict(zip(names, params, strict=True))
     assert (by["lnf_w"] == 1).all() and (by["lnf_b"] == 0).all() and (by["h1.attn_b"] == 0).all()
+    assert (by["h0.ln1_w"] == 1).all() and (by["h1.ln2_w"] == 1).all()  # block LayerNorm gains too
     assert np.std(by["wte"]) == pytest.approx(0.02, rel=0.2) and np.std(by["wpe"]) == pytest.approx(0.02, rel=0.2)
     assert np.std(by["h1.attn_proj_w"]) == pytest.approx(0.01, rel=0.1)  # 0.02 / sqrt(2 L), L = 2
     assert sum(gpt.decay_mask(cfg)) == 2 + 4 * 2  # wte, wpe, and per block attn, attn_proj, fc, fc_proj
     idx, targets = gpt.make_batch(cfg)
+    assert idx.shape == targets.shape == (64, 8) and idx.dtype == targets.dtype == np.int64
     again = gpt.make_batch(cfg)
     assert np.array_equal(idx, again[0]) and np.array_equal(targets, again[1])  # seeded
     assert set(np.unique(np.concatenate([idx.ravel(), targets.ravel()]))) == {0, 1, 2, 3, 4}  # every token

@@ -3,6 +3,7 @@ report what they can, and on any damaged file say what is wrong in one line, wit
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -203,3 +204,31 @@ def test_atomic_write_leaves_a_readable_file_or_nothing(tmp_path):
     with pytest.raises(TypeError):
         atomic_write(tmp_path / "b.csv", 42)  # fails while writing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]  # no temporary file left behind
+
+
+def test_text_columns_stay_text_even_when_they_look_like_numbers(run):
+    from bench.results import read_results
+    df = pd.read_csv(run / "results.csv", dtype=str, keep_default_na=False)
+    df["run_id"] = "0123"  # e.g. a run written with --out 0123
+    df.to_csv(run / "results.csv", index=False)
+    assert (read_results(run)["run_id"] == "0123").all()
+
+
+def test_an_undecodable_csv_is_named_with_the_decoders_first_line(run, capsys):
+    (run / "results.csv").write_bytes((run / "results.csv").read_bytes().replace(b"numpy.loop", b"numpy\xff.loop"))
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "results.csv is not a readable CSV ('utf-8' codec can't decode byte 0xff" in err and err.endswith(")"), err
+
+
+def test_atomic_write_stages_a_hidden_temporary_beside_the_target(tmp_path, monkeypatch):
+    import os
+
+    from bench.results import atomic_write
+    moves = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (moves.append((Path(src), Path(dst))), real(src, dst)))
+    atomic_write(tmp_path / "a.csv", "x\n")
+    (src, dst), = moves
+    assert src.parent == dst.parent == tmp_path  # same directory: the rename is atomic
+    assert src.name.startswith(".a.csv.") and src.name.endswith(".tmp")  # hidden, and named for its target
