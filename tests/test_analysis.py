@@ -370,3 +370,11 @@ def test_summarize_on_a_hand_made_run():
     assert again["x"].fixed_us_lo == x.fixed_us_lo  # the bootstrap is seeded: reports regenerate exactly
     frame = analysis.summary_frame(list(by.values()))
     assert list(frame["impl"]) == list(by) and frame.loc[0, "fixed_us"] == x.fixed_us
+
+
+def test_roles_come_from_the_registry_and_ignore_unknown_names():
+    results = pd.DataFrame({"model": ["mlp", "mlp", "mlp", "mlp", "gpt", "nope"],
+                            "impl": ["c.ref", "jax.scan", "null.noop", "torch.eager", "c.ref", "c.ref"]})
+    r = analysis.roles(results)
+    assert r.floor == {"c.ref"} and r.fused == {"jax.scan", "c.ref"} and r.control == {"null.noop"}
+    assert analysis.roles(results[results["model"] == "nope"]) == analysis.Roles(frozenset(), frozenset(), frozenset())
