@@ -41,7 +41,6 @@ class Roles:
     """What the registry says of the implementations in a run (unknown names: no role)."""
 
     floor: frozenset[str]  # the bare reference (c.ref): t_floor of the overhead
-    fused: frozenset[str]  # K steps per call (jax.scan, torch.scan, c.ref)
     control: frozenset[str]  # the harness's own cost (null.noop): never in fits or overheads
 
 
@@ -49,8 +48,7 @@ def roles(results: pd.DataFrame) -> Roles:
     found = [REGISTRY.get(m, {}).get(i) for m, i in set(zip(results["model"], results["impl"], strict=True))]
     found = [i for i in found if i is not None]
     pick = lambda test: frozenset(i.name for i in found if test(i))  # noqa: E731
-    return Roles(pick(lambda i: i.role == "floor"), pick(lambda i: i.fused and i.role != "control"),
-                 pick(lambda i: i.role == "control"))
+    return Roles(pick(lambda i: i.role == "floor"), pick(lambda i: i.role == "control"))
 
 
 @dataclass
@@ -153,7 +151,7 @@ def copy_bandwidth(meta: dict, device: str = "cpu") -> float:
     return max(vals) if vals else math.nan
 
 
-def shares(results: pd.DataFrame, meta: dict, rounds: pd.DataFrame | None = None) -> pd.DataFrame:
+def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per ok row: t_floor (the C floor, same model, size and device), the overhead t - t_floor
     with its CI (from the process medians in rounds), the share, the slowdown against the fastest."""
     r = roles(results)
@@ -234,7 +232,7 @@ def overhead_summary(s: ImplSummary, width: pd.DataFrame) -> None:
 def summarize(results: pd.DataFrame, rounds: pd.DataFrame, meta: dict, seed: int = 0) -> list[ImplSummary]:
     rng = np.random.default_rng(seed)
     units = unit_medians(rounds)
-    sh = shares(results, meta, rounds)
+    sh = shares(results, rounds)
     out = []
     for impl in dict.fromkeys(results["impl"]):
         if impl in roles(results).control:

@@ -173,7 +173,7 @@ def body(res, sh, summaries, meta, why) -> list[str]:
 def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     res, rounds, meta = analysis.load(run_dir)
-    sh = analysis.shares(res, meta, rounds)
+    sh = analysis.shares(res, rounds)
     summaries = analysis.summarize(res, rounds, meta)
     atomic_write(run_dir / "analysis.csv", analysis.summary_frame(summaries).to_csv(index=False))
     why = plots.draw_all(run_dir, res, sh, summaries, meta)

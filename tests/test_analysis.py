@@ -49,7 +49,7 @@ def reported(run_dir):
 @pytest.fixture(scope=shared_scope)
 def loaded(run_dir):
     res, rounds, meta = analysis.load(run_dir)
-    return res, rounds, meta, analysis.shares(res, meta, rounds), {s.impl: s for s in analysis.summarize(res, rounds, meta)}
+    return res, rounds, meta, analysis.shares(res, rounds), {s.impl: s for s in analysis.summarize(res, rounds, meta)}
 
 
 def width_cfgs():
@@ -289,8 +289,8 @@ def test_overhead_summary_reads_the_smallest_and_largest_rows():
     s = analysis.ImplSummary("x")
     analysis.overhead_summary(s, width)
     assert (s.smallest_size, s.largest_size, s.pct_peak_largest) == ("small", "large", 90.0)
-    assert (s.overhead_small_us, s.overhead_small_lo, s.overhead_small_hi) == pytest.approx((2.0, 1.0, 3.0))
-    assert (s.overhead_large_us, s.overhead_large_lo, s.overhead_large_hi) == pytest.approx((4.0, 3.0, 5.0))
+    assert (s.overhead_small_us, s.overhead_small_lo, s.overhead_small_hi) == pytest.approx((2.0, 1.0, 3.0), rel=1e-12)
+    assert (s.overhead_large_us, s.overhead_large_lo, s.overhead_large_hi) == pytest.approx((4.0, 3.0, 5.0), rel=1e-12)
     assert s.crossover == "large"
     floor = analysis.ImplSummary("c.ref")
     analysis.overhead_summary(floor, width)  # the floor has no overhead against itself
@@ -301,9 +301,9 @@ def test_overhead_summary_reads_the_smallest_and_largest_rows():
 
 
 def test_peak_and_bandwidth_are_the_best_on_the_rows_device():
-    meta = {"peaks": {"numpy": {"gflops": 300.0, "copy_gbytes_per_s": 12.0}, "c": {"gflops": 320.0, "device": "cpu"},
+    meta = {"peaks": {"numpy": {"gflops": 330.0, "copy_gbytes_per_s": 12.0}, "c": {"gflops": 320.0, "device": "cpu"},
                       "torch": {"gflops": 5e4, "copy_gbytes_per_s": 3e3, "device": "cuda"}, "jax": {"error": "x"}}}
-    assert analysis.best_peak_gflops(meta) == 320.0 and analysis.best_peak_gflops(meta, "cuda") == 5e4
+    assert analysis.best_peak_gflops(meta) == 330.0 and analysis.best_peak_gflops(meta, "cuda") == 5e4  # no device: cpu
     assert analysis.copy_bandwidth(meta) == 12.0 and analysis.copy_bandwidth(meta, "cuda") == 3e3
     assert np.isnan(analysis.best_peak_gflops({"peaks": {"jax": {"error": "x"}}}))
     assert np.isnan(analysis.best_peak_gflops({})) and np.isnan(analysis.copy_bandwidth({}))
@@ -336,7 +336,7 @@ def _hand_run():
 
 def test_shares_against_the_floor_on_a_hand_made_run():
     results, rounds = _hand_run()
-    sh = analysis.shares(results, {}, rounds).set_index(["impl", "size"])
+    sh = analysis.shares(results, rounds).set_index(["impl", "size"])
     assert set(sh.index.get_level_values("impl")) == {"x", "y", "c.ref"}  # no control, no failed row
     row = sh.loc[("x", "w0")]
     t, floor = 50e-6 + 1e6 / 100e9, 10e-6 + 1e6 / 100e9
@@ -347,9 +347,9 @@ def test_shares_against_the_floor_on_a_hand_made_run():
     assert (row["share_lo"], row["share_hi"]) == pytest.approx((lo / t, hi / t))
     assert row["slowdown"] == pytest.approx(t / floor) and row["fastest_impl"] == "c.ref"
     assert sh.loc[("c.ref", "w0"), "overhead_s"] == 0 and sh.loc[("c.ref", "w0"), "slowdown"] == 1
-    no_rounds = analysis.shares(results, {}, None)
+    no_rounds = analysis.shares(results, None)
     assert no_rounds["overhead_s"].notna().any() and no_rounds["overhead_lo_s"].isna().all()
-    no_floor = analysis.shares(results[results["impl"] != "c.ref"], {}, rounds)
+    no_floor = analysis.shares(results[results["impl"] != "c.ref"], rounds)
     assert no_floor["floor_impl"].isna().all() and no_floor["t_floor"].isna().all()
     assert (no_floor["fastest_impl"] == "x").all()
 
@@ -363,9 +363,11 @@ def test_summarize_on_a_hand_made_run():
     assert (x.us_per_op, x.us_per_op_lo, x.us_per_op_hi) == pytest.approx((5.0, 5.0, 5.0), rel=1e-3)  # exact data
     assert (x.steps_per_call, x.first_call_s_max) == (4, 2.0)  # its own rows only (jax.jit's is 99 s)
     assert x.overhead_small_us == pytest.approx(40.0) and x.smallest_size == "w0" and x.largest_size == "w2"
+    assert x.overhead_small_lo < 40.0 < x.overhead_small_hi  # the CI comes from the process medians
     assert np.isnan(by["jax.jit"].fixed_us) and by["jax.jit"].first_call_s_max == 99.0
     # y has no width sweep, so no rate to take compute out with: 1e-5 s per depth step over 2 ops
-    assert np.isnan(by["y"].rate_gflops) and by["y"].us_per_op == pytest.approx(10.0, rel=1e-3)
+    y = by["y"]
+    assert np.isnan(y.rate_gflops) and (y.us_per_op, y.us_per_op_lo, y.us_per_op_hi) == pytest.approx((10.0,) * 3, rel=1e-9)
     again = {s.impl: s for s in analysis.summarize(results, rounds, {})}
     assert again["x"].fixed_us_lo == x.fixed_us_lo  # the bootstrap is seeded: reports regenerate exactly
     frame = analysis.summary_frame(list(by.values()))
@@ -376,5 +378,49 @@ def test_roles_come_from_the_registry_and_ignore_unknown_names():
     results = pd.DataFrame({"model": ["mlp", "mlp", "mlp", "mlp", "gpt", "nope"],
                             "impl": ["c.ref", "jax.scan", "null.noop", "torch.eager", "c.ref", "c.ref"]})
     r = analysis.roles(results)
-    assert r.floor == {"c.ref"} and r.fused == {"jax.scan", "c.ref"} and r.control == {"null.noop"}
-    assert analysis.roles(results[results["model"] == "nope"]) == analysis.Roles(frozenset(), frozenset(), frozenset())
+    assert r.floor == {"c.ref"} and r.control == {"null.noop"}
+    assert analysis.roles(results[results["model"] == "nope"]) == analysis.Roles(frozenset(), frozenset())
+
+
+def test_bootstrap_cis_are_the_2_5_and_97_5_percentiles_of_the_refits(monkeypatch):
+    calls = iter(range(analysis.N_BOOT + 1))
+    def fake_fit(F, t):  # the point fit, then refit k returns a = k µs, c = k ps/FLOP
+        k = next(calls)
+        return k * 1e-6, k * 1e-12
+    monkeypatch.setattr(analysis, "fit_fixed_cost", fake_fit)
+    width = _width(20e-6 + F_EXACT / 100e9, F_EXACT, np.zeros(5))
+    s = analysis.ImplSummary("x")
+    analysis.fit_summary(s, width, _units("x", width), {}, np.random.default_rng(0))
+    k = np.arange(1, analysis.N_BOOT + 1)
+    lo, hi = np.percentile(k, 2.5), np.percentile(k, 97.5)  # 8.475 and 292.525 for 300 refits
+    assert (s.fixed_us, s.fixed_us_lo, s.fixed_us_hi) == pytest.approx((0.0, lo, hi), rel=1e-12, abs=1e-12)
+    assert (s.rate_gflops_lo, s.rate_gflops_hi) == pytest.approx((1e3 / hi, 1e3 / lo), rel=1e-12)  # 1 / (k ps) in GFLOP/s
+    assert s.rate_gflops == np.inf  # the point fit's c is 0
+
+
+def test_the_bytes_fit_uses_the_bandwidth_of_the_rows_device():
+    bytes_ = np.array([2e5, 2e5, 2e5, 1e7, 1e8])
+    t = 20e-6 + F_EXACT / 100e9 + bytes_ / 10e9
+    width = _width(t, F_EXACT, bytes_, device="cuda")
+    meta = {"peaks": {"numpy": {"copy_gbytes_per_s": 99.0}, "torch": {"copy_gbytes_per_s": 10.0, "device": "cuda"}}}
+    s = analysis.ImplSummary("x")
+    analysis.fit_summary(s, width, _units("x", width), meta, np.random.default_rng(0))
+    assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3)
+
+
+def test_the_first_fit_is_bounded_at_zero():
+    F = np.geomspace(1e6, 1e10, 5)
+    a, c = analysis.fit_fixed_cost(F, -1e-6 + F / 1e11)  # the best line has a negative intercept
+    assert 0 <= a < 1e-12 and c > 0  # at the bound, not at -1 µs
+
+
+def test_width_rows_are_the_width_and_custom_sizes_by_flops():
+    df = pd.DataFrame({"size": ["a", "b", "c", "d"], "sweep": ["width", "depth", "custom", "width"],
+                       "flops_per_step": [3.0, 1.0, 2.0, 1.0]})
+    assert list(analysis.width_rows(df)["size"]) == ["d", "c", "a"]
+
+
+def test_depth_points_keep_one_row_per_size():
+    rows = pd.DataFrame({"size": ["s2", "s2", "s4", "s8", "other"], "sweep": ["width", "depth", "depth", "depth", "width"],
+                         "batch": [8, 8, 8, 8, 16], "width": [8, 8, 8, 8, 8], "ops_per_step": [2, 2, 4, 8, 2]})
+    assert list(analysis.depth_points(rows)["size"]) == ["s2", "s4", "s8"]

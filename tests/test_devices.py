@@ -84,7 +84,7 @@ def test_overhead_share_never_crosses_devices(tmp_path):
                                                     ci_low_s=lambda d: d["ci_low_s"] / 10,
                                                     ci_high_s=lambda d: d["ci_high_s"] / 10)
     res = pd.concat([res, gpu])
-    sh = analysis.shares(res, {"peaks": {}})
+    sh = analysis.shares(res)
     on_gpu = sh[sh["device"] == "cuda"]
     assert on_gpu["t_floor"].isna().all() and on_gpu["overhead_s"].isna().all()  # no C floor on the GPU
     on_cpu = sh[sh["device"] == "cpu"]
