@@ -383,19 +383,22 @@ def test_roles_come_from_the_registry_and_ignore_unknown_names():
 
 
 def test_bootstrap_cis_are_the_2_5_and_97_5_percentiles_of_the_refits(monkeypatch):
-    calls = iter(range(analysis.N_BOOT + 1))
-    def fake_fit(F, t):  # the point fit, then refit k returns a = k µs, c = k ps/FLOP
+    calls = iter(range(analysis.N_BOOT + 2))
+
+    def fake_fit(F, t):  # the point fit: 5 µs and 1 ps/FLOP; refit k: k µs and k ps/FLOP; the bytes fit: 301
         k = next(calls)
-        return k * 1e-6, k * 1e-12
+        return (k or 5) * 1e-6, (k or 1) * 1e-12
     monkeypatch.setattr(analysis, "fit_fixed_cost", fake_fit)
     width = _width(20e-6 + F_EXACT / 100e9, F_EXACT, np.zeros(5))
     s = analysis.ImplSummary("x")
-    analysis.fit_summary(s, width, _units("x", width), {}, np.random.default_rng(0))
+    analysis.fit_summary(s, width, _units("x", width), {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
+                         np.random.default_rng(0))
     k = np.arange(1, analysis.N_BOOT + 1)
     lo, hi = np.percentile(k, 2.5), np.percentile(k, 97.5)  # 8.475 and 292.525 for 300 refits
-    assert (s.fixed_us, s.fixed_us_lo, s.fixed_us_hi) == pytest.approx((0.0, lo, hi), rel=1e-12, abs=1e-12)
-    assert (s.rate_gflops_lo, s.rate_gflops_hi) == pytest.approx((1e3 / hi, 1e3 / lo), rel=1e-12)  # 1 / (k ps) in GFLOP/s
-    assert s.rate_gflops == np.inf  # the point fit's c is 0
+    assert (s.fixed_us, s.fixed_us_lo, s.fixed_us_hi) == pytest.approx((5.0, lo, hi), rel=1e-12)
+    assert s.rate_gflops == pytest.approx(1e3, rel=1e-12)  # 1 / (1 ps) in GFLOP/s
+    assert (s.rate_gflops_lo, s.rate_gflops_hi) == pytest.approx((1e3 / hi, 1e3 / lo), rel=1e-12)
+    assert s.fixed_minus_bytes_us == pytest.approx(analysis.N_BOOT + 1.0, rel=1e-12)
 
 
 def test_the_bytes_fit_uses_the_bandwidth_of_the_rows_device():
