@@ -60,7 +60,7 @@ PRESETS: dict[str, dict[str, list[Size]]] = {
         "default": [mlp(b, b, 2, "width") for b in (1, 8, 32, 128, 256, 512, 1024)]
         + [mlp(8, 8, d, "depth") for d in (1, 4, 8, 16)],
         # for a large GPU: launch-bound at the small end, compute-bound at B = H = 8192
-        # (3.6 TFLOP per step), depth sweep at tiny width for the cost per launch
+        # (3.51 TFLOP per step), depth sweep at tiny width for the cost per launch
         "gpu": [mlp(b, b, 2, "width") for b in (1, 64, 256, 1024, 2048, 4096, 8192)]
         + [mlp(8, 8, d, "depth") for d in (1, 4, 8, 16)],
     },

@@ -6,8 +6,20 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 out=${1:-results/$(date -u +%Y%m%dT%H%M%SZ)_profiles.md}
-sizes_mlp="1x1x2 1024x1024x2"          # B1-H1-L2 and B1024-H1024-L2: the default MLP sweep's ends
-sizes_gpt="4x64x32x1x2 4x64x384x2x6"   # B4-T64-C32-L1-NH2 and B4-T64-C384-L2-NH6: the GPT's
+# The default preset's smallest and largest size (by FLOPs) of a model, in `profile --size` form.
+ends() {
+  "$PY" - "$1" <<'PYEOF'
+import sys
+from bench.sizes import PRESETS
+from models.registry import model_module
+model = sys.argv[1]
+mod = model_module(model)
+sizes = sorted(PRESETS[model]["default"], key=lambda z: mod.flops_per_step(z.config()))
+print(" ".join("x".join(str(v) for k, v in z.dims if k != "vocab") for z in (sizes[0], sizes[-1])))
+PYEOF
+}
+sizes_mlp=$(ends mlp)   # B1-H1-L2 and B1024-H1024-L2 today
+sizes_gpt=$(ends gpt)   # B4-T64-C32-L1-NH2 and B4-T64-C384-L2-NH6 today
 impls="numpy.loop torch.eager torch.compile torch.fullgraph torch.scan jax.eager jax.jit jax.scan c.ref c.step"
 {
   echo "# Profile audit"
@@ -25,7 +37,7 @@ impls="numpy.loop torch.eager torch.compile torch.fullgraph torch.scan jax.eager
         echo '```'
         text=$(timeout 600 "$PY" -m bench profile --model "$model" --impl "$impl" --size "$size" --top 3 2>&1)
         rc=$?
-        grep -v -E '^(USDT|WARNING|\[W)' <<< "$text"
+        grep -v -E '^(USDT|WARNING|\[W|W[0-9]{4} )' <<< "$text"  # profiler and torch log noise
         [ "$rc" -eq 0 ] || echo "$impl: profile failed (exit $rc)"
         echo '```'
       done
