@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from bench.pytest_route import cases, pin_threads
+from bench.frameworks import pin_process
+from bench.sweep.pytest_route import cases
 
 
 def pytest_addoption(parser):
@@ -29,7 +30,7 @@ def pytest_configure(config):
         config.bench_device = devices.resolve(config.getoption("--device"))
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
-    pin_threads(config.getoption("--threads"), config.bench_device)
+    pin_process(config.getoption("--threads"), config.bench_device)
 
 
 def pytest_generate_tests(metafunc):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+
+from bench.supervisor import python_query
 
 PROBE = r"""
 import json, os
@@ -25,11 +25,11 @@ print(json.dumps(out))
 
 def probe_cuda(timeout_s: float = 180.0) -> dict:
     """{'torch': bool, 'jax': bool, ...}: whether each framework sees a CUDA GPU."""
+    _, out = python_query(PROBE, timeout_s)
     try:
-        p = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=timeout_s)
-        return json.loads(p.stdout.strip().splitlines()[-1])
-    except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as e:
-        return {"torch": False, "jax": False, "torch_error": f"probe failed: {e}", "jax_error": ""}
+        return json.loads(out.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        return {"torch": False, "jax": False, "torch_error": out.strip() or "probe failed", "jax_error": ""}
 
 
 def resolve(requested: str, probe=probe_cuda) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
 import psutil
+
+from bench.supervisor import query
 
 PACKAGES = ("numpy", "scipy", "pandas", "torch", "jax", "jaxlib", "threadpoolctl", "pytest-benchmark")
 
@@ -20,6 +21,13 @@ PERF_ENV = (
     "JAX_ENABLE_X64", "TORCHINDUCTOR_CACHE_DIR", "TORCH_COMPILE_DISABLE", "OMP_WAIT_POLICY",
     "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_AFFINITY", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED",
 )
+
+
+def utc_now() -> str:
+    """The time stamps of run.json (created_utc, finished_utc, resumed)."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def cpu_model() -> str:
@@ -43,18 +51,11 @@ def versions() -> dict[str, str | None]:
 
 
 def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-            capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    code, sha = query(["git", "rev-parse", "HEAD"], 5)
+    if code != 0:
         return None
-    return (sha + ("-dirty" if dirty else "")) or None
+    _, dirty = query(["git", "status", "--porcelain", "--untracked-files=no"], 5)
+    return (sha.strip() + ("-dirty" if dirty.strip() else "")) or None
 
 
 def collect() -> dict:

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.registry import GPU_FRAMEWORKS
-
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -25,11 +23,6 @@ class Framework:
     matmul: Callable | None  # (a, b, device) -> a call computing a @ b, synced (a, b: float32 NumPy)
     styles: dict[str, tuple[str, str]] = field(default_factory=dict)  # mode -> (colour, marker) in plots
     profiler: str = "python_profile"  # its own profiler, a function of bench/profilers.py
-
-
-def device_of(framework: str, run_device: str) -> str:
-    """torch and jax follow the run's device; NumPy, C and the control stay on the CPU."""
-    return run_device if framework in GPU_FRAMEWORKS else "cpu"
 
 
 def thread_env(threads: int, device: str) -> dict[str, str]:
@@ -56,26 +49,31 @@ def compile_cache_env() -> dict[str, str]:
     return {k: os.environ.get(k, v) for k, v in want.items()}
 
 
-def pin_cpus(threads: int) -> list[int]:
-    """Restrict this process to its first `threads` allowed CPUs (before a framework is imported)."""
-    cpus = sorted(os.sched_getaffinity(0))[:threads]
+def pin_cpus(threads: int, first: int = 0) -> list[int]:
+    """Restrict this process to `threads` of its allowed CPUs from the `first` one on (wrapping
+    around), before a framework is imported."""
+    allowed = sorted(os.sched_getaffinity(0))
+    cpus = sorted({allowed[(first + i) % len(allowed)] for i in range(threads)})
     os.sched_setaffinity(0, cpus)
+    return cpus
+
+
+def pin_process(threads: int, device: str = "cpu", first: int = 0) -> list[int]:
+    """What every measuring process does before importing a framework (the workers, the pytest
+    route, the profiler, each pipeline rank): its CPUs, the thread variables, the compile caches."""
+    cpus = pin_cpus(threads, first)
+    os.environ.update({**thread_env(threads, device), **compile_cache_env()})
     return cpus
 
 
 def _gpu_info() -> dict:
     """What run.json records of the GPU (through torch)."""
-    import subprocess
-
     import torch
 
+    from bench.supervisor import query
+
     props = torch.cuda.get_device_properties(0)
-    driver = ""
-    try:
-        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    driver = query(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])[1].strip()
     return {"name": props.name, "capability": f"{props.major}.{props.minor}",
             "memory_gb": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count,
             "cuda_runtime": torch.version.cuda, "driver": driver}

@@ -1,4 +1,6 @@
-"""Messages between the runner and a worker: one JSON object per line, typed on both sides."""
+"""Messages between the harness and its children, one JSON object per line, typed on both sides:
+the sweep's runner and its workers (requests in on stdin, replies out on stdout), and the
+pipeline probe and its ranks (the spec on the command line, results out on stdout)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ class CaseRequest:
     impl: str
     device: str
     config: dict  # the model Config's fields
-    k: int  # steps per call for fused implementations
+    steps_per_call: int  # for fused implementations (the others run 1)
     gate: bool  # run the equivalence gate first (the case's first round)
     budget: dict  # timing.Budget as a dict
     op: str = "case"
@@ -66,6 +68,56 @@ class PeakReply:
     peak_rss_mb: float = math.nan
 
 
+@dataclass(frozen=True)
+class PipeCase:
+    schedule: str
+    microbatches: int
+    round: int
+    gate: bool  # compare the gradients of one step with the float64 reference first
+    steps: int  # timed steps
+
+
+@dataclass(frozen=True)
+class RankSpec:
+    rank: int
+    world: int
+    model: str
+    config: dict  # the model Config's fields
+    device: str
+    timeout_s: float  # the process group's own timeout
+    init_method: str  # the rendezvous, e.g. tcp://127.0.0.1:PORT
+    cases: tuple[PipeCase, ...]
+
+    @classmethod
+    def decode(cls, text: str) -> RankSpec:
+        d = json.loads(text)
+        return cls(**{**d, "cases": tuple(PipeCase(**c) for c in d["cases"])})
+
+
+@dataclass
+class PipeResult:
+    """One (case, round) from rank 0 (or from the rank that failed it)."""
+
+    schedule: str
+    microbatches: int
+    round: int
+    status: str  # ok, error, timeout, crashed, interrupted
+    error: str = ""
+    grad_rel_err: float | None = None  # set when the gate ran
+    step_ns: list[int] = field(default_factory=list)  # one per timed step
+    stage_f_s: dict = field(default_factory=dict)  # stage -> forward seconds of one microbatch
+    stage_b_s: dict = field(default_factory=dict)  # stage -> backward seconds
+    comm_s: float = 0.0  # one-way send of one activation
+    order: dict | None = None  # torch's own action order per rank (multi-stage schedules)
+    op: str = "result"
+
+
+@dataclass
+class RankDone:
+    seconds: float
+    op: str = "done"
+
+
 REQUESTS = {cls.op: cls for cls in (Hello, Exit, PeakRequest, CaseRequest)}  # type: ignore[attr-defined]
 
 
@@ -77,6 +129,11 @@ def encode(msg) -> str:
 def decode_request(line: str):
     d = json.loads(line)
     return REQUESTS[d["op"]](**d)
+
+
+def decode_rank_line(line: str) -> PipeResult | RankDone:
+    d = json.loads(line)
+    return decode_reply({"result": PipeResult, "done": RankDone}[d.get("op")], line)
 
 
 def decode_reply(cls, line: str):

@@ -44,9 +44,18 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _append(path: Path, rows: list[tuple]) -> None:
+def append_csv(path: Path, rows: list[tuple]) -> None:
+    """Rows appended and on disk (fsync) before this returns."""
     with open(path, "a", newline="") as f:  # pragma: no mutate (equivalent on POSIX)
         csv.writer(f).writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def append_line(path: Path, line: str) -> None:
+    """One line appended and on disk (fsync) before this returns."""
+    with open(path, "a") as f:
+        f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -62,8 +71,8 @@ class RunDir:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.mkdir()  # raises FileExistsError: never overwrite or mix runs
         run = cls(path)
-        _append(run.samples_path, [tuple(SAMPLE_COLUMNS)])
-        _append(run.rounds_path, [tuple(ROUND_COLUMNS)])
+        append_csv(run.samples_path, [tuple(SAMPLE_COLUMNS)])
+        append_csv(run.rounds_path, [tuple(ROUND_COLUMNS)])
         return run
 
     @property
@@ -83,10 +92,10 @@ class RunDir:
         return self.path / "run.json"
 
     def append_samples(self, rows: list[tuple]) -> None:
-        _append(self.samples_path, rows)
+        append_csv(self.samples_path, rows)
 
     def append_rounds(self, rows: list[tuple]) -> None:
-        _append(self.rounds_path, rows)
+        append_csv(self.rounds_path, rows)
 
     def write_results(self, rows: list[dict]) -> None:
         """ValueError for a row whose keys are not exactly the schema's (a misspelt key would

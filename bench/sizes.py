@@ -8,6 +8,19 @@ from dataclasses import dataclass
 
 from models.registry import model_module
 
+# Rounds (one worker process each: the unit of replication) and sampling seconds per case and
+# round, per preset. More processes matter more than more samples: at 8 processes a Welch test on
+# the log process medians holds its false-positive rate and finds a 10% slowdown
+# (tests/test_statistics.py), and the default MLP sweep fits in about 10 minutes on 2 cores.
+DEFAULT_ROUNDS, QUICK_ROUNDS = 8, 6
+DEFAULT_BUDGET_S, QUICK_BUDGET_S = 0.05, 0.03
+
+
+def preset_defaults(sizes_text: str) -> tuple[int, float]:
+    """(rounds, sampling seconds) a run of this --sizes gets unless told otherwise."""
+    return (QUICK_ROUNDS, QUICK_BUDGET_S) if sizes_text == "quick" else (DEFAULT_ROUNDS, DEFAULT_BUDGET_S)
+
+
 # Largest accepted dimensions for a custom size: beyond these a CPU step takes minutes or more
 # (the memory estimate refuses what does not fit anyway).
 MAX_DIM = 16384
@@ -27,7 +40,7 @@ class Size:
     def label(self) -> str:
         return self.config().label
 
-    def scan_k(self) -> int:
+    def steps_per_call(self) -> int:
         """Steps fused per call (jax.scan, c.ref): enough to amortise the call (about 1 GFLOP per
         call), at least 2, at most 64."""
         f = model_module(self.model).flops_per_step(self.config())
@@ -35,7 +48,7 @@ class Size:
 
     def to_json(self) -> dict:
         return {"model": self.model, "dims": dict(self.dims), "sweep": self.sweep, "label": self.label,
-                "scan_k": self.scan_k()}
+                "steps_per_call": self.steps_per_call()}
 
     @classmethod
     def from_json(cls, d: dict) -> Size:

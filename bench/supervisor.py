@@ -1,7 +1,11 @@
-"""One worker process and its reply channel: start, request with a deadline, kill, stop.
+"""Every process the harness starts, in one place: long-lived children (sweep workers, pipeline
+ranks: bench/sweep/pool.py, bench/pipeline/group.py) and one-shot queries (git, nvidia-smi, a
+framework probe).
 
-A worker that dies, exceeds its deadline, or is asked to stop (the run's stop flag) raises
-WorkerFailure with a status and a one-line reason (the tail of its stderr for a crash).
+A child runs in its own session, so a kill takes its children too; a thread reads its stdout
+lines (one JSON message each, bench/protocol.py) into a queue; its stderr goes to a log whose
+tail explains a death. A child that dies, exceeds its deadline, or is asked to stop raises
+ChildFailure with a status and a one-line reason.
 """
 
 from __future__ import annotations
@@ -15,80 +19,82 @@ import threading
 import time
 from pathlib import Path
 
-from bench import frameworks, protocol
+from bench import protocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class WorkerFailure(Exception):
+class ChildFailure(Exception):
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
 
 
-def worker_env(threads: int, device: str) -> dict[str, str]:
-    """The environment of every worker: the caller's, plus the thread settings, explicitly."""
-    env = {**os.environ, **frameworks.thread_env(threads, device), **frameworks.compile_cache_env()}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """The caller's environment, the repository on the path, unbuffered output, plus `extra`."""
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-class WorkerHandle:
-    """One worker process (its own session, so a kill takes its children too)."""
+def query(args: list[str], timeout_s: float = 30.0) -> tuple[int, str]:
+    """(exit code, stdout) of a short command; (-1, '') when it cannot run or times out."""
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return -1, ""
+    return p.returncode, p.stdout
 
-    def __init__(self, framework: str, threads: int, log_path: Path, device: str, tf32: bool = False) -> None:
-        self.framework = framework
-        self.log_path = log_path
+
+def python_query(code: str, timeout_s: float = 180.0, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """query() of a Python snippet in a fresh interpreter (the parent never imports torch or jax)."""
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s,
+                           env=child_env(env or {}), stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return -1, f"probe failed: {e}"
+    return p.returncode, p.stdout
+
+
+class Child:
+    """One child process and its reply lines. `sink` (shared by a group) receives (tag, line),
+    and (tag, None) at EOF."""
+
+    def __init__(self, module: str, args: list[str], env: dict[str, str], log_path: Path, who: str,
+                 stdin: bool = False, sink: queue.Queue | None = None, tag: object = None) -> None:
+        self.log_path, self.who, self.tag = log_path, who, tag
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", framework, str(threads), device, "tf32" if tf32 else "fp32"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-            env=worker_env(threads, device), cwd=REPO_ROOT, start_new_session=True,
-        )
-        self.replies: queue.Queue = queue.Queue()
+            [sys.executable, "-m", module, *args], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=self.log, env=child_env(env), cwd=REPO_ROOT, start_new_session=True)
+        self.lines: queue.Queue = sink if sink is not None else queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
-            self.replies.put(line)
-        self.replies.put(None)  # EOF: the worker is gone
+            self.lines.put((self.tag, line))
+        self.lines.put((self.tag, None))  # EOF: the child is gone
 
-    def request(self, msg, reply_type, timeout_s: float, stop: threading.Event | None = None):
-        """Send one message, wait for its reply (of reply_type); WorkerFailure if the worker dies,
-        exceeds timeout_s, or the run is stopped meanwhile (the worker is then killed)."""
+    def send(self, msg) -> None:
         try:
             self.proc.stdin.write((protocol.encode(msg) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise WorkerFailure("crashed", self._death()) from None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if stop is not None and stop.is_set():
-                self.kill()
-                raise WorkerFailure("interrupted", "run stopped during this case")
-            try:
-                line = self.replies.get(timeout=max(0.0, min(0.1, deadline - time.monotonic())))
-                break
-            except queue.Empty:
-                if time.monotonic() >= deadline:
-                    self.kill()
-                    raise WorkerFailure("timeout", f"no answer within {timeout_s:g} s; worker killed") from None
-        if line is None:
-            raise WorkerFailure("crashed", self._death())
-        return protocol.decode_reply(reply_type, line)
+            raise ChildFailure("crashed", self.death()) from None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def _death(self) -> str:
+    def death(self) -> str:
+        """How the child ended, with the tail of its stderr."""
         try:
             code = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()
             code = self.proc.returncode
-        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
-        return f"worker {how}; stderr: {self.stderr_tail()}"
+        return f"{self.who} {how_it_ended(code)}; stderr: {self.stderr_tail()}"
 
     def stderr_tail(self, lines: int = 4) -> str:
         self.log.flush()
@@ -113,56 +119,24 @@ class WorkerHandle:
             pass
         self.proc.wait()
 
-    def stop(self) -> None:
-        if self.alive():
-            try:
-                self.proc.stdin.write((protocol.encode(protocol.Exit()) + "\n").encode())
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
+    def close(self) -> None:
         self.kill()
         self.log.close()
 
 
-class WorkerPool:
-    """One live worker per framework, started and greeted on demand, replaced after a failure.
-    A framework that cannot start here fails every later request at once."""
+def how_it_ended(code: int | None) -> str:
+    return f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
 
-    HELLO_TIMEOUT_S = 120.0  # importing a framework (and its first lazy loads) on a cold machine
 
-    def __init__(self, threads: int, device: str, tf32: bool, logs: Path, stop: threading.Event) -> None:
-        self.threads, self.device, self.tf32, self.logs, self.stop = threads, device, tf32, logs, stop
-        self.workers: dict[str, WorkerHandle] = {}
-        self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
-        self.info: dict[str, dict] = {}  # framework -> what its worker reported at hello
-
-    def worker(self, framework: str) -> WorkerHandle:
-        w = self.workers.get(framework)
-        if w is not None and w.alive():
-            return w
-        w = WorkerHandle(framework, self.threads, self.logs / f"{framework}.log",
-                         frameworks.device_of(framework, self.device), self.tf32)
-        self.workers[framework] = w
-        hello = w.request(protocol.Hello(), protocol.HelloReply, self.HELLO_TIMEOUT_S, self.stop)
-        if not hello.ok:
-            raise WorkerFailure("unavailable", hello.error or "framework failed to import")
-        self.info[framework] = hello.info
-        return w
-
-    def ask(self, framework: str, msg, reply_type, timeout_s: float):
-        """A request to the framework's worker; WorkerFailure (the worker is then gone) if it fails."""
-        if framework in self.unavailable:
-            raise WorkerFailure("unavailable", self.unavailable[framework])
+def wait_line(lines: queue.Queue, timeout_s: float, stop: threading.Event | None, killed: str) -> tuple:
+    """The next (tag, line) within timeout_s; ChildFailure on a timeout or a stop request (the
+    caller then kills what `killed` names)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if stop is not None and stop.is_set():
+            raise ChildFailure("interrupted", "run stopped during this case")
         try:
-            return self.worker(framework).request(msg, reply_type, timeout_s, self.stop)
-        except WorkerFailure as f:
-            self.workers.pop(framework).kill()
-            if f.status == "unavailable":
-                self.unavailable[framework] = f.reason
-            raise
-
-    def close(self) -> None:
-        for w in self.workers.values():
-            w.stop()
-        self.workers.clear()
+            return lines.get(timeout=max(0.0, min(0.1, deadline - time.monotonic())))
+        except queue.Empty:
+            if time.monotonic() >= deadline:
+                raise ChildFailure("timeout", f"no answer within {timeout_s:g} s; {killed} killed") from None

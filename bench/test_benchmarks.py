@@ -4,7 +4,7 @@ See bench/conftest.py for --sizes, --impl, --threads and --budget."""
 
 
 def test_step(benchmark, case, request):
-    from bench.pytest_route import bench_case
+    from bench.sweep.pytest_route import bench_case
 
     impl, size = case
     c = request.config

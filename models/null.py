@@ -30,5 +30,5 @@ class NoopStep:
         pass
 
 
-def build(cfg, k: int = 1, device: str = "cpu") -> NoopStep:
+def build(cfg, steps_per_call: int = 1, device: str = "cpu") -> NoopStep:
     return NoopStep()

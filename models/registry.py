@@ -23,6 +23,12 @@ NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
 GPU_FRAMEWORKS = ("torch", "jax")  # their implementations run on the run's device; the others on the CPU
 
 
+def device_for(framework: str, run_device: str) -> str:
+    """Where a framework's implementations run in a run on run_device: torch and jax follow it;
+    NumPy, C and the control stay on the CPU."""
+    return run_device if framework in GPU_FRAMEWORKS else "cpu"
+
+
 @dataclass(frozen=True)
 class Impl:
     name: str  # registry name "<framework>.<mode>", e.g. "torch.eager"
@@ -46,20 +52,28 @@ class Impl:
             return ("cuda",)
         return ("cpu", "cuda") if self.framework in GPU_FRAMEWORKS else ("cpu",)
 
+    def run_device(self, run_device: str) -> str:
+        """Where this implementation runs in a run on run_device (device_for)."""
+        return device_for(self.framework, run_device)
+
     def load(self):
         """The builder function (imports the framework: call it in a worker only)."""
-        module, func = self.target.split(":")
-        return getattr(importlib.import_module(module), func)
+        return load(self.target)
 
-    def unavailable_reason(self) -> str:
-        """'' when every required package is installed, else why not."""
+    def unavailable_reason(self, run_device: str | None = None) -> str:
+        """'' when every required package is installed (and, given a run's device, when it can
+        run there), else why not."""
         requires, probe = NEEDS.get(self.framework, ((), ""))
         missing = [r for r in requires if importlib.util.find_spec(r) is None]
         if missing:
             return f"{', '.join(missing)} not installed (pip install -c constraints.txt -e '.[all]')"
         if probe:
             module, func = probe.split(":")
-            return getattr(importlib.import_module(module), func)()
+            why = getattr(importlib.import_module(module), func)()
+            if why:
+                return why
+        if run_device is not None and self.run_device(run_device) not in self.devices:
+            return f"runs on {', '.join(self.devices)} only; this run is on {run_device} (--device)"
         return ""
 
 
@@ -74,36 +88,21 @@ def _impls(model: str, *lines: tuple) -> dict[str, Impl]:
 FUSED, FLOOR, CUDA = {"fused": True}, {"fused": True, "role": "floor"}, {"cuda_only": True}
 CONTROL = ("null.noop", "models.null:build", {"role": "control"})
 
-REGISTRY: dict[str, dict[str, Impl]] = {
-    "mlp": _impls(
-        "mlp",
-        ("numpy.loop", "numpy_impl:build"),
-        ("torch.eager", "torch_impl:build_eager"),
-        ("torch.compile", "torch_impl:build_compiled"),
-        ("torch.fullgraph", "torch_impl:build_fullgraph"),
-        ("torch.cudagraphs", "torch_impl:build_cudagraphs", CUDA),
-        ("torch.scan", "torch_impl:build_scan", FUSED),
-        ("jax.eager", "jax_impl:build_eager"),
-        ("jax.jit", "jax_impl:build_jit"),
-        ("jax.scan", "jax_impl:build_scan", FUSED),
-        ("c.ref", "c_impl:build_ref", FLOOR),
-        ("c.step", "c_impl:build_step"),
-    ),
-    "gpt": _impls(
-        "gpt",
-        ("numpy.loop", "numpy_impl:build"),
-        ("torch.eager", "torch_impl:build_eager"),
-        ("torch.compile", "torch_impl:build_compiled"),
-        ("torch.fullgraph", "torch_impl:build_fullgraph"),
-        ("torch.cudagraphs", "torch_impl:build_cudagraphs", CUDA),
-        ("torch.scan", "torch_impl:build_scan", FUSED),
-        ("jax.eager", "jax_impl:build_eager"),
-        ("jax.jit", "jax_impl:build_jit"),
-        ("jax.scan", "jax_impl:build_scan", FUSED),
-        ("c.ref", "c_impl:build_ref", FLOOR),
-        ("c.step", "c_impl:build_step"),
-    ),
-}
+# Every model has the same implementations (one file per framework in models/<model>/).
+IMPLEMENTATIONS = (
+    ("numpy.loop", "numpy_impl:build"),
+    ("torch.eager", "torch_impl:build_eager"),
+    ("torch.compile", "torch_impl:build_compiled"),
+    ("torch.fullgraph", "torch_impl:build_fullgraph"),
+    ("torch.cudagraphs", "torch_impl:build_cudagraphs", CUDA),
+    ("torch.scan", "torch_impl:build_scan", FUSED),
+    ("jax.eager", "jax_impl:build_eager"),
+    ("jax.jit", "jax_impl:build_jit"),
+    ("jax.scan", "jax_impl:build_scan", FUSED),
+    ("c.ref", "c_impl:build_ref", FLOOR),
+    ("c.step", "c_impl:build_step"),
+)
+REGISTRY: dict[str, dict[str, Impl]] = {model: _impls(model, *IMPLEMENTATIONS) for model in ("mlp", "gpt")}
 for _model in REGISTRY:  # the control serves every model
     REGISTRY[_model][CONTROL[0]] = Impl(CONTROL[0], _model, CONTROL[1], **CONTROL[2])
 
@@ -113,11 +112,12 @@ class ModelSpec:
     module: str  # the shared truth: Config, init_params, make_batch, flops_per_step, n_params,
     #              memory_bytes, compare, describe, LOSS_RTOL, UPDATE_RTOL
     reference: str  # "module:function" (cfg, steps) -> (losses, params): the float64 truth
+    pipeline: str  # what the pipeline probe needs: CONFIG, TIED, n_units, boundary_shape, reference_grads, stages
 
 
 MODELS: dict[str, ModelSpec] = {
-    "mlp": ModelSpec("models.mlp.model", "models.mlp.numpy_impl:reference"),
-    "gpt": ModelSpec("models.gpt.model", "models.gpt.numpy_impl:reference"),
+    name: ModelSpec(f"models.{name}.model", f"models.{name}.numpy_impl:reference", f"models.{name}.pipeline")
+    for name in ("mlp", "gpt")
 }
 
 
@@ -131,6 +131,17 @@ def model_module(model: str):
     return importlib.import_module(MODELS[model].module)
 
 
+def pipeline_hooks(model: str):
+    """The module holding what the pipeline probe needs of a model (ModelSpec.pipeline)."""
+    return importlib.import_module(MODELS[model].pipeline)
+
+
+def load(target: str):
+    """The object a "module:name" string names."""
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def reference(model: str, cfg, steps: int):
     """The float64 reference run of a model: (losses (steps,), final params)."""
     module, func = MODELS[model].reference.split(":")
@@ -139,6 +150,24 @@ def reference(model: str, cfg, steps: int):
 
 def for_model(model: str) -> list[Impl]:
     return list(REGISTRY[model].values())
+
+
+def select(model: str, text: str, device: str | None = None) -> list[Impl]:
+    """--impl: comma-separated names, or all: every implementation of the model (with a device,
+    every one that can run there or on the CPU). ValueError naming the problem."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; allowed: {', '.join(MODELS)}")
+    allowed = for_model(model)
+    if text == "all":
+        return [i for i in allowed if device is None or device in i.devices or "cpu" in i.devices]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in REGISTRY[model]]
+    if bad or not names:
+        raise ValueError(f"unknown {model} implementation {', '.join(bad) or repr(text)}; allowed: "
+                         f"{', '.join(i.name for i in allowed)}, all")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--impl names an implementation twice: {text}")
+    return [REGISTRY[model][n] for n in names]
 
 
 def register_extra(env: str | None = None) -> None:

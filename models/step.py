@@ -1,7 +1,7 @@
 """The interface every implementation exposes to the harness.
 
-An implementation is a module-level builder `build(cfg, k=1, device="cpu") -> Step`, registered
-in `models.registry` under a name like `torch.eager`. `k` is the number of training steps one
+An implementation is a module-level builder `build(cfg, steps_per_call=1, device="cpu") -> Step`, registered
+in `models.registry` under a name like `torch.eager`. `steps_per_call` is the number of training steps one
 `call()` runs (fused modes use it, the others ignore it); `device` is where frameworks that can
 use a GPU put their tensors (the others ignore it).
 """

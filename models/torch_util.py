@@ -85,11 +85,11 @@ class ScanDriver:
     """K training steps per call through a compiled torch.scan; the carry (parameters and any
     optimizer state) lives here between calls. losses(n) runs a scan n steps long."""
 
-    def __init__(self, body, carry, k: int, device: str) -> None:
+    def __init__(self, body, carry, steps_per_call: int, device: str) -> None:
         self.fn = scan_fn(body)
         self.run = compiled(self.fn, "scan", device)
         self.carry, self.device = carry, device
-        self.xs = torch.zeros(k, 1, device=device)  # only its length matters
+        self.xs = torch.zeros(steps_per_call, 1, device=device)  # only its length matters
 
     def call(self) -> None:
         self.carry, _ = self.run(self.carry, self.xs)

@@ -61,14 +61,14 @@ class Sleeper(NumpyStep):
         time.sleep(SLEEP_S * self.steps_per_call)
 
 
-def build_sleep(cfg: MLPConfig, k: int = 1, device: str = "cpu"):
+def build_sleep(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu"):
     step = _build(Sleeper)(cfg)
-    step.steps_per_call = k
+    step.steps_per_call = steps_per_call
     return step
 
 
 def _build(cls):
-    def build(cfg: MLPConfig, k: int = 1, device: str = "cpu"):
+    def build(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu"):
         base = numpy_build(cfg)
         step = cls.__new__(cls)
         step.__dict__.update(base.__dict__)

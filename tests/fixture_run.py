@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cases import CaseState, case_row
 from bench.results import RunDir
 from bench.schema import SCHEMA_VERSION
-from bench.settings import Settings
 from bench.sizes import mlp
+from bench.sweep.cases import CaseState, case_row
+from bench.sweep.settings import Settings
 from bench.timing import Budget
 from models.mlp.model import MLPConfig, flops_per_step, ops_per_step
 from models.registry import REGISTRY

@@ -11,7 +11,8 @@ from conftest import shared_scope
 from fixture_run import CONTROL_S, PEAK_GFLOPS, TRUTH, WIDTH, make_run, true_time
 from scipy import stats as sps
 
-from bench import analysis, plots, report
+from bench.report import analysis, plots
+from bench.report import render as report
 from bench.results import read_results
 from models.mlp.model import MLPConfig, flops_per_step
 
@@ -154,7 +155,7 @@ def test_analysis_csv_is_the_summary(reported, loaded):
 
 
 def test_report_cli_regenerates_and_refuses_non_runs(reported, tmp_path):
-    from bench.cli import main
+    from bench.commands import main
 
     (reported / "report.md").unlink()
     assert main(["report", str(reported)]) == 0

@@ -51,7 +51,7 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
     gated = df[df["impl"] != "null.noop"]
     assert (gated["loss_rel_err"] < LOSS_RTOL).all() and (gated["update_rel_err"] < UPDATE_RTOL).all()
     assert df.loc[df["impl"] == "null.noop", "loss_rel_err"].isna().all()
-    ks = {s.label: s.scan_k() for s in parse_sizes("1x1x1,4x8x2")}
+    ks = {s.label: s.steps_per_call() for s in parse_sizes("1x1x1,4x8x2")}
     fused = df["impl"].map(lambda n: IMPLS[n].fused)
     scan = df[fused]
     assert set(scan["impl"]) == {"jax.scan", "torch.scan", "c.ref"}

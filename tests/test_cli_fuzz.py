@@ -6,7 +6,7 @@ import io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.cli import main
+from bench.commands import main
 
 OPTIONS = ["--model", "--impl", "--sizes", "--threads", "--rounds", "--budget", "--min-samples",
            "--case-timeout", "--device", "--resume", "--out", "--no-report", "--help"]

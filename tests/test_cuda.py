@@ -8,7 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 
-from bench import frameworks, prepare  # noqa: E402
+from bench import frameworks  # noqa: E402
+from bench.sweep import prepare  # noqa: E402
 from models.gpt.model import GPTConfig  # noqa: E402
 from models.mlp.model import MLPConfig  # noqa: E402
 from models.registry import REGISTRY  # noqa: E402

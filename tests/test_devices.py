@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from fixture_run import make_run
 
-from bench import analysis, devices
-from bench.cases import row_device
-from bench.cli import main
+from bench import devices
+from bench.commands import main
+from bench.report import analysis
 from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ def test_resolve_device():
 
 def test_numpy_c_and_control_stay_on_the_cpu_in_a_gpu_run():
     mlp = REGISTRY["mlp"]
-    on = {n: row_device(i, "cuda") for n, i in mlp.items()}
+    on = {n: i.run_device("cuda") for n, i in mlp.items()}
     assert on["numpy.loop"] == on["c.ref"] == on["c.step"] == on["null.noop"] == "cpu"
     assert on["torch.eager"] == on["torch.compile"] == on["torch.cudagraphs"] == on["jax.scan"] == "cuda"
     assert mlp["torch.cudagraphs"].devices == ("cuda",)

@@ -10,7 +10,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.pipe_schedules import SCHEDULES, hand_order, simulate
+from bench.schedules import SCHEDULES, hand_order, simulate
 from bench.schema import PIPELINE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
 
 
 def no_ranks_left() -> bool:
-    return not [p for p in psutil.process_iter(["cmdline"]) if "bench.pipe_rank" in " ".join(p.info["cmdline"] or [])]
+    return not [p for p in psutil.process_iter(["cmdline"]) if "bench.pipeline.rank" in " ".join(p.info["cmdline"] or [])]
 
 
 @pytest.mark.slow
@@ -118,7 +118,7 @@ def test_a_failing_rank_fails_its_case_only_and_leaves_no_process(fault, status,
 def test_pipeline_report_regenerates_and_refuses_damage(small_run, tmp_path, capsys):
     import shutil
 
-    from bench.cli import main
+    from bench.commands import main
 
     out, _ = small_run
     copy = tmp_path / "copy"

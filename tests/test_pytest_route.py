@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from fixture_run import ROUNDS, make_run
 
-from bench.cli import main
+from bench.commands import main
 from bench.sizes import parse_sizes
 from models.registry import REGISTRY, for_model
 
@@ -42,7 +42,7 @@ def test_route_benchmarks_every_available_impl_with_self_describing_json(bench_j
         assert info["first_call_s"] > 0
         assert b["stats"]["rounds"] >= 10 and len(b["stats"]["data"]) == b["stats"]["rounds"]
         assert b["stats"]["median"] > 0
-        expected_k = size.scan_k() if REGISTRY["mlp"][info["impl"]].fused else 1
+        expected_k = size.steps_per_call() if REGISTRY["mlp"][info["impl"]].fused else 1
         assert info["steps_per_call"] == expected_k
         if info["impl"] != "null.noop":
             assert info["update_rel_err"] < 1e-2

@@ -10,7 +10,7 @@ import pytest
 from conftest import shared_scope
 from fixture_run import make_run
 
-from bench.cli import main
+from bench.commands import main
 
 
 @pytest.fixture(scope=shared_scope)

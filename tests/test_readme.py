@@ -63,9 +63,9 @@ def test_readme_headlines_are_the_committed_report_and_regenerate(run, block, tm
     copy = tmp_path / Path(run).name
     shutil.copytree(ROOT / run, copy, ignore=shutil.ignore_patterns("*.png", "report.md", "analysis.csv"))
     if (copy / "pipeline.csv").is_file():
-        from bench.pipe_report import write_report
+        from bench.report.pipeline import write_report
     else:
-        from bench.report import write_report
+        from bench.report.render import write_report
     assert headlines(write_report(copy).read_text()) == headlines(committed)
 
 

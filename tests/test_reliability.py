@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli import main
+from bench.commands import main
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def test_real_cases_stay_ok_around_the_faults(fault_run):
 @pytest.mark.parametrize("status", list(STATUSES))
 def test_exit_code_is_1_exactly_for_the_failed_statuses(status):
     """A run whose only non-ok row has this status exits 1 for a failure, 0 for ok/unavailable."""
-    from bench.runner import exit_status
+    from bench.sweep.runner import exit_status
 
     want = 1 if status in ("mismatch", "diverged", "error", "crashed", "timeout") else 0
     if status == "interrupted":

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats as sps
 
 from bench import stats
-from bench.cli import DEFAULT_ROUNDS
-from bench.compare import THRESHOLD, verdict
+from bench.report.compare import THRESHOLD, verdict
+from bench.sizes import DEFAULT_ROUNDS
 
 PROCESS_SD = 0.025  # log-scale offset shared by every sample of one worker process
 ROUND_SD = 0.035  # ... and by every sample of one round (in wave 1, several rounds shared a process)

@@ -118,7 +118,7 @@ def test_classes_and_functions_stay_small():
 
 
 @pytest.mark.parametrize("model", list(REGISTRY))
-def test_every_registered_builder_takes_cfg_k_device(model):
+def test_every_registered_builder_takes_cfg_steps_per_call_device(model):
     for impl in REGISTRY[model].values():
         module, func = impl.target.split(":")
         path = ROOT / (module.replace(".", "/") + ".py")
@@ -126,4 +126,4 @@ def test_every_registered_builder_takes_cfg_k_device(model):
         fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func), None)
         assert fn is not None, f"{impl.name}: {impl.target} not found"
         args = [a.arg for a in fn.args.args]
-        assert args[:1] == ["cfg"] and "k" in args and "device" in args, f"{impl.target}({', '.join(args)})"
+        assert args[:1] == ["cfg"] and "steps_per_call" in args and "device" in args, f"{impl.target}({', '.join(args)})"

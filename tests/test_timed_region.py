@@ -47,7 +47,8 @@ PHYSICS_SIZE = "128x1024x2"  # B128-H1024-L2: 1.2 GFLOP per step
 @pytest.fixture(scope="module")
 def peaks():
     """Each framework's matmul peak, measured as a run measures it (smaller n, fewer samples)."""
-    from bench import frameworks, peak
+    from bench import frameworks
+    from bench.sweep import peak
     from bench.timing import Budget
 
     out = {}
@@ -69,8 +70,8 @@ def cpu_impls():
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", cpu_impls(), ids=lambda i: i.name)
 def test_no_step_is_faster_than_half_the_machine_peak(impl, peaks):
-    from bench import prepare
     from bench.sizes import parse_sizes
+    from bench.sweep import prepare
     from bench.timing import Budget, warm_up
     from models.mlp.model import flops_per_step
 

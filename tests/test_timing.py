@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from bench import timing
-from bench.cases import CaseState, case_row
-from bench.settings import Settings
 from bench.sizes import mlp
+from bench.sweep.cases import CaseState, case_row
+from bench.sweep.settings import Settings
 from bench.timing import Budget
 from models.registry import REGISTRY
 
@@ -78,10 +78,9 @@ def test_a_rounds_row_and_the_rounds_it_records():
 
 
 def test_row_device_keeps_cpu_only_frameworks_on_the_cpu():
-    from bench.cases import row_device
-    assert row_device(REGISTRY["mlp"]["torch.eager"], "cuda") == "cuda"
-    assert row_device(REGISTRY["mlp"]["numpy.loop"], "cuda") == "cpu"
-    assert row_device(REGISTRY["mlp"]["torch.eager"], "cpu") == "cpu"
+    assert REGISTRY["mlp"]["torch.eager"].run_device("cuda") == "cuda"
+    assert REGISTRY["mlp"]["numpy.loop"].run_device("cuda") == "cpu"
+    assert REGISTRY["mlp"]["torch.eager"].run_device("cpu") == "cpu"
 
 
 def test_case_row_carries_the_workers_and_the_compilers_facts():
@@ -133,7 +132,7 @@ def test_fold_keeps_the_first_processs_build_and_gate_and_each_processs_samples(
 
 
 def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
-    from bench.cases import RESTORED, restore
+    from bench.sweep.cases import RESTORED, restore
     size = mlp(2, 3, 1, "custom")
     states = [CaseState(REGISTRY["mlp"][name], size) for name in ("jax.scan", "numpy.loop", "torch.eager", "c.step")]
     base = {name: 0.25 for name in RESTORED} | {"size": size.label}

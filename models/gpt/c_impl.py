@@ -40,8 +40,9 @@ class CGPTStep:
     gate = True
     op_unit = "C layer-function calls"
 
-    def __init__(self, cfg: GPTConfig, k: int, gemm_attention: int = GEMM_ATTENTION, source: Path = SOURCE) -> None:
-        self.cfg, self.steps_per_call = cfg, k
+    def __init__(self, cfg: GPTConfig, steps_per_call: int, gemm_attention: int = GEMM_ATTENTION,
+                 source: Path = SOURCE) -> None:
+        self.cfg, self.steps_per_call = cfg, steps_per_call
         self.lib = load(source)
         self.dims = np.array([cfg.batch, cfg.seq_len, cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.vocab, gemm_attention],
                              np.int32)
@@ -58,12 +59,12 @@ class CGPTStep:
         idx, targets = make_batch(cfg)
         self.idx, self.targets = np.ascontiguousarray(idx, np.int64), np.ascontiguousarray(targets, np.int64)  # (B, T)
         self.t = np.zeros(1, np.int32)  # AdamW steps so far
-        self.loss_buf = np.empty(max(k, 1), np.float32)
+        self.loss_buf = np.empty(max(steps_per_call, 1), np.float32)
         self._args = [a.ctypes.data for a in (self.dims, self.hyper, self.flat, self.grads, self.m, self.v, self.acts,
                                                self.dacts, self.idx, self.targets, self.t)]
 
-    def _train(self, k: int, out: np.ndarray) -> None:
-        if self.lib.gpt_train(*self._args, k, out.ctypes.data) != 0:
+    def _train(self, steps: int, out: np.ndarray) -> None:
+        if self.lib.gpt_train(*self._args, steps, out.ctypes.data) != 0:
             raise ValueError(f"gpt_train cannot lay out {self.cfg}")
 
     def call(self) -> None:
@@ -106,9 +107,9 @@ class CGPTStep:
         self.m[...], self.v[...], self.t[...] = 0, 0, 0
 
 
-def build_ref(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> CGPTStep:
-    return CGPTStep(cfg, k)
+def build_ref(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> CGPTStep:
+    return CGPTStep(cfg, steps_per_call)
 
 
-def build_step(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> CGPTStep:
+def build_step(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> CGPTStep:
     return CGPTStep(cfg, 1)

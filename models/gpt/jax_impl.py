@@ -72,18 +72,18 @@ jit_step = jax.jit(adamw_step, static_argnums=3, donate_argnums=0)
 
 
 @partial(jax.jit, static_argnums=(3, 4), donate_argnums=0)
-def scan_steps(state, idx, targets, cfg: GPTConfig, k: int):
-    """k AdamW steps in one call: (state, idx, targets) -> (new state, losses (k,))."""
-    return jax.lax.scan(lambda s, _: adamw_step(s, idx, targets, cfg), state, None, length=k)
+def scan_steps(state, idx, targets, cfg: GPTConfig, steps_per_call: int):
+    """steps_per_call AdamW steps in one call: (state, idx, targets) -> (new state, losses (steps_per_call,))."""
+    return jax.lax.scan(lambda s, _: adamw_step(s, idx, targets, cfg), state, None, length=steps_per_call)
 
 
 class JaxGPTStep:
     gate = True
     op_unit = "jaxpr equations"
 
-    def __init__(self, cfg: GPTConfig, mode: str, k: int = 1) -> None:
+    def __init__(self, cfg: GPTConfig, mode: str, steps_per_call: int = 1) -> None:
         self.cfg, self.mode = cfg, mode
-        self.steps_per_call = k if mode == "scan" else 1
+        self.steps_per_call = steps_per_call if mode == "scan" else 1
         idx, targets = make_batch(cfg)
         self.idx, self.targets = jnp.asarray(idx, jnp.int32), jnp.asarray(targets, jnp.int32)  # (B, T)
         self.reset()
@@ -126,13 +126,13 @@ class JaxGPTStep:
         self.state = (p, [jnp.zeros_like(a) for a in p], [jnp.zeros_like(a) for a in p], jnp.int32(0))
 
 
-def build_eager(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> JaxGPTStep:
+def build_eager(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxGPTStep:
     return JaxGPTStep(cfg, "eager")
 
 
-def build_jit(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> JaxGPTStep:
+def build_jit(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxGPTStep:
     return JaxGPTStep(cfg, "jit")
 
 
-def build_scan(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> JaxGPTStep:
-    return JaxGPTStep(cfg, "scan", k)
+def build_scan(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxGPTStep:
+    return JaxGPTStep(cfg, "scan", steps_per_call)

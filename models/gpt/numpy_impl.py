@@ -341,5 +341,5 @@ class NumpyGPTStep:
         self.state.t = 0
 
 
-def build(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> NumpyGPTStep:
+def build(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> NumpyGPTStep:
     return NumpyGPTStep(cfg)

@@ -205,12 +205,12 @@ class TorchGPTScanStep:
     gate = True
     op_unit = "ATen ops"
 
-    def __init__(self, cfg: GPTConfig, k: int, device: str = "cpu") -> None:
+    def __init__(self, cfg: GPTConfig, steps_per_call: int, device: str = "cpu") -> None:
         self.base = TorchGPTStep(cfg, "eager", device)  # the module, data and initial values
         self.names = list(self.base.p)
         self.decay = [self.base.p[n].dim() >= 2 for n in self.names]
-        self.steps_per_call = k
-        self.driver = ScanDriver(self._body, self._start(), k, device)
+        self.steps_per_call = steps_per_call
+        self.driver = ScanDriver(self._body, self._start(), steps_per_call, device)
         set_call(self, self.driver.call, device)
 
     def _start(self) -> tuple:
@@ -248,24 +248,24 @@ class TorchGPTScanStep:
 FUSED_ADAMW = True  # torch.optim.AdamW(fused=True): CPU and CUDA on torch >= 2.4
 
 
-def build_eager(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTStep:
+def build_eager(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchGPTStep:
     return TorchGPTStep(cfg, "eager", device)
 
 
-def build_compiled(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTStep:
+def build_compiled(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchGPTStep:
     return TorchGPTStep(cfg, "compile", device)
 
 
-def build_fullgraph(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTStep:
+def build_fullgraph(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchGPTStep:
     return TorchGPTStep(cfg, "fullgraph", device)
 
 
-def build_cudagraphs(cfg: GPTConfig, k: int = 1, device: str = "cuda") -> TorchGPTStep:
+def build_cudagraphs(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cuda") -> TorchGPTStep:
     return TorchGPTStep(cfg, "cudagraphs", device)
 
 
-def build_scan(cfg: GPTConfig, k: int = 1, device: str = "cpu") -> TorchGPTScanStep:
-    return TorchGPTScanStep(cfg, k, device)
+def build_scan(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchGPTScanStep:
+    return TorchGPTScanStep(cfg, steps_per_call, device)
 
 
 class GPTStage(nn.Module):

@@ -39,8 +39,8 @@ class CStep:
     gate = True
     op_unit = "C layer-function calls"
 
-    def __init__(self, cfg: MLPConfig, k: int) -> None:
-        self.cfg, self.steps_per_call = cfg, k
+    def __init__(self, cfg: MLPConfig, steps_per_call: int) -> None:
+        self.cfg, self.steps_per_call = cfg, steps_per_call
         self.lib = load()
         self.init = init_params(cfg)
         self.flat0 = np.concatenate([p.ravel() for p in self.init])  # [W0, b0, W1, b1, ...]
@@ -52,13 +52,13 @@ class CStep:
         x, y = make_batch(cfg)
         self.x, self.y = np.ascontiguousarray(x), np.ascontiguousarray(y, np.int64)  # (B, D), (B,)
         self.dims = np.array([b, cfg.d_in, cfg.width, cfg.depth, cfg.classes], np.int32)
-        self.loss_buf = np.empty(max(k, 1), np.float32)
+        self.loss_buf = np.empty(max(steps_per_call, 1), np.float32)
         self._args = [a.ctypes.data for a in (self.dims,)] + [cfg.lr] + [
             a.ctypes.data for a in (self.flat, self.grads, self.acts, self.x, self.y)
         ]
 
-    def _train(self, k: int, out: np.ndarray) -> None:
-        if self.lib.mlp_train(*self._args, k, out.ctypes.data) != 0:
+    def _train(self, steps: int, out: np.ndarray) -> None:
+        if self.lib.mlp_train(*self._args, steps, out.ctypes.data) != 0:
             raise ValueError(f"mlp_train cannot lay out {self.cfg}")
 
     def call(self) -> None:
@@ -86,9 +86,9 @@ class CStep:
         self.flat[...] = self.flat0
 
 
-def build_ref(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> CStep:
-    return CStep(cfg, k)
+def build_ref(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> CStep:
+    return CStep(cfg, steps_per_call)
 
 
-def build_step(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> CStep:
+def build_step(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> CStep:
     return CStep(cfg, 1)

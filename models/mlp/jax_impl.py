@@ -33,23 +33,23 @@ def sgd_step(params, x, y, lr):
 jit_step = jax.jit(sgd_step, donate_argnums=0)
 
 
-@partial(jax.jit, static_argnames="k", donate_argnums=0)
-def scan_steps(params, x, y, lr, k):
-    """k SGD steps in one call: (params, x, y) -> (new params, losses (k,))."""
+@partial(jax.jit, static_argnames="steps_per_call", donate_argnums=0)
+def scan_steps(params, x, y, lr, steps_per_call):
+    """steps_per_call SGD steps in one call: (params, x, y) -> (new params, losses (steps_per_call,))."""
 
     def body(p, _):
         return sgd_step(p, x, y, lr)
 
-    return jax.lax.scan(body, params, None, length=k)
+    return jax.lax.scan(body, params, None, length=steps_per_call)
 
 
 class JaxStep:
     gate = True
     op_unit = "jaxpr equations"
 
-    def __init__(self, cfg: MLPConfig, mode: str, k: int = 1) -> None:
+    def __init__(self, cfg: MLPConfig, mode: str, steps_per_call: int = 1) -> None:
         self.cfg, self.mode = cfg, mode
-        self.steps_per_call = k if mode == "scan" else 1
+        self.steps_per_call = steps_per_call if mode == "scan" else 1
         x, y = make_batch(cfg)
         self.x, self.y = jnp.asarray(x), jnp.asarray(y)  # (B, D), (B,)
         self.lr = jnp.float32(cfg.lr)
@@ -93,13 +93,13 @@ class JaxStep:
         self.p = [jnp.asarray(p) for p in init_params(self.cfg)]
 
 
-def build_eager(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> JaxStep:
+def build_eager(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxStep:
     return JaxStep(cfg, "eager")
 
 
-def build_jit(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> JaxStep:
+def build_jit(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxStep:
     return JaxStep(cfg, "jit")
 
 
-def build_scan(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> JaxStep:
-    return JaxStep(cfg, "scan", k)
+def build_scan(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxStep:
+    return JaxStep(cfg, "scan", steps_per_call)

@@ -169,5 +169,5 @@ class NumpyStep:
             p[...] = p0
 
 
-def build(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> NumpyStep:
+def build(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> NumpyStep:
     return NumpyStep(cfg, init_params(cfg), make_batch(cfg))

@@ -116,11 +116,11 @@ class TorchScanStep:
     gate = True
     op_unit = "ATen ops"
 
-    def __init__(self, cfg: MLPConfig, k: int, device: str = "cpu") -> None:
+    def __init__(self, cfg: MLPConfig, steps_per_call: int, device: str = "cpu") -> None:
         self.base = TorchStep(cfg, "eager", device)  # the module, data and initial values
         self.names = [n for n, _ in self.base.model.named_parameters()]
-        self.steps_per_call = k
-        self.driver = ScanDriver(self._body, self._start(), k, device)
+        self.steps_per_call = steps_per_call
+        self.driver = ScanDriver(self._body, self._start(), steps_per_call, device)
         set_call(self, self.driver.call, device)
 
     def _start(self) -> list[torch.Tensor]:
@@ -150,24 +150,24 @@ class TorchScanStep:
         self.driver.carry = self._start()
 
 
-def build_eager(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchStep:
+def build_eager(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchStep:
     return TorchStep(cfg, "eager", device)
 
 
-def build_compiled(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchStep:
+def build_compiled(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchStep:
     return TorchStep(cfg, "compile", device)
 
 
-def build_fullgraph(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchStep:
+def build_fullgraph(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchStep:
     return TorchStep(cfg, "fullgraph", device)
 
 
-def build_cudagraphs(cfg: MLPConfig, k: int = 1, device: str = "cuda") -> TorchStep:
+def build_cudagraphs(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cuda") -> TorchStep:
     return TorchStep(cfg, "cudagraphs", device)
 
 
-def build_scan(cfg: MLPConfig, k: int = 1, device: str = "cpu") -> TorchScanStep:
-    return TorchScanStep(cfg, k, device)
+def build_scan(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchScanStep:
+    return TorchScanStep(cfg, steps_per_call, device)
 
 
 def pipeline_stages(cfg: MLPConfig, n: int) -> list[tuple[nn.Module, list[tuple[int, torch.Tensor, bool]]]]:

@@ -8,9 +8,10 @@ import re
 
 import numpy as np
 
-from bench.pipe_schedules import SCHEDULES, hand_order, simulate
+from bench.schedules import SCHEDULES, hand_order, simulate
 from bench.stats import log_t_interval
 
+STOPPED = "the probe was stopped before this case was measured"
 ACTION = re.compile(r"^(\d+)(F|B|I|W)(\d+)$")
 OVERLAP = re.compile(r"^\((\w+);(\w+)\)OVERLAP_F_B$")
 NOT_COMPUTE = re.compile(r"^\d+(REDUCE_GRAD|SEND_F|SEND_B|RECV_F|RECV_B|UNSHARD|RESHARD)\d*$")
@@ -20,7 +21,7 @@ def orders_of(res: dict, P: int, M: int) -> tuple[dict, dict] | None:
     """({rank: [(stage, kind, microbatch)]}, {stage: rank}) of a case, or None when its order has
     actions the simulation does not model."""
     sched = SCHEDULES[res["schedule"]]
-    if "order" in res and sched.layout != "one":  # one stage per rank: the textbook order (hand_order)
+    if res.get("order") and sched.layout != "one":  # one stage per rank: the textbook order (hand_order)
         orders = {}
         for r, acts in res["order"].items():
             flat = [a for act in acts for a in OVERLAP.sub(r"\1 \2", act).split()]  # an overlapped F;B: one after the other
@@ -48,14 +49,16 @@ def ideal(res: dict, P: int, M: int, f: dict, b: dict, comm: float) -> float:
         return math.nan
 
 
-def row(settings, run_id: str, name: str, M: int, results: list[dict]) -> dict:
-    """One pipeline.csv row from the case's results of every round."""
+def row(settings, run_id: str, name: str, M: int, results: list[dict], unmeasured: str = "pending") -> dict:
+    """One pipeline.csv row from the case's results of every round so far (protocol.PipeResult as
+    dicts); a case with none yet has the status `unmeasured` (pending, or interrupted)."""
     sched, P, cfg = SCHEDULES[name], settings.stages, settings.config
     ok = [r for r in results if r["status"] == "ok"]
     bad = [r for r in results if r["status"] != "ok"]
     out = {"run_id": run_id, "model": settings.model, "schedule": name, "stages": P,
            "virtual_stages": sched.n_stages(P) // P if sched.kind != "single" else 1, "microbatches": M,
-           "batch": cfg["batch"], "status": bad[0]["status"] if bad else "ok", "error": bad[0]["error"] if bad else "",
+           "batch": cfg["batch"], "status": bad[0]["status"] if bad else ("ok" if ok else unmeasured),
+           "error": bad[0]["error"] if bad else ("" if ok or unmeasured == "pending" else STOPPED),
            "rounds": len(ok), "theory_bubble": sched.theory_bubble(P, M)}
     empty = dict.fromkeys(("step_s", "ci_low_s", "ci_high_s", "stage_f_s", "stage_b_s", "compute_s", "comm_s",
                            "ideal_s", "measured_bubble", "residual_s", "grad_rel_err"), math.nan)
@@ -72,7 +75,7 @@ def row(settings, run_id: str, name: str, M: int, results: list[dict]) -> dict:
         per_rank[r] = per_rank.get(r, 0.0) + chunks * (f[s] + b[s])
     compute = max(per_rank.values())
     best = ideal(ok[0], P, M, f, b, comm)
-    grad = next((r["grad_rel_err"] for r in results if "grad_rel_err" in r), math.nan)
+    grad = next((r["grad_rel_err"] for r in results if r.get("grad_rel_err") is not None), math.nan)
     status = out["status"]
     if status == "ok" and not grad <= settings.grad_rtol:
         status, out["error"] = "mismatch", f"gradient rel. error {grad:.2e} > {settings.grad_rtol:.0e}"

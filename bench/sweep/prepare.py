@@ -33,10 +33,10 @@ class GateResult:
     error: str = ""
 
 
-def build(impl: Impl, cfg, k: int, device: str = "cpu", describe: bool = True) -> Built:
-    """Build the step (k steps per call for fused implementations) and time its first call; with
+def build(impl: Impl, cfg, steps_per_call: int, device: str = "cpu", describe: bool = True) -> Built:
+    """Build the step (steps_per_call steps per call for fused implementations) and time its first call; with
     describe (a case's first build), also count its ops and ask how it runs (graphs, ...)."""
-    step = impl.load()(cfg, k if impl.fused else 1, device)
+    step = impl.load()(cfg, steps_per_call if impl.fused else 1, device)
     t0 = time.perf_counter_ns()
     step.call()
     built = Built(step, (time.perf_counter_ns() - t0) / 1e9)

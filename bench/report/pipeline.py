@@ -106,7 +106,7 @@ def write_report(run_dir: Path) -> Path:
            "round, geometric mean over rounds, t-interval CI); compute: the busiest rank's stages alone, forward and "
            "backward, M microbatches; send: one-way time of one activation; ideal: the schedule's own action order "
            "simulated with those times; residual: step - ideal, the cost of running the schedule (the library's or "
-           "ours); theory bubble: the schedule's formula (bench/pipe_schedules.py); measured bubble: 1 - compute / "
+           "ours); theory bubble: the schedule's formula (bench/schedules.py); measured bubble: 1 - compute / "
            "step.", ""]
     md += [f"*Not drawn: {why}.*" if why else "![pipeline](pipeline.png)", "", table(df), "",
            f"Regenerate: `python -m bench report {run_dir}`.", ""]

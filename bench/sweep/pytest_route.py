@@ -4,45 +4,34 @@ pytest-benchmark users expect)."""
 
 from __future__ import annotations
 
-import os
 import time
 
-from bench import envinfo, frameworks, prepare
-from bench.cases import row_device
+from bench import envinfo, frameworks
 from bench.sizes import parse_sizes
-from models.registry import for_model, get, model_module
+from bench.sweep import prepare
+from models.registry import model_module, select
 
 MIN_ROUNDS, MAX_ROUNDS = 10, 5000
 
 
-def pin_threads(threads: int, device: str = "cpu") -> None:
-    """CPU affinity and the thread variables, before a framework is imported (as every worker)."""
-    frameworks.pin_cpus(threads)
-    os.environ.update({**frameworks.thread_env(threads, device), **frameworks.compile_cache_env()})
-
-
 def cases(impl_text: str, sizes_text: str, model: str = "mlp"):
-    allowed = [i.name for i in for_model(model)]
-    names = allowed if impl_text == "all" else impl_text.split(",")
-    bad = [n for n in names if n not in allowed]
-    if bad:
-        raise ValueError(f"unknown {model} implementation {', '.join(bad)}; allowed: {', '.join(allowed)}, all")
-    return [(get(model, n), z) for z in parse_sizes(sizes_text, model) for n in names]
+    """(implementation, size) pairs; ValueError naming a bad name or size."""
+    impls = select(model, impl_text)
+    return [(i, z) for z in parse_sizes(sizes_text, model) for i in impls]
 
 
 def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str = "cpu", tf32: bool = False) -> None:
     """Build, time the first call, gate, then pytest-benchmark's pedantic mode on step.call."""
     import pytest
 
-    dev = row_device(impl, device)
-    why = impl.unavailable_reason() or (f"runs on {', '.join(impl.devices)} only (--device)"
-                                        if dev not in impl.devices else "")
+    dev = impl.run_device(device)
+    why = impl.unavailable_reason(device)
     if why:
         pytest.skip(why)
     cfg = size.config()
     mod = model_module(size.model)
     _, limits = frameworks.setup(impl.framework, threads, dev, tf32)
-    built = prepare.build(impl, cfg, size.scan_k(), dev)
+    built = prepare.build(impl, cfg, size.steps_per_call(), dev)
     step = built.step
     info = {"loss_rel_err": None, "update_rel_err": None}
     if step.gate:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.cases import CaseState, row_device
+from bench.sweep.cases import CaseState
 
 
 def order(states: list[CaseState], rnd: int) -> list[CaseState]:
@@ -27,8 +27,6 @@ def mark_unavailable(states: list[CaseState], device: str) -> None:
     for st in states:
         if st.status != "pending":
             continue
-        why = st.impl.unavailable_reason()
-        if not why and row_device(st.impl, device) not in st.impl.devices:
-            why = f"runs on {', '.join(st.impl.devices)} only; this run is on {device} (--device)"
+        why = st.impl.unavailable_reason(device)
         if why:
             st.status, st.error = "unavailable", why

@@ -14,8 +14,8 @@ import pandas as pd
 
 from bench import stats
 from bench.schema import SCHEMA_VERSION
-from bench.settings import Settings
 from bench.sizes import Size
+from bench.sweep.settings import Settings
 from bench.timing import per_step_s
 from models.registry import Impl, model_module
 
@@ -76,11 +76,6 @@ class CaseState:
         return self.add_round(rnd, reply.samples_ns, reply.steps_per_call, first, reply.pid)
 
 
-def row_device(impl: Impl, run_device: str) -> str:
-    """Where an implementation runs in a run on run_device: NumPy, C and the control stay on the CPU."""
-    return run_device if run_device in impl.devices else "cpu"
-
-
 def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, workers: dict | None = None) -> dict:
     """The results.csv row of a case, every column of bench/schema.py."""
     cfg = st.size.config()
@@ -94,7 +89,7 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     peak = peaks.get(st.impl.framework, {}).get("gflops")
     return {
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
-        "framework": st.impl.framework, "mode": st.impl.mode, "device": row_device(st.impl, settings.device),
+        "framework": st.impl.framework, "mode": st.impl.mode, "device": st.impl.run_device(settings.device),
         "size": st.size.label, "sweep": st.size.sweep, **mod.describe(cfg),
         "flops_per_step": flops, "other_flops_per_step": mod.other_flops_per_step(cfg),
         "bytes_per_step": mod.bytes_per_step(cfg), "params": mod.n_params(cfg), "threads": settings.threads,

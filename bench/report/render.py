@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import analysis, plots
-from bench.headlines import DEFINITIONS, headlines, us
+from bench.report import analysis, plots
+from bench.report.headlines import DEFINITIONS, headlines, us
 from bench.results import atomic_write
 from bench.tables import median_grid
 

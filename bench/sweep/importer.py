@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from bench import stats
-from bench.cases import CaseState, case_row
 from bench.results import RunDir
 from bench.schema import SCHEMA_VERSION
-from bench.settings import Settings
 from bench.sizes import Size
+from bench.sweep.cases import CaseState, case_row
+from bench.sweep.settings import Settings
 from bench.timing import Budget, call_ns
 from models.registry import REGISTRY, get
 

@@ -8,17 +8,17 @@ remaining cases of that framework.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 
 from bench import envinfo, protocol
-from bench.cases import CaseState, case_row, restore, row_device
 from bench.results import RunDir, read_meta, read_results, read_rounds, read_samples
-from bench.schedule import mark_unavailable, plan
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
-from bench.settings import Settings
-from bench.supervisor import WorkerFailure, WorkerPool
+from bench.supervisor import ChildFailure
+from bench.sweep.cases import CaseState, case_row, restore
+from bench.sweep.plan import mark_unavailable, plan
+from bench.sweep.pool import WorkerPool
+from bench.sweep.settings import Settings
 from bench.timing import Budget
 from models.registry import REGISTRY, get
 
@@ -35,11 +35,11 @@ class Runner:
         self.states = [CaseState(get(settings.model, i), z) for z in settings.sizes for i in settings.impls]
         self.stop = threading.Event()  # set by SIGINT/SIGTERM: finish cleanly, keep what was measured
         if meta is None:
-            meta = {"run_id": run.path.name, "status": "running", "created_utc": _utc(), "finished_utc": None,
+            meta = {"run_id": run.path.name, "status": "running", "created_utc": envinfo.utc_now(), "finished_utc": None,
                     "argv": argv, "settings": settings.to_json(), "machine": envinfo.collect(),
                     "workers": {}, "peaks": {}}
         else:
-            meta.setdefault("resumed", []).append({"utc": _utc(), "argv": argv})
+            meta.setdefault("resumed", []).append({"utc": envinfo.utc_now(), "argv": argv})
             restore(self.states, read_results(run.path), read_samples(run.path), read_rounds(run.path),
                     meta.get("case_info", {}))
         self.meta = meta
@@ -73,11 +73,11 @@ class Runner:
         """One round of one case: a request to its worker, the reply folded into the case."""
         s = self.settings
         msg = protocol.CaseRequest(
-            model=st.impl.model, impl=st.impl.name, device=row_device(st.impl, s.device),
-            config=asdict(st.size.config()), k=st.size.scan_k(), gate=st.status == "pending", budget=asdict(s.budget))
+            model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
+            config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending", budget=asdict(s.budget))
         try:
             reply = self.pool.ask(st.impl.framework, msg, protocol.CaseReply, s.case_timeout_s)
-        except WorkerFailure as f:
+        except ChildFailure as f:
             if f.status != "interrupted" or st.status == "pending":  # finished rounds keep their status
                 st.status, st.error = f.status, f.reason
             return
@@ -102,7 +102,7 @@ class Runner:
             try:
                 reply = self.pool.ask(fw, msg, protocol.PeakReply, self.settings.case_timeout_s)
                 peak = {"error": reply.error} if reply.error else {**reply.result, "peak_rss_mb": reply.peak_rss_mb}
-            except WorkerFailure as f:
+            except ChildFailure as f:
                 peak = {"error": f"{f.status}: {f.reason}"}
             self.meta["peaks"][fw] = peak
 
@@ -141,7 +141,7 @@ class Runner:
                 if st.status == "pending":
                     st.status, st.error = "interrupted", "run stopped before this case was measured"
         self.meta["status"] = "interrupted" if self.stop.is_set() else "complete"
-        self.meta["finished_utc"] = _utc()
+        self.meta["finished_utc"] = envinfo.utc_now()
         self.meta["noise"] = envinfo.noise_end(self.noise)
         self.run_dir.write_results(self.rows())
         if self.meta["status"] == "complete":
@@ -152,7 +152,3 @@ class Runner:
 def exit_status(rows: list[dict]) -> int:
     """0: every row ok or unavailable; 1: finished, but some case failed."""
     return 1 if any(r["status"] in FAILED_STATUSES for r in rows) else 0
-
-
-def _utc() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

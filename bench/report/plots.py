@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench import analysis, frameworks  # noqa: E402
+from bench import frameworks  # noqa: E402
+from bench.report import analysis  # noqa: E402
 
 PLOTS = {
     "step_time": "Step time vs FLOPs per step",

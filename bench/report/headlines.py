@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from bench import analysis
+from bench.report import analysis
 from bench.tables import fmt_us
 
 DEFINITIONS = {

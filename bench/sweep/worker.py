@@ -1,7 +1,7 @@
 """Worker process: runs the cases of one framework. JSON lines in on stdin, JSON lines out
 (bench/protocol.py).
 
-Started by the runner as `python -m bench.worker FRAMEWORK THREADS DEVICE fp32|tf32`. The CPU
+Started by the runner as `python -m bench.sweep.worker FRAMEWORK THREADS DEVICE fp32|tf32`. The CPU
 affinity is set before any framework is imported, then each framework's own thread setting
 (bench/frameworks.py). Anything the framework prints goes to stderr: the reply channel is a
 private copy of the original stdout.
@@ -41,13 +41,13 @@ class Worker:
         return protocol.HelloReply(ok=True, info=info)
 
     def peak(self, msg: protocol.PeakRequest) -> protocol.PeakReply:
-        from bench import peak
+        from bench.sweep import peak
         from bench.timing import Budget
 
         return protocol.PeakReply(result=peak.measure(self.framework, msg.n, Budget(**msg.budget), self.device))
 
     def case(self, msg: protocol.CaseRequest) -> protocol.CaseReply:
-        from bench import prepare
+        from bench.sweep import prepare
         from bench.timing import Budget, sample, warm_up
         from models.registry import get, model_module
 
@@ -57,7 +57,7 @@ class Worker:
         built = self.steps.get((impl.name, cfg))
         if built is None:
             try:
-                built = prepare.build(impl, cfg, msg.k, msg.device, describe=msg.gate)
+                built = prepare.build(impl, cfg, msg.steps_per_call, msg.device, describe=msg.gate)
             except ImportError as e:
                 return protocol.CaseReply(status="unavailable", error=error_line(e))
             out.first_call_s, out.ops_per_step, out.info = built.first_call_s, built.ops_per_step, built.info
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     reply_to = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # framework prints land in stderr, never in the reply channel
     faulthandler.enable()  # a segfault leaves its Python stack in stderr, for the case's reason
-    frameworks.pin_cpus(threads)
+    frameworks.pin_process(threads, device)
     worker = Worker(framework, threads, device, tf32)
     for line in sys.stdin:
         msg = protocol.decode_request(line)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import unit_medians
+from bench.report.analysis import unit_medians
 from bench.results import read_run
 from bench.stats import log_t_interval, welch_log
 

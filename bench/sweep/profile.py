@@ -4,23 +4,21 @@ the implementation's framework's own profiler (bench/profilers.py), in this proc
 from __future__ import annotations
 
 import math
-import os
 
-from bench import frameworks, prepare
-from bench.cases import row_device
+from bench import frameworks
+from bench.sweep import prepare
 from bench.timing import Budget, warm_up
 from models.registry import Impl
 
 
 def profile(impl: Impl, size, threads: int, steps: int, device: str = "cpu") -> tuple[str, list[dict]]:
     """(a header line, rows sorted by time per step). Pins the threads as a worker does first."""
-    frameworks.pin_cpus(threads)
-    os.environ.update({**frameworks.thread_env(threads, device), **frameworks.compile_cache_env()})
-    dev = row_device(impl, device)
+    frameworks.pin_process(threads, device)
+    dev = impl.run_device(device)
     _, keep = frameworks.setup(impl.framework, threads, dev)
-    from bench import profilers
+    from bench.sweep import profilers
 
-    built = prepare.build(impl, size.config(), size.scan_k(), dev)
+    built = prepare.build(impl, size.config(), size.steps_per_call(), dev)
     warm_up(built.step.call, Budget(warmup_s=0.2))
     rows = getattr(profilers, frameworks.get(impl.framework).profiler)(built.step, steps)
     head = (f"{impl.name} {size.label}: {steps} calls of {built.step.steps_per_call} step(s), {threads} thread(s), "

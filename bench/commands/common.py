@@ -1,0 +1,70 @@
+"""What every command shares: one-line usage errors (exit 2), number options, run directories."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import socket
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        raise UsageError(message)
+
+
+def positive(kind, lo, hi, what):
+    """An argparse type: a number of `kind` within lo..hi, else a one-line error naming the option."""
+
+    def conv(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if not (lo <= v <= hi) or (isinstance(v, float) and not math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"{what} must be in {lo}..{hi}, got {text!r}")
+        return v
+
+    return conv
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def default_out(suffix: str = "") -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Path("results") / f"{stamp}_{socket.gethostname()}{suffix}"
+
+
+def check_out(out: Path) -> None:
+    if out.exists():
+        raise UsageError(f"--out {out} already exists; a run directory is never overwritten or reused")
+    probe = out.parent if str(out.parent) else Path(".")
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {probe} is not a writable directory")
+
+
+def given(argv: list[str], options) -> list[str]:
+    """Which of these options the command line names (for --resume, which takes none of them)."""
+    return [o for o in options if any(a == o or a.startswith(o + "=") for a in argv)]
+
+
+def option_strings(group: argparse._ArgumentGroup) -> list[str]:
+    """The long options of an argument group: the settings a resume must not be given again."""
+    return [s for a in group._group_actions for s in a.option_strings if s.startswith("--")]
+
+
+def one_line(text: str) -> str:
+    """Escape what would break the error onto several lines (arguments can hold anything)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -1,0 +1,94 @@
+"""`bench pipeline`: the pipeline-parallel probe (bench/pipeline/)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from bench.commands.common import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    check_out,
+    cores,
+    default_out,
+    given,
+    option_strings,
+    positive,
+)
+from models.registry import MODELS
+
+HELP = "pipeline parallelism on torch.distributed: schedules against theory"
+
+
+def add_arguments(pp) -> None:
+    s = pp.add_argument_group("settings (a resumed probe takes them from its run.json)")
+    s.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    s.add_argument("--stages", type=positive(int, -10**6, 64, "--stages"), default=2, metavar="P",
+                   help="ranks (processes) in the pipeline (default 2)")
+    s.add_argument("--microbatches", default=None,
+                   help="comma-separated M values (default 2,4,8,16; a schedule skips the ones it cannot take)")
+    s.add_argument("--schedules", default="all", help="comma-separated schedule names, or all")
+    s.add_argument("--batch", type=positive(int, 1, 1 << 16, "--batch"), default=None,
+                   help="examples per step (default: the model's probe config, models/<model>/pipeline.py)")
+    s.add_argument("--rounds", type=positive(int, 1, 100, "--rounds"), default=3,
+                   help="rounds, each a fresh process group: the unit of every CI (default 3)")
+    s.add_argument("--steps", type=positive(int, 1, 10**4, "--steps"), default=5, help="timed steps per case and round")
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu: gloo; cuda: NCCL, one GPU per stage")
+    s.add_argument("--case-timeout", type=positive(float, 1, 3600, "--case-timeout"), default=60.0,
+                   help="seconds a rank may wait on its peers (gloo's timeout); a case whose group is silent for "
+                        "twice that plus 60 s is killed")
+    s.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>_pipeline)")
+    pp.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+    pp.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                    help="finish an interrupted probe: only its missing (case, round) pairs, with its run.json settings")
+    pp.set_defaults(settings_options=option_strings(s))
+
+
+def make_probe(args):
+    from bench.pipeline.probe import Probe
+    from bench.pipeline.settings import new_settings
+    from bench.results import RunDir
+    from bench.schema import SchemaError
+
+    if args.resume is not None:
+        repeated = given(args.argv, args.settings_options)
+        if repeated:
+            raise UsageError(f"--resume takes its settings from run.json; do not combine it with {', '.join(repeated)}")
+        try:
+            return Probe.resume(RunDir(args.resume), sys.argv[:])
+        except SchemaError as e:
+            raise UsageError(f"--resume {args.resume}: {e}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise UsageError(f"--resume {args.resume}: run.json or pipeline_results.jsonl is damaged ({e})") from None
+    try:
+        s = new_settings(args.model, args.batch, args.stages, args.microbatches, args.schedules, args.rounds,
+                         args.steps, args.device, args.case_timeout, cores())
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    out = args.out or default_out("_pipeline")
+    check_out(out)
+    out.mkdir(parents=True)
+    for n in s.notes:
+        print(f"note: {n}", file=sys.stderr)
+    return Probe(s, RunDir(out), sys.argv[:])
+
+
+def run(args) -> int:
+    probe = make_probe(args)
+    signal.signal(signal.SIGINT, lambda *_: probe.stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: probe.stop.set())
+    print(f"run directory: {probe.path}", file=sys.stderr)
+    rows = probe.run(lambda d, r: print(f"round {r + 1}: {d}", file=sys.stderr))
+    if probe.meta["status"] == "interrupted":
+        print(f"interrupted; what was measured is in {probe.path}; finish it with: "
+              f"python -m bench pipeline --resume {probe.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.no_report:
+        from bench.report import pipeline
+
+        print(f"report: {pipeline.write_report(probe.path)}", file=sys.stderr)
+    print(f"results: {probe.path / 'pipeline.csv'}", file=sys.stderr)
+    return EXIT_FAILURES if any(r["status"] != "ok" for r in rows) else EXIT_OK

@@ -1,0 +1,113 @@
+"""`bench run`: measure every implementation at every size and write a run directory."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from bench.commands.common import (
+    EXIT_INTERRUPTED,
+    UsageError,
+    check_out,
+    cores,
+    default_out,
+    given,
+    option_strings,
+    positive,
+)
+from bench.sizes import DEFAULT_BUDGET_S, DEFAULT_ROUNDS, QUICK_BUDGET_S, QUICK_ROUNDS
+from bench.timing import Budget
+from models.registry import MODELS
+
+HELP = "run the benchmark and write a run directory"
+
+
+def add_arguments(r) -> None:
+    n = cores()
+    s = r.add_argument_group("settings (a resumed run takes them from its run.json)")
+    s.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    s.add_argument("--impl", default="all", help="comma-separated implementation names, or all")
+    s.add_argument("--sizes", default="default",
+                   help="quick | default | gpu | custom: BxHxL,... (mlp) or BxTxCxLxNH,... (gpt)")
+    s.add_argument("--threads", type=positive(int, 1, n, "--threads"), default=n,
+                   help=f"threads for every framework (default: all {n} cores)")
+    s.add_argument("--rounds", type=positive(int, 1, 100, "--rounds"), default=None,
+                   help=f"rounds, each in fresh worker processes: the unit of every CI and test "
+                        f"(default {DEFAULT_ROUNDS}; quick {QUICK_ROUNDS})")
+    s.add_argument("--budget", type=positive(float, 0.001, 600, "--budget"), default=None,
+                   help=f"sampling seconds per case and round (default {DEFAULT_BUDGET_S}; quick {QUICK_BUDGET_S})")
+    s.add_argument("--min-samples", type=positive(int, 1, 10**6, "--min-samples"), default=Budget.min_samples,
+                   help=f"timed calls per case and round at least, whatever the time (default {Budget.min_samples})")
+    s.add_argument("--case-timeout", type=positive(float, 1, 86400, "--case-timeout"), default=600.0,
+                   help="seconds one case may take (build, compile, gate, samples) before its worker is killed")
+    s.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>)")
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="cpu (default), cuda, or auto (cuda when torch or jax sees a GPU); NumPy and C stay on the CPU")
+    s.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA for torch and jax (default: strict fp32)")
+    r.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+    r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="finish an interrupted run: only its missing rounds, with the settings in its run.json")
+    r.set_defaults(settings_options=option_strings(s))
+
+
+def make_runner(args):
+    """A new run (settings from the options) or a resumed one (settings from its run.json)."""
+    from bench.results import RunDir
+    from bench.schema import SchemaError
+    from bench.sweep.runner import Runner
+    from bench.sweep.settings import new_settings
+
+    if args.resume is not None:
+        repeated = given(args.argv, args.settings_options)
+        if repeated:
+            raise UsageError(f"--resume takes its settings from run.json; do not combine it with {', '.join(repeated)}")
+        try:
+            return Runner.resume(RunDir(args.resume), sys.argv[:])
+        except SchemaError as e:
+            raise UsageError(f"--resume {args.resume}: {e}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise UsageError(f"--resume {args.resume}: run.json or results.csv is damaged ({e})") from None
+    try:
+        settings = new_settings(args.model, args.impl, args.sizes, args.threads, args.rounds, args.budget,
+                                args.min_samples, args.case_timeout, args.device, args.tf32)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    out = args.out or default_out()
+    check_out(out)
+    try:
+        run = RunDir.create(out)
+    except OSError as e:
+        raise UsageError(f"--out {out}: {e.strerror or e}") from None
+    return Runner(settings, run, sys.argv[:])
+
+
+def run(args) -> int:
+    from bench.sweep import progress
+    from bench.sweep.runner import exit_status
+
+    runner = make_runner(args)
+
+    def stop(signum, frame):  # finish the current write, stop the worker, keep everything
+        runner.stop.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print(f"run directory: {runner.run_dir.path}", file=sys.stderr)
+    commit = runner.meta["machine"].get("git_commit") or ""
+    if commit.endswith("-dirty"):
+        print("warning: the tree has uncommitted changes; this run will not be reproducible from a commit "
+              "(run.json and the report say so)", file=sys.stderr)
+    with progress.Bar() as bar:
+        rows = runner.run(bar.update)
+    if runner.meta["status"] == "interrupted":
+        print(f"interrupted; what was measured is in {runner.run_dir.path}; "
+              f"finish it with: python -m bench run --resume {runner.run_dir.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.summary(rows)
+    if not args.no_report:
+        from bench.report import render
+
+        print(f"report: {render.write_report(runner.run_dir.path)}", file=sys.stderr)
+    print(f"results: {runner.run_dir.results_path}", file=sys.stderr)
+    return exit_status(rows)

@@ -1,0 +1,132 @@
+"""`bench pipeline`: the pipeline-parallel probe on torch.distributed.
+
+Each round starts P fresh rank processes (bench/pipeline/group.py) and runs every case
+(schedule x microbatches) in them; a round is the unit of replication. A rank that crashes or
+hangs fails its case with the reason: the whole group is killed and a new group runs the
+remaining cases. Every finished (case, round) is on disk at once: its raw result appended to
+pipeline_results.jsonl, its steps to pipeline_samples.csv, and pipeline.csv rewritten; a stopped
+probe is finished by `bench pipeline --resume DIR`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import asdict
+
+from bench import envinfo, protocol
+from bench.pipeline.group import Group
+from bench.pipeline.rows import row
+from bench.pipeline.settings import PipelineSettings, cases
+from bench.results import append_csv, append_line, atomic_write, read_meta
+from bench.schema import PIPELINE_COLUMNS, PIPELINE_SAMPLE_COLUMNS, SCHEMA_VERSION, SchemaError
+
+FAILING = ("timeout", "crashed", "error")  # a case that ends so is not run again in later rounds
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (bind to port 0, read what the OS gave)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Probe:
+    """The rounds of one probe directory, new or resumed; `stop` (set by SIGINT) ends it cleanly."""
+
+    def __init__(self, s: PipelineSettings, run_dir, argv: list[str], meta: dict | None = None) -> None:
+        self.s, self.path, self.stop = s, run_dir.path, threading.Event()
+        self.results: list[dict] = []  # protocol.PipeResult dicts, every finished (case, round)
+        if meta is None:
+            meta = {"run_id": self.path.name, "kind": "pipeline", "status": "running",
+                    "created_utc": envinfo.utc_now(), "argv": argv, "settings": asdict(s),
+                    "machine": envinfo.collect(), "noise": {}}
+            append_csv(self.path / "pipeline_samples.csv", [tuple(PIPELINE_SAMPLE_COLUMNS)])
+        else:
+            meta.setdefault("resumed", []).append({"utc": envinfo.utc_now(), "argv": argv})
+            self.results = [json.loads(line) for line in (self.path / "pipeline_results.jsonl").read_text().splitlines()]
+        self.meta, self.run_dir = meta, run_dir
+        (self.path / "logs").mkdir(exist_ok=True)
+
+    @classmethod
+    def resume(cls, run_dir, argv: list[str]) -> Probe:
+        """SchemaError when the directory is not an unfinished probe."""
+        meta = read_meta(run_dir.path)
+        if meta.get("kind") != "pipeline":
+            raise SchemaError(f"{run_dir.path} is not a pipeline probe")
+        if meta.get("status") == "complete":
+            raise SchemaError(f"{run_dir.path} is complete; nothing to resume")
+        if not (run_dir.path / "pipeline_results.jsonl").is_file():
+            raise SchemaError(f"{run_dir.path} has no pipeline_results.jsonl to continue")
+        return cls(PipelineSettings(**meta["settings"]), run_dir, argv, meta)
+
+    def done(self) -> set[tuple[str, int, int]]:
+        return {(r["schedule"], r["microbatches"], r["round"]) for r in self.results}
+
+    def failed(self) -> set[tuple[str, int]]:
+        return {(r["schedule"], r["microbatches"]) for r in self.results if r["status"] in FAILING}
+
+    def run(self, progress=None) -> list[dict]:
+        """Every (case, round) not yet on disk; then the final files. Returns pipeline.csv's rows."""
+        self.meta["status"] = "running"
+        noise = envinfo.noise_start()
+        self.run_dir.write_meta(self.meta)
+        self.write_table()
+        for rnd in range(self.s.rounds):
+            if self.stop.is_set():
+                break
+            self.run_round(rnd, progress)
+        stopped = self.stop.is_set()
+        self.meta.update(status="interrupted" if stopped else "complete", finished_utc=envinfo.utc_now(),
+                         noise=envinfo.noise_end(noise))
+        rows = self.write_table("interrupted" if stopped else "pending")
+        self.run_dir.write_meta(self.meta)
+        return rows
+
+    def run_round(self, rnd: int, progress) -> None:
+        """The round's cases not done or failed before, in groups of fresh processes; a failure
+        kills the group, a new one runs the rest."""
+        todo = [c for c in cases(self.s) if c not in self.failed() and (*c, rnd) not in self.done()]
+        while todo and not self.stop.is_set():
+            group = Group(self.specs(todo, rnd), self.path / "logs")
+            try:
+                while todo:
+                    name, m = todo.pop(0)
+                    if progress:
+                        progress(f"{name} M={m}", rnd)
+                    res = group.next_result(2 * self.s.timeout_s + (60 if self.s.timeout_s >= 30 else 5), self.stop)
+                    if res.status == "interrupted":
+                        return
+                    self.record({**asdict(res), "schedule": name, "microbatches": m, "round": rnd})
+                    if res.status in FAILING:
+                        break
+            finally:
+                group.kill()
+
+    def specs(self, todo: list[tuple[str, int]], rnd: int) -> list[protocol.RankSpec]:
+        init = f"tcp://127.0.0.1:{free_port()}"
+        run = tuple(protocol.PipeCase(name, m, rnd, rnd == 0, self.s.steps) for name, m in todo)
+        return [protocol.RankSpec(r, self.s.stages, self.s.model, self.s.config, self.s.device, self.s.timeout_s,
+                                  init, run) for r in range(self.s.stages)]
+
+    def record(self, res: dict) -> None:
+        """One finished (case, round) on disk: its raw result, its steps, the table."""
+        self.results.append(res)
+        append_line(self.path / "pipeline_results.jsonl", json.dumps(res))
+        if res["status"] == "ok":
+            append_csv(self.path / "pipeline_samples.csv", [
+                (SCHEMA_VERSION, res["schedule"], res["microbatches"], res["round"], i, ns)
+                for i, ns in enumerate(res["step_ns"])])
+        self.write_table()
+
+    def write_table(self, unmeasured: str = "pending") -> list[dict]:
+        import pandas as pd
+
+        rows = [row(self.s, self.path.name, name, m,
+                    [r for r in self.results if (r["schedule"], r["microbatches"]) == (name, m)], unmeasured)
+                for name, m in cases(self.s)]
+        df = pd.DataFrame(rows, columns=[c for c in PIPELINE_COLUMNS if c != "schema_version"])
+        df.insert(0, "schema_version", SCHEMA_VERSION)
+        atomic_write(self.path / "pipeline.csv", df.to_csv(index=False))
+        return rows

@@ -1,0 +1,94 @@
+"""A pipeline probe's settings: what it runs (cases), and the checks that refuse what cannot run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.schedules import SCHEDULES
+from models.registry import model_module, pipeline_hooks
+
+
+@dataclass
+class PipelineSettings:
+    model: str
+    config: dict
+    stages: int
+    microbatches: list[int]
+    schedules: list[str]
+    rounds: int
+    steps: int  # timed steps per case and round
+    device: str = "cpu"
+    timeout_s: float = 60.0  # gloo's own timeout; a case gets twice that before its group is killed
+    grad_rtol: float = 1e-2  # the gate: the model's UPDATE_RTOL (an SGD update is lr x the gradient)
+    notes: list[str] = field(default_factory=list)
+
+
+def cases(s: PipelineSettings) -> list[tuple[str, int]]:
+    """(schedule, M) pairs: one-process once (M does not apply), the others at every M they take."""
+    out, batch = [], s.config["batch"]
+    for name in s.schedules:
+        fewest = SCHEDULES[name].fewest_microbatches(s.stages)
+        ms = [1] if name == "one-process" else [m for m in s.microbatches if m >= fewest and batch % m == 0]
+        out += [(name, m) for m in ms]
+    return out
+
+
+def validate(model: str, config: dict, P: int, ms: list[int], names: list[str], device: str, cores: int,
+             gpus: int = 0, explicit_ms: bool = True) -> list[str]:
+    """ValueError (one line) for settings that cannot run; else notes worth recording. With the
+    default microbatch list (explicit_ms False) a schedule skips the M values it cannot take."""
+    notes = [f"--stages {P} exceeds the {cores} cores: ranks share CPUs"] if P > cores else []
+    if P < 1:
+        raise ValueError(f"--stages {P}: need at least 1")
+    unknown = [n for n in names if n not in SCHEDULES]
+    if unknown:
+        raise ValueError(f"unknown schedule {', '.join(unknown)}; allowed: {', '.join(SCHEDULES)}")
+    cfg = model_module(model).Config(**config)
+    units = pipeline_hooks(model).n_units(cfg)
+    for n in names:
+        need = SCHEDULES[n].n_stages(P)
+        if need > units:
+            raise ValueError(f"{n} needs {need} stages for --stages {P}; the {model} has {units} to split")
+        fewest = SCHEDULES[n].fewest_microbatches(P)
+        low = [m for m in ms if m < fewest]
+        if low and explicit_ms:
+            raise ValueError(f"{n} needs at least {fewest} microbatches with --stages {P}: --microbatches {low[0]}")
+        if low:
+            notes.append(f"{n} needs at least {fewest} microbatches with {P} stages: M = "
+                         f"{', '.join(map(str, low))} not run")
+    bad = [m for m in ms if m < 1 or cfg.batch % m]
+    if bad and (explicit_ms or len(bad) == len(ms)):
+        raise ValueError(f"--microbatches {bad[0]}: must divide the batch {cfg.batch}")
+    if bad:
+        notes.append(f"M = {', '.join(map(str, bad))} does not divide the batch {cfg.batch}: not run")
+    if device == "cuda" and gpus < max(P, 2):
+        raise ValueError(f"--device cuda needs one GPU per stage and this machine has {gpus}: a single GPU "
+                         "is not a pipeline (NCCL runs where torch sees at least --stages GPUs, at least 2)")
+    return notes
+
+
+def gpu_count() -> int:
+    """GPUs torch sees (asked in a subprocess: this process never imports torch)."""
+    from bench.supervisor import python_query
+
+    code, out = python_query("import torch; print(torch.cuda.device_count())", 300)
+    return int(out.strip() or 0) if code == 0 else 0
+
+
+def new_settings(model: str, batch: int | None, stages: int, microbatches: str | None, schedules: str, rounds: int,
+                 steps: int, device: str, timeout_s: float, cores: int) -> PipelineSettings:
+    """The settings of a new probe from the command's options; ValueError naming the problem."""
+    from models.registry import MODELS
+
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; allowed: {', '.join(MODELS)}")
+    config = dict(pipeline_hooks(model).CONFIG, **({"batch": batch} if batch else {}))
+    names = list(SCHEDULES) if schedules == "all" else [n.strip() for n in schedules.split(",")]
+    try:
+        ms = [int(m) for m in (microbatches or "2,4,8,16").split(",")]
+    except ValueError:
+        raise ValueError(f"--microbatches takes whole numbers, got {microbatches!r}") from None
+    gpus = gpu_count() if device == "cuda" else 0
+    notes = validate(model, config, stages, ms, names, device, cores, gpus, explicit_ms=microbatches is not None)
+    return PipelineSettings(model, config, stages, ms, names, rounds, steps, device, timeout_s=timeout_s,
+                            grad_rtol=model_module(model).UPDATE_RTOL, notes=notes)

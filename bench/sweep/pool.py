@@ -1,0 +1,87 @@
+"""The sweep's workers: one child process per framework (bench/sweep/worker.py), a request and its
+reply with a deadline, replaced after a failure."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+from bench import frameworks, protocol
+from bench.supervisor import Child, ChildFailure, wait_line
+from models.registry import device_for
+
+
+class WorkerHandle(Child):
+    """One sweep worker (bench/sweep/worker.py): a request, then its reply, with a deadline."""
+
+    def __init__(self, framework: str, threads: int, log_path: Path, device: str, tf32: bool = False) -> None:
+        env = {**frameworks.thread_env(threads, device), **frameworks.compile_cache_env()}
+        super().__init__("bench.sweep.worker", [framework, str(threads), device, "tf32" if tf32 else "fp32"], env,
+                         log_path, "worker", stdin=True)
+        self.framework = framework
+
+    def request(self, msg, reply_type, timeout_s: float, stop: threading.Event | None = None):
+        """Send one message, wait for its reply (of reply_type); ChildFailure if the worker dies,
+        exceeds timeout_s, or the run is stopped meanwhile (the worker is then killed)."""
+        self.send(msg)
+        try:
+            _, line = wait_line(self.lines, timeout_s, stop, "worker")
+        except ChildFailure:
+            self.kill()
+            raise
+        if line is None:
+            raise ChildFailure("crashed", self.death())
+        return protocol.decode_reply(reply_type, line)
+
+    def stop(self) -> None:
+        if self.alive():
+            try:
+                self.send(protocol.Exit())
+                self.proc.wait(timeout=10)
+            except (ChildFailure, subprocess.TimeoutExpired):
+                pass
+        self.close()
+
+
+class WorkerPool:
+    """One live worker per framework, started and greeted on demand, replaced after a failure.
+    A framework that cannot start here fails every later request at once."""
+
+    HELLO_TIMEOUT_S = 120.0  # importing a framework (and its first lazy loads) on a cold machine
+
+    def __init__(self, threads: int, device: str, tf32: bool, logs: Path, stop: threading.Event) -> None:
+        self.threads, self.device, self.tf32, self.logs, self.stop = threads, device, tf32, logs, stop
+        self.workers: dict[str, WorkerHandle] = {}
+        self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
+        self.info: dict[str, dict] = {}  # framework -> what its worker reported at hello
+
+    def worker(self, framework: str) -> WorkerHandle:
+        w = self.workers.get(framework)
+        if w is not None and w.alive():
+            return w
+        w = WorkerHandle(framework, self.threads, self.logs / f"{framework}.log",
+                         device_for(framework, self.device), self.tf32)
+        self.workers[framework] = w
+        hello = w.request(protocol.Hello(), protocol.HelloReply, self.HELLO_TIMEOUT_S, self.stop)
+        if not hello.ok:
+            raise ChildFailure("unavailable", hello.error or "framework failed to import")
+        self.info[framework] = hello.info
+        return w
+
+    def ask(self, framework: str, msg, reply_type, timeout_s: float):
+        """A request to the framework's worker; ChildFailure (the worker is then gone) if it fails."""
+        if framework in self.unavailable:
+            raise ChildFailure("unavailable", self.unavailable[framework])
+        try:
+            return self.worker(framework).request(msg, reply_type, timeout_s, self.stop)
+        except ChildFailure as f:
+            self.workers.pop(framework).kill()
+            if f.status == "unavailable":
+                self.unavailable[framework] = f.reason
+            raise
+
+    def close(self) -> None:
+        for w in self.workers.values():
+            w.stop()
+        self.workers.clear()
