@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.schema import (
+    ADDED_IN,
+    LEGACY_ROLES,
     RESULT_COLUMNS,
     ROUND_COLUMNS,
     SAMPLE_COLUMNS,
@@ -154,7 +156,10 @@ def read_table(f: Path, columns: dict[str, str]) -> pd.DataFrame:
         raise SchemaError(f"{f} is empty (not even a header)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as e:
         raise SchemaError(f"{f} is not a readable CSV ({str(e).splitlines()[0]})") from None
-    missing, extra = [c for c in columns if c not in df.columns], [c for c in df.columns if c not in columns]
+    versions = {_int_or(v) for v in df["schema_version"].unique()} if "schema_version" in df.columns else set()
+    older = {c for c, v in ADDED_IN.items() if all(isinstance(x, int) and x < v for x in versions) and versions}
+    missing = [c for c in columns if c not in df.columns and c not in older]
+    extra = [c for c in df.columns if c not in columns]
     if missing or extra:
         raise SchemaError(f"{f}: columns differ from schema {SCHEMA_VERSION}: missing {missing}, unknown {extra}")
     for v in df["schema_version"].unique():
@@ -198,6 +203,11 @@ def read_results(path: Path) -> pd.DataFrame:
             r = empty.iloc[0]
             raise SchemaError(f"{f}: ok row {r['impl']} {r['size']} has no {col} (truncated?)")
     df["noisy"] = df["noisy"].astype(str).eq("True")
+    if "role" not in df.columns:  # an older schema: the roles of its harness, not today's registry
+        fused = df["steps_per_call"].fillna(1) > 1
+        df.insert(list(RESULT_COLUMNS).index("role"), "role",
+                  [LEGACY_ROLES.get(i, "fused" if f else "") for i, f in zip(df["impl"], fused, strict=True)])
+    df["role"] = df["role"].fillna("")
     return df
 
 
@@ -216,10 +226,12 @@ def read_rounds(path: Path) -> pd.DataFrame:
     return read_table(Path(path) / "rounds.csv", ROUND_COLUMNS)
 
 
-def read_run(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """(results, rounds, samples, meta), checked against each other: every ok row has its rounds."""
+def read_run(path: Path, samples: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, dict]:
+    """(results, rounds, samples, meta), checked against each other: every ok row has its rounds.
+    samples=False: the raw samples are not read (a report does not need them); None in their place."""
     meta = read_meta(path)
-    results, rounds, samples = read_results(path), read_rounds(path), read_samples(path)
+    results, rounds = read_results(path), read_rounds(path)
+    samples = read_samples(path) if samples else None
     have = set(zip(rounds["impl"], rounds["size"], strict=True))
     for r in results[results["status"] == "ok"].itertuples():
         if (r.impl, r.size) not in have:

@@ -96,18 +96,17 @@ def simulate(orders: dict[int, list[tuple[int, str, int]]], n_stages: int, f: di
     while any(pos[r] < len(orders[r]) for r in orders):
         progressed = False
         for r in orders:
-            if pos[r] >= len(orders[r]):
-                continue
-            s, kind, m = orders[r][pos[r]]
-            ready = _ready(s, kind, m, done, n_stages, comm, rank_of, r)
-            if ready is None:
-                continue
-            start = max(free[r], ready)
-            free[r] = done[(s, kind, m)] = start + dur[kind][s]
-            if kind == "B":
-                done[(s, "I", m)] = done[(s, kind, m)]
-            pos[r] += 1
-            progressed = True
+            while pos[r] < len(orders[r]):  # each rank as far as its inputs allow
+                s, kind, m = orders[r][pos[r]]
+                ready = _ready(s, kind, m, done, n_stages, comm, rank_of, r)
+                if ready is None:
+                    break
+                start = max(free[r], ready)
+                free[r] = done[(s, kind, m)] = start + dur[kind][s]
+                if kind == "B":
+                    done[(s, "I", m)] = done[(s, kind, m)]
+                pos[r] += 1
+                progressed = True
         if not progressed:
             raise ValueError("the action orders deadlock")
     return max(free.values())
@@ -127,3 +126,24 @@ def _ready(s, kind, m, done, n_stages, comm, rank_of, r):
             return None
         t = max(t, done[d] + (comm if rank_of[d[0]] != r else 0.0))
     return t
+
+
+def interleaved_order(rank: int, P: int, M: int, v: int) -> list[tuple[int, str, int]]:
+    """Megatron-LM's interleaved 1F1B on one rank (v model chunks: stages rank, rank + P, ...;
+    M a multiple of P): (stage, F|B, microbatch) actions. Warm-up (P - rank - 1) 2 + (v - 1) P
+    forwards, then one forward and one backward in turn, then the remaining backwards; the k-th
+    forward runs chunk (k mod P v) // P on microbatch (k // P v) P + k mod P, the backwards visit
+    the chunks in reverse."""
+    total = M * v
+    warm = min((P - rank - 1) * 2 + (v - 1) * P, total)
+
+    def action(k: int, kind: str) -> tuple[int, str, int]:
+        chunk = (k % (P * v)) // P
+        if kind == "B":
+            chunk = v - 1 - chunk
+        return chunk * P + rank, kind, (k // (P * v)) * P + k % P
+
+    order = [action(k, "F") for k in range(warm)]
+    for k in range(total - warm):
+        order += [action(k + warm, "F"), action(k, "B")]
+    return order + [action(k, "B") for k in range(total - warm, total)]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3  # 2: gpt columns seq_len, heads, vocab; 3: per-process statistics, rounds.csv
+SCHEMA_VERSION = 4  # 2: gpt columns seq_len, heads, vocab; 3: per-process statistics, rounds.csv; 4: role
+READABLE_VERSIONS = (3, 4)  # a schema-3 run reads as schema 4 with the roles of that harness (LEGACY_ROLES)
+# The roles every schema-3 harness gave (its registry's, frozen here): an old run reports the same
+# whatever today's registry says. Rows with steps_per_call > 1 and no other role were fused.
+LEGACY_ROLES = {"c.ref": "floor", "null.noop": "control"}
+ADDED_IN = {"role": 4}  # result columns and the version that added them
 
 # results.csv: one row per case (implementation x size). Each round of a case runs in its own
 # worker process; median_s, its CI and the noisy flag come from the per-process medians
@@ -14,6 +19,7 @@ RESULT_COLUMNS: dict[str, str] = {
     "impl": "registry name, e.g. torch.eager",
     "framework": "the worker that ran it: numpy, torch, jax, c, null",
     "mode": "loop (numpy), eager, compile, fullgraph, cudagraphs, scan (torch), eager, jit, scan (jax), ref, step (c), noop (null)",
+    "role": "floor (the bare reference every overhead is measured against: c.ref), control (the harness's own cost: null.noop), fused (K steps per call), or empty; recorded when the run is made",
     "device": "cpu or cuda: where the implementation ran (NumPy, C and the control stay on the CPU)",
     "size": "size label, e.g. B64-H256-L2",
     "sweep": "width, depth or custom: which sweep the size belongs to",
@@ -136,7 +142,7 @@ STATUSES: dict[str, str] = {
     "interrupted": "the run was stopped before this case finished",
 }
 # Columns that hold text (every other column of the three tables is numeric, or the bool `noisy`).
-TEXT_COLUMNS = ("run_id", "model", "impl", "framework", "mode", "device", "size", "sweep", "status", "error",
+TEXT_COLUMNS = ("run_id", "model", "impl", "framework", "mode", "role", "device", "size", "sweep", "status", "error",
                 "noisy_reason", "framework_op", "schedule")
 FAILED_STATUSES = ("mismatch", "diverged", "error", "crashed", "timeout")
 
@@ -146,11 +152,12 @@ class SchemaError(ValueError):
 
 
 def check_version(found: object, what: str) -> None:
-    if found == SCHEMA_VERSION:
+    if found in READABLE_VERSIONS:
         return
     if isinstance(found, int) and found > SCHEMA_VERSION:
         raise SchemaError(f"{what} has schema version {found}, from a newer harness; this one reads {SCHEMA_VERSION}")
-    raise SchemaError(f"{what} has schema version {found!r}; this harness reads {SCHEMA_VERSION}")
+    raise SchemaError(f"{what} has schema version {found!r}; this harness reads "
+                      f"{', '.join(map(str, READABLE_VERSIONS))}")
 
 
 def markdown_table(columns: dict[str, str]) -> str:

@@ -61,12 +61,12 @@ def test_summary_recovers_truth_from_samples(loaded):
     *_, by = loaded
     for impl, (a, r, per_op) in TRUTH.items():
         s = by[impl]
-        assert s.fixed_us == pytest.approx(a * 1e6, rel=0.1), impl
-        assert s.fixed_us_lo <= a * 1e6 * 1.1 and s.fixed_us_hi >= a * 1e6 * 0.9, impl
-        assert s.rate_gflops == pytest.approx(r / 1e9, rel=0.1), impl
-        assert s.us_per_op == pytest.approx(per_op * 1e6, rel=0.1), impl
+        assert s.fit.fixed_us == pytest.approx(a * 1e6, rel=0.1), impl
+        assert s.fit.fixed_us_lo <= a * 1e6 * 1.1 and s.fit.fixed_us_hi >= a * 1e6 * 0.9, impl
+        assert s.fit.rate_gflops == pytest.approx(r / 1e9, rel=0.1), impl
+        assert s.per_op.us_per_op == pytest.approx(per_op * 1e6, rel=0.1), impl
     assert "null.noop" not in by
-    assert by["jax.scan"].steps_per_call == 8 and by["numpy.loop"].steps_per_call == 1
+    assert by["jax.scan"].fit.steps_per_call == 8 and by["numpy.loop"].fit.steps_per_call == 1
 
 
 def test_overhead_against_the_floor_is_the_true_difference(loaded):
@@ -96,8 +96,8 @@ def test_crossover_is_where_the_true_share_stays_under_5_percent(loaded):
     *_, by = loaded
     assert expected_crossover("torch.eager") == "B512-H512-L2" and expected_crossover("numpy.loop") == ""
     for impl in ("torch.eager", "numpy.loop", "jax.scan"):
-        assert by[impl].crossover == expected_crossover(impl), impl
-    assert by[FLOOR].crossover == ""  # the floor has no crossover of its own
+        assert by[impl].ends.crossover == expected_crossover(impl), impl
+    assert by[FLOOR].ends.crossover == ""  # the floor has no crossover of its own
 
 
 def test_gflops_and_pct_peak_follow_from_flops_time_and_the_recorded_peak(run_dir):
@@ -151,7 +151,7 @@ def test_analysis_csv_is_the_summary(reported, loaded):
     *_, by = loaded
     csv = pd.read_csv(reported / "analysis.csv").set_index("impl")
     for impl, s in by.items():
-        assert csv.loc[impl, "fixed_us"] == pytest.approx(s.fixed_us)
+        assert csv.loc[impl, "fixed_us"] == pytest.approx(s.fit.fixed_us)
 
 
 def test_report_cli_regenerates_and_refuses_non_runs(reported, tmp_path):
@@ -226,7 +226,7 @@ def test_crossover_labels_the_first_size_from_which_each_share_stays_under():
 def _width(t, flops, bytes_, device="cpu"):
     sizes = [f"s{i}" for i in range(len(t))]
     return pd.DataFrame({"size": sizes, "flops_per_step": flops, "median_s": t, "bytes_per_step": bytes_,
-                         "device": device})
+                         "device": device, "steps_per_call": 1})
 
 
 def _units(impl, width, spread=0.01):
@@ -244,8 +244,7 @@ def test_both_fits_recover_an_exact_line():
     width = _width(t, F_EXACT, bytes_)
     meta = {"peaks": {"numpy": {"gflops": 1.0, "copy_gbytes_per_s": 10.0, "device": "cpu"},
                       "torch": {"gflops": 1.0, "copy_gbytes_per_s": 99.0, "device": "cuda"}}}
-    s = analysis.ImplSummary("x")
-    analysis.fit_summary(s, width, _units("x", width), meta, np.random.default_rng(0))
+    s = analysis.fit_summary("x", width, _units("x", width), meta, np.random.default_rng(0))
     assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3) and s.fit_bytes_rms < 1e-4
     assert s.fixed_us > 30 and s.fit_rms > 1e-3  # the first fit does not know the bytes
     assert s.fixed_us_lo <= s.fixed_us <= s.fixed_us_hi
@@ -255,8 +254,7 @@ def test_both_fits_recover_an_exact_line():
 def test_the_first_fit_and_its_cis_without_a_bandwidth():
     t = 20e-6 + F_EXACT / 100e9
     width = _width(t, F_EXACT, np.zeros(5))
-    s = analysis.ImplSummary("x")
-    analysis.fit_summary(s, width, _units("x", width), {"peaks": {}}, np.random.default_rng(0))
+    s = analysis.fit_summary("x", width, _units("x", width), {"peaks": {}}, np.random.default_rng(0))
     assert s.fixed_us == pytest.approx(20.0, rel=1e-3) and s.rate_gflops == pytest.approx(100.0, rel=1e-3)
     assert s.fit_rms < 1e-4 and np.isnan(s.fixed_minus_bytes_us) and np.isnan(s.fit_bytes_rms)
     assert 19.0 < s.fixed_us_lo < 20.0 < s.fixed_us_hi < 21.0  # +-1% process spread
@@ -266,8 +264,7 @@ def test_the_first_fit_and_its_cis_without_a_bandwidth():
 def test_no_second_fit_when_the_bytes_alone_exceed_a_step():
     t = 20e-6 + F_EXACT / 100e9
     width = _width(t, F_EXACT, np.array([1e3, 1e5, 1e6, 1e7, 1e12]))  # 1 TB at 10 GB/s: 100 s > t
-    s = analysis.ImplSummary("x")
-    analysis.fit_summary(s, width, _units("x", width), {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
+    s = analysis.fit_summary("x", width, _units("x", width), {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
                          np.random.default_rng(0))
     assert np.isnan(s.fixed_minus_bytes_us) and s.fixed_us == pytest.approx(20.0, rel=1e-3)
 
@@ -275,8 +272,7 @@ def test_no_second_fit_when_the_bytes_alone_exceed_a_step():
 def test_a_zero_slope_gives_an_unbounded_rate(monkeypatch):
     monkeypatch.setattr(analysis, "fit_fixed_cost", lambda F, t: (float(np.min(t)), 0.0))  # c at its bound
     width = _width(np.full(5, 1e-3), F_EXACT, np.zeros(5))
-    s = analysis.ImplSummary("x")
-    analysis.fit_summary(s, width, _units("x", width), {}, np.random.default_rng(0))
+    s = analysis.fit_summary("x", width, _units("x", width), {}, np.random.default_rng(0))
     assert s.rate_gflops == s.rate_gflops_lo == s.rate_gflops_hi == np.inf
 
 
@@ -287,17 +283,14 @@ def test_overhead_summary_reads_the_smallest_and_largest_rows():
         "overhead_hi_s": [3e-6, 4e-6, 5e-6], "flops_per_step": [1e3, 1e6, 1e9],
         "share": [0.5, 0.2, 0.01], "share_lo": [0.4, 0.1, 0.0], "share_hi": [0.6, 0.3, 0.02],
     })
-    s = analysis.ImplSummary("x")
-    analysis.overhead_summary(s, width)
+    s = analysis.overhead_summary("x", width)
     assert (s.smallest_size, s.largest_size, s.pct_peak_largest) == ("small", "large", 90.0)
     assert (s.overhead_small_us, s.overhead_small_lo, s.overhead_small_hi) == pytest.approx((2.0, 1.0, 3.0), rel=1e-12)
     assert (s.overhead_large_us, s.overhead_large_lo, s.overhead_large_hi) == pytest.approx((4.0, 3.0, 5.0), rel=1e-12)
     assert s.crossover == "large"
-    floor = analysis.ImplSummary("c.ref")
-    analysis.overhead_summary(floor, width)  # the floor has no overhead against itself
+    floor = analysis.overhead_summary("c.ref", width)  # the floor has no overhead against itself
     assert np.isnan(floor.overhead_small_us) and np.isnan(floor.overhead_large_us) and floor.crossover == ""
-    none = analysis.ImplSummary("x")
-    analysis.overhead_summary(none, width.assign(floor_impl=None, t_floor=np.nan))  # no floor in the run
+    none = analysis.overhead_summary("x", width.assign(floor_impl=None, t_floor=np.nan))  # no floor in the run
     assert np.isnan(none.overhead_small_us) and np.isnan(none.overhead_large_us) and none.crossover == ""
 
 
@@ -318,7 +311,8 @@ def _hand_run():
     rows, rounds = [], []
 
     def add(impl, size, sweep, flops, t, ops=10, status="ok", first=0.1, k=1, batch=8, width=8):
-        rows.append({"model": "mlp", "impl": impl, "size": size, "sweep": sweep, "device": "cpu", "status": status,
+        role = {"c.ref": "floor", "null.noop": "control"}.get(impl, "")
+        rows.append({"model": "mlp", "impl": impl, "role": role, "size": size, "sweep": sweep, "device": "cpu", "status": status,
                      "flops_per_step": flops, "median_s": t, "ops_per_step": ops, "first_call_s": first,
                      "steps_per_call": k, "batch": batch, "width": width, "pct_peak": 50.0, "bytes_per_step": 0.0})
         if status == "ok":
@@ -360,27 +354,43 @@ def test_summarize_on_a_hand_made_run():
     by = {s.impl: s for s in analysis.summarize(results, rounds, {})}
     assert set(by) == {"x", "c.ref", "jax.jit", "y"}  # the control is left out, not the rows after it
     x = by["x"]
-    assert x.fixed_us == pytest.approx(50.0, rel=1e-3) and x.rate_gflops == pytest.approx(100.0, rel=1e-3)
-    assert (x.us_per_op, x.us_per_op_lo, x.us_per_op_hi) == pytest.approx((5.0, 5.0, 5.0), rel=1e-3)  # exact data
-    assert (x.steps_per_call, x.first_call_s_max) == (4, 2.0)  # its own rows only (jax.jit's is 99 s)
-    assert x.overhead_small_us == pytest.approx(40.0) and x.smallest_size == "w0" and x.largest_size == "w2"
-    assert x.overhead_small_lo < 40.0 < x.overhead_small_hi  # the CI comes from the process medians
-    assert np.isnan(by["jax.jit"].fixed_us) and by["jax.jit"].first_call_s_max == 99.0
+    assert x.fit.fixed_us == pytest.approx(50.0, rel=1e-3) and x.fit.rate_gflops == pytest.approx(100.0, rel=1e-3)
+    assert (x.per_op.us_per_op, x.per_op.us_per_op_lo, x.per_op.us_per_op_hi) == pytest.approx((5.0, 5.0, 5.0), rel=1e-3)  # exact data
+    assert (x.fit.steps_per_call, x.first_call_s_max) == (4, 2.0)  # its own rows only (jax.jit's is 99 s)
+    assert x.ends.overhead_small_us == pytest.approx(40.0) and x.ends.smallest_size == "w0" and x.ends.largest_size == "w2"
+    assert x.ends.overhead_small_lo < 40.0 < x.ends.overhead_small_hi  # the CI comes from the process medians
+    assert np.isnan(by["jax.jit"].fit.fixed_us) and by["jax.jit"].first_call_s_max == 99.0
     # y has no width sweep, so no rate to take compute out with: 1e-5 s per depth step over 2 ops
     y = by["y"]
-    assert np.isnan(y.rate_gflops) and (y.us_per_op, y.us_per_op_lo, y.us_per_op_hi) == pytest.approx((10.0,) * 3, rel=1e-9)
+    assert np.isnan(y.fit.rate_gflops) and (y.per_op.us_per_op, y.per_op.us_per_op_lo, y.per_op.us_per_op_hi) == pytest.approx((10.0,) * 3, rel=1e-9)
     again = {s.impl: s for s in analysis.summarize(results, rounds, {})}
-    assert again["x"].fixed_us_lo == x.fixed_us_lo  # the bootstrap is seeded: reports regenerate exactly
+    assert again["x"].fit.fixed_us_lo == x.fit.fixed_us_lo  # the bootstrap is seeded: reports regenerate exactly
     frame = analysis.summary_frame(list(by.values()))
-    assert list(frame["impl"]) == list(by) and frame.loc[0, "fixed_us"] == x.fixed_us
+    assert list(frame["impl"]) == list(by) and frame.loc[0, "fixed_us"] == x.fit.fixed_us
 
 
-def test_roles_come_from_the_registry_and_ignore_unknown_names():
-    results = pd.DataFrame({"model": ["mlp", "mlp", "mlp", "mlp", "gpt", "nope"],
-                            "impl": ["c.ref", "jax.scan", "null.noop", "torch.eager", "c.ref", "c.ref"]})
+def test_roles_come_from_the_runs_own_role_column_not_the_registry():
+    results = pd.DataFrame({"model": ["mlp"] * 4, "impl": ["c.ref", "jax.scan", "null.noop", "x"],
+                            "role": ["", "fused", "control", "floor"]})  # not what today's registry says
     r = analysis.roles(results)
-    assert r.floor == {"c.ref"} and r.control == {"null.noop"}
-    assert analysis.roles(results[results["model"] == "nope"]) == analysis.Roles(frozenset(), frozenset())
+    assert r.floor == {"x"} and r.control == {"null.noop"}
+    assert analysis.roles(results.assign(role="")) == analysis.Roles(frozenset(), frozenset())
+
+
+def test_an_old_runs_report_does_not_change_when_a_registry_role_changes(run_dir, tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from models import registry
+
+    before = report.write_report(shutil.copytree(run_dir, tmp_path / "a")).read_text()
+    for model in registry.REGISTRY:  # the floor demoted and the control promoted, after the run was made
+        impls = registry.REGISTRY[model]
+        monkeypatch.setitem(impls, "c.ref", dataclasses.replace(impls["c.ref"], role=""))
+        monkeypatch.setitem(impls, "null.noop", dataclasses.replace(impls["null.noop"], role="floor"))
+    after = report.write_report(shutil.copytree(run_dir, tmp_path / "b")).read_text()
+    assert after.replace(str(tmp_path / "b"), "RUN") == before.replace(str(tmp_path / "a"), "RUN")
+    assert "Overhead per step against the C floor" in after
 
 
 def test_bootstrap_cis_are_the_2_5_and_97_5_percentiles_of_the_refits(monkeypatch):
@@ -391,8 +401,7 @@ def test_bootstrap_cis_are_the_2_5_and_97_5_percentiles_of_the_refits(monkeypatc
         return (k or 5) * 1e-6, (k or 1) * 1e-12
     monkeypatch.setattr(analysis, "fit_fixed_cost", fake_fit)
     width = _width(20e-6 + F_EXACT / 100e9, F_EXACT, np.zeros(5))
-    s = analysis.ImplSummary("x")
-    analysis.fit_summary(s, width, _units("x", width), {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
+    s = analysis.fit_summary("x", width, _units("x", width), {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
                          np.random.default_rng(0))
     k = np.arange(1, analysis.N_BOOT + 1)
     lo, hi = np.percentile(k, 2.5), np.percentile(k, 97.5)  # 8.475 and 292.525 for 300 refits
@@ -407,8 +416,7 @@ def test_the_bytes_fit_uses_the_bandwidth_of_the_rows_device():
     t = 20e-6 + F_EXACT / 100e9 + bytes_ / 10e9
     width = _width(t, F_EXACT, bytes_, device="cuda")
     meta = {"peaks": {"numpy": {"copy_gbytes_per_s": 99.0}, "torch": {"copy_gbytes_per_s": 10.0, "device": "cuda"}}}
-    s = analysis.ImplSummary("x")
-    analysis.fit_summary(s, width, _units("x", width), meta, np.random.default_rng(0))
+    s = analysis.fit_summary("x", width, _units("x", width), meta, np.random.default_rng(0))
     assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3)
 
 

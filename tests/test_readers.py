@@ -2,6 +2,7 @@
 report what they can, and on any damaged file say what is wrong in one line, with exit 2."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from conftest import shared_scope
 from fixture_run import make_run
 
 from bench.commands import main
+from bench.schema import SchemaError
 
 
 @pytest.fixture(scope=shared_scope)
@@ -98,10 +100,8 @@ DAMAGE = {
                                       "rounds.csv has no rounds of ok case numpy.loop B1-H1-L2 (truncated?)"),
     "results missing a case": (lambda r: drop_rows(r / "results.csv", "torch.eager"),
                                "results.csv has no row for torch.eager B1-H1-L2, which rounds.csv has (truncated?)"),
-    "no samples file": (lambda r: (r / "samples.csv").unlink(), "has no samples.csv(.gz)"),
     "run.json a list": (lambda r: (r / "run.json").write_text("[]"), "run.json is not a JSON object"),
     "no run.json": (lambda r: (r / "run.json").unlink(), "is not a run directory (no run.json)"),
-    "non-numeric call_ns": (lambda r: set_cell(r / "samples.csv", "call_ns", "1e9x"), "samples.csv"),
     "missing column": (lambda r: drop_column(r / "results.csv", "flops_per_step"), "missing ['flops_per_step']"),
     "unknown status": (lambda r: set_cell(r / "results.csv", "status", "great"),
                        "unknown status 'great' (allowed: ok, mismatch, diverged, error, crashed, timeout, "),
@@ -109,7 +109,6 @@ DAMAGE = {
     "future schema in results.csv": (lambda r: set_cell(r / "results.csv", "schema_version", "99"),
                                      "results.csv has schema version 99, from a newer harness"),
     "future schema in run.json, file named": (future_meta, "run.json has schema version 99"),
-    "empty samples file": (lambda r: (r / "samples.csv").write_text(""), "samples.csv is empty"),
     "empty results file": (lambda r: (r / "results.csv").write_text(""), "results.csv is empty"),
     "run.json not JSON": (lambda r: (r / "run.json").write_text("{nope"), "run.json is not valid JSON"),
     "run.json without settings": (lambda r: (r / "run.json").write_text('{"schema_version": 3, "run_id": "x"}'),
@@ -118,6 +117,26 @@ DAMAGE = {
     "truncated rounds.csv": (lambda r: truncate(r / "rounds.csv", 0.3), "rounds.csv"),
     "binary garbage": (lambda r: (r / "results.csv").write_bytes(b"\x00\xff\xfe" * 100), "results.csv"),
 }
+
+
+# The raw samples: read by what uses them (a resume, a reader of samples), never by report or compare.
+SAMPLE_DAMAGE = {
+    "no samples file": (lambda r: (r / "samples.csv").unlink(), "has no samples.csv(.gz)"),
+    "non-numeric call_ns": (lambda r: set_cell(r / "samples.csv", "call_ns", "1e9x"), "samples.csv"),
+    "empty samples file": (lambda r: (r / "samples.csv").write_text(""), "samples.csv is empty"),
+}
+
+
+@pytest.mark.parametrize("damage", list(SAMPLE_DAMAGE))
+def test_damaged_samples_are_refused_by_their_reader_and_ignored_by_report_and_compare(run, pristine, damage):
+    from bench.results import read_run
+
+    do, words = SAMPLE_DAMAGE[damage]
+    do(run)
+    with pytest.raises(SchemaError, match=re.escape(words)):
+        read_run(run)
+    assert read_run(run, samples=False)[2] is None
+    assert main(["report", str(run)]) == 0 and main(["compare", str(pristine), str(run)]) == 0
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 from scipy import stats as sps
 
+from bench.report.fits import boot_centers, diff_ci, fit_fixed_cost, rel_rms  # noqa: F401 (re-exported)
 from bench.results import read_run
-from models.registry import REGISTRY
 
 SHARE_THRESHOLD = 0.05
 N_BOOT = 300
@@ -38,22 +37,22 @@ N_BOOT = 300
 
 @dataclass(frozen=True)
 class Roles:
-    """What the registry says of the implementations in a run (unknown names: no role)."""
+    """The roles a run recorded for its implementations (results.csv `role`, written when the run
+    was made), so a committed run reports the same whatever the registry says later."""
 
     floor: frozenset[str]  # the bare reference (c.ref): t_floor of the overhead
     control: frozenset[str]  # the harness's own cost (null.noop): never in fits or overheads
 
 
 def roles(results: pd.DataFrame) -> Roles:
-    found = [REGISTRY.get(m, {}).get(i) for m, i in set(zip(results["model"], results["impl"], strict=True))]
-    found = [i for i in found if i is not None]
-    pick = lambda test: frozenset(i.name for i in found if test(i))  # noqa: E731
-    return Roles(pick(lambda i: i.role == "floor"), pick(lambda i: i.role == "control"))
+    pick = lambda role: frozenset(results.loc[results["role"] == role, "impl"])  # noqa: E731
+    return Roles(pick("floor"), pick("control"))
 
 
-@dataclass
-class ImplSummary:
-    impl: str
+@dataclass(frozen=True)
+class Fit:
+    """The width sweep's two fits (NaN without 3 sizes)."""
+
     steps_per_call: int = 1  # K of its width-sweep rows (fused: the fit's a is per call / K)
     fixed_us: float = math.nan  # a, µs per step
     fixed_us_lo: float = math.nan
@@ -64,9 +63,19 @@ class ImplSummary:
     rate_gflops: float = math.nan  # r
     rate_gflops_lo: float = math.nan
     rate_gflops_hi: float = math.nan
+
+
+@dataclass(frozen=True)
+class PerOp:
     us_per_op: float = math.nan  # depth-sweep slope over the model's layer ops
     us_per_op_lo: float = math.nan
     us_per_op_hi: float = math.nan
+
+
+@dataclass(frozen=True)
+class Ends:
+    """The overhead at the width sweep's ends and where its share stays under the threshold."""
+
     overhead_small_us: float = math.nan  # t - t_floor at the smallest width-sweep size
     overhead_small_lo: float = math.nan
     overhead_small_hi: float = math.nan
@@ -80,58 +89,70 @@ class ImplSummary:
     smallest_size: str = ""
     largest_size: str = ""
     pct_peak_largest: float = math.nan
+
+    def overhead(self, end: str) -> tuple[float, float, float]:
+        """(µs, low, high) at the "small" or "large" end."""
+        return ((self.overhead_small_us, self.overhead_small_lo, self.overhead_small_hi) if end == "small"
+                else (self.overhead_large_us, self.overhead_large_lo, self.overhead_large_hi))
+
+    def size(self, end: str) -> str:
+        return self.smallest_size if end == "small" else self.largest_size
+
+
+@dataclass(frozen=True)
+class ImplSummary:
+    impl: str
+    fit: Fit = Fit()
+    per_op: PerOp = PerOp()
+    ends: Ends = Ends()
     first_call_s_max: float = math.nan
 
-
-def fit_fixed_cost(flops: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    """Robust fit of t = a + flops * c; returns (a seconds, c seconds per FLOP), both >= 0."""
-    flops, t = np.asarray(flops, float), np.asarray(t, float)
-    ta, tc = max(t.min(), 1e-12), t.max() / flops.max()  # scales so both unknowns are O(1)
-
-    def resid(p):
-        return (p[0] * ta + p[1] * tc * flops - t) / t
-
-    sol = optimize.least_squares(resid, x0=[0.5, 0.5], bounds=([0, 0], [np.inf, np.inf]), loss="soft_l1", f_scale=0.05)
-    return float(sol.x[0] * ta), float(sol.x[1] * tc)
+    def row(self) -> dict:
+        """Its analysis.csv row: every part's fields, flat."""
+        return {"impl": self.impl, **asdict(self.fit), **asdict(self.per_op), **asdict(self.ends),
+                "first_call_s_max": self.first_call_s_max}
 
 
-def rel_rms(flops: np.ndarray, t: np.ndarray, a: float, c: float) -> float:
-    return float(np.sqrt(np.mean(((a + c * flops - t) / t) ** 2)))
+@dataclass(frozen=True)
+class Analysis:
+    """Everything a report shows of one run, computed once (analyze); report, plots and
+    headlines only render it."""
+
+    results: pd.DataFrame
+    meta: dict
+    roles: Roles
+    shares: pd.DataFrame  # per ok row: the floor, the overhead and its CI, the share, the slowdown
+    summaries: tuple[ImplSummary, ...]
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        """The ok rows but the control's."""
+        r = self.results
+        return r[(r["status"] == "ok") & ~r["impl"].isin(self.roles.control)]
+
+    def frame(self) -> pd.DataFrame:
+        """analysis.csv."""
+        return pd.DataFrame([s.row() for s in self.summaries])
 
 
-def boot_centers(medians: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap of a row's center: resample its per-process medians, geometric mean of each draw."""
-    logs = np.log(np.asarray(medians, float))  # pragma: no mutate (equivalent: dtype only)
-    return np.exp(logs[rng.integers(logs.size, size=(n_boot, logs.size))].mean(axis=1))
+def analyze(run_dir: Path, seed: int = 0) -> Analysis:
+    """The analysis of a run directory (SchemaError names a damaged file)."""
+    results, rounds, meta = load(run_dir)
+    r = roles(results)
+    sh = shares(results, rounds, r)
+    return Analysis(results, meta, r, sh, tuple(summarize(results, rounds, meta, seed, sh, r)))
 
 
 def load(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(results, rounds, meta) of a run, every file checked (SchemaError names the problem)."""
-    results, rounds, _, meta = read_run(run_dir)
+    """(results, rounds, meta) of a run, every file checked (SchemaError names the problem); the
+    raw samples are not read."""
+    results, rounds, _, meta = read_run(run_dir, samples=False)
     return results, rounds, meta
 
 
 def unit_medians(rounds: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     """(impl, size) -> the per-process medians (seconds per step): the unit of replication."""
     return {k: g["median_s"].to_numpy(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
-
-
-def diff_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """(center, low, high) of geomean(a) - geomean(b) from two sets of process medians."""
-    parts = []
-    for m in (np.asarray(a, float), np.asarray(b, float)):  # pragma: no mutate (equivalent: dtype only)
-        logs = np.log(m)
-        g = float(np.exp(logs.mean()))
-        var = (g * logs.std(ddof=1)) ** 2 / m.size if m.size > 1 else math.nan  # delta method
-        parts.append((g, var, m.size - 1))
-    (ga, va, da), (gb, vb, db) = parts
-    d = ga - gb
-    se2 = va + vb
-    if not (math.isfinite(se2) and se2 > 0):
-        return d, (d if se2 == 0 else math.nan), (d if se2 == 0 else math.nan)
-    dof = se2**2 / (va**2 / da + vb**2 / db)
-    half = float(sps.t.ppf(0.975, dof)) * math.sqrt(se2)
-    return d, d - half, d + half
 
 
 def width_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -151,10 +172,10 @@ def copy_bandwidth(meta: dict, device: str = "cpu") -> float:
     return max(vals) if vals else math.nan
 
 
-def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None) -> pd.DataFrame:
+def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles | None = None) -> pd.DataFrame:
     """Per ok row: t_floor (the C floor, same model, size and device), the overhead t - t_floor
     with its CI (from the process medians in rounds), the share, the slowdown against the fastest."""
-    r = roles(results)
+    r = r or roles(results)
     ok = results[(results["status"] == "ok") & ~results["impl"].isin(r.control)].copy()
     units = unit_medians(rounds) if rounds is not None else {}
     floor = ok[ok["impl"].isin(r.floor)].set_index(["model", "device", "size"])
@@ -196,63 +217,66 @@ def crossover(rows: pd.DataFrame) -> tuple[str, float, str, str]:
     return label(i), (float(rows["flops_per_step"].iloc[i]) if i is not None else math.nan), label(lo), label(hi)
 
 
-def fit_summary(s: ImplSummary, width: pd.DataFrame, units: dict, meta: dict, rng: np.random.Generator) -> None:
-    """The two fits of the width sweep, with a bootstrap CI over processes for the first."""
+def fit_summary(impl: str, width: pd.DataFrame, units: dict, meta: dict, rng: np.random.Generator) -> Fit:
+    """The two fits of one implementation's width sweep, with a bootstrap CI over processes for
+    the first."""
     F, t = width["flops_per_step"].to_numpy(float), width["median_s"].to_numpy(float)
     a, c = fit_fixed_cost(F, t)
-    s.fixed_us, s.fit_rms = a * 1e6, rel_rms(F, t, a, c)
-    boots = [boot_centers(units[(s.impl, z)], N_BOOT, rng) for z in width["size"]]
+    boots = [boot_centers(units[(impl, z)], N_BOOT, rng) for z in width["size"]]
     fits = np.array([fit_fixed_cost(F, np.array([bt[b] for bt in boots])) for b in range(N_BOOT)])
-    s.fixed_us_lo, s.fixed_us_hi = np.percentile(fits[:, 0], [2.5, 97.5]) * 1e6
-    s.rate_gflops = 1 / c / 1e9 if c > 0 else math.inf
+    a_lo, a_hi = np.percentile(fits[:, 0], [2.5, 97.5]) * 1e6
     c_lo, c_hi = np.percentile(fits[:, 1], [2.5, 97.5])
-    s.rate_gflops_lo = 1 / c_hi / 1e9 if c_hi > 0 else math.inf
-    s.rate_gflops_hi = 1 / c_lo / 1e9 if c_lo > 0 else math.inf
+    rate = lambda slope: 1 / slope / 1e9 if slope > 0 else math.inf  # noqa: E731
+    a2 = rms2 = math.nan
     bw = copy_bandwidth(meta, width["device"].iloc[0])
     if math.isfinite(bw):
         t2 = t - width["bytes_per_step"].to_numpy(float) / (bw * 1e9)
         if (t2 > 0).all():
             a2, c2 = fit_fixed_cost(F, t2)
-            s.fixed_minus_bytes_us, s.fit_bytes_rms = a2 * 1e6, rel_rms(F, t2, a2, c2)
+            a2, rms2 = a2 * 1e6, rel_rms(F, t2, a2, c2)
+    return Fit(int(width["steps_per_call"].max()), a * 1e6, float(a_lo), float(a_hi), a2, rel_rms(F, t, a, c), rms2,
+               rate(c), rate(c_hi), rate(c_lo))
 
 
-def overhead_summary(s: ImplSummary, width: pd.DataFrame) -> None:
+def overhead_summary(impl: str, width: pd.DataFrame) -> Ends:
+    """The overhead at the smallest and largest width-sweep size, and the crossover (none for the
+    floor itself, or without a floor)."""
     small, large = width.iloc[0], width.iloc[-1]
-    s.smallest_size, s.largest_size, s.pct_peak_largest = small["size"], large["size"], float(large["pct_peak"])
-    if isinstance(small.get("floor_impl"), str) and small["floor_impl"] != s.impl:
-        s.overhead_small_us, s.overhead_small_lo, s.overhead_small_hi = (
-            small["overhead_s"] * 1e6, small["overhead_lo_s"] * 1e6, small["overhead_hi_s"] * 1e6)
-    if isinstance(large.get("floor_impl"), str) and large["floor_impl"] != s.impl:
-        s.overhead_large_us, s.overhead_large_lo, s.overhead_large_hi = (
-            large["overhead_s"] * 1e6, large["overhead_lo_s"] * 1e6, large["overhead_hi_s"] * 1e6)
-    if width["t_floor"].notna().all() and not (width["floor_impl"] == s.impl).all():
-        s.crossover, s.crossover_flops, s.crossover_earliest, s.crossover_latest = crossover(width)
+    end = lambda row: ((row["overhead_s"] * 1e6, row["overhead_lo_s"] * 1e6, row["overhead_hi_s"] * 1e6)  # noqa: E731
+                       if isinstance(row.get("floor_impl"), str) and row["floor_impl"] != impl else (math.nan,) * 3)
+    cross = (crossover(width) if width["t_floor"].notna().all() and not (width["floor_impl"] == impl).all()
+             else ("", math.nan, "", ""))
+    return Ends(*end(small), *end(large), *cross, small["size"], large["size"], float(large["pct_peak"]))
 
 
-def summarize(results: pd.DataFrame, rounds: pd.DataFrame, meta: dict, seed: int = 0) -> list[ImplSummary]:
+def per_op_summary(rows: pd.DataFrame, rate_gflops: float) -> PerOp:
+    """Theil-Sen slope of the depth sweep over layer ops; extra layers also add FLOPs, so their
+    compute (at the fitted rate) comes out first."""
+    depth = depth_points(rows)
+    if len(depth) < 3 or depth["ops_per_step"].nunique() < 3:
+        return PerOp()
+    compute = depth["flops_per_step"] / (rate_gflops * 1e9) if math.isfinite(rate_gflops) else 0.0
+    slope, _, lo, hi = sps.theilslopes(depth["median_s"] - compute, depth["ops_per_step"], alpha=0.95)
+    return PerOp(slope * 1e6, lo * 1e6, hi * 1e6)
+
+
+def summarize(results: pd.DataFrame, rounds: pd.DataFrame, meta: dict, seed: int = 0,
+              sh: pd.DataFrame | None = None, r: Roles | None = None) -> list[ImplSummary]:
+    """One summary per implementation but the control, in the run's order."""
     rng = np.random.default_rng(seed)
     units = unit_medians(rounds)
-    sh = shares(results, rounds)
+    r = r or roles(results)
+    sh = shares(results, rounds, r) if sh is None else sh
     out = []
     for impl in dict.fromkeys(results["impl"]):
-        if impl in roles(results).control:
+        if impl in r.control:
             continue
-        s = ImplSummary(impl)
         rows = sh[sh["impl"] == impl]
         width = width_rows(rows)
-        if len(width) >= 3:
-            s.steps_per_call = int(width["steps_per_call"].max())
-            fit_summary(s, width, units, meta, rng)
-        if len(width):
-            overhead_summary(s, width)
-        depth = depth_points(rows)
-        if len(depth) >= 3 and depth["ops_per_step"].nunique() >= 3:
-            # Extra layers also add FLOPs: take their compute (at the fitted rate) out first.
-            compute = depth["flops_per_step"] / (s.rate_gflops * 1e9) if math.isfinite(s.rate_gflops) else 0.0
-            slope, _, lo, hi = sps.theilslopes(depth["median_s"] - compute, depth["ops_per_step"], alpha=0.95)
-            s.us_per_op, s.us_per_op_lo, s.us_per_op_hi = slope * 1e6, lo * 1e6, hi * 1e6
-        s.first_call_s_max = float(results.loc[results["impl"] == impl, "first_call_s"].max())
-        out.append(s)
+        fit = fit_summary(impl, width, units, meta, rng) if len(width) >= 3 else Fit()
+        ends = overhead_summary(impl, width) if len(width) else Ends()
+        first = float(results.loc[results["impl"] == impl, "first_call_s"].max())
+        out.append(ImplSummary(impl, fit, per_op_summary(rows, fit.rate_gflops), ends, first))
     return out
 
 
@@ -266,5 +290,5 @@ def depth_points(rows: pd.DataFrame) -> pd.DataFrame:
     return same.drop_duplicates("size").sort_values("ops_per_step")
 
 
-def summary_frame(summaries: list[ImplSummary]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(s) for s in summaries])
+def summary_frame(summaries) -> pd.DataFrame:
+    return pd.DataFrame([s.row() for s in summaries])

@@ -50,8 +50,8 @@ def verdict(ratio: float, p: float, threshold: float) -> str:
 
 def compare_runs(run_a: Path, run_b: Path, threshold: float = THRESHOLD) -> tuple[pd.DataFrame, list[str], list[str]]:
     """(one row per case ok in both, header flags, cases only in one run)."""
-    ra, rounds_a, _, meta_a = read_run(run_a)
-    rb, rounds_b, _, meta_b = read_run(run_b)
+    ra, rounds_a, _, meta_a = read_run(run_a, samples=False)
+    rb, rounds_b, _, meta_b = read_run(run_b, samples=False)
     ua, ub = unit_medians(rounds_a), unit_medians(rounds_b)
     ka = {(r.impl, r.size) for r in ra[ra["status"] == "ok"].itertuples()}
     kb = {(r.impl, r.size) for r in rb[rb["status"] == "ok"].itertuples()}

@@ -35,44 +35,48 @@ def line(title: str, key: str, body: str) -> str:
     return f"**{title}** ({DEFINITIONS[key]}): {body}"
 
 
-def overhead(summaries: list[analysis.ImplSummary]) -> list[str]:
+def overhead(summaries: tuple[analysis.ImplSummary, ...]) -> list[str]:
     out = []
     for which in ("small", "large"):
-        rows = [s for s in summaries if math.isfinite(getattr(s, f"overhead_{which}_us"))]
+        rows = [s for s in summaries if math.isfinite(s.ends.overhead(which)[0])]
         if not rows:
             continue
-        size = rows[0].smallest_size if which == "small" else rows[0].largest_size
-        parts = [f"{s.impl} {us(getattr(s, f'overhead_{which}_us'))} µs [{us(getattr(s, f'overhead_{which}_lo'))}, "
-                 f"{us(getattr(s, f'overhead_{which}_hi'))}]" for s in rows]
+        size = rows[0].ends.size(which)
+        parts = []
+        for s in rows:
+            center, lo, hi = s.ends.overhead(which)
+            parts.append(f"{s.impl} {us(center)} µs [{us(lo)}, {us(hi)}]")
         label = "smallest" if which == "small" else "largest"
         out.append(line(f"Overhead per step against the C floor at the {label} size, {size}", "overhead",
                         "; ".join(parts) + "."))
     return out
 
 
-def fixed_and_per_op(summaries: list[analysis.ImplSummary]) -> list[str]:
+def fixed_and_per_op(summaries: tuple[analysis.ImplSummary, ...]) -> list[str]:
     out = []
-    fixed = [s for s in summaries if math.isfinite(s.fixed_us)]
+    fixed = [s for s in summaries if math.isfinite(s.fit.fixed_us)]
     if fixed:
-        parts = [f"{s.impl} {us(s.fixed_us)} µs [{us(s.fixed_us_lo)}, {us(s.fixed_us_hi)}]"
-                 + (f" (K = {s.steps_per_call})" if s.steps_per_call > 1 else "") for s in fixed]
+        parts = [f"{s.impl} {us(s.fit.fixed_us)} µs [{us(s.fit.fixed_us_lo)}, {us(s.fit.fixed_us_hi)}]"
+                 + (f" (K = {s.fit.steps_per_call})" if s.fit.steps_per_call > 1 else "") for s in fixed]
         out.append(line("Fixed cost per call, per step", "fixed", "; ".join(parts) + "."))
-    per_op = [s for s in summaries if math.isfinite(s.us_per_op)]
+    per_op = [s for s in summaries if math.isfinite(s.per_op.us_per_op)]
     if per_op:
-        parts = [f"{s.impl} {s.us_per_op:.2f} µs [{s.us_per_op_lo:.2f}, {s.us_per_op_hi:.2f}]" for s in per_op]
+        parts = [f"{s.impl} {s.per_op.us_per_op:.2f} µs [{s.per_op.us_per_op_lo:.2f}, {s.per_op.us_per_op_hi:.2f}]"
+                 for s in per_op]
         out.append(line("Cost per layer op", "per_op", "; ".join(parts) + "."))
     return out
 
 
-def crossovers(summaries: list[analysis.ImplSummary], roles: analysis.Roles) -> list[str]:
+def crossovers(summaries: tuple[analysis.ImplSummary, ...], roles: analysis.Roles) -> list[str]:
     parts = []
     for s in summaries:
-        if s.impl in roles.floor or not math.isfinite(s.overhead_large_us):
+        e = s.ends
+        if s.impl in roles.floor or not math.isfinite(e.overhead_large_us):
             continue
-        if s.crossover:
-            span = (f"CI from {s.crossover_earliest} to {s.crossover_latest or 'beyond the sweep'}"
-                    if s.crossover_earliest != s.crossover_latest else "CI: same size")
-            parts.append(f"{s.impl} from {s.crossover} ({s.crossover_flops:.2g} FLOP/step; {span})")
+        if e.crossover:
+            span = (f"CI from {e.crossover_earliest} to {e.crossover_latest or 'beyond the sweep'}"
+                    if e.crossover_earliest != e.crossover_latest else "CI: same size")
+            parts.append(f"{s.impl} from {e.crossover} ({e.crossover_flops:.2g} FLOP/step; {span})")
         else:
             parts.append(f"{s.impl} not within the sweep")
     return [line(f"Overhead share under {analysis.SHARE_THRESHOLD:.0%}", "crossover", "; ".join(parts) + ".")] \
@@ -109,9 +113,9 @@ def runtime(meta: dict) -> list[str]:
             "(run.json created_utc to finished_utc)."]
 
 
-def headlines(res: pd.DataFrame, sh: pd.DataFrame, summaries: list[analysis.ImplSummary], meta: dict) -> list[str]:
+def headlines(a: analysis.Analysis) -> list[str]:
     """Sentences generated from the numbers, each with its definition."""
-    roles = analysis.roles(res)
+    res, sh, summaries, meta, roles = a.results, a.shares, a.summaries, a.meta, a.roles
     out = overhead(summaries)
     if not out and not sh.empty:
         out.append("**Overhead against the C floor**: not computed, no floor row (c.ref) in this run.")

@@ -35,19 +35,13 @@ def plot_step_time(ok: pd.DataFrame, meta: dict, path: Path) -> str:
     if w.empty:
         return "no ok row in the width sweep"
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for impl, g in w.groupby("impl", sort=False):
-        c, m = _style(impl)
-        ax.plot(g["flops_per_step"], g["median_s"], marker=m, color=c, label=impl)
-        ax.fill_between(g["flops_per_step"], g["ci_low_s"], g["ci_high_s"], color=c, alpha=0.2)
+    _lines(ax, w, lambda g: g["median_s"], lambda g: (g["ci_low_s"], g["ci_high_s"]), 0.2)
     best = analysis.best_peak_gflops(meta, device)
     if math.isfinite(best) and not w.empty:
         f = np.geomspace(w["flops_per_step"].min(), w["flops_per_step"].max(), 50)
         ax.plot(f, f / (best * 1e9), "k--", lw=1, label=f"roofline: FLOPs / {best:.0f} GFLOP/s peak")
-    ax.set(xscale="log", yscale="log", xlabel="matrix-product FLOPs per training step",
-           ylabel="median seconds per step (95% CI band)", title=PLOTS["step_time"])
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _finish(fig, ax, path, yscale="log", ylabel="median seconds per step (95% CI band)",
+                   title=PLOTS["step_time"])
 
 
 def plot_share(sh: pd.DataFrame, path: Path) -> str:
@@ -56,19 +50,12 @@ def plot_share(sh: pd.DataFrame, path: Path) -> str:
     if w.empty:
         return NO_FLOOR if sh.empty or sh["t_floor"].isna().all() else "no row besides the floor"
     fig, ax = plt.subplots(figsize=(8, 5))
-    for impl, g in w.groupby("impl", sort=False):
-        c, m = _style(impl)
-        ax.plot(g["flops_per_step"], 100 * g["share"], marker=m, color=c, label=impl)
-        ax.fill_between(g["flops_per_step"], 100 * g["share_lo"], 100 * g["share_hi"], color=c, alpha=0.15)
+    _lines(ax, w, lambda g: 100 * g["share"], lambda g: (100 * g["share_lo"], 100 * g["share_hi"]), 0.15)
     ax.axhline(100 * analysis.SHARE_THRESHOLD, color="k", ls="--", lw=1, label=f"{analysis.SHARE_THRESHOLD:.0%}")
     ax.axhline(0, color="k", lw=0.5)
-    ax.set(xscale="log", xlabel="matrix-product FLOPs per training step",
-           ylabel="overhead share (t - t_floor) / t, %",
-           title=PLOTS["overhead_share"] + f" (floor: {', '.join(sorted(set(sh['floor_impl'].dropna())))})")
     ax.set_ylim(-20, 102)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _finish(fig, ax, path, ylabel="overhead share (t - t_floor) / t, %",
+                   title=PLOTS["overhead_share"] + f" (floor: {', '.join(sorted(set(sh['floor_impl'].dropna())))})")
 
 
 def plot_slowdown(sh: pd.DataFrame, path: Path) -> str:
@@ -76,18 +63,13 @@ def plot_slowdown(sh: pd.DataFrame, path: Path) -> str:
     if w.empty:
         return "no ok row in the width sweep"
     fig, ax = plt.subplots(figsize=(8, 5))
-    for impl, g in w.groupby("impl", sort=False):
-        c, m = _style(impl)
-        ax.plot(g["flops_per_step"], g["slowdown"], marker=m, color=c, label=impl)
-    ax.set(xscale="log", yscale="log", xlabel="matrix-product FLOPs per training step",
-           ylabel="median step time / fastest at that size", title=PLOTS["slowdown"])
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    _lines(ax, w, lambda g: g["slowdown"])
+    return _finish(fig, ax, path, yscale="log", ylabel="median step time / fastest at that size",
+                   title=PLOTS["slowdown"])
 
 
-def plot_first_call(res: pd.DataFrame, path: Path) -> str:
-    df = res[(res["first_call_s"] > 0) & ~res["impl"].isin(analysis.roles(res).control)]
+def plot_first_call(res: pd.DataFrame, control: frozenset[str], path: Path) -> str:
+    df = res[(res["first_call_s"] > 0) & ~res["impl"].isin(control)]
     if df.empty:
         return "no first call was timed"
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -105,7 +87,7 @@ def plot_first_call(res: pd.DataFrame, path: Path) -> str:
     return _save(fig, path)
 
 
-def plot_depth(ok: pd.DataFrame, summaries: list[analysis.ImplSummary], path: Path) -> str:
+def plot_depth(ok: pd.DataFrame, summaries: tuple[analysis.ImplSummary, ...], path: Path) -> str:
     if ok.empty or analysis.depth_points(ok).empty:
         return "no ok row in the depth sweep"
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -117,17 +99,35 @@ def plot_depth(ok: pd.DataFrame, summaries: list[analysis.ImplSummary], path: Pa
         c, m = _style(impl)
         ax.plot(d["ops_per_step"], d["median_s"] * 1e6, m, color=c)
         s = by.get(impl)
-        if s and math.isfinite(s.us_per_op):
+        if s and math.isfinite(s.per_op.us_per_op):
+            slope, rate = s.per_op.us_per_op, s.fit.rate_gflops
             x = d["ops_per_step"].to_numpy(float)
             y = d["median_s"].to_numpy(float) * 1e6
-            compute = d["flops_per_step"].to_numpy(float) / (s.rate_gflops * 1e3) if math.isfinite(s.rate_gflops) else 0
-            icpt = np.median(y - compute - s.us_per_op * x)
-            ax.plot(x, icpt + compute + s.us_per_op * x, "-", color=c, label=f"{impl}: {s.us_per_op:.2f} µs/op")
+            compute = d["flops_per_step"].to_numpy(float) / (rate * 1e3) if math.isfinite(rate) else 0
+            icpt = np.median(y - compute - slope * x)
+            ax.plot(x, icpt + compute + slope * x, "-", color=c, label=f"{impl}: {slope:.2f} µs/op")
     ax.set(yscale="log", xlabel="framework ops per training step (depth sweep at fixed batch and width)",
            ylabel="median µs per step", title=PLOTS["depth"])
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def _lines(ax, w: pd.DataFrame, y, band=None, alpha: float = 0.2) -> None:
+    """One line per implementation over FLOPs per step, with a shaded (low, high) band if given."""
+    for impl, g in w.groupby("impl", sort=False):
+        c, m = _style(impl)
+        ax.plot(g["flops_per_step"], y(g), marker=m, color=c, label=impl)
+        if band is not None:
+            ax.fill_between(g["flops_per_step"], *band(g), color=c, alpha=alpha)
+
+
+def _finish(fig, ax, path: Path, **labels) -> str:
+    """Log FLOPs axis, grid, legend, saved."""
+    ax.set(xscale="log", xlabel="matrix-product FLOPs per training step", **labels)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -141,16 +141,14 @@ def _save(fig, path: Path) -> str:
 NO_FLOOR = "no floor in this run: the bare C reference (c.ref) has no ok row, so no overhead is computed"
 
 
-def draw_all(run_dir: Path, res: pd.DataFrame, sh: pd.DataFrame, summaries, meta: dict) -> dict[str, str]:
+def draw_all(run_dir: Path, a: analysis.Analysis) -> dict[str, str]:
     """Every plot of the report: name -> '' (drawn) or why not (any stale image is removed)."""
-    roles = analysis.roles(res)
-    ok = res[(res["status"] == "ok") & ~res["impl"].isin(roles.control)]
     why = {
-        "step_time": plot_step_time(ok, meta, run_dir / "step_time.png"),
-        "overhead_share": plot_share(sh, run_dir / "overhead_share.png"),
-        "slowdown": plot_slowdown(sh, run_dir / "slowdown.png"),
-        "depth": plot_depth(ok, summaries, run_dir / "depth.png"),
-        "first_call": plot_first_call(res, run_dir / "first_call.png"),
+        "step_time": plot_step_time(a.ok, a.meta, run_dir / "step_time.png"),
+        "overhead_share": plot_share(a.shares, run_dir / "overhead_share.png"),
+        "slowdown": plot_slowdown(a.shares, run_dir / "slowdown.png"),
+        "depth": plot_depth(a.ok, a.summaries, run_dir / "depth.png"),
+        "first_call": plot_first_call(a.results, a.roles.control, run_dir / "first_call.png"),
     }
     for name, reason in why.items():
         if reason:

@@ -41,23 +41,24 @@ def table_overhead(sh: pd.DataFrame) -> str:
                 if math.isfinite(r["overhead_s"]) else "")
 
 
-def table_summary(summaries: list[analysis.ImplSummary], roles: analysis.Roles) -> str:
+def table_summary(summaries: tuple[analysis.ImplSummary, ...], roles: analysis.Roles) -> str:
     lines = ["| impl | K | fixed cost a, µs/step [95% CI] | a' (memory traffic out), µs | fit RMS: a / a' | "
              "effective GFLOP/s [95% CI] | µs per layer op [95% CI] | share < 5% from | % peak at largest | "
              "max first call, s |", "|---|---:|---:|---:|---|---:|---:|---|---:|---:|"]
     for s in summaries:
-        cross = s.crossover or ("(floor)" if s.impl in roles.floor else "not reached" if math.isfinite(
-            s.overhead_large_us) else "no floor")
+        f, p, e = s.fit, s.per_op, s.ends
+        cross = e.crossover or ("(floor)" if s.impl in roles.floor else "not reached" if math.isfinite(
+            e.overhead_large_us) else "no floor")
         lines.append(
-            f"| {s.impl} | {s.steps_per_call} | {us(s.fixed_us)} [{us(s.fixed_us_lo)}, {us(s.fixed_us_hi)}] | "
-            f"{us(s.fixed_minus_bytes_us)} | {s.fit_rms:.1%} / {s.fit_bytes_rms:.1%} | "
-            f"{s.rate_gflops:.0f} [{s.rate_gflops_lo:.0f}, {s.rate_gflops_hi:.0f}] | "
-            f"{s.us_per_op:.3f} [{s.us_per_op_lo:.3f}, {s.us_per_op_hi:.3f}] | {cross} | "
-            f"{s.pct_peak_largest:.0f}% | {s.first_call_s_max:.3g} |")
+            f"| {s.impl} | {f.steps_per_call} | {us(f.fixed_us)} [{us(f.fixed_us_lo)}, {us(f.fixed_us_hi)}] | "
+            f"{us(f.fixed_minus_bytes_us)} | {f.fit_rms:.1%} / {f.fit_bytes_rms:.1%} | "
+            f"{f.rate_gflops:.0f} [{f.rate_gflops_lo:.0f}, {f.rate_gflops_hi:.0f}] | "
+            f"{p.us_per_op:.3f} [{p.us_per_op_lo:.3f}, {p.us_per_op_hi:.3f}] | {cross} | "
+            f"{e.pct_peak_largest:.0f}% | {s.first_call_s_max:.3g} |")
     return "\n".join(lines)
 
 
-def table_work(res: pd.DataFrame, summaries: list[analysis.ImplSummary], meta: dict) -> str:
+def table_work(res: pd.DataFrame, summaries: tuple[analysis.ImplSummary, ...], meta: dict) -> str:
     """At the smallest width size: the work a fit's intercept holds besides overhead."""
     bw = analysis.copy_bandwidth(meta)
     w = analysis.width_rows(res[res["status"] == "ok"])
@@ -70,9 +71,9 @@ def table_work(res: pd.DataFrame, summaries: list[analysis.ImplSummary], meta: d
              f"{us(small['bytes_per_step'] / (bw * 1e9) * 1e6)} µs per step.", "",
              "| impl | other FLOPs at the fitted rate, µs | a, µs |", "|---|---:|---:|"]
     for s in summaries:
-        if math.isfinite(s.fixed_us):
-            lines.append(f"| {s.impl} | {us(small['other_flops_per_step'] / (s.rate_gflops * 1e9) * 1e6)} | "
-                         f"{us(s.fixed_us)} |")
+        if math.isfinite(s.fit.fixed_us):
+            lines.append(f"| {s.impl} | {us(small['other_flops_per_step'] / (s.fit.rate_gflops * 1e9) * 1e6)} | "
+                         f"{us(s.fit.fixed_us)} |")
     return "\n".join(lines)
 
 
@@ -151,8 +152,8 @@ def section_gate(res: pd.DataFrame, model: str) -> list[str]:
     return md + [""]
 
 
-def body(res, sh, summaries, meta, why) -> list[str]:
-    roles = analysis.roles(res)
+def body(a: analysis.Analysis, why: dict[str, str]) -> list[str]:
+    res, sh, summaries, meta, roles = a.results, a.shares, a.summaries, a.meta, a.roles
     return [
         "## Median µs per training step", "",
         "Geometric mean of the per-process medians (each round runs in fresh worker processes); `*` marks a noisy "
@@ -171,14 +172,14 @@ def body(res, sh, summaries, meta, why) -> list[str]:
 
 
 def write_report(run_dir: Path) -> Path:
+    """report.md, analysis.csv and the plots of a run, from one analysis of its files."""
     run_dir = Path(run_dir)
-    res, rounds, meta = analysis.load(run_dir)
-    sh = analysis.shares(res, rounds)
-    summaries = analysis.summarize(res, rounds, meta)
-    atomic_write(run_dir / "analysis.csv", analysis.summary_frame(summaries).to_csv(index=False))
-    why = plots.draw_all(run_dir, res, sh, summaries, meta)
-    md = header(meta) + ["", "## Headlines", ""] + [f"- {h}" for h in headlines(res, sh, summaries, meta)] + [""]
-    md += image("step_time", why) + body(res, sh, summaries, meta, why)
+    a = analysis.analyze(run_dir)
+    res, meta = a.results, a.meta
+    atomic_write(run_dir / "analysis.csv", a.frame().to_csv(index=False))
+    why = plots.draw_all(run_dir, a)
+    md = header(meta) + ["", "## Headlines", ""] + [f"- {h}" for h in headlines(a)] + [""]
+    md += image("step_time", why) + body(a, why)
     md += section_peaks(meta) + ["## First call", "",
                                  "Seconds for the first call of a fresh build: the first process / the median of the "
                                  "later ones (persistent compile caches warm). Not part of any step time.", "",

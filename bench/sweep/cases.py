@@ -89,7 +89,8 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     peak = peaks.get(st.impl.framework, {}).get("gflops")
     return {
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
-        "framework": st.impl.framework, "mode": st.impl.mode, "device": st.impl.run_device(settings.device),
+        "framework": st.impl.framework, "mode": st.impl.mode,
+        "role": st.impl.role or ("fused" if st.impl.fused else ""), "device": st.impl.run_device(settings.device),
         "size": st.size.label, "sweep": st.size.sweep, **mod.describe(cfg),
         "flops_per_step": flops, "other_flops_per_step": mod.other_flops_per_step(cfg),
         "bytes_per_step": mod.bytes_per_step(cfg), "params": mod.n_params(cfg), "threads": settings.threads,

@@ -1,0 +1,51 @@
+"""The statistics behind the analysis, each a pure function of arrays: the robust fit of
+t = a + F / r, its relative residual, a bootstrap of a row's center over processes, and the CI of a
+difference of two rows' geometric means."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+from scipy import stats as sps
+
+
+def fit_fixed_cost(flops: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """Robust fit of t = a + flops * c; returns (a seconds, c seconds per FLOP), both >= 0."""
+    flops, t = np.asarray(flops, float), np.asarray(t, float)
+    ta, tc = max(t.min(), 1e-12), t.max() / flops.max()  # scales so both unknowns are O(1)
+
+    def resid(p):
+        return (p[0] * ta + p[1] * tc * flops - t) / t
+
+    sol = optimize.least_squares(resid, x0=[0.5, 0.5], bounds=([0, 0], [np.inf, np.inf]), loss="soft_l1", f_scale=0.05)
+    return float(sol.x[0] * ta), float(sol.x[1] * tc)
+
+
+def rel_rms(flops: np.ndarray, t: np.ndarray, a: float, c: float) -> float:
+    return float(np.sqrt(np.mean(((a + c * flops - t) / t) ** 2)))
+
+
+def boot_centers(medians: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap of a row's center: resample its per-process medians, geometric mean of each draw."""
+    logs = np.log(np.asarray(medians, float))  # pragma: no mutate (equivalent: dtype only)
+    return np.exp(logs[rng.integers(logs.size, size=(n_boot, logs.size))].mean(axis=1))
+
+
+def diff_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(center, low, high) of geomean(a) - geomean(b) from two sets of process medians."""
+    parts = []
+    for m in (np.asarray(a, float), np.asarray(b, float)):  # pragma: no mutate (equivalent: dtype only)
+        logs = np.log(m)
+        g = float(np.exp(logs.mean()))
+        var = (g * logs.std(ddof=1)) ** 2 / m.size if m.size > 1 else math.nan  # delta method
+        parts.append((g, var, m.size - 1))
+    (ga, va, da), (gb, vb, db) = parts
+    d = ga - gb
+    se2 = va + vb
+    if not (math.isfinite(se2) and se2 > 0):
+        return d, (d if se2 == 0 else math.nan), (d if se2 == 0 else math.nan)
+    dof = se2**2 / (va**2 / da + vb**2 / db)
+    half = float(sps.t.ppf(0.975, dof)) * math.sqrt(se2)
+    return d, d - half, d + half
