@@ -123,6 +123,16 @@ class Child:
         self.kill()
         self.log.close()
 
+    def finish(self, goodbye) -> None:
+        """Ask the child to exit (the goodbye message), give it 10 s, then close."""
+        if self.alive():
+            try:
+                self.send(goodbye)
+                self.proc.wait(timeout=10)
+            except (ChildFailure, subprocess.TimeoutExpired):
+                pass
+        self.close()
+
 
 def how_it_ended(code: int | None) -> str:
     return f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"

@@ -131,3 +131,42 @@ def test_pipeline_report_regenerates_and_refuses_damage(small_run, tmp_path, cap
     assert main(["report", str(copy)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pipeline.csv" in err
+
+
+@pytest.mark.slow
+def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_path):
+    import json
+    import os
+    import signal
+
+    out = tmp_path / "run"
+    args = ["pipeline", "--schedules", "gpipe,hand-gpipe,one-process", "--microbatches", "2", "--rounds", "2",
+            "--steps", "2", "--batch", "16", "--out", str(out), "--no-report"]
+    p = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    results = out / "pipeline_results.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (results.is_file() and results.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    before = [json.loads(line) for line in results.read_text().splitlines()]
+    assert 1 <= len(before) < 6 and no_ranks_left()
+    table = pd.read_csv(out / "pipeline.csv", keep_default_na=False)
+    assert set(table["status"]) <= {"ok", "interrupted"}
+    assert bench("pipeline", "--resume", str(out), "--rounds", "3").returncode == 2  # settings come from run.json
+    done = bench("pipeline", "--resume", str(out), "--no-report")
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = [json.loads(line) for line in results.read_text().splitlines()]
+    keys = [(r["schedule"], r["microbatches"], r["round"]) for r in after]
+    assert len(keys) == len(set(keys)) == 6  # 3 cases x 2 rounds, none lost, none twice
+    assert after[:len(before)] == before  # what was measured before stays as it was
+    table = pd.read_csv(out / "pipeline.csv")
+    assert (table["status"] == "ok").all() and (table["rounds"] == 2).all()
+    samples = pd.read_csv(out / "pipeline_samples.csv")
+    assert len(samples) == 6 * 2 and not samples.duplicated(["schedule", "microbatches", "round", "i"]).any()
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    again = bench("pipeline", "--resume", str(out))
+    assert again.returncode == 2 and "complete; nothing to resume" in again.stderr

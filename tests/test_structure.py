@@ -127,3 +127,88 @@ def test_every_registered_builder_takes_cfg_steps_per_call_device(model):
         assert fn is not None, f"{impl.name}: {impl.target} not found"
         args = [a.arg for a in fn.args.args]
         assert args[:1] == ["cfg"] and "steps_per_call" in args and "device" in args, f"{impl.target}({', '.join(args)})"
+
+
+WINGS = ("sweep", "pipeline", "report", "claim")  # bench/<wing>/: each imports the core, never another wing
+ENTRY = ("bench.commands", "bench.conftest", "bench.test_benchmarks", "bench.__main__")  # above the wings
+MAX_MODULE_LINES = 300
+
+
+def wing_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "bench" and parts[1] in WINGS else None
+
+
+def is_entry(module: str) -> bool:
+    return any(module == e or module.startswith(e + ".") for e in ENTRY)
+
+
+def layer_violations(g: dict[str, set[str]]) -> list[str]:
+    """A wing importing another wing; the core importing a wing or a command."""
+    bad = []
+    for name, deps in g.items():
+        if not name.startswith("bench") or is_entry(name):
+            continue
+        mine = wing_of(name)
+        for d in deps:
+            other = wing_of(d)
+            if (other and other != mine) or is_entry(d):
+                bad.append(f"{name} imports {d}")
+    return bad
+
+
+def test_a_wing_never_imports_another_and_the_core_imports_no_wing():
+    assert not layer_violations(graph())
+
+
+def test_the_layer_check_finds_a_planted_import_between_wings():
+    g = graph()
+    g["bench.sweep.runner"] = g["bench.sweep.runner"] | {"bench.report.analysis"}
+    g["bench.results"] = g["bench.results"] | {"bench.pipeline.probe"}
+    assert set(layer_violations(g)) == {"bench.sweep.runner imports bench.report.analysis",
+                                        "bench.results imports bench.pipeline.probe"}
+
+
+def test_every_wing_has_its_folder_and_no_flat_pipeline_module_is_left():
+    for wing in WINGS:
+        assert (ROOT / "bench" / wing / "__init__.py").is_file(), wing
+    assert not list((ROOT / "bench").glob("pipe_*.py"))
+
+
+def test_no_module_in_bench_is_over_300_lines():
+    long = {name: n for name, path in modules().items() if name.startswith("bench")
+            and (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, long
+
+
+def string_literals(path: Path) -> set[str]:
+    return {n.value for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant)
+            and isinstance(n.value, str)}
+
+
+def test_the_pipeline_package_names_no_model():
+    from models.registry import MODELS
+
+    for f in (ROOT / "bench" / "pipeline").glob("*.py"):
+        named = string_literals(f) & set(MODELS)
+        assert not named, f"{f.name} names {named}"
+
+
+def spawning_sites(path: Path) -> list[str]:
+    """Calls that start a process: subprocess, os.fork/exec/spawn, multiprocessing."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [m for m in mods if m.split(".")[0] in ("subprocess", "multiprocessing")]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
+                and node.attr.startswith(("fork", "exec", "spawn", "posix_spawn", "system", "popen")):
+            found.append(f"os.{node.attr}")
+    return found
+
+
+def test_processes_are_started_only_by_the_supervisor():
+    sites = {name: s for name, path in modules().items() if name.startswith("bench") and name != "bench.supervisor"
+             and (s := spawning_sites(path))}
+    assert not sites, sites
+    assert spawning_sites(ROOT / "bench" / "supervisor.py") == ["subprocess"]

@@ -1,12 +1,8 @@
 """The step-time model of `bench claim`: one training step of a dense decoder transformer on
-tp x pp x dp x cp GPUs, term by term. Every term is a formula over the config, a hardware figure
-(bench/claim/hardware.py, with its source), a named parameter fitted once to the published A100
-runs (PARAMS), or a cost this project measured (bench/claim/host.py).
-
-Formulas: Megatron-LM's FLOPs (Narayanan et al. 2021, arXiv 2104.04473, appendix) and activation
-bytes (Korthikanti et al. 2022, arXiv 2205.05198, section 4); ring collectives at bandwidth W per
-direction: all-reduce 2 n (N-1) / (N W) (jax-ml/scaling-book); the pipeline's bubble simulated
-with bench/schedules.py, the same simulator that computes the pipeline probe's ideal.
+tp x pp x dp x cp GPUs, term by term. Every term is a formula (bench/claim/formulas.py, with its
+citation), a hardware figure (bench/claim/hardware.py, with its source), a named parameter
+(formulas.Params), or a cost this project measured (bench/claim/host.py). The pipeline's bubble is
+simulated with bench/schedules.py, the same simulator that computes the pipeline probe's ideal.
 """
 
 from __future__ import annotations
@@ -14,25 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.claim.config import Config
+from bench.claim.formulas import (
+    PARAMS,
+    Params,
+    allreduce_time,
+    elementwise_bytes,
+    gemm_rate,
+    layer_times,
+    logits_flops,
+    model_flops,
+    params_per_gpu,
+    peak_flops,
+    send_seconds,
+)
 from bench.claim.hardware import HARDWARE
+from bench.claim.host import HostCost
 from bench.schedules import hand_order, interleaved_order, simulate
-
-BYTES = {"fp16": 2, "bf16": 2, "fp8": 1}  # activations and communication per element (fp8: matmul inputs)
-
-
-@dataclass(frozen=True)
-class Params:
-    """The model's named parameters. Fitted once to the eight A100 runs of Korthikanti et al.
-    Table 5 (bench claim --validate), with no per-run tuning; the same values for every GPU."""
-
-    gemm_eff: float = 0.72  # dense matmuls: achieved share of the tensor-core peak at large sizes
-    gemm_knee: float = 1024.0  # a matmul with smallest dimension n runs at gemm_eff * n / (n + knee)
-    attn_eff: float = 0.40  # attention's batched matmuls (per head, head_dim inner size)
-    link_eff: float = 0.70  # collectives and sends: achieved share of the link's one-way bandwidth
-    hbm_eff: float = 0.80  # elementwise work: achieved share of HBM bandwidth
-
-
-PARAMS = Params()
 
 
 @dataclass(frozen=True)
@@ -41,130 +34,6 @@ class Term:
     formula: str
     inputs: str
     seconds: float
-
-
-def layer_flops(c: Config) -> tuple[float, float]:
-    """Forward FLOPs of one layer for one microbatch, whole (before tp and cp split it):
-    (dense matmuls, attention's s^2 matmuls)."""
-    m, b, s = c.model, c.parallel.microbatch, c.model.seq
-    kv = m.kv_heads or m.heads
-    hd = m.hidden // m.heads
-    qkv = 2 * b * s * m.hidden * (m.hidden + 2 * kv * hd)
-    proj = 2 * b * s * m.hidden * m.hidden
-    mlp = (3 if m.mlp == "swiglu" else 2) * 2 * b * s * m.hidden * m.ffn
-    attn = 4 * b * s * s * m.hidden  # Q K^T and P V, every head
-    return qkv + proj + mlp, attn
-
-
-def logits_flops(c: Config) -> float:
-    return 2 * c.parallel.microbatch * c.model.seq * c.model.hidden * c.model.vocab
-
-
-def model_flops(c: Config) -> float:
-    """Model FLOPs of one step (forward + backward = 3 x forward, no recomputation counted: the
-    MFU convention), all microbatches of the global batch."""
-    dense, attn = layer_flops(c)
-    per_mb = c.model.layers * (dense + attn) + logits_flops(c)
-    return 3 * per_mb * c.parallel.global_batch / c.parallel.microbatch
-
-
-def gemm_rate(c: Config, n: float) -> float:
-    """FLOP/s of a dense matmul whose smallest dimension is n on this GPU and dtype."""
-    g = HARDWARE[c.hardware.gpu]
-    peak = (g.fp8_tflops if c.hardware.dtype == "fp8" else g.bf16_tflops) * 1e12
-    return peak * PARAMS.gemm_eff * n / (n + PARAMS.gemm_knee)
-
-
-def elementwise_bytes(c: Config) -> float:
-    """HBM bytes of one layer's forward elementwise work for one microbatch, per GPU: the
-    activations Korthikanti et al. count (LayerNorms, dropouts, residuals 22 s b h bytes at 2 bytes
-    per element, split by tp only with sequence parallelism; GeLU 4 s b f / tp; softmax and its
-    dropout 9 a s^2 b / tp), each written and read once."""
-    m, p = c.model, c.parallel
-    s, b = m.seq / p.cp, p.microbatch
-    e = BYTES[c.hardware.dtype] / 2
-    sbh = s * b * m.hidden
-    norms = 22 * sbh / (p.tp if p.sequence_parallel else 1)
-    gelu = 4 * s * b * m.ffn * (1.5 if m.mlp == "swiglu" else 1) / p.tp
-    softmax = 9 * m.heads * s * m.seq * b / p.tp
-    return e * (norms + gelu) + softmax
-
-
-def link_time(nbytes: float, gbs: float) -> float:
-    return nbytes / (gbs * 1e9 * PARAMS.link_eff)
-
-
-def allreduce_time(nbytes: float, n: int, gbs: float) -> float:
-    """Ring all-reduce of nbytes over n GPUs at gbs GB/s one way: 2 nbytes (n-1)/n / W."""
-    return 0.0 if n <= 1 else link_time(2 * nbytes * (n - 1) / n, gbs)
-
-
-@dataclass(frozen=True)
-class LayerTimes:
-    """Seconds of one layer for one microbatch on one GPU."""
-
-    dense: float  # dense matmuls, forward
-    attn: float  # attention's s^2 matmuls, forward
-    elementwise: float  # forward elementwise bytes at HBM bandwidth
-    softmax: float  # the softmax and its dropout (part of elementwise; selective recomputation redoes it)
-    tp_comm: float  # forward tensor-parallel collectives (the backward has as many)
-
-    @property
-    def forward(self) -> float:
-        return self.dense + self.attn + self.elementwise + self.tp_comm
-
-    @property
-    def backward(self) -> float:
-        """Twice the matmuls and the elementwise work, the same collectives."""
-        return 2 * (self.dense + self.attn + self.elementwise) + self.tp_comm
-
-
-def layer_times(c: Config) -> LayerTimes:
-    m, p, g = c.model, c.parallel, HARDWARE[c.hardware.gpu]
-    dense, attn = layer_flops(c)
-    tokens = p.microbatch * m.seq / p.cp
-    smallest = min(tokens, m.hidden / p.tp)  # the attention projection's inner size is h / tp
-    peak = (g.fp8_tflops if c.hardware.dtype == "fp8" else g.bf16_tflops) * 1e12
-    hbm = g.hbm_tbs * 1e12 * PARAMS.hbm_eff
-    softmax = 9 * m.heads * (m.seq / p.cp) * m.seq * p.microbatch / p.tp
-    act = tokens * m.hidden * BYTES[c.hardware.dtype]
-    return LayerTimes(dense=dense / (p.tp * p.cp) / gemm_rate(c, smallest),
-                      attn=attn / (p.tp * p.cp) / (peak * PARAMS.attn_eff),
-                      elementwise=elementwise_bytes(c) / hbm, softmax=softmax / hbm,
-                      tp_comm=2 * allreduce_time(act, p.tp, g.nvlink_gbs))
-
-
-def params_per_gpu(c: Config) -> float:
-    """Parameters one GPU holds: its stage's layers and, on the ends, the embedding, split by tp."""
-    m, p = c.model, c.parallel
-    kv, hd = m.kv_heads or m.heads, m.hidden // m.heads
-    layer = m.hidden * (m.hidden + 2 * kv * hd) + m.hidden * m.hidden \
-        + (3 if m.mlp == "swiglu" else 2) * m.hidden * m.ffn + 4 * m.hidden
-    return (m.layers / p.pp * layer + m.vocab * m.hidden) / p.tp
-
-
-def memory_gb(c: Config) -> float:
-    """Memory per GPU on the first stage, GB: weights (2 bytes), fp32 gradients (4), fp32 master
-    and Adam moments (12, over dp with a distributed optimizer), and the activations of the
-    microbatches in flight (Korthikanti et al. section 4: s b h (34 + 5 a s / h) bytes per layer,
-    / tp with sequence parallelism, 34 s b h / tp with selective and 2 s b h with full
-    recomputation; 1F1B keeps pp microbatches in flight, GPipe all of them)."""
-    m, p = c.model, c.parallel
-    state = params_per_gpu(c) * (2 + 4 + 12 / (p.dp if c.software.distributed_optimizer else 1))
-    s, b, t = m.seq / p.cp, p.microbatch, p.tp
-    sbh = s * b * m.hidden
-    if p.recompute == "full":
-        per_layer = 2 * sbh
-    elif p.recompute == "selective":
-        per_layer = 34 * sbh / (t if p.sequence_parallel else 1)
-    elif p.sequence_parallel:
-        per_layer = sbh / t * (34 + 5 * m.heads * m.seq / m.hidden)
-    else:
-        per_layer = sbh * (10 + 24 / t + 5 * m.heads * m.seq / (m.hidden * t))
-    in_flight = c.microbatches if c.schedule == "gpipe" else min(c.microbatches, p.pp)
-    acts = per_layer * m.layers / p.pp * in_flight * (1 + (p.pp - 1) / (p.pp * p.virtual_stages)
-                                                        if p.virtual_stages > 1 else 1)
-    return (state + acts) / 1e9
 
 
 KERNELS_PER_LAYER = 15  # forward, one microbatch: 2 norms, 4 matmuls, 2 attention matmuls, softmax,
@@ -183,15 +52,15 @@ class Stage:
     host_backward: float
 
 
-def stage_times(c: Config, host_us: float) -> list[Stage]:
+def stage_times(c: Config, host: HostCost, pr: Params) -> list[Stage]:
     """Every stage (pp x virtual_stages chunks in pipeline order) of one microbatch."""
     m, p, g = c.model, c.parallel, HARDWARE[c.hardware.gpu]
-    lt = layer_times(c)
+    lt = layer_times(c, pr)
     n_stages = p.pp * p.virtual_stages
     per = m.layers // n_stages
     redo = {"none": 0.0, "selective": lt.attn + lt.softmax, "full": lt.forward}[p.recompute]
-    head = logits_flops(c) / p.tp / gemm_rate(c, min(p.microbatch * m.seq, m.hidden))
-    loss = 3 * 4 * p.microbatch * m.seq * m.vocab / p.tp / (g.hbm_tbs * 1e12 * PARAMS.hbm_eff)  # fp32 logits
+    head = logits_flops(c) / p.tp / gemm_rate(c, min(p.microbatch * m.seq, m.hidden), pr)
+    loss = 3 * 4 * p.microbatch * m.seq * m.vocab / p.tp / (g.hbm_tbs * 1e12 * pr.hbm_eff)  # fp32 logits
     kernels = c.software.kernels_per_layer or KERNELS_PER_LAYER
     out = []
     for s in range(n_stages):
@@ -201,7 +70,8 @@ def stage_times(c: Config, host_us: float) -> list[Stage]:
         k_f, k_b = per * kernels, per * kernels * (2 + (redo > 0))
         if c.software.cuda_graphs:
             k_f = k_b = 1
-        out.append(Stage(f, b, k_f * host_us * 1e-6, k_b * host_us * 1e-6))
+        action = host.us_per_action if p.pp > 1 else 0.0  # the schedule's own cost, where there is one
+        out.append(Stage(f, b, (k_f * host.us_per_kernel + action) * 1e-6, (k_b * host.us_per_kernel + action) * 1e-6))
     return out
 
 
@@ -228,7 +98,7 @@ def pipeline_time(c: Config, stages: list[Stage], send_s: float, with_host: bool
 class Step:
     config: Config
     terms: tuple[Term, ...]
-    host_us_per_kernel: float
+    host: HostCost
 
     @property
     def seconds(self) -> float:
@@ -236,30 +106,17 @@ class Step:
 
     @property
     def mfu(self) -> float:
-        g = HARDWARE[self.config.hardware.gpu]
-        peak = (g.fp8_tflops if self.config.hardware.dtype == "fp8" else g.bf16_tflops) * 1e12
-        return model_flops(self.config) / (self.seconds * self.config.gpus * peak)
+        return model_flops(self.config) / (self.seconds * self.config.gpus * peak_flops(self.config))
 
     def term(self, name: str) -> float:
         return next(t.seconds for t in self.terms if t.name == name)
 
 
-def send_seconds(c: Config) -> float:
-    """One microbatch's activation to the next stage: s b h / tp bytes (Megatron's scatter-gather
-    over the tp ranks), over NVLink within an NVLink domain, else over the NIC."""
+def step(c: Config, host: HostCost, pr: Params = PARAMS) -> Step:
+    """The step, term by term, with the host's cost to launch kernels and run the schedule."""
     m, p, g = c.model, c.parallel, HARDWARE[c.hardware.gpu]
-    if p.pp == 1:
-        return 0.0
-    nbytes = p.microbatch * m.seq / p.cp * m.hidden * BYTES[c.hardware.dtype] / p.tp
-    across = p.tp * p.cp * p.dp >= g.nvlink_domain  # neighbouring stages in different NVLink domains
-    return link_time(nbytes, g.nic_gbs if across else g.nvlink_gbs)
-
-
-def step(c: Config, host_us: float) -> Step:
-    """The step, term by term; host_us: the host's CPU time to launch one kernel."""
-    m, p, g = c.model, c.parallel, HARDWARE[c.hardware.gpu]
-    lt, M = layer_times(c), c.microbatches
-    stages = stage_times(c, host_us)
+    lt, M = layer_times(c, pr), c.microbatches
+    stages = stage_times(c, host, pr)
     per, v = m.layers // (p.pp * p.virtual_stages), p.virtual_stages
     busiest = max(range(p.pp), key=lambda r: sum(stages[r + k * p.pp].forward + stages[r + k * p.pp].backward
                                                   for k in range(v)))
@@ -272,15 +129,15 @@ def step(c: Config, host_us: float) -> Step:
     other = M * layers * 3 * lt.elementwise
     tp = M * layers * 2 * lt.tp_comm
     redo = M * layers * {"none": 0.0, "selective": lt.attn + lt.softmax, "full": lt.forward}[p.recompute]
-    send = send_seconds(c)
+    send = send_seconds(c, pr)
     ideal = pipeline_time(c, stages, send, with_host=False)
     hosted = pipeline_time(c, stages, send, with_host=True)
     bubble = ideal - (matmul + other + tp + redo)
     grads = params_per_gpu(c) * 4  # fp32 gradients reduced over dp
     dp_net = g.nvlink_gbs if p.tp * p.cp * p.dp <= g.nvlink_domain else g.nic_gbs
-    dp_all = allreduce_time(grads, p.dp, dp_net)
+    dp_all = allreduce_time(grads, p.dp, dp_net, pr)
     opt_params = params_per_gpu(c) / (p.dp if c.software.distributed_optimizer else 1)
-    optimizer = opt_params * 30 / (g.hbm_tbs * 1e12 * PARAMS.hbm_eff)  # Adam: fp32 master, moments, grads
+    optimizer = opt_params * 30 / (g.hbm_tbs * 1e12 * pr.hbm_eff)  # Adam: fp32 master, moments, grads
     mb = f"{M} microbatches x {layers} layers"
     terms = (
         Term("matmuls", "M L_rank 3 (F_dense / rate(n) + F_attn / (peak attn_eff)) + head",
@@ -297,7 +154,8 @@ def step(c: Config, host_us: float) -> Step:
              f"dp = {p.dp}, overlap {c.software.dp_overlap:g}", (1 - c.software.dp_overlap) * dp_all),
         Term("optimizer", "params / (dp) x 30 bytes / (HBM hbm_eff)", f"{opt_params / 1e9:.3g} G parameters", optimizer),
         Term("framework host overhead", "simulate(with max(GPU, launch) per action) - simulate(GPU only)",
-             f"{host_us:.3g} µs per kernel, {c.software.kernels_per_layer or KERNELS_PER_LAYER} kernels per layer "
-             f"forward, CUDA graphs {'on' if c.software.cuda_graphs else 'off'}", hosted - ideal),
+             f"{host.us_per_kernel:.3g} µs per kernel, {c.software.kernels_per_layer or KERNELS_PER_LAYER} kernels "
+             f"per layer forward, {host.us_per_action:.3g} µs of schedule per action, CUDA graphs "
+             f"{'on' if c.software.cuda_graphs else 'off'}", hosted - ideal),
     )
-    return Step(c, terms, host_us)
+    return Step(c, terms, host)

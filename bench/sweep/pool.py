@@ -3,7 +3,6 @@ reply with a deadline, replaced after a failure."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from pathlib import Path
 
@@ -35,13 +34,7 @@ class WorkerHandle(Child):
         return protocol.decode_reply(reply_type, line)
 
     def stop(self) -> None:
-        if self.alive():
-            try:
-                self.send(protocol.Exit())
-                self.proc.wait(timeout=10)
-            except (ChildFailure, subprocess.TimeoutExpired):
-                pass
-        self.close()
+        self.finish(protocol.Exit())
 
 
 class WorkerPool:
