@@ -128,3 +128,37 @@ ROW_MAJOR, NO_TRANS = 101, 111  # CBLAS enum values
 def square_sgemm(n: int, a: int, b: int, c: int) -> None:
     """C (n, n) = A (n, n) @ B (n, n), float32 row-major, pointers as ints: the BLAS's sgemm peak."""
     blas().scipy_cblas_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, n, n, 1.0, a, n, b, n, 0.0, c, n)
+
+
+class FlatTrainer:
+    """What the C implementations share: the parameters in one flat float32 buffer (init_params'
+    order), a C `<name>_train(args..., steps, losses)` entry point that runs `steps` training
+    steps, and the Step methods built on them. A subclass sets lib, train (the C function),
+    args (its leading arguments), init, flat, flat0, loss_buf and steps_per_call."""
+
+    gate = True
+    op_unit = "C layer-function calls"
+
+    def _train(self, steps: int, out) -> None:
+        if self.train(*self.args, steps, out.ctypes.data) != 0:
+            raise ValueError(f"{self.train.__name__} cannot lay out {self.cfg}")
+
+    def call(self) -> None:
+        self._train(self.steps_per_call, self.loss_buf)
+
+    def losses(self, n: int):
+        import numpy as np
+
+        out = np.empty(n, np.float32)
+        self._train(n, out)
+        return out.astype(np.float64)
+
+    def unflatten(self, flat) -> list:
+        out, i = [], 0
+        for p in self.init:
+            out.append(flat[i:i + p.size].reshape(p.shape).copy())
+            i += p.size
+        return out
+
+    def params(self) -> list:
+        return self.unflatten(self.flat)

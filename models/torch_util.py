@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 
@@ -100,3 +102,29 @@ class ScanDriver:
 
     def describe(self) -> dict:
         return graph_facts("scan", self.fn, self.carry, self.xs)
+
+
+def bind(step, device: str) -> None:
+    """step.step_fn: step.fn with step.args, as its kind runs it (eager as written, every other
+    kind through compiled()); step.call set from it (set_call)."""
+    fn = step.fn if step.kind == "eager" else compiled(step.fn, step.kind, device)
+    step.step_fn = partial(fn, *step.args) if step.args else fn
+    set_call(step, step.step_fn, device)
+
+
+def builders(step_cls, scan_cls) -> tuple:
+    """A model's registered torch builders from its two step classes: build_eager, build_compiled,
+    build_fullgraph, build_cudagraphs (step_cls(cfg, kind, device)) and build_scan
+    (scan_cls(cfg, steps_per_call, device))."""
+
+    def of_kind(kind: str):
+        def build(cfg, steps_per_call: int = 1, device: str = "cpu"):
+            return step_cls(cfg, kind, device)
+
+        build.__name__ = f"build_{kind}"
+        return build
+
+    def build_scan(cfg, steps_per_call: int = 1, device: str = "cpu"):
+        return scan_cls(cfg, steps_per_call, device)
+
+    return of_kind("eager"), of_kind("compile"), of_kind("fullgraph"), of_kind("cudagraphs"), build_scan

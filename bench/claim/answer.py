@@ -9,6 +9,7 @@ import itertools
 
 from bench.claim import model
 from bench.claim.config import Config, ConfigError, with_changes
+from bench.claim.formulas import check_memory
 from bench.claim.host import host_cost
 
 THRESHOLDS = (0.05, 0.20)
@@ -46,7 +47,7 @@ def sweep(c: Config) -> list[dict]:
     rows, skipped = [], 0
     for change in variants(c):
         try:
-            base = with_changes(c, **change)
+            base = check_memory(with_changes(c, **change))
         except ConfigError:
             skipped += 1
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.claim.config import Config
+from bench.claim.config import Config, ConfigError
 from bench.claim.hardware import HARDWARE
 
 BYTES = {"fp16": 2, "bf16": 2, "fp8": 1}  # activations and communication per element (fp8: matmul inputs)
@@ -178,3 +178,12 @@ def send_seconds(c: Config, pr: Params) -> float:
     nbytes = p.microbatch * m.seq / p.cp * m.hidden * BYTES[c.hardware.dtype] / p.tp
     across = p.tp * p.cp * p.dp >= g.nvlink_domain  # neighbouring stages in different NVLink domains
     return link_time(nbytes, g.nic_gbs if across else g.nvlink_gbs, pr)
+
+
+def check_memory(c: Config) -> Config:
+    """ConfigError when the estimate of memory per GPU exceeds the GPU's HBM (the estimate printed)."""
+    need, have = memory_gb(c), HARDWARE[c.hardware.gpu].hbm_gb
+    if need > have:
+        raise ConfigError(f"[parallel] memory per GPU: about {need:.0f} GB needed (weights, gradients, optimizer "
+                          f"state, activations in flight), the {c.hardware.gpu} has {have:g} GB")
+    return c

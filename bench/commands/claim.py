@@ -48,6 +48,7 @@ def run(args) -> int:
 
 def load(args):
     from bench.claim import config, presets
+    from bench.claim.formulas import check_memory
 
     if (args.config is None) == (args.preset is None):
         raise UsageError("give a CONFIG.toml or --preset NAME (one of them)")
@@ -59,7 +60,7 @@ def load(args):
             c = known[args.preset]
         else:
             c = config.load(args.config)
-        return config.check_memory(c)
+        return check_memory(c)
     except config.ConfigError as e:
         raise UsageError(str(e)) from None
 

@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -68,3 +69,28 @@ def option_strings(group: argparse._ArgumentGroup) -> list[str]:
 def one_line(text: str) -> str:
     """Escape what would break the error onto several lines (arguments can hold anything)."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def resumed(args, resume, what: str):
+    """`resume(RunDir)` of --resume's directory, refused (one line) when the command line repeats a
+    setting (a resumed run takes them from its run.json) or the directory is not resumable."""
+    from bench.results import RunDir
+    from bench.schema import SchemaError
+
+    repeated = given(args.argv, args.settings_options)
+    if repeated:
+        raise UsageError(f"--resume takes its settings from run.json; do not combine it with {', '.join(repeated)}")
+    try:
+        return resume(RunDir(args.resume), sys.argv[:])
+    except SchemaError as e:
+        raise UsageError(f"--resume {args.resume}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"--resume {args.resume}: run.json or {what} is damaged ({e})") from None
+
+
+def add_report_and_resume(parser, settings, what: str) -> None:
+    """--no-report and --resume RUN_DIR; the `settings` group's options are what a resume refuses."""
+    parser.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help=f"finish an interrupted {what}, with the settings in its run.json")
+    parser.set_defaults(settings_options=option_strings(settings))

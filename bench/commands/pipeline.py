@@ -11,12 +11,12 @@ from bench.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     UsageError,
+    add_report_and_resume,
     check_out,
     cores,
     default_out,
-    given,
-    option_strings,
     positive,
+    resumed,
 )
 from models.registry import MODELS
 
@@ -41,28 +41,16 @@ def add_arguments(pp) -> None:
                    help="seconds a rank may wait on its peers (gloo's timeout); a case whose group is silent for "
                         "twice that plus 60 s is killed")
     s.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>_pipeline)")
-    pp.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
-    pp.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                    help="finish an interrupted probe: only its missing (case, round) pairs, with its run.json settings")
-    pp.set_defaults(settings_options=option_strings(s))
+    add_report_and_resume(pp, s, "probe: only its missing (case, round) pairs")
 
 
 def make_probe(args):
     from bench.pipeline.probe import Probe
     from bench.pipeline.settings import new_settings
     from bench.results import RunDir
-    from bench.schema import SchemaError
 
     if args.resume is not None:
-        repeated = given(args.argv, args.settings_options)
-        if repeated:
-            raise UsageError(f"--resume takes its settings from run.json; do not combine it with {', '.join(repeated)}")
-        try:
-            return Probe.resume(RunDir(args.resume), sys.argv[:])
-        except SchemaError as e:
-            raise UsageError(f"--resume {args.resume}: {e}") from None
-        except (KeyError, TypeError, ValueError) as e:
-            raise UsageError(f"--resume {args.resume}: run.json or pipeline_results.jsonl is damaged ({e})") from None
+        return resumed(args, Probe.resume, "pipeline_results.jsonl")
     try:
         s = new_settings(args.model, args.batch, args.stages, args.microbatches, args.schedules, args.rounds,
                          args.steps, args.device, args.case_timeout, cores())

@@ -9,12 +9,12 @@ from pathlib import Path
 from bench.commands.common import (
     EXIT_INTERRUPTED,
     UsageError,
+    add_report_and_resume,
     check_out,
     cores,
     default_out,
-    given,
-    option_strings,
     positive,
+    resumed,
 )
 from bench.sizes import DEFAULT_BUDGET_S, DEFAULT_ROUNDS, QUICK_BUDGET_S, QUICK_ROUNDS
 from bench.timing import Budget
@@ -45,29 +45,17 @@ def add_arguments(r) -> None:
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="cpu (default), cuda, or auto (cuda when torch or jax sees a GPU); NumPy and C stay on the CPU")
     s.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA for torch and jax (default: strict fp32)")
-    r.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
-    r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                   help="finish an interrupted run: only its missing rounds, with the settings in its run.json")
-    r.set_defaults(settings_options=option_strings(s))
+    add_report_and_resume(r, s, "run: only its missing rounds")
 
 
 def make_runner(args):
     """A new run (settings from the options) or a resumed one (settings from its run.json)."""
     from bench.results import RunDir
-    from bench.schema import SchemaError
     from bench.sweep.runner import Runner
     from bench.sweep.settings import new_settings
 
     if args.resume is not None:
-        repeated = given(args.argv, args.settings_options)
-        if repeated:
-            raise UsageError(f"--resume takes its settings from run.json; do not combine it with {', '.join(repeated)}")
-        try:
-            return Runner.resume(RunDir(args.resume), sys.argv[:])
-        except SchemaError as e:
-            raise UsageError(f"--resume {args.resume}: {e}") from None
-        except (KeyError, TypeError, ValueError) as e:
-            raise UsageError(f"--resume {args.resume}: run.json or results.csv is damaged ({e})") from None
+        return resumed(args, Runner.resume, "results.csv")
     try:
         settings = new_settings(args.model, args.impl, args.sizes, args.threads, args.rounds, args.budget,
                                 args.min_samples, args.case_timeout, args.device, args.tf32)

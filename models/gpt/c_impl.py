@@ -36,10 +36,7 @@ def load(source: Path = SOURCE) -> ctypes.CDLL:
     return cbuild.load(source, _declare)
 
 
-class CGPTStep:
-    gate = True
-    op_unit = "C layer-function calls"
-
+class CGPTStep(cbuild.FlatTrainer):
     def __init__(self, cfg: GPTConfig, steps_per_call: int, gemm_attention: int = GEMM_ATTENTION,
                  source: Path = SOURCE) -> None:
         self.cfg, self.steps_per_call = cfg, steps_per_call
@@ -60,20 +57,9 @@ class CGPTStep:
         self.idx, self.targets = np.ascontiguousarray(idx, np.int64), np.ascontiguousarray(targets, np.int64)  # (B, T)
         self.t = np.zeros(1, np.int32)  # AdamW steps so far
         self.loss_buf = np.empty(max(steps_per_call, 1), np.float32)
-        self._args = [a.ctypes.data for a in (self.dims, self.hyper, self.flat, self.grads, self.m, self.v, self.acts,
-                                               self.dacts, self.idx, self.targets, self.t)]
-
-    def _train(self, steps: int, out: np.ndarray) -> None:
-        if self.lib.gpt_train(*self._args, steps, out.ctypes.data) != 0:
-            raise ValueError(f"gpt_train cannot lay out {self.cfg}")
-
-    def call(self) -> None:
-        self._train(self.steps_per_call, self.loss_buf)
-
-    def losses(self, n: int) -> np.ndarray:
-        out = np.empty(n, np.float32)
-        self._train(n, out)
-        return out.astype(np.float64)
+        self.train = self.lib.gpt_train
+        self.args = [a.ctypes.data for a in (self.dims, self.hyper, self.flat, self.grads, self.m, self.v, self.acts,
+                                              self.dacts, self.idx, self.targets, self.t)]
 
     def gradients(self) -> tuple[float, list[np.ndarray]]:
         """(loss, every parameter's gradient) of one forward and backward pass, no update."""
@@ -85,16 +71,6 @@ class CGPTStep:
         """One AdamW update with the gradients in place (after gradients())."""
         self.lib.gpt_adamw(*[a.ctypes.data for a in (self.dims, self.hyper, self.flat, self.grads, self.m, self.v,
                                                       self.t)])
-
-    def unflatten(self, flat: np.ndarray) -> list[np.ndarray]:
-        out, i = [], 0
-        for p in self.init:
-            out.append(flat[i:i + p.size].reshape(p.shape).copy())
-            i += p.size
-        return out
-
-    def params(self) -> list[np.ndarray]:
-        return self.unflatten(self.flat)
 
     def count_ops(self) -> int:
         return ops_per_step(self.cfg)  # layer functions: the model's own op count

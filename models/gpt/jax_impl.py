@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.gpt.model import BLOCK, GPTConfig, decay_mask, init_params, make_batch
+from models.jax_util import ModeStep
 
 LN_EPS = 1e-5
 
@@ -77,53 +78,20 @@ def scan_steps(state, idx, targets, cfg: GPTConfig, steps_per_call: int):
     return jax.lax.scan(lambda s, _: adamw_step(s, idx, targets, cfg), state, None, length=steps_per_call)
 
 
-class JaxGPTStep:
-    gate = True
-    op_unit = "jaxpr equations"
+class JaxGPTStep(ModeStep):
+    pure, jitted, scanned = staticmethod(adamw_step), staticmethod(jit_step), staticmethod(scan_steps)
 
     def __init__(self, cfg: GPTConfig, mode: str, steps_per_call: int = 1) -> None:
-        self.cfg, self.mode = cfg, mode
-        self.steps_per_call = steps_per_call if mode == "scan" else 1
         idx, targets = make_batch(cfg)
-        self.idx, self.targets = jnp.asarray(idx, jnp.int32), jnp.asarray(targets, jnp.int32)  # (B, T)
-        self.reset()
+        data = (jnp.asarray(idx, jnp.int32), jnp.asarray(targets, jnp.int32))  # (B, T) each
+        super().__init__(cfg, mode, steps_per_call, data, {"cfg": cfg})
 
-    def _one(self):
-        step = jit_step if self.mode == "jit" else adamw_step
-        self.state, loss = step(self.state, self.idx, self.targets, self.cfg)
-        return loss
-
-    def call(self) -> None:
-        if self.mode == "scan":
-            self.state, losses = scan_steps(self.state, self.idx, self.targets, self.cfg, self.steps_per_call)
-            jax.block_until_ready(losses)
-        else:
-            jax.block_until_ready(self._one())
-
-    def losses(self, n: int) -> np.ndarray:
-        if self.mode == "scan":
-            self.state, losses = scan_steps(self.state, self.idx, self.targets, self.cfg, n)
-            return np.asarray(losses, np.float64)
-        return np.array([float(self._one()) for _ in range(n)])
+    def init_state(self) -> tuple:
+        p = [jnp.asarray(a) for a in init_params(self.cfg)]
+        return p, [jnp.zeros_like(a) for a in p], [jnp.zeros_like(a) for a in p], jnp.int32(0)
 
     def params(self) -> list[np.ndarray]:
         return [np.array(p) for p in self.state[0]]
-
-    def one_step(self):
-        """(pure function, its current arguments) of one training step: for ops and profiles."""
-        return partial(adamw_step, cfg=self.cfg), (self.state, self.idx, self.targets)
-
-    def count_ops(self) -> int:
-        """Equations of one step's jaxpr (value_and_grad + AdamW)."""
-        fn, args = self.one_step()
-        return len(jax.make_jaxpr(fn)(*args).jaxpr.eqns)
-
-    def describe(self) -> dict:
-        return {}
-
-    def reset(self) -> None:
-        p = [jnp.asarray(a) for a in init_params(self.cfg)]
-        self.state = (p, [jnp.zeros_like(a) for a in p], [jnp.zeros_like(a) for a in p], jnp.int32(0))
 
 
 def build_eager(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxGPTStep:

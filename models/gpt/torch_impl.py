@@ -24,7 +24,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from models.gpt.model import GPTConfig, init_params, make_batch
-from models.torch_util import ScanDriver, compiled, count_dispatched, graph_facts, set_call
+from models.torch_util import ScanDriver, bind, builders, count_dispatched, graph_facts, set_call
 
 
 class CausalSelfAttention(nn.Module):
@@ -136,11 +136,7 @@ class TorchGPTStep:
             self.fn, self.args = self._train_step, ()
         else:
             self.fn, self.args = self._functional_step, (self.p, self.m, self.v, self.t, self.idx, self.targets)
-        self.step_fn = partial(self.fn, *self.args) if self.args else self.fn
-        if kind != "eager":
-            c = compiled(self.fn, kind, device)
-            self.step_fn = partial(c, *self.args) if self.args else c
-        set_call(self, self.step_fn, device)
+        bind(self, device)
 
     def _make_optimizer(self) -> torch.optim.AdamW:
         """nanoGPT's groups; the fastest implementation the docs give, fused, where the device has it."""
@@ -248,24 +244,7 @@ class TorchGPTScanStep:
 FUSED_ADAMW = True  # torch.optim.AdamW(fused=True): CPU and CUDA on torch >= 2.4
 
 
-def build_eager(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchGPTStep:
-    return TorchGPTStep(cfg, "eager", device)
-
-
-def build_compiled(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchGPTStep:
-    return TorchGPTStep(cfg, "compile", device)
-
-
-def build_fullgraph(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchGPTStep:
-    return TorchGPTStep(cfg, "fullgraph", device)
-
-
-def build_cudagraphs(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cuda") -> TorchGPTStep:
-    return TorchGPTStep(cfg, "cudagraphs", device)
-
-
-def build_scan(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchGPTScanStep:
-    return TorchGPTScanStep(cfg, steps_per_call, device)
+build_eager, build_compiled, build_fullgraph, build_cudagraphs, build_scan = builders(TorchGPTStep, TorchGPTScanStep)
 
 
 class GPTStage(nn.Module):

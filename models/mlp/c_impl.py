@@ -35,10 +35,7 @@ def layer_calls_per_step(cfg: MLPConfig) -> int:
     return 2 * n + 2 * cfg.depth + 3
 
 
-class CStep:
-    gate = True
-    op_unit = "C layer-function calls"
-
+class CStep(cbuild.FlatTrainer):
     def __init__(self, cfg: MLPConfig, steps_per_call: int) -> None:
         self.cfg, self.steps_per_call = cfg, steps_per_call
         self.lib = load()
@@ -53,28 +50,10 @@ class CStep:
         self.x, self.y = np.ascontiguousarray(x), np.ascontiguousarray(y, np.int64)  # (B, D), (B,)
         self.dims = np.array([b, cfg.d_in, cfg.width, cfg.depth, cfg.classes], np.int32)
         self.loss_buf = np.empty(max(steps_per_call, 1), np.float32)
-        self._args = [a.ctypes.data for a in (self.dims,)] + [cfg.lr] + [
+        self.train = self.lib.mlp_train
+        self.args = [a.ctypes.data for a in (self.dims,)] + [cfg.lr] + [
             a.ctypes.data for a in (self.flat, self.grads, self.acts, self.x, self.y)
         ]
-
-    def _train(self, steps: int, out: np.ndarray) -> None:
-        if self.lib.mlp_train(*self._args, steps, out.ctypes.data) != 0:
-            raise ValueError(f"mlp_train cannot lay out {self.cfg}")
-
-    def call(self) -> None:
-        self._train(self.steps_per_call, self.loss_buf)
-
-    def losses(self, n: int) -> np.ndarray:
-        out = np.empty(n, np.float32)
-        self._train(n, out)
-        return out.astype(np.float64)
-
-    def params(self) -> list[np.ndarray]:
-        out, i = [], 0
-        for p in self.init:
-            out.append(self.flat[i:i + p.size].reshape(p.shape).copy())
-            i += p.size
-        return out
 
     def count_ops(self) -> int:
         return layer_calls_per_step(self.cfg)

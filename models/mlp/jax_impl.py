@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from models.jax_util import ModeStep
 from models.mlp.model import MLPConfig, init_params, make_batch
 
 
@@ -43,54 +44,18 @@ def scan_steps(params, x, y, lr, steps_per_call):
     return jax.lax.scan(body, params, None, length=steps_per_call)
 
 
-class JaxStep:
-    gate = True
-    op_unit = "jaxpr equations"
+class JaxStep(ModeStep):
+    pure, jitted, scanned = staticmethod(sgd_step), staticmethod(jit_step), staticmethod(scan_steps)
 
     def __init__(self, cfg: MLPConfig, mode: str, steps_per_call: int = 1) -> None:
-        self.cfg, self.mode = cfg, mode
-        self.steps_per_call = steps_per_call if mode == "scan" else 1
         x, y = make_batch(cfg)
-        self.x, self.y = jnp.asarray(x), jnp.asarray(y)  # (B, D), (B,)
-        self.lr = jnp.float32(cfg.lr)
-        self.reset()
+        super().__init__(cfg, mode, steps_per_call, (jnp.asarray(x), jnp.asarray(y), jnp.float32(cfg.lr)))  # (B, D), (B,)
 
-    def _one(self):
-        step = jit_step if self.mode == "jit" else sgd_step
-        self.p, loss = step(self.p, self.x, self.y, self.lr)
-        return loss
-
-    def call(self) -> None:
-        if self.mode == "scan":
-            self.p, losses = scan_steps(self.p, self.x, self.y, self.lr, self.steps_per_call)
-            jax.block_until_ready(losses)
-        else:
-            jax.block_until_ready(self._one())
-
-    def losses(self, n: int) -> np.ndarray:
-        if self.mode == "scan":  # the same fused scan, n steps long
-            self.p, losses = scan_steps(self.p, self.x, self.y, self.lr, n)
-            return np.asarray(losses, np.float64)
-        return np.array([float(self._one()) for _ in range(n)])
+    def init_state(self) -> list:
+        return [jnp.asarray(p) for p in init_params(self.cfg)]
 
     def params(self) -> list[np.ndarray]:
-        return [np.array(p) for p in self.p]
-
-    def one_step(self):
-        """(pure function, its current arguments) of one training step: for ops and profiles."""
-        return sgd_step, (self.p, self.x, self.y, self.lr)
-
-    def count_ops(self) -> int:
-        """Equations of one step's jaxpr (value_and_grad + SGD): what eager mode dispatches
-        one by one, and what jit and scan compile."""
-        fn, args = self.one_step()
-        return len(jax.make_jaxpr(fn)(*args).jaxpr.eqns)
-
-    def describe(self) -> dict:
-        return {}
-
-    def reset(self) -> None:
-        self.p = [jnp.asarray(p) for p in init_params(self.cfg)]
+        return [np.array(p) for p in self.state]
 
 
 def build_eager(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxStep:

@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from models.mlp.model import MLPConfig, init_params, make_batch
-from models.torch_util import ScanDriver, compiled, count_dispatched, graph_facts, set_call
+from models.torch_util import ScanDriver, bind, builders, count_dispatched, graph_facts, set_call
 
 
 class MLP(nn.Module):
@@ -62,11 +62,7 @@ class TorchStep:
         else:
             self.p = {k: v.detach() for k, v in self.model.named_parameters()}  # share storage with the module
             self.fn, self.args = self._functional_step, (self.p, self.x, self.y)
-        self.step_fn = partial(self.fn, *self.args) if self.args else self.fn
-        if kind != "eager":
-            c = compiled(self.fn, kind, device)
-            self.step_fn = partial(c, *self.args) if self.args else c
-        set_call(self, self.step_fn, device)
+        bind(self, device)
 
     def _train_step(self) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
@@ -150,24 +146,7 @@ class TorchScanStep:
         self.driver.carry = self._start()
 
 
-def build_eager(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchStep:
-    return TorchStep(cfg, "eager", device)
-
-
-def build_compiled(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchStep:
-    return TorchStep(cfg, "compile", device)
-
-
-def build_fullgraph(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchStep:
-    return TorchStep(cfg, "fullgraph", device)
-
-
-def build_cudagraphs(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cuda") -> TorchStep:
-    return TorchStep(cfg, "cudagraphs", device)
-
-
-def build_scan(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> TorchScanStep:
-    return TorchScanStep(cfg, steps_per_call, device)
+build_eager, build_compiled, build_fullgraph, build_cudagraphs, build_scan = builders(TorchStep, TorchScanStep)
 
 
 def pipeline_stages(cfg: MLPConfig, n: int) -> list[tuple[nn.Module, list[tuple[int, torch.Tensor, bool]]]]:
