@@ -11,16 +11,11 @@ from pathlib import Path
 
 import psutil
 
+from bench.kernels import cpu_isa, kernel_env
 from bench.supervisor import query
 
 PACKAGES = ("numpy", "scipy", "pandas", "torch", "jax", "jaxlib", "threadpoolctl", "pytest-benchmark")
 
-# Environment variables that change performance; workers get them passed on explicitly.
-PERF_ENV = (
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS", "JAX_PLATFORMS",
-    "JAX_ENABLE_X64", "TORCHINDUCTOR_CACHE_DIR", "TORCH_COMPILE_DISABLE", "OMP_WAIT_POLICY",
-    "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_AFFINITY", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED",
-)
 
 
 def utc_now() -> str:
@@ -73,7 +68,8 @@ def collect() -> dict:
         "python_executable": sys.executable,
         "versions": versions(),
         "git_commit": git_commit(),
-        "env": {k: os.environ[k] for k in PERF_ENV if k in os.environ},
+        "env": kernel_env(),
+        "cpu_isa": cpu_isa(),
     }
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import kernels
+
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -190,8 +192,9 @@ def setup(name: str, threads: int, device: str = "cpu", tf32: bool = False) -> t
     info: dict = {"framework": name, "pid": os.getpid(), "affinity": sorted(os.sched_getaffinity(0)), "device": device}
     info.update(get(name).setup(threads, device, tf32))
     limits = threadpool_limits(limits=threads)
-    info["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "prefix")}
-                           for p in threadpool_info()]
+    info["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "prefix",
+                                                  "architecture")} for p in threadpool_info()]
+    info["kernels"] = kernels.worker_kernels(name)
     if "threads_used" not in info:  # numpy: its BLAS pool; null: nothing but the affinity
         blas = [p["num_threads"] for p in info["threadpools"] if p["user_api"] == "blas"]
         info["threads_used"] = blas[0] if blas and name == "numpy" else len(info["affinity"])

@@ -208,6 +208,8 @@ def read_results(path: Path) -> pd.DataFrame:
         df.insert(list(RESULT_COLUMNS).index("role"), "role",
                   [LEGACY_ROLES.get(i, "fused" if f else "") for i, f in zip(df["impl"], fused, strict=True)])
     df["role"] = df["role"].fillna("")
+    if "pct_machine_peak" not in df.columns:  # an older schema did not measure against the machine
+        df.insert(list(RESULT_COLUMNS).index("pct_machine_peak"), "pct_machine_peak", float("nan"))
     return df
 
 

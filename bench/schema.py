@@ -7,7 +7,7 @@ READABLE_VERSIONS = (3, 4)  # a schema-3 run reads as schema 4 with the roles of
 # The roles every schema-3 harness gave (its registry's, frozen here): an old run reports the same
 # whatever today's registry says. Rows with steps_per_call > 1 and no other role were fused.
 LEGACY_ROLES = {"c.ref": "floor", "null.noop": "control"}
-ADDED_IN = {"role": 4}  # result columns and the version that added them
+ADDED_IN = {"role": 4, "pct_machine_peak": 4}  # result columns and the version that added them
 
 # results.csv: one row per case (implementation x size). Each round of a case runs in its own
 # worker process; median_s, its CI and the noisy flag come from the per-process medians
@@ -62,6 +62,7 @@ RESULT_COLUMNS: dict[str, str] = {
     "graph_breaks": "compiled torch rows: graph breaks in one step (reasons in run.json case_info); 0 for torch.fullgraph",
     "gflops": "achieved GFLOP/s: flops_per_step / median_s",
     "pct_peak": "gflops as % of this framework's measured float32 matmul peak (run.json peaks)",
+    "pct_machine_peak": "gflops as % of the machine's peak: the fastest float32 matmul any framework measured on this device in this run (run.json peaks)",
     "first_call_s": "first call on a fresh build in the first process: tracing, compilation, lazy loads (not in median_s)",
     "first_call_later_s": "median first call of the later processes (persistent compile caches warm); each in rounds.csv",
     "loss_rel_err": "equivalence gate: max relative loss error vs the float64 reference",

@@ -30,9 +30,9 @@ class ChildFailure(Exception):
         self.status, self.reason = status, reason
 
 
-def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The caller's environment, the repository on the path, unbuffered output, plus `extra`."""
-    env = {**os.environ, **extra}
+def child_env(extra: dict[str, str], base: dict[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment (or `base`), the repository on the path, unbuffered output, plus `extra`."""
+    env = {**(os.environ if base is None else base), **extra}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -63,12 +63,13 @@ class Child:
     and (tag, None) at EOF."""
 
     def __init__(self, module: str, args: list[str], env: dict[str, str], log_path: Path, who: str,
-                 stdin: bool = False, sink: queue.Queue | None = None, tag: object = None) -> None:
+                 stdin: bool = False, sink: queue.Queue | None = None, tag: object = None,
+                 base_env: dict[str, str] | None = None) -> None:
         self.log_path, self.who, self.tag = log_path, who, tag
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=self.log, env=child_env(env), cwd=REPO_ROOT, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=self.log, env=child_env(env, base_env), cwd=REPO_ROOT, start_new_session=True)
         self.lines: queue.Queue = sink if sink is not None else queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

@@ -45,6 +45,10 @@ def add_arguments(r) -> None:
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="cpu (default), cuda, or auto (cuda when torch or jax sees a GPU); NumPy and C stay on the CPU")
     s.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA for torch and jax (default: strict fp32)")
+    s.add_argument("--native-kernels", action="store_true",
+                   help="clear, for the workers only, the variables that hold a library below the CPU's kernels "
+                        "(OPENBLAS_CORETYPE, MKL_DEBUG_CPU_TYPE, ATEN_CPU_CAPABILITY, DNNL_MAX_CPU_ISA, XLA's max ISA; "
+                        "recorded in run.json)")
     add_report_and_resume(r, s, "run: only its missing rounds")
 
 
@@ -58,7 +62,7 @@ def make_runner(args):
         return resumed(args, Runner.resume, "results.csv")
     try:
         settings = new_settings(args.model, args.impl, args.sizes, args.threads, args.rounds, args.budget,
-                                args.min_samples, args.case_timeout, args.device, args.tf32)
+                                args.min_samples, args.case_timeout, args.device, args.tf32, args.native_kernels)
     except ValueError as e:
         raise UsageError(str(e)) from None
     out = args.out or default_out()
@@ -86,6 +90,11 @@ def run(args) -> int:
     if commit.endswith("-dirty"):
         print("warning: the tree has uncommitted changes; this run will not be reproducible from a commit "
               "(run.json and the report say so)", file=sys.stderr)
+    runner.warn = lambda w: print(f"warning: {w}", file=sys.stderr)
+    if runner.settings.native_kernels:
+        cleared = runner.meta["native_kernels"]["cleared_for_workers"]
+        print(f"--native-kernels: cleared for the workers: {', '.join(f'{k}={v}' for k, v in cleared.items()) or 'nothing was set'}",
+              file=sys.stderr)
     with progress.Bar() as bar:
         rows = runner.run(bar.update)
     if runner.meta["status"] == "interrupted":

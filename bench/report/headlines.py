@@ -93,10 +93,14 @@ def extremes(sh: pd.DataFrame) -> list[str]:
                 f"{worst['impl']} takes {us(worst['median_s'] * 1e6)} µs per step at {worst['size']}, "
                 f"{worst['slowdown']:.0f}x the fastest there ({worst['fastest_impl']}, {us(fastest_t * 1e6)} µs).")]
     big = w[w["flops_per_step"] == w["flops_per_step"].max()]
-    parts = [f"{r['impl']} {r['pct_peak']:.0f}%" for _, r in big.iterrows() if math.isfinite(r["pct_peak"])]
+    parts = [f"{r['impl']} {r['pct_peak']:.0f}%" + (f" (machine: {r['pct_machine_peak']:.0f}%)"
+                                                    if math.isfinite(r["pct_machine_peak"]) else "")
+             for _, r in big.iterrows() if math.isfinite(r["pct_peak"])]
     if parts:
+        machine = " In parentheses: % of the machine peak, the fastest framework's matmul on this machine." \
+            if big["pct_machine_peak"].notna().any() else ""
         out.append(line(f"Percent of peak at the largest size, {big['size'].iloc[0]} "
-                        f"({big['flops_per_step'].iloc[0] / 1e9:.1f} GFLOP/step)", "peak", ", ".join(parts) + "."))
+                        f"({big['flops_per_step'].iloc[0] / 1e9:.1f} GFLOP/step)", "peak", ", ".join(parts) + "." + machine))
     return out
 
 

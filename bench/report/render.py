@@ -97,7 +97,14 @@ def header(meta: dict) -> list[str]:
     commit = m.get("git_commit") or "unknown"
     dirty = (" **The tree had uncommitted changes: this run is not reproducible from a commit.**"
              if commit.endswith("-dirty") else "")
-    return [f"# Framework overhead, {s.get('model', 'mlp')}: run {meta['run_id']}", "",
+    warnings = [f"**Warning: {w}.**" for w in meta.get("kernel_warnings", [])]
+    native = meta.get("native_kernels")
+    if native:
+        cleared = native.get("cleared_for_workers") or {}
+        warnings.append("Run with --native-kernels: cleared for the workers: "
+                        + (", ".join(f"{k}={v}" for k, v in cleared.items()) or "nothing was set") + ".")
+    return [f"# Framework overhead, {s.get('model', 'mlp')}: run {meta['run_id']}", "", *warnings,
+            *([""] if warnings else []),
             f"{m['cpu_model']}, {s['threads']} thread(s) of {m['cores_logical']} cores, {m['memory_total_gb']} GB; "
             f"{m['os']}; Python {m['python']}; "
             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f"; commit {commit}; "
@@ -134,6 +141,20 @@ def section_peaks(meta: dict) -> list[str]:
                       f"{p.get('copy_gbytes_per_s', float('nan')):.0f} |")
         else:
             md.append(f"| {fw} | | - | {p.get('error', 'not measured')} | | |")
+    best = {d: max(((p["gflops"], fw) for fw, p in meta.get("peaks", {}).items()
+                    if "gflops" in p and p.get("device", "cpu") == d), default=None) for d in ("cpu", "cuda")}
+    for d, b in best.items():
+        if b:
+            md += ["", f"Machine peak ({d}): {b[0]:.0f} GFLOP/s, the fastest framework's ({b[1]}); pct_machine_peak "
+                   "measures every row against it, pct_peak against the row's own framework."]
+    isa = meta["machine"].get("cpu_isa") or {}
+    theory = isa.get("theoretical_gflops")
+    if theory:
+        md += ["", f"Theoretical CPU peak from /proc/cpuinfo: {theory:.0f} GFLOP/s ({meta['machine'].get('cores_logical')} "
+               f"cores x 2 FMA units (assumed) x {16 if 'avx512f' in isa.get('flags', []) else 8} float32 lanes x 2 x "
+               f"{isa.get('mhz'):.0f} MHz)"
+               + (" - below the measured peak: the clock the OS shows is not the one the cores run at."
+                  if best["cpu"] and best["cpu"][0] > theory else ".")]
     return md + [""]
 
 

@@ -87,6 +87,8 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     gflops = flops / u["median_s"] / 1e9 if st.impl.role != "control" else math.nan  # NaN without samples
     later = [f for f in st.first_calls[1:] if math.isfinite(f)]
     peak = peaks.get(st.impl.framework, {}).get("gflops")
+    device = st.impl.run_device(settings.device)
+    machine = max((p["gflops"] for p in peaks.values() if "gflops" in p and p.get("device", "cpu") == device), default=None)
     return {
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
         "framework": st.impl.framework, "mode": st.impl.mode,
@@ -104,6 +106,7 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
         "graphs": st.info.get("graphs", math.nan), "graph_breaks": st.info.get("graph_breaks", math.nan),
         "gflops": gflops,
         "pct_peak": 100 * gflops / peak if peak else math.nan,
+        "pct_machine_peak": 100 * gflops / machine if machine else math.nan,
         "first_call_s": st.first_call_s, "first_call_later_s": float(np.median(later)) if later else math.nan,
         "loss_rel_err": st.loss_rel_err,
         "update_rel_err": st.update_rel_err, "peak_rss_mb": st.peak_rss_mb,

@@ -14,10 +14,11 @@ from models.registry import device_for
 class WorkerHandle(Child):
     """One sweep worker (bench/sweep/worker.py): a request, then its reply, with a deadline."""
 
-    def __init__(self, framework: str, threads: int, log_path: Path, device: str, tf32: bool = False) -> None:
+    def __init__(self, framework: str, threads: int, log_path: Path, device: str, tf32: bool = False,
+                 base_env: dict[str, str] | None = None) -> None:
         env = {**frameworks.thread_env(threads, device), **frameworks.compile_cache_env()}
         super().__init__("bench.sweep.worker", [framework, str(threads), device, "tf32" if tf32 else "fp32"], env,
-                         log_path, "worker", stdin=True)
+                         log_path, "worker", stdin=True, base_env=base_env)
         self.framework = framework
 
     def request(self, msg, reply_type, timeout_s: float, stop: threading.Event | None = None):
@@ -43,8 +44,10 @@ class WorkerPool:
 
     HELLO_TIMEOUT_S = 120.0  # importing a framework (and its first lazy loads) on a cold machine
 
-    def __init__(self, threads: int, device: str, tf32: bool, logs: Path, stop: threading.Event) -> None:
+    def __init__(self, threads: int, device: str, tf32: bool, logs: Path, stop: threading.Event,
+                 base_env: dict[str, str] | None = None) -> None:
         self.threads, self.device, self.tf32, self.logs, self.stop = threads, device, tf32, logs, stop
+        self.base_env = base_env  # the workers' environment before their settings (None: this process's)
         self.workers: dict[str, WorkerHandle] = {}
         self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
         self.info: dict[str, dict] = {}  # framework -> what its worker reported at hello
@@ -54,7 +57,7 @@ class WorkerPool:
         if w is not None and w.alive():
             return w
         w = WorkerHandle(framework, self.threads, self.logs / f"{framework}.log",
-                         device_for(framework, self.device), self.tf32)
+                         device_for(framework, self.device), self.tf32, self.base_env)
         self.workers[framework] = w
         hello = w.request(protocol.Hello(), protocol.HelloReply, self.HELLO_TIMEOUT_S, self.stop)
         if not hello.ok:

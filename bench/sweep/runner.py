@@ -7,11 +7,12 @@ remaining cases of that framework.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
 
-from bench import envinfo, protocol
+from bench import envinfo, kernels, protocol
 from bench.results import RunDir, read_meta, read_results, read_rounds, read_samples
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.supervisor import ChildFailure
@@ -45,8 +46,14 @@ class Runner:
         self.meta = meta
         self.noise = envinfo.noise_start()  # of this part of the run (a resume records its own)
         (run.path / "logs").mkdir(exist_ok=True)
-        self.pool = WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", self.stop)
+        self.worker_env, cleared = (kernels.native_env(dict(os.environ)) if settings.native_kernels
+                                    else (dict(os.environ), {}))
+        if settings.native_kernels:
+            meta["native_kernels"] = {"cleared_for_workers": cleared}
+        self.pool = WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", self.stop,
+                               self.worker_env)
         self.pool.info = meta["workers"]  # what each worker reports lands in run.json
+        self.warn: Callable[[str], None] | None = None  # told each kernel warning once, when the workers know it
 
     @classmethod
     def resume(cls, run: RunDir, argv: list[str]) -> Runner:
@@ -54,6 +61,9 @@ class Runner:
 
         Raises SchemaError if the directory is not a resumable run."""
         meta = read_meta(run.path)
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaError(f"{run.path} was written by schema {meta.get('schema_version')}; resume it with the "
+                              f"harness that made it (this one writes {SCHEMA_VERSION})")
         if meta.get("status") == "complete":
             raise SchemaError(f"{run.path} is complete; nothing to resume")
         if not run.samples_path.is_file():
@@ -105,6 +115,20 @@ class Runner:
             except ChildFailure as f:
                 peak = {"error": f"{f.status}: {f.reason}"}
             self.meta["peaks"][fw] = peak
+        self.check_kernels()
+
+    def check_kernels(self) -> None:
+        """Which library runs below the CPU, from what every started worker reported (run.json
+        kernel_warnings; each told to `warn` once)."""
+        found = kernels.handicaps(self.meta["machine"].get("cpu_isa") or kernels.cpu_isa(),
+                                  {fw: i.get("kernels", {}) for fw, i in self.meta["workers"].items()},
+                                  kernels.kernel_env(self.worker_env))
+        told = self.meta.setdefault("kernel_warnings", [])
+        new = [w for w in found if w not in told]
+        told += new
+        for w in new:
+            if self.warn:
+                self.warn(w)
 
     def run(self, progress: ProgressFn | None = None) -> list[dict]:
         """Measure every (case, round) not yet on disk. Returns the rows; meta["status"] says

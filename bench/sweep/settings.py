@@ -37,6 +37,7 @@ class Settings:
     case_timeout_s: float
     device: str = "cpu"  # cpu or cuda (resolved from --device auto before a run starts)
     tf32: bool = False  # TF32 matmuls on CUDA for torch and jax (--tf32); fp32 otherwise
+    native_kernels: bool = False  # --native-kernels: the workers run without what holds a library below the CPU
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -51,12 +52,13 @@ class Settings:
             model=d["model"], impls=list(d["impls"]), sizes=[Size.from_json(z) for z in d["sizes"]],
             threads=int(d["threads"]), rounds=int(d["rounds"]), budget=Budget(**d["budget"]),
             case_timeout_s=float(d["case_timeout_s"]), device=d.get("device", "cpu"), tf32=bool(d.get("tf32", False)),
+            native_kernels=bool(d.get("native_kernels", False)),
         )
 
 
 def new_settings(model: str, impl_text: str, sizes_text: str, threads: int, rounds: int | None,
                  budget_s: float | None, min_samples: int, case_timeout_s: float, device: str,
-                 tf32: bool) -> Settings:
+                 tf32: bool, native_kernels: bool = False) -> Settings:
     """A new run's settings from the command's options (rounds and sampling time: the preset's
     defaults unless given); ValueError naming the first problem."""
     from bench import devices
@@ -72,4 +74,4 @@ def new_settings(model: str, impl_text: str, sizes_text: str, threads: int, roun
     return Settings(model=model, impls=[i.name for i in impls], sizes=sizes, threads=threads,
                     rounds=rounds or default_rounds,
                     budget=Budget(seconds=budget_s if budget_s is not None else default_budget, min_samples=min_samples),
-                    case_timeout_s=case_timeout_s, device=dev, tf32=tf32)
+                    case_timeout_s=case_timeout_s, device=dev, tf32=tf32, native_kernels=native_kernels)
