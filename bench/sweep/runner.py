@@ -46,8 +46,7 @@ class Runner:
         self.meta = meta
         self.noise = envinfo.noise_start()  # of this part of the run (a resume records its own)
         (run.path / "logs").mkdir(exist_ok=True)
-        self.worker_env, cleared = (kernels.native_env(dict(os.environ)) if settings.native_kernels
-                                    else (dict(os.environ), {}))
+        self.worker_env, cleared = kernels.native_env(dict(os.environ)) if settings.native_kernels else (None, {})
         if settings.native_kernels:
             meta["native_kernels"] = {"cleared_for_workers": cleared}
         self.pool = WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", self.stop,
@@ -60,14 +59,7 @@ class Runner:
         """A runner for an interrupted run directory: same settings, only the missing rounds.
 
         Raises SchemaError if the directory is not a resumable run."""
-        meta = read_meta(run.path)
-        if meta.get("schema_version") != SCHEMA_VERSION:
-            raise SchemaError(f"{run.path} was written by schema {meta.get('schema_version')}; resume it with the "
-                              f"harness that made it (this one writes {SCHEMA_VERSION})")
-        if meta.get("status") == "complete":
-            raise SchemaError(f"{run.path} is complete; nothing to resume")
-        if not run.samples_path.is_file():
-            raise SchemaError(f"{run.path} has no samples.csv to append to")
+        meta = resumable(run)
         settings = Settings.from_json(meta["settings"])
         unknown = [n for n in settings.impls if n not in REGISTRY.get(settings.model, {})]
         if unknown:
@@ -102,31 +94,14 @@ class Runner:
 
     def measure_peaks(self, progress: ProgressFn | None) -> None:
         """Each framework's float32 matmul peak, in its own worker, before any case."""
-        pending = [st.impl for st in self.states if st.status == "pending" and st.impl.role != "control"]
-        for fw in dict.fromkeys(i.framework for i in pending):
+        pending = [st.impl.framework for st in self.states if st.status == "pending" and st.impl.role != "control"]
+        for fw in dict.fromkeys(pending):
             if "gflops" in self.meta["peaks"].get(fw, {}) or self.stop.is_set():
                 continue
             if progress:
                 progress(f"{fw} matmul peak", 0, 0, 0)
-            msg = protocol.PeakRequest(n=PEAK_N, budget=asdict(PEAK_BUDGET))
-            try:
-                reply = self.pool.ask(fw, msg, protocol.PeakReply, self.settings.case_timeout_s)
-                peak = {"error": reply.error} if reply.error else {**reply.result, "peak_rss_mb": reply.peak_rss_mb}
-            except ChildFailure as f:
-                peak = {"error": f"{f.status}: {f.reason}"}
-            self.meta["peaks"][fw] = peak
-        self.check_kernels()
-
-    def check_kernels(self) -> None:
-        """Which library runs below the CPU, from what every started worker reported (run.json
-        kernel_warnings; each told to `warn` once)."""
-        found = kernels.handicaps(self.meta["machine"].get("cpu_isa") or kernels.cpu_isa(),
-                                  {fw: i.get("kernels", {}) for fw, i in self.meta["workers"].items()},
-                                  kernels.kernel_env(self.worker_env))
-        told = self.meta.setdefault("kernel_warnings", [])
-        new = [w for w in found if w not in told]
-        told += new
-        for w in new:
+            self.meta["peaks"][fw] = ask_peak(self.pool, fw, self.settings.case_timeout_s)
+        for w in new_kernel_warnings(self.meta, self.worker_env):
             if self.warn:
                 self.warn(w)
 
@@ -171,6 +146,41 @@ class Runner:
         if self.meta["status"] == "complete":
             self.run_dir.compress_samples()
         self.run_dir.write_meta(self.meta)
+
+
+def resumable(run: RunDir) -> dict:
+    """The run.json of a run this harness can finish; SchemaError naming why not."""
+    meta = read_meta(run.path)
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise SchemaError(f"{run.path} was written by schema {meta.get('schema_version')}; resume it with the "
+                          f"harness that made it (this one writes {SCHEMA_VERSION})")
+    if meta.get("status") == "complete":
+        raise SchemaError(f"{run.path} is complete; nothing to resume")
+    if not run.samples_path.is_file():
+        raise SchemaError(f"{run.path} has no samples.csv to append to")
+    return meta
+
+
+def ask_peak(pool: WorkerPool, fw: str, timeout_s: float) -> dict:
+    """The framework's matmul peak from its worker, or the error."""
+    msg = protocol.PeakRequest(n=PEAK_N, budget=asdict(PEAK_BUDGET))
+    try:
+        reply = pool.ask(fw, msg, protocol.PeakReply, timeout_s)
+    except ChildFailure as f:
+        return {"error": f"{f.status}: {f.reason}"}
+    return {"error": reply.error} if reply.error else {**reply.result, "peak_rss_mb": reply.peak_rss_mb}
+
+
+def new_kernel_warnings(meta: dict, worker_env: dict | None) -> list[str]:
+    """Which library runs below the CPU, from what every started worker reported; the warnings
+    not yet in run.json's kernel_warnings are added there and returned."""
+    found = kernels.handicaps(meta["machine"].get("cpu_isa") or kernels.cpu_isa(),
+                              {fw: i.get("kernels", {}) for fw, i in meta["workers"].items()},
+                              kernels.kernel_env(worker_env))
+    told = meta.setdefault("kernel_warnings", [])
+    new = [w for w in found if w not in told]
+    told += new
+    return new
 
 
 def exit_status(rows: list[dict]) -> int:
