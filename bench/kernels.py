@@ -33,6 +33,7 @@ OPENBLAS_LEVEL = {  # OpenBLAS core types (threadpoolctl's `architecture`)
 }
 TORCH_LEVEL = {"default": "sse", "no_avx": "sse", "avx": "avx", "avx2": "avx2", "avx512": "avx512",
                "zvector": "sse", "sve256": "sse"}
+OPENBLAS_USERS = ("numpy", "c")  # whose matrix products go through OpenBLAS (torch: MKL; jax: XLA's own dot)
 VARIABLE_FOR = {"openblas": ("OPENBLAS_CORETYPE", "GOTOBLAS_CORETYPE"), "torch": ("ATEN_CPU_CAPABILITY",),
                 "mkl": ("MKL_DEBUG_CPU_TYPE", "MKL_ENABLE_INSTRUCTIONS")}
 
@@ -109,7 +110,7 @@ def handicaps(cpu: dict, kernels: dict[str, dict], env: dict[str, str]) -> list[
     for fw, k in kernels.items():
         for pool in k.get("blas", []):
             arch = str(pool.get("architecture") or "").lower()
-            if pool.get("internal_api") == "openblas" and arch in OPENBLAS_LEVEL:
+            if pool.get("internal_api") == "openblas" and arch in OPENBLAS_LEVEL and fw in OPENBLAS_USERS:
                 found.setdefault(f"openblas:{arch}", (OPENBLAS_LEVEL[arch], []))[1].append(fw)
         cap = str(k.get("torch", {}).get("cpu_capability", "")).lower()
         if cap in TORCH_LEVEL:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SWEEP_RUN = "results/20261126T033221Z_vm"  # the committed MLP default sweep
+SWEEP_RUN = "results/20261129T105429Z_vm"  # the committed MLP default sweep
 PIPELINE_RUN = "results/20261126T042354Z_vm_pipeline"  # the committed GPT pipeline probe
 FLOOR = "c.ref"
 HOST_FACTOR = {"xeon": 1.0, "grace": 2.7}

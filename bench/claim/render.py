@@ -48,15 +48,21 @@ def markdown(s: Step, rows: list[dict] | None = None) -> str:
              "| term | formula | inputs | seconds | share of step |", "|---|---|---|---:|---:|"]
     for t in s.terms:
         lines.append(f"| {t.name} | {t.formula} | {t.inputs} | {t.seconds:.4g} | {t.seconds / s.seconds:.1%} |")
-    lines += [f"| **step** | sum of the terms | | **{s.seconds:.4g}** | 100% |", "",
-              f"**MFU {s.mfu:.1%}** ({MFU_CONVENTION}).", "",
-              f"**What a framework-free stack with an ideal schedule would save: {sec:.3g} s per step, {share:.2%} "
-              "of it** (the host's launch and schedule time that the GPU's work does not hide).", ""]
+    lines += [f"| **step** | sum of the terms | | **{s.seconds:.4g}** | 100% |",
+              f"| **MFU** | {MFU_CONVENTION} | | {s.mfu:.1%} | |",
+              f"| **framework-free saving** | host launch and schedule time the GPU's work does not hide | what a "
+              f"stack with no framework overhead and an ideal schedule removes | {sec:.3g} | {share:.2%} |"]
     if rows is not None:
-        lines += sweep_lines(rows) + [
-            "For this layout the host would have to be " + " and ".join(
-                f"{answer.host_factor_for(c, t):.3g}x slower than this project's machine for {t:.0%}"
-                for t in answer.THRESHOLDS) + f" (Grace: {HOST_FACTOR['grace']:g}x).", ""]
+        for t in answer.THRESHOLDS:
+            r, f = answer.first_over(rows, t), answer.host_factor_for(c, t)
+            where = "nowhere in the grid" if r is None else (
+                f"microbatch {r['microbatch']}, pp {r['pp']}, dp {r['dp']} ({r['gpus']:,} GPUs) with a host "
+                f"{r['host_factor']:g}x this project's machine: {r['share']:.1%}")
+            lines.append(f"| **share over {t:.0%}** | first grid point over it; this layout's host speed for it | "
+                         f"{where} | host {f:.3g}x (Grace {HOST_FACTOR['grace']:g}x) | |")
+    lines += [""]
+    if rows is not None:
+        lines += sweep_lines(rows)
     lines += ["Assumptions:", "",
               f"- hardware: {g.source}",
               f"- host: {s.host.source}",
