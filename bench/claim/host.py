@@ -15,6 +15,7 @@ and its schedule's cost per pipeline action, scaled to the target host.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +36,7 @@ class HostCost:
     source: str
 
 
+@cache  # the sweep asks at every grid point: read each committed file once
 def per_op_us(framework: str, run: str = SWEEP_RUN) -> float:
     """us_per_op of an implementation less the floor's, from a committed sweep's analysis.csv."""
     df = pd.read_csv(ROOT / run / "analysis.csv").set_index("impl")
@@ -44,6 +46,7 @@ def per_op_us(framework: str, run: str = SWEEP_RUN) -> float:
     return max(0.0, float(df.loc[framework, "us_per_op"]) - float(df.loc[FLOOR, "us_per_op"]))
 
 
+@cache
 def schedule_us_per_action(framework: str, run: str = PIPELINE_RUN) -> float:
     """The framework's 1F1B residual per action, median over M (0 without a probe of its own)."""
     name = SCHEDULE_OF.get(framework.split(".")[0])

@@ -132,7 +132,7 @@ class Analysis:
 
     def frame(self) -> pd.DataFrame:
         """analysis.csv."""
-        return pd.DataFrame([s.row() for s in self.summaries])
+        return summary_frame(self.summaries)
 
 
 def analyze(run_dir: Path, seed: int = 0) -> Analysis:
