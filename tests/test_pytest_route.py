@@ -1,6 +1,7 @@
 """The pytest-benchmark route on the tiniest size, importing its JSON, and comparing runs."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,42 @@ def test_route_benchmarks_every_available_impl_with_self_describing_json(bench_j
     assert "machine_info" in doc and "commit_info" in doc
 
 
+@pytest.fixture(scope="module")
+def sleep_json(tmp_path_factory):
+    """The route on the known-time sleepers of tests/faulty.py: SLEEP_S per step, K steps per call."""
+    out = tmp_path_factory.mktemp("pbs") / "bench.json"
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--sizes", "1x1x1", "--budget", "0.05",
+         "--impl", "fault.sleep,fault.sleepk", f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        env={**os.environ, "BENCH_EXTRA_IMPLS": "tests.faulty"},
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    return out
+
+
+def test_a_fused_call_is_reported_per_step_by_the_route_and_by_its_import(sleep_json, tmp_path, monkeypatch):
+    from tests.faulty import EXTRA_IMPLS, SLEEP_S
+
+    for impl in EXTRA_IMPLS:  # as BENCH_EXTRA_IMPLS does in a run's processes, for this test only
+        monkeypatch.setitem(REGISTRY[impl.model], impl.name, impl)
+    doc = json.loads(sleep_json.read_text())
+    by = {b["extra_info"]["impl"]: b for b in doc["benchmarks"]}
+    assert by["fault.sleepk"]["extra_info"]["steps_per_call"] == 64 and by["fault.sleep"]["extra_info"]["steps_per_call"] == 1
+    for b in by.values():  # time.sleep overshoots a little, never undershoots
+        assert SLEEP_S <= b["stats"]["median"] <= 1.25 * SLEEP_S, b["stats"]["median"]
+    run = tmp_path / "imported"
+    assert main(["import-pytest", str(sleep_json), "--out", str(run)]) == 0
+    df = pd.read_csv(run / "results.csv").set_index("impl")
+    samples = pd.read_csv(run / "samples.csv.gz")
+    for name, b in by.items():
+        k = b["extra_info"]["steps_per_call"]
+        assert df.loc[name, "median_s"] == pytest.approx(b["stats"]["median"], rel=1e-6)
+        calls = samples[samples["impl"] == name]
+        assert (calls["steps_per_call"] == k).all()
+        assert calls["call_ns"].median() / 1e9 == pytest.approx(k * b["stats"]["median"], rel=1e-6)
+
+
 def test_route_is_not_collected_by_the_plain_test_command():
     p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                         "tests/test_stats.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -93,20 +130,36 @@ def test_malformed_json_is_refused_in_one_line(tmp_path, capsys, content, words)
     assert not (tmp_path / "r").exists()
 
 
-@pytest.fixture()
-def planted(tmp_path):
+def plant(tmp_path, factor: float):
     a = make_run(tmp_path / "a")
     b = tmp_path / "b"
     shutil.copytree(a, b)
     s = pd.read_csv(b / "samples.csv")
     slow = (s["impl"] == "torch.eager") & (s["size"] == "B128-H128-L2")
-    s.loc[slow, "call_ns"] *= 2
+    s.loc[slow, "call_ns"] = (s.loc[slow, "call_ns"] * factor).round().astype(int)
     s.to_csv(b / "samples.csv", index=False)
     r = pd.read_csv(b / "rounds.csv")
     slow = (r["impl"] == "torch.eager") & (r["size"] == "B128-H128-L2")
-    r.loc[slow, "median_s"] *= 2  # every process of that case twice as slow
+    r.loc[slow, "median_s"] *= factor  # every process of that case `factor` times as slow
     r.to_csv(b / "rounds.csv", index=False)
     return a, b
+
+
+@pytest.fixture()
+def planted(tmp_path):
+    return plant(tmp_path, 2.0)
+
+
+@pytest.mark.parametrize("factor, change", [(1.10, "slower"), (1 / 1.10, "faster")])
+def test_compare_calls_a_planted_10_percent_change_in_its_direction(tmp_path, factor, change):
+    a, b = plant(tmp_path, factor)
+    assert main(["compare", str(a), str(b), "--csv", str(tmp_path / "c.csv")]) == 0
+    df = pd.read_csv(tmp_path / "c.csv", keep_default_na=False).set_index(["impl", "size"])
+    r = df.loc[("torch.eager", "B128-H128-L2")]
+    assert r["change"] == change
+    assert r["ratio_b_a"] == pytest.approx(factor, rel=1e-6)
+    assert r["ratio_ci_low"] < factor < r["ratio_ci_high"] and (r["ratio_ci_low"] > 1) == (factor > 1)
+    assert (df.drop(index=[("torch.eager", "B128-H128-L2")])["change"] == "").all()
 
 
 def test_compare_finds_a_planted_2x_slowdown_and_nothing_else(planted, capsys, tmp_path):
@@ -133,3 +186,38 @@ def test_compare_fail_above_and_machine_flags(planted, capsys):
     capsys.readouterr()
     main(["compare", str(a), str(b)])
     assert "different machine: cpu_model" in capsys.readouterr().out
+
+
+class FakeBenchmark:
+    """pytest-benchmark's fixture as the route uses it: extra_info, the `_timer` it scales, and
+    pedantic(), which times each call with `_timer` (as pytest-benchmark's runner does)."""
+
+    def __init__(self):
+        import time
+
+        self._timer, self.extra_info, self.data = time.perf_counter, {}, []
+
+    def pedantic(self, fn, rounds, iterations, warmup_rounds):
+        for _ in range(warmup_rounds):
+            fn()
+        for _ in range(rounds):
+            t0 = self._timer()
+            fn()
+            self.data.append(self._timer() - t0)
+
+
+@pytest.mark.parametrize("name, k", [("fault.sleep", 1), ("fault.sleepk", 64)])
+def test_the_route_times_a_step_not_a_call_in_process(name, k, monkeypatch):
+    """bench_case on the sleepers in this process: the statistics are per training step whatever K."""
+    from bench.sweep.pytest_route import bench_case
+    from tests.faulty import EXTRA_IMPLS, SLEEP_S
+
+    impl = next(i for i in EXTRA_IMPLS if i.name == name)
+    (size,) = parse_sizes("1x1x1")
+    b = FakeBenchmark()
+    bench_case(b, impl, size, threads=1, budget_s=0.02)
+    assert b.extra_info["steps_per_call"] == k and b.extra_info["time_unit"] == "seconds per training step"
+    assert len(b.data) >= 10
+    median = sorted(b.data)[len(b.data) // 2]
+    assert SLEEP_S <= median <= 1.25 * SLEEP_S, median
+    assert b.extra_info["flops_per_step"] > 0 and b.extra_info["update_rel_err"] < 1e-2

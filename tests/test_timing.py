@@ -158,3 +158,23 @@ def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
     assert math.isnan(loop.first_calls[0])  # no rounds.csv row for it
     assert (eager.status, eager.round_medians) == ("pending", [])
     assert (failed.status, failed.error, failed.round_medians) == ("error", "boom", [])
+
+
+def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch):
+    """A matmul that takes a known 5 ms: n = 500 is 2 x 500^3 = 2.5e8 FLOP, so 50 GFLOP/s (not 25)."""
+    import time
+    from types import SimpleNamespace
+
+    from bench.sweep import peak
+
+    def slow_matmul(a, b, device):
+        assert a.shape == b.shape == (500, 500)
+        return lambda: time.sleep(0.005)
+
+    monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=slow_matmul))
+    out = peak.measure("torch", 500, Budget(seconds=0.05, min_samples=5, warmup_s=0.01))
+    assert out["flops"] == 2.5e8
+    assert out["median_s"] == pytest.approx(0.005, rel=0.1, abs=3e-4)
+    assert out["gflops"] == pytest.approx(2.5e8 / out["median_s"] / 1e9, rel=1e-9)
+    assert 40 < out["gflops"] <= 50 and out["gflops"] <= out["gflops_best"] <= 50
+    assert "copy_gbytes_per_s" not in out  # torch on a CPU: the bandwidth comes from numpy's worker

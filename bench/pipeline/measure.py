@@ -12,10 +12,13 @@ import numpy as np
 
 
 class Measurements:
-    def gate(self, step, mine) -> float:
+    def gate(self, step, mine, perturb: bool = False) -> float:
         """The largest relative gradient error of any tensor after one step (before its update is
-        judged: the SGD update is lr times the gradient), over all ranks."""
+        judged: the SGD update is lr times the gradient), over all ranks. perturb (tests only): this
+        rank's first gradient tensor is 10% off, which the gate must catch."""
         step()
+        if perturb:
+            mine[0][2][0][1].grad.mul_(1.1)
         want = self.hooks.reference_grads(self.cfg)
         err = 0.0
         for _, _, pmap in mine:

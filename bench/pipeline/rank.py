@@ -45,16 +45,17 @@ class Rank(Steps, Measurements):
                                 init_method=spec.init_method, timeout=timedelta(seconds=spec.timeout_s))
 
     def case(self, c: protocol.PipeCase) -> protocol.PipeResult:
-        fault = os.environ.get("BENCH_PIPELINE_FAULT", "")  # tests only: "schedule:rank:crash|hang"
-        if fault and fault.split(":")[:2] == [c.schedule, str(self.rank)]:
-            if fault.endswith("crash"):
-                os._exit(9)
+        fault = os.environ.get("BENCH_PIPELINE_FAULT", "")  # tests only: "schedule:rank:crash|hang|grad"
+        fault = fault.split(":")[2] if fault.split(":")[:2] == [c.schedule, str(self.rank)] else ""
+        if fault == "crash":
+            os._exit(9)
+        if fault == "hang":
             time.sleep(3600)
         schedule, M = SCHEDULES[c.schedule], c.microbatches
         step, mine, n_stages = self.build(schedule, M)
         out = protocol.PipeResult(schedule.name, M, c.round, "ok")
         if c.gate:
-            out.grad_rel_err = self.gate(step, mine)
+            out.grad_rel_err = self.gate(step, mine, perturb=fault == "grad")
         out.step_ns = self.time_steps(step, c.steps)
         out.stage_f_s, out.stage_b_s = self.stage_times(schedule, mine, n_stages, M)
         out.comm_s = self.comm_time(M) if self.P > 1 and schedule.kind != "single" else 0.0
