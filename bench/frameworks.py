@@ -51,19 +51,34 @@ def compile_cache_env() -> dict[str, str]:
     return {k: os.environ.get(k, v) for k, v in want.items()}
 
 
-def pin_cpus(threads: int, first: int = 0) -> list[int]:
-    """Restrict this process to `threads` of its allowed CPUs from the `first` one on (wrapping
-    around), before a framework is imported."""
-    allowed = sorted(os.sched_getaffinity(0))
-    cpus = sorted({allowed[(first + i) % len(allowed)] for i in range(threads)})
+def pin_cpus(threads: int, first: int = 0, cpus: list[int] | None = None) -> list[int]:
+    """Restrict this process to `cpus`, or to `threads` of its allowed CPUs from the `first` one on
+    (wrapping around), before a framework is imported."""
+    if cpus is None:
+        allowed = sorted(os.sched_getaffinity(0))
+        cpus = sorted({allowed[(first + i) % len(allowed)] for i in range(threads)})
     os.sched_setaffinity(0, cpus)
     return cpus
 
 
-def pin_process(threads: int, device: str = "cpu", first: int = 0) -> list[int]:
+def cpu_layout(threads: int, harness_cpu: bool) -> tuple[list[int], list[int]]:
+    """(the harness's CPUs, the measuring workers' CPUs) of a run. With harness_cpu the first allowed
+    CPU is left to the runner, its reader threads and the system, and the workers' `threads` compute
+    threads get the next ones; without, everything shares the first `threads` CPUs. ValueError when
+    the CPUs are too few."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not harness_cpu:
+        return allowed, allowed[:threads]
+    if threads + 1 > len(allowed):
+        raise ValueError(f"--threads {threads} with a harness core needs {threads + 1} CPUs, this process has "
+                         f"{len(allowed)}: use --threads {len(allowed) - 1} or --no-harness-core")
+    return allowed[:1], allowed[1:1 + threads]
+
+
+def pin_process(threads: int, device: str = "cpu", first: int = 0, cpus: list[int] | None = None) -> list[int]:
     """What every measuring process does before importing a framework (the workers, the pytest
     route, the profiler, each pipeline rank): its CPUs, the thread variables, the compile caches."""
-    cpus = pin_cpus(threads, first)
+    cpus = pin_cpus(threads, first, cpus)
     os.environ.update({**thread_env(threads, device), **compile_cache_env()})
     return cpus
 

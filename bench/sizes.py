@@ -12,13 +12,27 @@ from models.registry import model_module
 # round, per preset. More processes matter more than more samples: at 8 processes a Welch test on
 # the log process medians holds its false-positive rate and finds a 10% slowdown
 # (tests/test_statistics.py), and the default MLP sweep fits in about 10 minutes on 2 cores.
-DEFAULT_ROUNDS, QUICK_ROUNDS = 8, 6
+DEFAULT_ROUNDS, QUICK_ROUNDS = 6, 6  # base rounds: every case gets these ...
+DEFAULT_MAX_ROUNDS = 16  # ... and a case whose CI is still wide gets extra ones, up to this many in all
 DEFAULT_BUDGET_S, QUICK_BUDGET_S = 0.05, 0.03
+DEFAULT_BUDGET_MIN = {"mlp": 10.0, "gpt": 15.0}  # the default sweep's time goal on the 2-core reference VM
 
 
-def preset_defaults(sizes_text: str) -> tuple[int, float]:
-    """(rounds, sampling seconds) a run of this --sizes gets unless told otherwise."""
-    return (QUICK_ROUNDS, QUICK_BUDGET_S) if sizes_text == "quick" else (DEFAULT_ROUNDS, DEFAULT_BUDGET_S)
+@dataclass(frozen=True)
+class PresetDefaults:
+    rounds: int
+    max_rounds: int
+    budget_s: float  # sampling seconds per case and round
+    budget_min: float | None  # no extra round past this estimated run time
+
+
+def preset_defaults(sizes_text: str, model: str = "mlp") -> PresetDefaults:
+    """What a run of this --sizes gets unless told otherwise: quick runs no extra round; the default
+    sweep adds them within its time goal; a custom sweep adds them with no time limit."""
+    if sizes_text == "quick":
+        return PresetDefaults(QUICK_ROUNDS, QUICK_ROUNDS, QUICK_BUDGET_S, None)
+    budget_min = DEFAULT_BUDGET_MIN.get(model) if sizes_text == "default" else None
+    return PresetDefaults(DEFAULT_ROUNDS, DEFAULT_MAX_ROUNDS, DEFAULT_BUDGET_S, budget_min)
 
 
 # Largest accepted dimensions for a custom size: beyond these a CPU step takes minutes or more

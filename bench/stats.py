@@ -51,6 +51,41 @@ def log_t_interval(medians: np.ndarray, level: float = LEVEL) -> tuple[float, fl
     return math.exp(center), math.exp(center - half), math.exp(center + half)
 
 
+def rounds_for(medians, target: float, max_rounds: int, level: float = LEVEL) -> int:
+    """How many processes a case gets in all, decided once from its first R: the fewest n <= max_rounds
+    whose expected CI half-width (log scale; the first R's sd, t(n - 1), sqrt(n)) is at most target,
+    R when the first R are already narrow enough or cannot say (one process, non-finite), max_rounds
+    when no n reaches it. A two-stage rule (Stein's): the sample size is chosen once from a first
+    sample, never by stopping the first time the interval looks narrow, which would bias coverage
+    (tests/test_statistics.py validates it at the drifts the committed runs show)."""
+    logs = np.log(np.asarray(medians, dtype=float))  # pragma: no mutate (equivalent: dtype only)
+    r = logs.size
+    if r < 2 or not np.all(np.isfinite(logs)):
+        return r
+    sd = float(logs.std(ddof=1))
+    for n in range(r, max(r, max_rounds) + 1):
+        if sps.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n) <= math.log1p(target):
+            return n
+    return max(r, max_rounds)
+
+
+def detectable_change(sd_a: float, n_a: int, sd_b: float, n_b: int, threshold: float, alpha: float = 0.05,
+                      power: float = 0.8) -> float:
+    """The smallest true slowdown |B/A - 1| that compare calls with probability `power`, at the
+    runs' own drift (sd of the log process medians) and process counts: a change is called when
+    p < alpha (Welch) and |ratio - 1| > threshold, so its log must clear both t(1 - alpha/2) se and
+    log(1 + threshold), by t(power) se. NaN when either run has fewer than 2 processes."""
+    if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
+        return math.nan
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return threshold
+    df = (va + vb) ** 2 / ((va**2 / (n_a - 1)) + (vb**2 / (n_b - 1)))  # Welch-Satterthwaite
+    bar = max(sps.t.ppf(1 - alpha / 2, df) * se, math.log1p(threshold))
+    return math.expm1(bar + sps.t.ppf(power, df) * se)
+
+
 def across_units(round_medians: list[float], round_iqr_rel: list[float]) -> dict[str, float]:
     """The row's center, CI and drift from its per-process medians (and within-process IQRs)."""
     m = np.asarray(round_medians, dtype=float)  # pragma: no mutate (equivalent: dtype only)

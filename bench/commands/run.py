@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +17,15 @@ from bench.commands.common import (
     positive,
     resumed,
 )
-from bench.sizes import DEFAULT_BUDGET_S, DEFAULT_ROUNDS, QUICK_BUDGET_S, QUICK_ROUNDS
+from bench.sizes import (
+    DEFAULT_BUDGET_MIN,
+    DEFAULT_BUDGET_S,
+    DEFAULT_MAX_ROUNDS,
+    DEFAULT_ROUNDS,
+    QUICK_BUDGET_S,
+    QUICK_ROUNDS,
+)
+from bench.sweep.plan import TARGET_CI
 from bench.timing import Budget
 from models.registry import MODELS
 
@@ -30,11 +39,25 @@ def add_arguments(r) -> None:
     s.add_argument("--impl", default="all", help="comma-separated implementation names, or all")
     s.add_argument("--sizes", default="default",
                    help="quick | default | gpu | custom: BxHxL,... (mlp) or BxTxCxLxNH,... (gpt)")
-    s.add_argument("--threads", type=positive(int, 1, n, "--threads"), default=n,
-                   help=f"threads for every framework (default: all {n} cores)")
+    s.add_argument("--threads", type=positive(int, 1, n, "--threads"), default=None,
+                   help=f"threads for every framework (default: {max(n - 1, 1)} of the {n} CPUs, one left to the "
+                        "harness; README: Precision)")
+    s.add_argument("--harness-core", action=argparse.BooleanOptionalAction, default=None,
+                   help="leave the first CPU to the runner and the system, the workers pinned to the others "
+                        "(default: on with 2 or more CPUs)")
+    s.add_argument("--live-workers", choices=["one", "all"], default="one",
+                   help="one (default): one worker process alive at a time, framework by framework in each round; "
+                        "all: one per framework alive through the round, sizes outermost")
     s.add_argument("--rounds", type=positive(int, 1, 100, "--rounds"), default=None,
-                   help=f"rounds, each in fresh worker processes: the unit of every CI and test "
+                   help=f"base rounds, each in fresh worker processes: the unit of every CI and test "
                         f"(default {DEFAULT_ROUNDS}; quick {QUICK_ROUNDS})")
+    s.add_argument("--max-rounds", type=positive(int, 1, 100, "--max-rounds"), default=None,
+                   help=f"a case whose CI is wider than +-{TARGET_CI * 100:.0f}%% after the base rounds gets extra ones, "
+                        f"decided once, up to this many in all (default {DEFAULT_MAX_ROUNDS}; quick and an explicit "
+                        "--rounds: none)")
+    s.add_argument("--budget-min", type=positive(float, 0.1, 10**5, "--budget-min"), default=None,
+                   help="no extra round beyond this estimated run time in minutes (default sweep: "
+                        + ", ".join(f"{m} {v:g}" for m, v in DEFAULT_BUDGET_MIN.items()) + "; otherwise none)")
     s.add_argument("--budget", type=positive(float, 0.001, 600, "--budget"), default=None,
                    help=f"sampling seconds per case and round (default {DEFAULT_BUDGET_S}; quick {QUICK_BUDGET_S})")
     s.add_argument("--min-samples", type=positive(int, 1, 10**6, "--min-samples"), default=Budget.min_samples,
@@ -62,7 +85,8 @@ def make_runner(args):
         return resumed(args, Runner.resume, "results.csv")
     try:
         settings = new_settings(args.model, args.impl, args.sizes, args.threads, args.rounds, args.budget,
-                                args.min_samples, args.case_timeout, args.device, args.tf32, args.native_kernels)
+                                args.min_samples, args.case_timeout, args.device, args.tf32, args.native_kernels,
+                                args.harness_core, args.live_workers, args.max_rounds, args.budget_min)
     except ValueError as e:
         raise UsageError(str(e)) from None
     out = args.out or default_out()

@@ -1,25 +1,63 @@
-"""Which (round, case) pairs a run measures, in which order, and which cases cannot run here."""
+"""Which (round, case) pairs a run measures, in which order, how many rounds each case gets, and
+which cases cannot run here.
+
+A run measures its base rounds (`rounds`) for every case; then each case whose CI is still wider
+than the target gets the extra rounds bench/stats.rounds_for asks for, decided once from its base
+rounds, capped by `max_rounds` and by the run's time budget (two-stage: never "stop when narrow")."""
 
 from __future__ import annotations
 
+import math
+
+from bench import stats
 from bench.sweep.cases import CaseState
 
+TARGET_CI = 0.8 * stats.CI_NOISY  # the extra rounds aim below the noisy threshold, not at it
 
-def order(states: list[CaseState], rnd: int) -> list[CaseState]:
-    """Size by size; the implementation order rotates each round so none always goes first."""
-    by_size: dict[str, list[CaseState]] = {}
+
+def rotate(items: list, rnd: int) -> list:
+    r = rnd % len(items) if items else 0
+    return items[r:] + items[:r]
+
+
+def order(states: list[CaseState], rnd: int, by_framework: bool = False) -> list[CaseState]:
+    """Size by size, the implementation order rotating each round so none always goes first; or
+    (by_framework: one live worker at a time) framework by framework, the framework order and each
+    framework's implementation order rotating each round."""
+    key = (lambda st: st.impl.framework) if by_framework else (lambda st: st.size.label)
+    groups: dict[str, list[CaseState]] = {}
     for st in states:
-        by_size.setdefault(st.size.label, []).append(st)
+        groups.setdefault(key(st), []).append(st)
+    if not by_framework:
+        return [st for group in groups.values() for st in rotate(group, rnd)]
     out: list[CaseState] = []
-    for group in by_size.values():
-        r = rnd % len(group)
-        out += group[r:] + group[:r]
+    for fw in rotate(list(groups), rnd):
+        names = rotate(list(dict.fromkeys(st.impl.name for st in groups[fw])), rnd)
+        out += sorted(groups[fw], key=lambda st: names.index(st.impl.name))  # stable: sizes in order
     return out
 
 
-def plan(states: list[CaseState], rounds: int) -> list[tuple[int, CaseState]]:
-    """Every (round, case) not yet on disk, round by round."""
-    return [(rnd, st) for rnd in range(rounds) for st in order(states, rnd) if rnd not in st.done_rounds]
+def plan(states: list[CaseState], rounds: int | dict, by_framework: bool = False,
+         start: int = 0) -> list[tuple[int, CaseState]]:
+    """Every (round, case) not yet on disk, round by round: rounds start..rounds-1, or up to each
+    case's own total (a dict keyed by CaseState.key)."""
+    total = rounds if isinstance(rounds, dict) else {st.key: rounds for st in states}
+    last = max(total.values(), default=0)
+    return [(rnd, st) for rnd in range(start, last) for st in order(states, rnd, by_framework)
+            if rnd < total.get(st.key, 0) and rnd not in st.done_rounds]
+
+
+def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict, budget_s: float) -> dict:
+    """{case key: total rounds} for the ok cases that need more than `base` (stats.rounds_for at
+    TARGET_CI), every need capped at the same largest round count whose estimated cost (cost_s:
+    seconds of one round of a case) fits budget_s; {} when nothing needs more or fits."""
+    need = {st.key: stats.rounds_for(st.round_medians, TARGET_CI, max_rounds)
+            for st in states if st.status == "ok" and len(st.round_medians) >= 2}
+    need = {k: n for k, n in need.items() if n > base}
+    for cap in range(max(need.values(), default=base), base, -1):
+        if sum((min(n, cap) - base) * cost_s.get(k, math.inf) for k, n in need.items()) <= budget_s:
+            return {k: min(n, cap) for k, n in need.items()}
+    return {}
 
 
 def mark_unavailable(states: list[CaseState], device: str) -> None:

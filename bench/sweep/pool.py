@@ -15,10 +15,10 @@ class WorkerHandle(Child):
     """One sweep worker (bench/sweep/worker.py): a request, then its reply, with a deadline."""
 
     def __init__(self, framework: str, threads: int, log_path: Path, device: str, tf32: bool = False,
-                 base_env: dict[str, str] | None = None) -> None:
+                 base_env: dict[str, str] | None = None, cpus: list[int] | None = None) -> None:
         env = {**frameworks.thread_env(threads, device), **frameworks.compile_cache_env()}
-        super().__init__("bench.sweep.worker", [framework, str(threads), device, "tf32" if tf32 else "fp32"], env,
-                         log_path, "worker", stdin=True, base_env=base_env)
+        args = [framework, str(threads), device, "tf32" if tf32 else "fp32"] + ([",".join(map(str, cpus))] if cpus else [])
+        super().__init__("bench.sweep.worker", args, env, log_path, "worker", stdin=True, base_env=base_env)
         self.framework = framework
 
     def request(self, msg, reply_type, timeout_s: float, stop: threading.Event | None = None):
@@ -45,8 +45,9 @@ class WorkerPool:
     HELLO_TIMEOUT_S = 120.0  # importing a framework (and its first lazy loads) on a cold machine
 
     def __init__(self, threads: int, device: str, tf32: bool, logs: Path, stop: threading.Event,
-                 base_env: dict[str, str] | None = None) -> None:
+                 base_env: dict[str, str] | None = None, cpus: list[int] | None = None) -> None:
         self.threads, self.device, self.tf32, self.logs, self.stop = threads, device, tf32, logs, stop
+        self.cpus = cpus  # the workers' CPUs (bench/frameworks.cpu_layout); None: the first `threads`
         self.base_env = base_env  # the workers' environment before their settings (None: this process's)
         self.workers: dict[str, WorkerHandle] = {}
         self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
@@ -57,7 +58,7 @@ class WorkerPool:
         if w is not None and w.alive():
             return w
         w = WorkerHandle(framework, self.threads, self.logs / f"{framework}.log",
-                         device_for(framework, self.device), self.tf32, self.base_env)
+                         device_for(framework, self.device), self.tf32, self.base_env, self.cpus)
         self.workers[framework] = w
         hello = w.request(protocol.Hello(), protocol.HelloReply, self.HELLO_TIMEOUT_S, self.stop)
         if not hello.ok:
@@ -77,7 +78,7 @@ class WorkerPool:
                 self.unavailable[framework] = f.reason
             raise
 
-    def close(self) -> None:
-        for w in self.workers.values():
-            w.stop()
-        self.workers.clear()
+    def close(self, keep: str | None = None) -> None:
+        """Stop every worker (but `keep`'s framework's)."""
+        for fw in [fw for fw in self.workers if fw != keep]:
+            self.workers.pop(fw).stop()

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 
-from bench import envinfo, kernels, protocol
+from bench import envinfo, frameworks, kernels, protocol
 from bench.results import RunDir, read_meta, read_results, read_rounds, read_samples
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.supervisor import ChildFailure
 from bench.sweep.cases import CaseState, case_row, restore
-from bench.sweep.plan import mark_unavailable, plan
+from bench.sweep.plan import extension, mark_unavailable, plan
 from bench.sweep.pool import WorkerPool
 from bench.sweep.settings import Settings
 from bench.timing import Budget
@@ -49,8 +50,11 @@ class Runner:
         self.worker_env, cleared = kernels.native_env(dict(os.environ)) if settings.native_kernels else (None, {})
         if settings.native_kernels:
             meta["native_kernels"] = {"cleared_for_workers": cleared}
+        self.harness_cpus, worker_cpus = (frameworks.cpu_layout(settings.threads, True) if settings.harness_cpu
+                                          else (None, None))
         self.pool = WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", self.stop,
-                               self.worker_env)
+                               self.worker_env, worker_cpus)
+        self.cost_s: dict[tuple[str, str], list[float]] = {}  # wall seconds of each case's rounds here
         self.pool.info = meta["workers"]  # what each worker reports lands in run.json
         self.warn: Callable[[str], None] | None = None  # told each kernel warning once, when the workers know it
 
@@ -77,8 +81,10 @@ class Runner:
         msg = protocol.CaseRequest(
             model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
             config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending", budget=asdict(s.budget))
+        t0 = time.monotonic()
         try:
             reply = self.pool.ask(st.impl.framework, msg, protocol.CaseReply, s.case_timeout_s)
+            self.cost_s.setdefault(st.key, []).append(time.monotonic() - t0)  # with its worker's start, if first
         except ChildFailure as f:
             if f.status != "interrupted" or st.status == "pending":  # finished rounds keep their status
                 st.status, st.error = f.status, f.reason
@@ -106,31 +112,63 @@ class Runner:
                 self.warn(w)
 
     def run(self, progress: ProgressFn | None = None) -> list[dict]:
-        """Measure every (case, round) not yet on disk. Returns the rows; meta["status"] says
-        complete or interrupted."""
+        """Measure every (case, round) not yet on disk: the base rounds, then the extra rounds of
+        the cases whose CI is still wide (decided once, recorded in run.json as extra_rounds).
+        Returns the rows; meta["status"] says complete or interrupted."""
         mark_unavailable(self.states, self.settings.device)
         self.meta["status"] = "running"
         self.run_dir.write_meta(self.meta)
         self.run_dir.write_results(self.rows())
-        todo = plan(self.states, self.settings.rounds)
+        saved = os.sched_getaffinity(0)
+        if self.harness_cpus:  # the runner's threads stay off the workers' CPUs
+            os.sched_setaffinity(0, self.harness_cpus)
+        t0 = time.monotonic()
         try:
             self.measure_peaks(progress)
             self.run_dir.write_meta(self.meta)
-            for done, (rnd, st) in enumerate(todo):
-                if self.stop.is_set():
-                    break
-                if done and rnd != todo[done - 1][0]:
-                    self.pool.close()  # each round in fresh worker processes: the unit of replication
-                if progress:
-                    progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
-                if st.status in ("pending", "ok"):
-                    self.measure(st, rnd)
-                    self.run_dir.write_results(self.rows())
+            self.measure_all(plan(self.states, self.settings.rounds, self.by_framework), progress)
+            if not self.stop.is_set() and self.settings.most_rounds > self.settings.rounds:
+                extra = self.extra_rounds(time.monotonic() - t0)
+                self.measure_all(plan(self.states, extra, self.by_framework, start=self.settings.rounds), progress)
         finally:
+            os.sched_setaffinity(0, saved)
             self.finish()
         if progress:
-            progress("done", self.settings.rounds - 1, len(todo), len(todo))
+            progress("done", self.settings.rounds - 1, 0, 0)
         return self.rows()
+
+    @property
+    def by_framework(self) -> bool:
+        return self.settings.live_workers == "one"
+
+    def extra_rounds(self, elapsed_s: float) -> dict:
+        """{case key: total rounds} of the cases that get extra rounds: run.json's, when a resumed
+        run decided them already, else decided now from the base rounds and written there."""
+        if "extra_rounds" not in self.meta:
+            s = self.settings
+            budget_s = s.budget_min * 60 - elapsed_s if s.budget_min is not None else float("inf")
+            cost = {k: sum(v) / len(v) for k, v in self.cost_s.items()}
+            for st in self.states:  # a resumed run has no wall times of its earlier rounds: their estimate
+                cost.setdefault(st.key, 2 * (s.budget.seconds + s.budget.warmup_s) + (st.first_call_s or 0.0))
+            got = extension(self.states, s.rounds, s.most_rounds, cost, budget_s)
+            self.meta["extra_rounds"] = {f"{i}|{z}": n for (i, z), n in got.items()}
+            self.run_dir.write_meta(self.meta)
+        return {tuple(k.split("|", 1)): n for k, n in self.meta["extra_rounds"].items()}
+
+    def measure_all(self, todo: list, progress: ProgressFn | None) -> None:
+        self.pool.close()  # a new stage starts a new round: fresh workers
+        for done, (rnd, st) in enumerate(todo):
+            if self.stop.is_set():
+                break
+            if done and rnd != todo[done - 1][0]:
+                self.pool.close()  # each round in fresh worker processes: the unit of replication
+            elif self.by_framework:
+                self.pool.close(keep=st.impl.framework)  # no idle worker alive beside the measured one
+            if progress:
+                progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
+            if st.status in ("pending", "ok"):
+                self.measure(st, rnd)
+                self.run_dir.write_results(self.rows())
 
     def finish(self) -> None:
         """Stop the workers and write the final state of every file."""

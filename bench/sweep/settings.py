@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
+from bench.frameworks import cpu_layout
 from bench.schema import SCHEMA_VERSION
 from bench.sizes import Size
 from bench.timing import Budget
@@ -38,6 +40,10 @@ class Settings:
     device: str = "cpu"  # cpu or cuda (resolved from --device auto before a run starts)
     tf32: bool = False  # TF32 matmuls on CUDA for torch and jax (--tf32); fp32 otherwise
     native_kernels: bool = False  # --native-kernels: the workers run without what holds a library below the CPU
+    harness_cpu: bool = False  # the first CPU left to the runner and the system (bench/frameworks.cpu_layout)
+    live_workers: str = "all"  # "one": one worker process alive at a time, framework by framework
+    max_rounds: int = 0  # extra rounds for wide CIs up to this many in all (bench/sweep/plan.py); 0: rounds
+    budget_min: float | None = None  # no extra round past this many minutes of estimated run time
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -52,15 +58,23 @@ class Settings:
             model=d["model"], impls=list(d["impls"]), sizes=[Size.from_json(z) for z in d["sizes"]],
             threads=int(d["threads"]), rounds=int(d["rounds"]), budget=Budget(**d["budget"]),
             case_timeout_s=float(d["case_timeout_s"]), device=d.get("device", "cpu"), tf32=bool(d.get("tf32", False)),
-            native_kernels=bool(d.get("native_kernels", False)),
+            native_kernels=bool(d.get("native_kernels", False)), harness_cpu=bool(d.get("harness_cpu", False)),
+            live_workers=d.get("live_workers", "all"), max_rounds=int(d.get("max_rounds", 0)),
+            budget_min=d.get("budget_min"),
         )
 
+    @property
+    def most_rounds(self) -> int:
+        return max(self.rounds, self.max_rounds)
 
-def new_settings(model: str, impl_text: str, sizes_text: str, threads: int, rounds: int | None,
+
+def new_settings(model: str, impl_text: str, sizes_text: str, threads: int | None, rounds: int | None,
                  budget_s: float | None, min_samples: int, case_timeout_s: float, device: str,
-                 tf32: bool, native_kernels: bool = False) -> Settings:
-    """A new run's settings from the command's options (rounds and sampling time: the preset's
-    defaults unless given); ValueError naming the first problem."""
+                 tf32: bool, native_kernels: bool = False, harness_cpu: bool | None = None,
+                 live_workers: str = "one", max_rounds: int | None = None, budget_min: float | None = None) -> Settings:
+    """A new run's settings from the command's options (threads, harness core, rounds, extra rounds,
+    time budget and sampling time: the defaults of the machine and the preset unless given);
+    ValueError naming the first problem."""
     from bench import devices
     from bench.sizes import parse_sizes, preset_defaults
     from models.registry import select
@@ -70,8 +84,15 @@ def new_settings(model: str, impl_text: str, sizes_text: str, threads: int, roun
     check_memory(sizes)
     dev = devices.resolve(device)
     impls = select(model, impl_text, dev)
-    default_rounds, default_budget = preset_defaults(sizes_text)
-    return Settings(model=model, impls=[i.name for i in impls], sizes=sizes, threads=threads,
-                    rounds=rounds or default_rounds,
-                    budget=Budget(seconds=budget_s if budget_s is not None else default_budget, min_samples=min_samples),
-                    case_timeout_s=case_timeout_s, device=dev, tf32=tf32, native_kernels=native_kernels)
+    pre = preset_defaults(sizes_text, model)
+    n = len(os.sched_getaffinity(0))
+    harness_cpu = n >= 2 if harness_cpu is None else harness_cpu
+    threads = threads or (n - 1 if harness_cpu else n)
+    cpu_layout(threads, harness_cpu)  # ValueError when the CPUs are too few
+    rounds = rounds or pre.rounds
+    most = max(rounds, max_rounds if max_rounds is not None else (pre.max_rounds if rounds == pre.rounds else rounds))
+    return Settings(model=model, impls=[i.name for i in impls], sizes=sizes, threads=threads, rounds=rounds,
+                    budget=Budget(seconds=budget_s if budget_s is not None else pre.budget_s, min_samples=min_samples),
+                    case_timeout_s=case_timeout_s, device=dev, tf32=tf32, native_kernels=native_kernels,
+                    harness_cpu=harness_cpu, live_workers=live_workers, max_rounds=most,
+                    budget_min=budget_min if budget_min is not None else pre.budget_min)

@@ -1,8 +1,8 @@
 """Worker process: runs the cases of one framework. JSON lines in on stdin, JSON lines out
 (bench/protocol.py).
 
-Started by the runner as `python -m bench.sweep.worker FRAMEWORK THREADS DEVICE fp32|tf32`. The CPU
-affinity is set before any framework is imported, then each framework's own thread setting
+Started by the runner as `python -m bench.sweep.worker FRAMEWORK THREADS DEVICE fp32|tf32 CPUS`. The CPU
+affinity (CPUS, comma-separated: bench/frameworks.cpu_layout) is set before any framework is imported, then each framework's own thread setting
 (bench/frameworks.py). Anything the framework prints goes to stderr: the reply channel is a
 private copy of the original stdout.
 """
@@ -94,10 +94,11 @@ def main(argv: list[str]) -> int:
     framework, threads = argv[0], int(argv[1])
     device = argv[2] if len(argv) > 2 else "cpu"
     tf32 = len(argv) > 3 and argv[3] == "tf32"
+    cpus = [int(c) for c in argv[4].split(",")] if len(argv) > 4 else None  # the runner's layout
     reply_to = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # framework prints land in stderr, never in the reply channel
     faulthandler.enable()  # a segfault leaves its Python stack in stderr, for the case's reason
-    frameworks.pin_process(threads, device)
+    frameworks.pin_process(threads, device, cpus=cpus)
     worker = Worker(framework, threads, device, tf32)
     for line in sys.stdin:
         msg = protocol.decode_request(line)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Where the spread between worker processes comes from (issue "precise numbers"): the same mid-size
+# MLP cases (B32-H32-L2, B128-H128-L2, B512-H512-L2; numpy.loop, torch.eager, jax.jit, c.ref; 8
+# processes each, no extra rounds) under one controlled change at a time, back to back, then one
+# table (results/noise_study/summary.md, .csv) of round_sd (sd of the log process medians) and the
+# within-process IQR per variation. About 15 minutes on the 2-core VM. From a clean tree.
+#
+#   old-default      --threads 2 (all CPUs), every framework's worker alive through the round
+#   t2-passive       ... and OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep at once instead of spinning)
+#   t2-bound         ... and OMP_PROC_BIND=close OMP_PLACES=cores (each OpenMP thread on its own core)
+#   t2-thp-off       ... with transparent huge pages off for the run (prctl PR_SET_THP_DISABLE)
+#   t2-haswell       ... with OPENBLAS_CORETYPE=Haswell (OpenBLAS held to AVX2, as on the first VM)
+#   t2-one-worker    --threads 2, one worker process alive at a time (no idle framework beside the case)
+#   t1-shared        --threads 1 on the first CPU, which the runner and the system share
+#   t1-harness-core  --threads 1 on the second CPU, the first left to the runner and the system
+#   new-default      the default now: --threads 1, harness core, one live worker
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=${PYTHON:-.venv/bin/python}
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+  echo "noise_study: the tree has uncommitted changes; commit first" >&2
+  exit 2
+fi
+out=${1:-results/noise_study}
+mkdir -p "$out"
+cases=(--impl numpy.loop,torch.eager,jax.jit,c.ref --sizes 32x32x2,128x128x2,512x512x2 --rounds 8 --max-rounds 8
+       --no-report)
+common=("${cases[@]}" --native-kernels)  # every variation but t2-haswell: each library on its own kernels
+old=(--threads 2 --no-harness-core --live-workers all)
+nothp() { "$py" -c 'import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0) != 0: sys.exit("prctl(PR_SET_THP_DISABLE) failed")
+os.execv(sys.executable, [sys.executable, "-m", "bench", *sys.argv[1:]])' "$@"; }
+run() { local name=$1; shift; [ -f "$out/$name/results.csv" ] || "$@" --out "$out/$name"; }
+run old-default      "$py" -m bench run "${common[@]}" "${old[@]}"
+run t2-passive       env OMP_WAIT_POLICY=PASSIVE "$py" -m bench run "${common[@]}" "${old[@]}"
+run t2-bound         env OMP_PROC_BIND=close OMP_PLACES=cores "$py" -m bench run "${common[@]}" "${old[@]}"
+run t2-thp-off       nothp run "${common[@]}" "${old[@]}"
+run t2-haswell       env OPENBLAS_CORETYPE=Haswell "$py" -m bench run "${cases[@]}" "${old[@]}"
+run t2-one-worker    "$py" -m bench run "${common[@]}" --threads 2 --no-harness-core --live-workers one
+run t1-shared        "$py" -m bench run "${common[@]}" --threads 1 --no-harness-core --live-workers all
+run t1-harness-core  "$py" -m bench run "${common[@]}" --threads 1 --harness-core --live-workers all
+run new-default      "$py" -m bench run "${common[@]}"
+"$py" scripts/noise_summary.py "$out"
