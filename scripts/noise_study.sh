@@ -3,7 +3,8 @@
 # MLP cases (B32-H32-L2, B128-H128-L2, B512-H512-L2; numpy.loop, torch.eager, jax.jit, c.ref; 8
 # processes each, no extra rounds) under one controlled change at a time, back to back, then one
 # table (results/noise_study/summary.md, .csv) of round_sd (sd of the log process medians) and the
-# within-process IQR per variation. About 15 minutes on the 2-core VM. From a clean tree.
+# within-process IQR per variation. About 15 minutes on the 2-core VM.
+# Then old-default and t2-thp-off twice more each, alternating (their first difference could be chance). From a clean tree.
 #
 #   old-default      --threads 2 (all CPUs), every framework's worker alive through the round
 #   t2-passive       ... and OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep at once instead of spinning)
@@ -40,4 +41,9 @@ run t2-one-worker    "$py" -m bench run "${common[@]}" --threads 2 --no-harness-
 run t1-shared        "$py" -m bench run "${common[@]}" --threads 1 --no-harness-core --live-workers all
 run t1-harness-core  "$py" -m bench run "${common[@]}" --threads 1 --harness-core --live-workers all
 run new-default      "$py" -m bench run "${common[@]}"
+# the two settings that differ most at 2 threads, again, alternating: is THP the cause, or chance?
+for rep in b c; do
+  run old-default-$rep "$py" -m bench run "${common[@]}" "${old[@]}"
+  run t2-thp-off-$rep  nothp run "${common[@]}" "${old[@]}"
+done
 "$py" scripts/noise_summary.py "$out"

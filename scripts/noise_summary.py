@@ -19,7 +19,7 @@ from bench.results import read_run
 from bench.schema import SchemaError
 
 ORDER = ["old-default", "t2-passive", "t2-bound", "t2-thp-off", "t2-haswell", "t2-one-worker", "t1-shared",
-         "t1-harness-core", "new-default"]
+         "t1-harness-core", "new-default", "old-default-b", "t2-thp-off-b", "old-default-c", "t2-thp-off-c"]
 
 
 def minutes(meta: dict) -> float:
