@@ -8,6 +8,7 @@ Importing this module imports no framework, NumPy included (a worker pins its CP
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +74,18 @@ def cpu_layout(threads: int, harness_cpu: bool) -> tuple[list[int], list[int]]:
         raise ValueError(f"--threads {threads} with a harness core needs {threads + 1} CPUs, this process has "
                          f"{len(allowed)}: use --threads {len(allowed) - 1} or --no-harness-core")
     return allowed[:1], allowed[1:1 + threads]
+
+
+@contextlib.contextmanager
+def pinned(cpus: list[int] | None):
+    """This process on `cpus` for the block (None: unchanged), its affinity restored after."""
+    saved = os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
 
 
 def pin_process(threads: int, device: str = "cpu", first: int = 0, cpus: list[int] | None = None) -> list[int]:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.schema import (
@@ -243,3 +244,16 @@ def read_run(path: Path, samples: bool = True) -> tuple[pd.DataFrame, pd.DataFra
         impl, size = sorted(extra)[0]
         raise SchemaError(f"{Path(path) / 'results.csv'} has no row for {impl} {size}, which rounds.csv has (truncated?)")
     return results, rounds, samples, meta
+
+
+def unit_medians(rounds: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """(impl, size) -> the per-process medians (seconds per step) in round order: the unit of
+    replication, base rounds first."""
+    if "round" in rounds.columns:  # rounds.csv always has it; hand-made frames may not
+        rounds = rounds.sort_values("round", kind="stable")
+    return {k: g["median_s"].to_numpy(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
+
+
+def base_rounds(meta: dict) -> int | None:
+    """The rounds every case got before any extra ones (bench/stats.spread), or None: all alike."""
+    return int(meta["settings"]["rounds"]) if meta.get("settings", {}).get("max_rounds", 0) > meta["settings"].get("rounds", 0) else None

@@ -38,16 +38,28 @@ def pooled(samples_s: np.ndarray) -> dict[str, float]:
     }
 
 
-def log_t_interval(medians: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
+def spread(logs: np.ndarray, first: int | None = None) -> tuple[float, int]:
+    """(sd, degrees of freedom) that an interval over these log unit medians uses: all of them, or,
+    when a row got extra units after its `first` (bench/sweep/plan.py), the first ones' sd with
+    first - 1 degrees of freedom. That is Stein's two-stage interval: the extra count was chosen from
+    that sd, and only with it does the interval keep its coverage (a test over every unit's sd is
+    liberal: the rows that stopped early are the ones whose first sd came out small)."""
+    k = logs.size if first is None or first >= logs.size else max(int(first), 2)
+    return float(logs[:k].std(ddof=1)), k - 1
+
+
+def log_t_interval(medians: np.ndarray, level: float = LEVEL, first: int | None = None) -> tuple[float, float, float]:
     """(center, low, high): geometric mean of the unit medians and its t-interval on the log
-    scale. With one unit the interval is unknown (NaN)."""
+    scale (Stein's when the row has units beyond its `first`: `spread`). With one unit the interval
+    is unknown (NaN)."""
     logs = np.log(np.asarray(medians, dtype=float))  # pragma: no mutate (equivalent: dtype only)
     if logs.size == 0 or not np.all(np.isfinite(logs)):
         return math.nan, math.nan, math.nan
     center = float(logs.mean())
     if logs.size < 2:
         return math.exp(center), math.nan, math.nan
-    half = sps.t.ppf(0.5 + level / 2, logs.size - 1) * logs.std(ddof=1) / math.sqrt(logs.size)
+    sd, df = spread(logs, first)
+    half = sps.t.ppf(0.5 + level / 2, df) * sd / math.sqrt(logs.size)
     return math.exp(center), math.exp(center - half), math.exp(center + half)
 
 
@@ -70,26 +82,33 @@ def rounds_for(medians, target: float, max_rounds: int, level: float = LEVEL) ->
 
 
 def detectable_change(sd_a: float, n_a: int, sd_b: float, n_b: int, threshold: float, alpha: float = 0.05,
-                      power: float = 0.8) -> float:
+                      power: float = 0.8, df_a: int | None = None, df_b: int | None = None) -> float:
     """The smallest true slowdown |B/A - 1| that compare calls with probability `power`, at the
-    runs' own drift (sd of the log process medians) and process counts: a change is called when
-    p < alpha (Welch) and |ratio - 1| > threshold, so its log must clear both t(1 - alpha/2) se and
-    log(1 + threshold), by t(power) se. NaN when either run has fewer than 2 processes."""
+    runs' own drift (sd of the log process medians, with df_a / df_b degrees of freedom: n - 1
+    unless `spread` says otherwise) and process counts: a change is called when p < alpha (Welch)
+    and |ratio - 1| > threshold, so its log must clear both t(1 - alpha/2) se and log(1 + threshold),
+    by t(power) se. NaN when either run has fewer than 2 processes."""
     if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
         return math.nan
     va, vb = sd_a**2 / n_a, sd_b**2 / n_b
     se = math.sqrt(va + vb)
     if se == 0:
         return threshold
-    df = (va + vb) ** 2 / ((va**2 / (n_a - 1)) + (vb**2 / (n_b - 1)))  # Welch-Satterthwaite
+    df = welch_df(va, vb, df_a or n_a - 1, df_b or n_b - 1)
     bar = max(sps.t.ppf(1 - alpha / 2, df) * se, math.log1p(threshold))
     return math.expm1(bar + sps.t.ppf(power, df) * se)
 
 
-def across_units(round_medians: list[float], round_iqr_rel: list[float]) -> dict[str, float]:
-    """The row's center, CI and drift from its per-process medians (and within-process IQRs)."""
+def welch_df(va: float, vb: float, df_a: int, df_b: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of va + vb (each a variance of a mean)."""
+    return (va + vb) ** 2 / (va**2 / df_a + vb**2 / df_b)
+
+
+def across_units(round_medians: list[float], round_iqr_rel: list[float], first: int | None = None) -> dict[str, float]:
+    """The row's center, CI and drift from its per-process medians (and within-process IQRs), the
+    first `first` of them the base rounds (their sd sets the CI of a row that got extra ones)."""
     m = np.asarray(round_medians, dtype=float)  # pragma: no mutate (equivalent: dtype only)
-    center, lo, hi = log_t_interval(m)
+    center, lo, hi = log_t_interval(m, first=first)
     return {
         "median_s": center, "ci_low_s": lo, "ci_high_s": hi,
         "round_sd": float(np.log(m).std(ddof=1)) if m.size > 1 else math.nan,
@@ -120,17 +139,25 @@ def noisy_reason(row: dict[str, float]) -> str:
     return "; ".join(why)
 
 
-def welch_log(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> tuple[float, float, float, float]:
+def welch_log(a: np.ndarray, b: np.ndarray, level: float = LEVEL, first_a: int | None = None,
+              first_b: int | None = None) -> tuple[float, float, float, float]:
     """Welch's t-test of log(b) against log(a), unit medians of two runs: (ratio of geometric
-    means b/a, CI low, CI high, two-sided p). NaNs when either side has fewer than 2 units."""
+    means b/a, CI low, CI high, two-sided p); each side's sd from its first `first_*` units when it
+    has more (`spread`: Stein's two-stage test). NaNs when either side has fewer than 2 units."""
     la, lb = np.log(np.asarray(a, float)), np.log(np.asarray(b, float))  # pragma: no mutate (equivalent)
     if la.size == 0 or lb.size == 0:
         return math.nan, math.nan, math.nan, math.nan
     ratio = math.exp(lb.mean() - la.mean())
     if la.size < 2 or lb.size < 2:
         return ratio, math.nan, math.nan, math.nan
-    if la.std() == 0 and lb.std() == 0:  # two constants: no variance to test against
+    (sa, dfa), (sb, dfb) = spread(la, first_a), spread(lb, first_b)
+    if sa == 0 and sb == 0:  # two constants: no variance to test against
         return ratio, ratio, ratio, (1.0 if ratio == 1.0 else 0.0)
-    res = sps.ttest_ind(lb, la, equal_var=False)
-    ci = res.confidence_interval(level)
-    return ratio, math.exp(ci.low), math.exp(ci.high), float(res.pvalue)
+    if dfa == la.size - 1 and dfb == lb.size - 1:  # no extra units: scipy's Welch test
+        res = sps.ttest_ind(lb, la, equal_var=False)
+        ci = res.confidence_interval(level)
+        return ratio, math.exp(ci.low), math.exp(ci.high), float(res.pvalue)
+    va, vb = sa**2 / la.size, sb**2 / lb.size
+    se, df = math.sqrt(va + vb), welch_df(va, vb, dfa, dfb)
+    d, half = lb.mean() - la.mean(), sps.t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb)
+    return ratio, math.exp(d - half), math.exp(d + half), float(2 * sps.t.sf(abs(d) / se, df))

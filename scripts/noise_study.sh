@@ -14,7 +14,7 @@
 #   t2-one-worker    --threads 2, one worker process alive at a time (no idle framework beside the case)
 #   t1-shared        --threads 1 on the first CPU, which the runner and the system share
 #   t1-harness-core  --threads 1 on the second CPU, the first left to the runner and the system
-#   new-default      the default now: --threads 1, harness core, one live worker
+#   new-default      --threads 1, harness core, one live worker
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
@@ -40,7 +40,7 @@ run t2-haswell       env OPENBLAS_CORETYPE=Haswell "$py" -m bench run "${cases[@
 run t2-one-worker    "$py" -m bench run "${common[@]}" --threads 2 --no-harness-core --live-workers one
 run t1-shared        "$py" -m bench run "${common[@]}" --threads 1 --no-harness-core --live-workers all
 run t1-harness-core  "$py" -m bench run "${common[@]}" --threads 1 --harness-core --live-workers all
-run new-default      "$py" -m bench run "${common[@]}"
+run new-default      "$py" -m bench run "${common[@]}" --threads 1 --harness-core --live-workers one
 # the two settings that differ most at 2 threads, again, alternating: is THP the cause, or chance?
 for rep in b c; do
   run old-default-$rep "$py" -m bench run "${common[@]}" "${old[@]}"

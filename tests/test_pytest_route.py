@@ -64,26 +64,42 @@ def sleep_json(tmp_path_factory):
     return out
 
 
-def test_a_fused_call_is_reported_per_step_by_the_route_and_by_its_import(sleep_json, tmp_path, monkeypatch):
-    from tests.faulty import EXTRA_IMPLS, SLEEP_S
+def test_a_fused_call_is_reported_per_step_by_the_route(sleep_json):
+    from tests.faulty import SLEEP_S
 
-    for impl in EXTRA_IMPLS:  # as BENCH_EXTRA_IMPLS does in a run's processes, for this test only
-        monkeypatch.setitem(REGISTRY[impl.model], impl.name, impl)
     doc = json.loads(sleep_json.read_text())
     by = {b["extra_info"]["impl"]: b for b in doc["benchmarks"]}
     assert by["fault.sleepk"]["extra_info"]["steps_per_call"] == 64 and by["fault.sleep"]["extra_info"]["steps_per_call"] == 1
     for b in by.values():  # time.sleep overshoots a little, never undershoots
         assert SLEEP_S <= b["stats"]["median"] <= 1.25 * SLEEP_S, b["stats"]["median"]
+
+
+SLEEPERS_JSON = ROOT / "tests" / "data" / "route_sleepers.json"  # the route's JSON of the sleepers, as above
+
+
+def test_import_pytest_keeps_per_step_times_and_k_times_them_per_call(tmp_path, monkeypatch):
+    """The committed route JSON of fault.sleep (K = 1) and fault.sleepk (K = 64): the imported
+    per-step median is the route's, and each raw sample's call_ns is K times its per-step time."""
+    from tests.faulty import EXTRA_IMPLS
+
+    for impl in EXTRA_IMPLS:  # as BENCH_EXTRA_IMPLS does in a run's processes, for this test only
+        monkeypatch.setitem(REGISTRY[impl.model], impl.name, impl)
+    doc = json.loads(SLEEPERS_JSON.read_text())
+    by = {b["extra_info"]["impl"]: b for b in doc["benchmarks"]}
     run = tmp_path / "imported"
-    assert main(["import-pytest", str(sleep_json), "--out", str(run)]) == 0
+    assert main(["import-pytest", str(SLEEPERS_JSON), "--out", str(run)]) == 0
     df = pd.read_csv(run / "results.csv").set_index("impl")
     samples = pd.read_csv(run / "samples.csv.gz")
+    rounds = pd.read_csv(run / "rounds.csv").set_index("impl")
     for name, b in by.items():
         k = b["extra_info"]["steps_per_call"]
+        assert k == (64 if name == "fault.sleepk" else 1)
         assert df.loc[name, "median_s"] == pytest.approx(b["stats"]["median"], rel=1e-6)
+        assert df.loc[name, "steps_per_call"] == k and rounds.loc[name, "steps_per_call"] == k
+        assert rounds.loc[name, "median_s"] == pytest.approx(b["stats"]["median"], rel=1e-6)
         calls = samples[samples["impl"] == name]
-        assert (calls["steps_per_call"] == k).all()
-        assert calls["call_ns"].median() / 1e9 == pytest.approx(k * b["stats"]["median"], rel=1e-6)
+        assert (calls["steps_per_call"] == k).all() and len(calls) == len(b["stats"]["data"])
+        assert sorted(calls["call_ns"]) == [round(v * k * 1e9) for v in sorted(b["stats"]["data"])]
 
 
 def test_route_is_not_collected_by_the_plain_test_command():

@@ -36,14 +36,16 @@ def run(args) -> int:
     console = Console(width=200 if not sys.stdout.isatty() else None)
     console.print(f"A: {args.run_a}\nB: {args.run_b}\nchanged: {compare.TEST_NAME}, p < {compare.ALPHA}, and "
                   f"|B/A - 1| > {args.threshold:g}%; ratio and 95% CI: geometric means of the process medians, "
-                  "Welch t-interval; n: processes", highlight=False)
+                  "Welch t-interval; n: processes; detectable: the smallest change called with 80% power at these runs' "
+                  "own drift and n", highlight=False)
     for f in flags:
         console.print(f"[bold yellow]warning:[/] {f}", highlight=False)
-    t = Table("impl", "size", "median A µs", "median B µs", "B/A", "95% CI", "p", "n A/B", "changed")
+    t = Table("impl", "size", "median A µs", "median B µs", "B/A", "95% CI", "p", "n A/B", "changed", "detectable")
     for _, r in df.iterrows():
         t.add_row(r["impl"], r["size"], fmt_us(r["median_a_s"]), fmt_us(r["median_b_s"]),
                   f"{r['ratio_b_a']:.3f}", f"[{r['ratio_ci_low']:.3f}, {r['ratio_ci_high']:.3f}]",
-                  f"{r['p_value']:.2g}", f"{r['n_a']}/{r['n_b']}", r["change"] or "no")
+                  f"{r['p_value']:.2g}", f"{r['n_a']}/{r['n_b']}", r["change"] or "no",
+                  f"±{r['detectable']:.1%}" if r["detectable"] == r["detectable"] else "n/a")
     console.print(t)
     for line in only:
         console.print(line, highlight=False)

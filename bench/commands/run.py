@@ -45,9 +45,9 @@ def add_arguments(r) -> None:
     s.add_argument("--harness-core", action=argparse.BooleanOptionalAction, default=None,
                    help="leave the first CPU to the runner and the system, the workers pinned to the others "
                         "(default: on with 2 or more CPUs)")
-    s.add_argument("--live-workers", choices=["one", "all"], default="one",
-                   help="one (default): one worker process alive at a time, framework by framework in each round; "
-                        "all: one per framework alive through the round, sizes outermost")
+    s.add_argument("--live-workers", choices=["one", "all"], default="all",
+                   help="all (default): one worker per framework alive through the round, sizes outermost; one: one "
+                        "worker process alive at a time, framework by framework (no idle framework beside a case)")
     s.add_argument("--rounds", type=positive(int, 1, 100, "--rounds"), default=None,
                    help=f"base rounds, each in fresh worker processes: the unit of every CI and test "
                         f"(default {DEFAULT_ROUNDS}; quick {QUICK_ROUNDS})")

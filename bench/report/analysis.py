@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench.report.fits import boot_centers, diff_ci, fit_fixed_cost, rel_rms  # noqa: F401 (re-exported)
-from bench.results import read_run
+from bench.results import base_rounds, read_run, unit_medians  # noqa: F401 (unit_medians re-exported)
 
 SHARE_THRESHOLD = 0.05
 N_BOOT = 300
@@ -139,7 +139,7 @@ def analyze(run_dir: Path, seed: int = 0) -> Analysis:
     """The analysis of a run directory (SchemaError names a damaged file)."""
     results, rounds, meta = load(run_dir)
     r = roles(results)
-    sh = shares(results, rounds, r)
+    sh = shares(results, rounds, r, base_rounds(meta))
     return Analysis(results, meta, r, sh, tuple(summarize(results, rounds, meta, seed, sh, r)))
 
 
@@ -148,11 +148,6 @@ def load(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     raw samples are not read."""
     results, rounds, _, meta = read_run(run_dir, samples=False)
     return results, rounds, meta
-
-
-def unit_medians(rounds: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
-    """(impl, size) -> the per-process medians (seconds per step): the unit of replication."""
-    return {k: g["median_s"].to_numpy(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
 
 
 def width_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -172,9 +167,11 @@ def copy_bandwidth(meta: dict, device: str = "cpu") -> float:
     return max(vals) if vals else math.nan
 
 
-def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles | None = None) -> pd.DataFrame:
+def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles | None = None,
+           first: int | None = None) -> pd.DataFrame:
     """Per ok row: t_floor (the C floor, same model, size and device), the overhead t - t_floor
-    with its CI (from the process medians in rounds), the share, the slowdown against the fastest."""
+    with its CI (from the process medians in rounds; the first `first` of each row set its sd when
+    it has more), the share, the slowdown against the fastest."""
     r = r or roles(results)
     ok = results[(results["status"] == "ok") & ~results["impl"].isin(r.control)].copy()
     units = unit_medians(rounds) if rounds is not None else {}
@@ -186,7 +183,7 @@ def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles |
     lo, hi = [], []
     for row in ok.itertuples():
         a, b = units.get((row.impl, row.size)), units.get((row.floor_impl, row.size))
-        _, l_, h_ = diff_ci(a, b) if a is not None and b is not None and isinstance(row.floor_impl, str) \
+        _, l_, h_ = diff_ci(a, b, first) if a is not None and b is not None and isinstance(row.floor_impl, str) \
             else (math.nan, math.nan, math.nan)
         lo.append(l_)
         hi.append(h_)

@@ -1,5 +1,7 @@
-"""`bench compare RUN_A RUN_B`: per case, the two medians, the ratio B/A with its 95% CI, and
-whether the case changed.
+"""`bench compare RUN_A RUN_B`: per case, the two medians, the ratio B/A with its 95% CI, whether
+the case changed, and the smallest change it could have detected (`detectable`: 80% power at the
+two runs' own drift and process counts, bench/stats.detectable_change), so that "no change" is
+never read as "no difference".
 
 The unit is the worker process: each run gives R per-process medians per case. The test is
 Welch's t-test on their logs (unequal variances), the ratio is exp(mean log B - mean log A) with
@@ -13,11 +15,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from bench.report.analysis import unit_medians
-from bench.results import read_run
-from bench.stats import log_t_interval, welch_log
+from bench.results import base_rounds, read_run, unit_medians
+from bench.stats import detectable_change, log_t_interval, spread, welch_log
 
 ALPHA = 0.05  # two-sided significance level of Welch's t-test on log process medians
 THRESHOLD = 0.03  # ... and |ratio - 1| above this, for a case to be called changed
@@ -53,22 +55,30 @@ def compare_runs(run_a: Path, run_b: Path, threshold: float = THRESHOLD) -> tupl
     ra, rounds_a, _, meta_a = read_run(run_a, samples=False)
     rb, rounds_b, _, meta_b = read_run(run_b, samples=False)
     ua, ub = unit_medians(rounds_a), unit_medians(rounds_b)
+    fa, fb = base_rounds(meta_a), base_rounds(meta_b)  # rows with extra rounds: Stein's test (bench/stats.spread)
     ka = {(r.impl, r.size) for r in ra[ra["status"] == "ok"].itertuples()}
     kb = {(r.impl, r.size) for r in rb[rb["status"] == "ok"].itertuples()}
     only = [f"{i} {z}: only in A" for i, z in sorted(ka - kb)] + [f"{i} {z}: only in B" for i, z in sorted(kb - ka)]
     rows = []
     for key in [k for k in zip(ra["impl"], ra["size"], strict=True) if k in ka & kb]:
         a, b = ua[key], ub[key]
-        ratio, lo, hi, p = welch_log(a, b)
+        ratio, lo, hi, p = welch_log(a, b, first_a=fa, first_b=fb)
+        (sa, da), (sb, db) = _spread(a, fa), _spread(b, fb)
         rows.append({
             "impl": key[0], "size": key[1],
             "median_a_s": log_t_interval(a)[0], "median_b_s": log_t_interval(b)[0],
             "ratio_b_a": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi, "p_value": p,
             "change": verdict(ratio, p, threshold), "n_a": a.size, "n_b": b.size,
+            "detectable": detectable_change(sa, a.size, sb, b.size, threshold, df_a=da, df_b=db),
         })
     cols = ["impl", "size", "median_a_s", "median_b_s", "ratio_b_a", "ratio_ci_low", "ratio_ci_high", "p_value",
-            "change", "n_a", "n_b"]
+            "change", "n_a", "n_b", "detectable"]
     return pd.DataFrame(rows, columns=cols), header_flags(meta_a, meta_b), only
+
+
+def _spread(medians, first: int | None) -> tuple[float, int]:
+    logs = np.log(np.asarray(medians, dtype=float))  # pragma: no mutate (equivalent: dtype only)
+    return spread(logs, first) if logs.size > 1 else (math.nan, 0)
 
 
 def slower_beyond(df: pd.DataFrame, pct: float) -> pd.DataFrame:

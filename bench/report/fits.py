@@ -10,6 +10,8 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
+from bench.stats import spread
+
 
 def fit_fixed_cost(flops: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     """Robust fit of t = a + flops * c; returns (a seconds, c seconds per FLOP), both >= 0."""
@@ -33,14 +35,16 @@ def boot_centers(medians: np.ndarray, n_boot: int, rng: np.random.Generator) -> 
     return np.exp(logs[rng.integers(logs.size, size=(n_boot, logs.size))].mean(axis=1))
 
 
-def diff_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """(center, low, high) of geomean(a) - geomean(b) from two sets of process medians."""
+def diff_ci(a: np.ndarray, b: np.ndarray, first: int | None = None) -> tuple[float, float, float]:
+    """(center, low, high) of geomean(a) - geomean(b) from two sets of process medians (each one's
+    sd from its first `first` when it has more: bench/stats.spread)."""
     parts = []
     for m in (np.asarray(a, float), np.asarray(b, float)):  # pragma: no mutate (equivalent: dtype only)
         logs = np.log(m)
         g = float(np.exp(logs.mean()))
-        var = (g * logs.std(ddof=1)) ** 2 / m.size if m.size > 1 else math.nan  # delta method
-        parts.append((g, var, m.size - 1))
+        sd, df = spread(logs, first) if m.size > 1 else (math.nan, 0)
+        var = (g * sd) ** 2 / m.size if m.size > 1 else math.nan  # delta method
+        parts.append((g, var, df))
     (ga, va, da), (gb, vb, db) = parts
     d = ga - gb
     se2 = va + vb

@@ -23,6 +23,9 @@ DEFINITIONS = {
     "slowdown": "median step time over the fastest row's at the same size",
     "peak": "matrix-product FLOPs per second over the same framework's measured 2048^3 float32 matmul",
     "control": "null.noop, a step that does nothing, timed through the whole path; median over sizes",
+    "precision": "round_sd: sd of the log per-process medians of a row; noisy: 95% CI of the median wider than "
+                 "+-5% or within-process IQR over 25%; detectable: the smallest change `bench compare` calls with "
+                 "80% power against a run like this one (same drift and processes; bench/stats.detectable_change)",
 }
 
 
@@ -129,6 +132,24 @@ def extremes(sh: pd.DataFrame) -> list[str]:
     return out
 
 
+def precision(res: pd.DataFrame, roles) -> list[str]:
+    """How precise the run is, from its own rows: drift, noisy rows, processes, detectable change."""
+    from bench.report.compare import THRESHOLD
+    from bench.stats import detectable_change
+
+    ok = res[(res["status"] == "ok") & ~res["impl"].isin(roles.control) & (res["rounds"] >= 2)]
+    if ok.empty:
+        return []
+    sizes = ", ".join(f"{z} {g['round_sd'].median():.3f}" for z, g in ok.groupby("size", sort=False))
+    det = [detectable_change(r.round_sd, int(r.rounds), r.round_sd, int(r.rounds), THRESHOLD) for r in ok.itertuples()]
+    lo, hi = int(ok["rounds"].min()), int(ok["rounds"].max())
+    return [line("Precision", "precision",
+                 f"median round_sd {ok['round_sd'].median():.3f} (per size: {sizes}); "
+                 f"{int(ok['noisy'].astype(bool).sum())} of {len(ok)} rows noisy; "
+                 f"{lo if lo == hi else f'{lo} to {hi}'} processes per row; "
+                 f"detectable change median ±{pd.Series(det).median():.1%} (largest ±{max(det):.1%}).")]
+
+
 def runtime(meta: dict) -> list[str]:
     import datetime as dt
 
@@ -136,9 +157,13 @@ def runtime(meta: dict) -> list[str]:
         start, end = (dt.datetime.strptime(meta[k], "%Y-%m-%dT%H:%M:%SZ") for k in ("created_utc", "finished_utc"))
     except (KeyError, TypeError, ValueError):
         return []
-    rounds = meta.get("settings", {}).get("rounds")
-    return [f"**Run time**: {(end - start).total_seconds() / 60:.1f} minutes for {len(meta.get('settings', {}).get('sizes', []))} "
-            f"sizes x {len(meta.get('settings', {}).get('impls', []))} implementations x {rounds} rounds "
+    s = meta.get("settings", {})
+    rounds, extra = s.get("rounds"), meta.get("extra_rounds") or {}
+    more = f" (+ extra rounds for {len(extra)} rows with wide CIs, up to {max(extra.values())} in all)" if extra else ""
+    threads = f", {s['threads']} thread(s) per worker{' beside a harness core' if s.get('harness_cpu') else ''}" \
+        if "harness_cpu" in s else ""
+    return [f"**Run time**: {(end - start).total_seconds() / 60:.1f} minutes for {len(s.get('sizes', []))} "
+            f"sizes x {len(s.get('impls', []))} implementations x {rounds} rounds{more}{threads} "
             "(run.json created_utc to finished_utc)."]
 
 
@@ -156,4 +181,4 @@ def headlines(a: analysis.Analysis) -> list[str]:
     if not bad.empty:
         out.append(f"{len(bad)} case(s) not ok: "
                    + ", ".join(f"{r['impl']} {r['size']} ({r['status']})" for _, r in bad.iterrows()) + ".")
-    return out + runtime(meta)
+    return out + precision(res, roles) + runtime(meta)

@@ -68,3 +68,16 @@ def mark_unavailable(states: list[CaseState], device: str) -> None:
         why = st.impl.unavailable_reason(device)
         if why:
             st.status, st.error = "unavailable", why
+
+
+def extension_within(states: list[CaseState], settings, cost_s: dict, elapsed_s: float) -> dict:
+    """`extension` for a run: its base and most rounds, what remains of its --budget-min after
+    elapsed_s, each case's cost from its rounds' wall times here (cost_s: key -> seconds), or for a
+    resumed run that has none, from its sampling budget and first call."""
+    s = settings
+    budget_s = s.budget_min * 60 - elapsed_s if s.budget_min is not None else math.inf
+    cost = {k: sum(v) / len(v) for k, v in cost_s.items() if v}
+    for st in states:
+        first = st.first_call_s if math.isfinite(st.first_call_s) else 0.0
+        cost.setdefault(st.key, 2 * (s.budget.seconds + s.budget.warmup_s) + first)
+    return extension(states, s.rounds, s.most_rounds, cost, budget_s)

@@ -18,7 +18,7 @@ from bench.results import RunDir, read_meta, read_results, read_rounds, read_sam
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.supervisor import ChildFailure
 from bench.sweep.cases import CaseState, case_row, restore
-from bench.sweep.plan import extension, mark_unavailable, plan
+from bench.sweep.plan import extension_within, mark_unavailable, plan
 from bench.sweep.pool import WorkerPool
 from bench.sweep.settings import Settings
 from bench.timing import Budget
@@ -26,6 +26,14 @@ from models.registry import REGISTRY, get
 
 PEAK_N = 2048  # the peak matmul is (N, N) @ (N, N), float32
 PEAK_BUDGET = Budget(seconds=1.0, min_samples=10, warmup_s=0.3)
+QUICK_PEAK = (256, Budget(seconds=0.02, min_samples=3, warmup_s=0.01))  # BENCH_QUICK_PEAK=1: the tests' runs
+
+
+def peak_request() -> protocol.PeakRequest:
+    """The matmul every framework's peak is timed on; a small one where BENCH_QUICK_PEAK is set (the
+    test suite sets it: its runs check the path, not the machine; run.json's peaks record n)."""
+    n, budget = QUICK_PEAK if os.environ.get("BENCH_QUICK_PEAK") else (PEAK_N, PEAK_BUDGET)
+    return protocol.PeakRequest(n=n, budget=asdict(budget))
 
 ProgressFn = Callable[[str, int, int, int], None]  # (description, round, done, total)
 
@@ -37,9 +45,7 @@ class Runner:
         self.states = [CaseState(get(settings.model, i), z) for z in settings.sizes for i in settings.impls]
         self.stop = threading.Event()  # set by SIGINT/SIGTERM: finish cleanly, keep what was measured
         if meta is None:
-            meta = {"run_id": run.path.name, "status": "running", "created_utc": envinfo.utc_now(), "finished_utc": None,
-                    "argv": argv, "settings": settings.to_json(), "machine": envinfo.collect(),
-                    "workers": {}, "peaks": {}}
+            meta = new_meta(settings, run, argv)
         else:
             meta.setdefault("resumed", []).append({"utc": envinfo.utc_now(), "argv": argv})
             restore(self.states, read_results(run.path), read_samples(run.path), read_rounds(run.path),
@@ -47,16 +53,10 @@ class Runner:
         self.meta = meta
         self.noise = envinfo.noise_start()  # of this part of the run (a resume records its own)
         (run.path / "logs").mkdir(exist_ok=True)
-        self.worker_env, cleared = kernels.native_env(dict(os.environ)) if settings.native_kernels else (None, {})
-        if settings.native_kernels:
-            meta["native_kernels"] = {"cleared_for_workers": cleared}
-        self.harness_cpus, worker_cpus = (frameworks.cpu_layout(settings.threads, True) if settings.harness_cpu
-                                          else (None, None))
-        self.pool = WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", self.stop,
-                               self.worker_env, worker_cpus)
+        self.pool, self.harness_cpus = make_pool(settings, run, self.stop, meta)
         self.cost_s: dict[tuple[str, str], list[float]] = {}  # wall seconds of each case's rounds here
         self.pool.info = meta["workers"]  # what each worker reports lands in run.json
-        self.warn: Callable[[str], None] | None = None  # told each kernel warning once, when the workers know it
+        self.warn: Callable[[str], None] = lambda w: None  # told each kernel warning once, when the workers know it
 
     @classmethod
     def resume(cls, run: RunDir, argv: list[str]) -> Runner:
@@ -98,19 +98,6 @@ class Runner:
         if round_row:
             self.run_dir.append_rounds([round_row])
 
-    def measure_peaks(self, progress: ProgressFn | None) -> None:
-        """Each framework's float32 matmul peak, in its own worker, before any case."""
-        pending = [st.impl.framework for st in self.states if st.status == "pending" and st.impl.role != "control"]
-        for fw in dict.fromkeys(pending):
-            if "gflops" in self.meta["peaks"].get(fw, {}) or self.stop.is_set():
-                continue
-            if progress:
-                progress(f"{fw} matmul peak", 0, 0, 0)
-            self.meta["peaks"][fw] = ask_peak(self.pool, fw, self.settings.case_timeout_s)
-        for w in new_kernel_warnings(self.meta, self.worker_env):
-            if self.warn:
-                self.warn(w)
-
     def run(self, progress: ProgressFn | None = None) -> list[dict]:
         """Measure every (case, round) not yet on disk: the base rounds, then the extra rounds of
         the cases whose CI is still wide (decided once, recorded in run.json as extra_rounds).
@@ -119,38 +106,25 @@ class Runner:
         self.meta["status"] = "running"
         self.run_dir.write_meta(self.meta)
         self.run_dir.write_results(self.rows())
-        saved = os.sched_getaffinity(0)
-        if self.harness_cpus:  # the runner's threads stay off the workers' CPUs
-            os.sched_setaffinity(0, self.harness_cpus)
-        t0 = time.monotonic()
+        s, one, t0 = self.settings, self.settings.live_workers == "one", time.monotonic()
         try:
-            self.measure_peaks(progress)
-            self.run_dir.write_meta(self.meta)
-            self.measure_all(plan(self.states, self.settings.rounds, self.by_framework), progress)
-            if not self.stop.is_set() and self.settings.most_rounds > self.settings.rounds:
-                extra = self.extra_rounds(time.monotonic() - t0)
-                self.measure_all(plan(self.states, extra, self.by_framework, start=self.settings.rounds), progress)
+            with frameworks.pinned(self.harness_cpus):  # the runner's threads off the workers' CPUs
+                for w in measure_peaks(self.pool, self.states, self.meta, s.case_timeout_s, self.stop, progress):
+                    self.warn(w)
+                self.run_dir.write_meta(self.meta)
+                self.measure_all(plan(self.states, s.rounds, one), progress)
+                if not self.stop.is_set() and s.most_rounds > s.rounds:
+                    extra = self.extra_rounds(time.monotonic() - t0)
+                    self.measure_all(plan(self.states, extra, one, start=s.rounds), progress)
         finally:
-            os.sched_setaffinity(0, saved)
             self.finish()
-        if progress:
-            progress("done", self.settings.rounds - 1, 0, 0)
         return self.rows()
-
-    @property
-    def by_framework(self) -> bool:
-        return self.settings.live_workers == "one"
 
     def extra_rounds(self, elapsed_s: float) -> dict:
         """{case key: total rounds} of the cases that get extra rounds: run.json's, when a resumed
         run decided them already, else decided now from the base rounds and written there."""
         if "extra_rounds" not in self.meta:
-            s = self.settings
-            budget_s = s.budget_min * 60 - elapsed_s if s.budget_min is not None else float("inf")
-            cost = {k: sum(v) / len(v) for k, v in self.cost_s.items()}
-            for st in self.states:  # a resumed run has no wall times of its earlier rounds: their estimate
-                cost.setdefault(st.key, 2 * (s.budget.seconds + s.budget.warmup_s) + (st.first_call_s or 0.0))
-            got = extension(self.states, s.rounds, s.most_rounds, cost, budget_s)
+            got = extension_within(self.states, self.settings, self.cost_s, elapsed_s)
             self.meta["extra_rounds"] = {f"{i}|{z}": n for (i, z), n in got.items()}
             self.run_dir.write_meta(self.meta)
         return {tuple(k.split("|", 1)): n for k, n in self.meta["extra_rounds"].items()}
@@ -162,7 +136,7 @@ class Runner:
                 break
             if done and rnd != todo[done - 1][0]:
                 self.pool.close()  # each round in fresh worker processes: the unit of replication
-            elif self.by_framework:
+            elif self.settings.live_workers == "one":
                 self.pool.close(keep=st.impl.framework)  # no idle worker alive beside the measured one
             if progress:
                 progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
@@ -186,6 +160,35 @@ class Runner:
         self.run_dir.write_meta(self.meta)
 
 
+def new_meta(settings: Settings, run: RunDir, argv: list[str]) -> dict:
+    return {"run_id": run.path.name, "status": "running", "created_utc": envinfo.utc_now(), "finished_utc": None,
+            "argv": argv, "settings": settings.to_json(), "machine": envinfo.collect(), "workers": {}, "peaks": {}}
+
+
+def make_pool(settings: Settings, run: RunDir, stop: threading.Event, meta: dict) -> tuple[WorkerPool, list | None]:
+    """(the run's workers, the harness's CPUs or None): the workers' environment (--native-kernels:
+    what it cleared goes to run.json) and CPUs (bench/frameworks.cpu_layout)."""
+    env, cleared = kernels.native_env(dict(os.environ)) if settings.native_kernels else (None, {})
+    if settings.native_kernels:
+        meta["native_kernels"] = {"cleared_for_workers": cleared}
+    harness, workers = frameworks.cpu_layout(settings.threads, True) if settings.harness_cpu else (None, None)
+    return WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", stop, env, workers), harness
+
+
+def measure_peaks(pool: WorkerPool, states: list[CaseState], meta: dict, timeout_s: float, stop: threading.Event,
+                  progress: ProgressFn | None) -> list[str]:
+    """Each framework's float32 matmul peak, in its own worker, before any case, into meta["peaks"];
+    returns the kernel warnings the workers' reports raise."""
+    pending = [st.impl.framework for st in states if st.status == "pending" and st.impl.role != "control"]
+    for fw in dict.fromkeys(pending):
+        if "gflops" in meta["peaks"].get(fw, {}) or stop.is_set():
+            continue
+        if progress:
+            progress(f"{fw} matmul peak", 0, 0, 0)
+        meta["peaks"][fw] = ask_peak(pool, fw, timeout_s)
+    return new_kernel_warnings(meta, pool.base_env)
+
+
 def resumable(run: RunDir) -> dict:
     """The run.json of a run this harness can finish; SchemaError naming why not."""
     meta = read_meta(run.path)
@@ -201,7 +204,7 @@ def resumable(run: RunDir) -> dict:
 
 def ask_peak(pool: WorkerPool, fw: str, timeout_s: float) -> dict:
     """The framework's matmul peak from its worker, or the error."""
-    msg = protocol.PeakRequest(n=PEAK_N, budget=asdict(PEAK_BUDGET))
+    msg = peak_request()
     try:
         reply = pool.ask(fw, msg, protocol.PeakReply, timeout_s)
     except ChildFailure as f:

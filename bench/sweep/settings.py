@@ -71,7 +71,7 @@ class Settings:
 def new_settings(model: str, impl_text: str, sizes_text: str, threads: int | None, rounds: int | None,
                  budget_s: float | None, min_samples: int, case_timeout_s: float, device: str,
                  tf32: bool, native_kernels: bool = False, harness_cpu: bool | None = None,
-                 live_workers: str = "one", max_rounds: int | None = None, budget_min: float | None = None) -> Settings:
+                 live_workers: str = "all", max_rounds: int | None = None, budget_min: float | None = None) -> Settings:
     """A new run's settings from the command's options (threads, harness core, rounds, extra rounds,
     time budget and sampling time: the defaults of the machine and the preset unless given);
     ValueError naming the first problem."""
