@@ -57,3 +57,19 @@ def test_missing_compiler_makes_c_rows_unavailable_not_a_crash(tmp_path, monkeyp
     assert (df.loc[df["impl"] == "numpy.loop", "status"] == "ok").all()
     listed = subprocess.run([sys.executable, "-m", "bench", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert listed.returncode == 0 and "not found" in listed.stdout
+
+
+def test_the_c_peak_matmul_is_the_product_and_threads_are_what_openblas_reports():
+    """The C framework's peak times cbuild.square_sgemm: it must compute C = A @ B (row-major, C
+    overwritten), or the peak would time something else; set_threads returns OpenBLAS's own count."""
+    import numpy as np
+
+    from models import cbuild
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((48, 48), dtype=np.float32) for _ in range(2))
+    c = np.full((48, 48), 7.0, np.float32)
+    cbuild.square_sgemm(48, a.ctypes.data, b.ctypes.data, c.ctypes.data)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    assert cbuild.set_threads(1) == 1
+    assert cbuild.blas() is cbuild.blas()  # one library instance per process

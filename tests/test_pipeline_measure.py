@@ -6,6 +6,7 @@ of what the sleeps make."""
 
 from __future__ import annotations
 
+import math
 import time
 from types import SimpleNamespace
 
@@ -162,3 +163,54 @@ def test_the_gate_sees_a_wrong_gradient_in_any_tensor_of_the_stage():
     for bad in range(3):  # first, transposed middle, last
         assert fake.gate(lambda: None, mine(bad)) == pytest.approx(0.1, rel=1e-6)
     assert fake.gate(lambda: None, mine(None), perturb=True) == pytest.approx(0.1, rel=1e-6)
+
+
+SETTINGS = SimpleNamespace(stages=2, config={"batch": 8}, model="mlp", grad_rtol=1e-2)
+
+
+def result(schedule="hand-1f1b", M=2, rnd=0, status="ok", step_ms=(10.0, 12.0, 11.0), grad=1e-6, error=""):
+    return {"schedule": schedule, "microbatches": M, "round": rnd, "status": status, "error": error,
+            "grad_rel_err": grad, "step_ns": [int(t * 1e6) for t in step_ms], "stage_f_s": {"0": 0.001, "1": 0.002},
+            "stage_b_s": {"0": 0.003, "1": 0.002}, "comm_s": 0.0005, "order": None}
+
+
+def test_a_row_from_its_rounds_by_hand():
+    rs = [result(rnd=0, step_ms=(10.0, 12.0, 11.0)), result(rnd=1, step_ms=(13.0, 14.0, 12.0), grad=None)]
+    r = row(SETTINGS, "run7", "hand-1f1b", 2, rs)
+    assert (r["run_id"], r["model"], r["schedule"], r["stages"], r["virtual_stages"], r["microbatches"], r["batch"]) == \
+        ("run7", "mlp", "hand-1f1b", 2, 1, 2, 8)
+    assert r["status"] == "ok" and r["error"] == "" and r["rounds"] == 2
+    assert r["theory_bubble"] == pytest.approx(1 / 3)  # (P - 1) / (M + P - 1)
+    assert r["step_s"] == pytest.approx(np.sqrt(0.011 * 0.013))  # geometric mean of the rounds' medians
+    assert r["ci_low_s"] < r["step_s"] < r["ci_high_s"]
+    assert r["stage_f_s"] == 0.002 and r["stage_b_s"] == 0.003 and r["comm_s"] == 0.0005
+    assert r["compute_s"] == pytest.approx(2 * 0.004)  # each rank 2 x (f + b) = 8 ms: the busiest is 8 ms
+    assert r["grad_rel_err"] == 1e-6  # the round that ran the gate
+    assert r["measured_bubble"] == pytest.approx(1 - 0.008 / r["step_s"])
+    assert r["residual_s"] == pytest.approx(r["step_s"] - r["ideal_s"])
+
+
+def test_interleaved_rows_count_two_virtual_stages_and_one_process_one_chunk():
+    assert row(SETTINGS, "r", "interleaved-1f1b", 2, [])["virtual_stages"] == 2
+    one = dict(result("one-process", 4), stage_f_s={"0": 0.001}, stage_b_s={"0": 0.002})
+    r = row(SETTINGS, "r", "one-process", 4, [one])
+    assert r["virtual_stages"] == 1 and r["compute_s"] == pytest.approx(0.003) and r["ideal_s"] == pytest.approx(0.003)
+    accum = dict(one, schedule="one-process-accum")
+    assert row(SETTINGS, "r", "one-process-accum", 4, [accum])["compute_s"] == pytest.approx(0.012)
+
+
+def test_a_gradient_past_the_gate_makes_the_row_a_mismatch():
+    r = row(SETTINGS, "r", "hand-1f1b", 2, [result(grad=0.05)])
+    assert r["status"] == "mismatch" and r["error"] == "gradient rel. error 5.00e-02 > 1e-02"
+    assert row(SETTINGS, "r", "hand-1f1b", 2, [result(grad=0.01)])["status"] == "ok"  # the limit is inclusive
+
+
+def test_failed_and_unmeasured_rows_say_why_and_carry_no_numbers():
+    bad = row(SETTINGS, "r", "gpipe", 2, [result("gpipe"), result("gpipe", rnd=1, status="timeout", error="rank 1: t")])
+    assert bad["status"] == "timeout" and bad["error"] == "rank 1: t" and bad["rounds"] == 1
+    pending = row(SETTINGS, "r", "gpipe", 2, [])
+    assert pending["status"] == "pending" and pending["error"] == "" and pending["rounds"] == 0
+    stopped = row(SETTINGS, "r", "gpipe", 2, [], unmeasured="interrupted")
+    assert stopped["status"] == "interrupted" and "stopped" in stopped["error"]
+    for r in (pending, stopped):
+        assert all(math.isnan(r[k]) for k in ("step_s", "compute_s", "comm_s", "ideal_s", "measured_bubble"))

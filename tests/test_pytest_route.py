@@ -237,3 +237,17 @@ def test_the_route_times_a_step_not_a_call_in_process(name, k, monkeypatch):
     median = sorted(b.data)[len(b.data) // 2]
     assert SLEEP_S <= median <= 1.25 * SLEEP_S, median
     assert b.extra_info["flops_per_step"] > 0 and b.extra_info["update_rel_err"] < 1e-2
+
+
+def test_header_flags_name_every_difference_that_makes_runs_unlike():
+    from bench.report.compare import header_flags
+
+    a = {"machine": {"cpu_model": "X", "host": "h1", "cores_logical": 2, "versions": {"torch": "2.1", "numpy": "2.0"}},
+         "settings": {"threads": 1}}
+    assert header_flags(a, a) == []
+    b = {"machine": {"cpu_model": "Y", "host": "h2", "cores_logical": 4,
+                     "versions": {"torch": "2.2", "numpy": "2.0", "jax": "0.5"}}, "settings": {"threads": 2}}
+    assert header_flags(a, b) == ["different machine: cpu_model 'X' vs 'Y'", "different machine: host 'h1' vs 'h2'",
+                                  "different machine: cores_logical 2 vs 4", "different torch: 2.1 vs 2.2",
+                                  "different threads: 1 vs 2"]  # jax only in B: not a difference of versions
+    assert header_flags({}, {"machine": {"versions": None}, "settings": {}}) == []

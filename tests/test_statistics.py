@@ -194,3 +194,40 @@ def test_welch_ratio_and_ci_on_known_values():
     assert verdict(ratio, p, THRESHOLD) == "slower" and verdict(1 / ratio, p, THRESHOLD) == "faster"
     assert verdict(1.02, 1e-9, THRESHOLD) == ""  # certain but too small to act on
     assert np.isnan(stats.welch_log(a[:1], b)[3])  # one process: no test
+
+
+def test_detectable_change_by_hand():
+    # sd 0.1 on both sides, 8 processes each: se 0.05, Welch df 14; t(0.975, 14) 2.1448, t(0.8, 14) 0.8681
+    se, df = 0.05, 14
+    want = np.expm1(sps.t.ppf(0.975, df) * se + sps.t.ppf(0.8, df) * se)
+    assert want == pytest.approx(0.1626, abs=1e-4)
+    assert stats.detectable_change(0.1, 8, 0.1, 8, 0.03) == pytest.approx(want, rel=1e-9)
+    # a precise pair: the 3% threshold is the bar to clear, then t(0.8) se more
+    tiny = stats.detectable_change(0.001, 8, 0.001, 8, 0.03)
+    assert tiny == pytest.approx(np.expm1(np.log1p(0.03) + sps.t.ppf(0.8, 14) * 0.0005), rel=1e-9)
+    # unequal sides: Welch-Satterthwaite df from each side's own df (Stein: the base rounds')
+    va, vb = 0.1**2 / 16, 0.05**2 / 5
+    df2 = (va + vb) ** 2 / (va**2 / 5 + vb**2 / 4)
+    want2 = np.expm1((sps.t.ppf(0.975, df2) + sps.t.ppf(0.8, df2)) * np.sqrt(va + vb))
+    assert stats.detectable_change(0.1, 16, 0.05, 5, 0.03, df_a=5) == pytest.approx(want2, rel=1e-9)
+    assert np.isnan(stats.detectable_change(0.1, 1, 0.1, 8, 0.03))
+    assert stats.detectable_change(0.0, 4, 0.0, 4, 0.03) == 0.03
+
+
+def test_steins_interval_uses_the_base_units_sd_and_every_units_mean():
+    m = np.exp([0.0, 0.1, -0.1, 0.05, -0.05, 0.3, 0.3])  # 5 base units, 2 extra
+    logs = np.log(m)
+    sd0 = logs[:5].std(ddof=1)
+    center, lo, hi = stats.log_t_interval(m, first=5)
+    half = sps.t.ppf(0.975, 4) * sd0 / np.sqrt(7)
+    assert center == pytest.approx(np.exp(logs.mean()))
+    assert (lo, hi) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
+    assert stats.log_t_interval(m, first=7) == stats.log_t_interval(m) == stats.log_t_interval(m, first=None)
+    assert stats.spread(logs, 5) == (pytest.approx(sd0), 4) and stats.spread(logs, None)[1] == 6
+    a, b = m[:5], m * 1.2
+    ratio, lo, hi, p = stats.welch_log(a, b, first_a=5, first_b=5)
+    va, vb = sd0**2 / 5, sd0**2 / 7
+    d, se = np.log(b).mean() - np.log(a).mean(), np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 4)
+    assert ratio == pytest.approx(np.exp(d)) and p == pytest.approx(2 * sps.t.sf(d / se, df))
+    assert (lo, hi) == pytest.approx(tuple(np.exp(d + s * sps.t.ppf(0.975, df) * se) for s in (-1, 1)))
