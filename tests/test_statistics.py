@@ -231,3 +231,28 @@ def test_steins_interval_uses_the_base_units_sd_and_every_units_mean():
     df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 4)
     assert ratio == pytest.approx(np.exp(d)) and p == pytest.approx(2 * sps.t.sf(d / se, df))
     assert (lo, hi) == pytest.approx(tuple(np.exp(d + s * sps.t.ppf(0.975, df) * se) for s in (-1, 1)))
+
+
+def test_the_extension_is_capped_alike_to_fit_the_budget_with_the_worker_starts():
+    from types import SimpleNamespace
+
+    from bench.sweep.plan import extension
+
+    def case(name, fw, sd):
+        logs = np.array([0.0, sd, -sd, sd / 2, -sd / 2])
+        return SimpleNamespace(key=(name, "B1"), status="ok", round_medians=list(np.exp(logs)),
+                               impl=SimpleNamespace(framework=fw))
+
+    wide, wider, narrow = case("a.x", "a", 0.05), case("b.x", "b", 0.5), case("c.x", "c", 0.001)
+    need = {st.key: stats.rounds_for(st.round_medians, TARGET_CI, 16) for st in (wide, wider, narrow)}
+    assert need == {("a.x", "B1"): 7, ("b.x", "B1"): 16, ("c.x", "B1"): 5}
+    cost = {("a.x", "B1"): 1.0, ("b.x", "B1"): 1.0, ("c.x", "B1"): 1.0}
+    assert extension([wide, wider, narrow], 5, 16, cost, float("inf")) == {
+        ("a.x", "B1"): need[("a.x", "B1")], ("b.x", "B1"): 16}
+    # a budget of 6 s: cap 9 costs 2 + 4 case-rounds = 6 s, cap 10 would cost 7
+    assert extension([wide, wider, narrow], 5, 16, cost, 6.0) == {("a.x", "B1"): 7, ("b.x", "B1"): 9}
+    # each extra round also starts each framework's worker (2 s each): cap 6 costs 2 + 4 = 6 s
+    assert extension([wide, wider, narrow], 5, 16, cost, 6.0, {"a": 2.0, "b": 2.0}) == {("a.x", "B1"): 6,
+                                                                                     ("b.x", "B1"): 6}
+    assert extension([wide, wider, narrow], 5, 16, cost, 5.9, {"a": 2.0, "b": 2.0}) == {}
+    assert extension([narrow], 5, 16, cost, float("inf")) == {}

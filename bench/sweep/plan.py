@@ -47,37 +47,39 @@ def plan(states: list[CaseState], rounds: int | dict, by_framework: bool = False
             if rnd < total.get(st.key, 0) and rnd not in st.done_rounds]
 
 
-def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict, budget_s: float) -> dict:
+def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict, budget_s: float,
+              start_s: dict | None = None) -> dict:
     """{case key: total rounds} for the ok cases that need more than `base` (stats.rounds_for at
-    TARGET_CI), every need capped at the same largest round count whose estimated cost (cost_s:
-    seconds of one round of a case) fits budget_s; {} when nothing needs more or fits."""
-    need = {st.key: stats.rounds_for(st.round_medians, TARGET_CI, max_rounds)
+    TARGET_CI), every need capped at the same largest round count whose estimated cost fits
+    budget_s: cost_s (seconds of one round of a case) for each extra case-round, plus start_s
+    (seconds to start a framework's worker) for each framework in each extra round, since every
+    round starts fresh workers. {} when nothing needs more or fits."""
+    need = {st.key: (stats.rounds_for(st.round_medians, TARGET_CI, max_rounds), st.impl.framework)
             for st in states if st.status == "ok" and len(st.round_medians) >= 2}
-    need = {k: n for k, n in need.items() if n > base}
-    for cap in range(max(need.values(), default=base), base, -1):
-        if sum((min(n, cap) - base) * cost_s.get(k, math.inf) for k, n in need.items()) <= budget_s:
-            return {k: min(n, cap) for k, n in need.items()}
+    need = {k: v for k, v in need.items() if v[0] > base}
+    start_s = start_s or {}
+
+    def cost(cap: int) -> float:
+        cases = sum((min(n, cap) - base) * cost_s.get(k, math.inf) for k, (n, _) in need.items())
+        return cases + sum(start_s.get(fw, 0.0) for rnd in range(base, cap)
+                           for fw in {fw for n, fw in need.values() if min(n, cap) > rnd})
+
+    for cap in range(max((n for n, _ in need.values()), default=base), base, -1):
+        if cost(cap) <= budget_s:
+            return {k: min(n, cap) for k, (n, _) in need.items()}
     return {}
 
 
-def mark_unavailable(states: list[CaseState], device: str) -> None:
-    """Pending cases whose framework is missing, or that cannot run on the run's device."""
-    for st in states:
-        if st.status != "pending":
-            continue
-        why = st.impl.unavailable_reason(device)
-        if why:
-            st.status, st.error = "unavailable", why
-
-
-def extension_within(states: list[CaseState], settings, cost_s: dict, elapsed_s: float) -> dict:
+def extension_within(states: list[CaseState], settings, cost_s: dict, elapsed_s: float,
+                     start_s: dict | None = None) -> dict:
     """`extension` for a run: its base and most rounds, what remains of its --budget-min after
     elapsed_s, each case's cost from its rounds' wall times here (cost_s: key -> seconds), or for a
-    resumed run that has none, from its sampling budget and first call."""
+    resumed run that has none, from its sampling budget and first call; each framework's worker
+    start (start_s) from this part of the run."""
     s = settings
     budget_s = s.budget_min * 60 - elapsed_s if s.budget_min is not None else math.inf
     cost = {k: sum(v) / len(v) for k, v in cost_s.items() if v}
     for st in states:
         first = st.first_call_s if math.isfinite(st.first_call_s) else 0.0
         cost.setdefault(st.key, 2 * (s.budget.seconds + s.budget.warmup_s) + first)
-    return extension(states, s.rounds, s.most_rounds, cost, budget_s)
+    return extension(states, s.rounds, s.most_rounds, cost, budget_s, start_s)

@@ -4,6 +4,7 @@ reply with a deadline, replaced after a failure."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from bench import frameworks, protocol
@@ -52,15 +53,18 @@ class WorkerPool:
         self.workers: dict[str, WorkerHandle] = {}
         self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
         self.info: dict[str, dict] = {}  # framework -> what its worker reported at hello
+        self.start_s: dict[str, float] = {}  # framework -> seconds from its worker's start to its hello
 
     def worker(self, framework: str) -> WorkerHandle:
         w = self.workers.get(framework)
         if w is not None and w.alive():
             return w
+        t0 = time.monotonic()
         w = WorkerHandle(framework, self.threads, self.logs / f"{framework}.log",
                          device_for(framework, self.device), self.tf32, self.base_env, self.cpus)
         self.workers[framework] = w
         hello = w.request(protocol.Hello(), protocol.HelloReply, self.HELLO_TIMEOUT_S, self.stop)
+        self.start_s[framework] = time.monotonic() - t0
         if not hello.ok:
             raise ChildFailure("unavailable", hello.error or "framework failed to import")
         self.info[framework] = hello.info

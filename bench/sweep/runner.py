@@ -124,7 +124,7 @@ class Runner:
         """{case key: total rounds} of the cases that get extra rounds: run.json's, when a resumed
         run decided them already, else decided now from the base rounds and written there."""
         if "extra_rounds" not in self.meta:
-            got = extension_within(self.states, self.settings, self.cost_s, elapsed_s)
+            got = extension_within(self.states, self.settings, self.cost_s, elapsed_s, self.pool.start_s)
             self.meta["extra_rounds"] = {f"{i}|{z}": n for (i, z), n in got.items()}
             self.run_dir.write_meta(self.meta)
         return {tuple(k.split("|", 1)): n for k, n in self.meta["extra_rounds"].items()}
