@@ -177,3 +177,51 @@ def test_gpt_estimates_by_hand():
     assert gpt.memory_bytes(cfg) == 528 * 72 + 1020 * 28
     assert gpt.describe(cfg) == {"batch": 2, "width": 4, "depth": 2, "d_in": None, "classes": None,
                                  "seq_len": 3, "heads": 2, "vocab": 5}
+
+
+def test_numpy_calls_per_step_by_hand():
+    """L = 1 (n = 2 layers): forward 4 + 1 relu + 9 softmax/CE; backward 4 loss + 4 (dW, db) + 3;
+    update 8: 33, the figure the pytest route recorded for fault.sleep (tests/data). L = 2: 45; L = 16: 213."""
+    from models.mlp.model import MLPConfig
+    from models.mlp.numpy_impl import numpy_calls_per_step
+
+    assert [numpy_calls_per_step(MLPConfig(batch=1, width=1, depth=d)) for d in (1, 2, 16)] == [33, 45, 213]
+
+
+def test_the_numpy_step_allocates_no_array_and_keeps_float32_buffers():
+    """numpy.loop's promise (README: preallocated in-place NumPy): a step writes every buffer it
+    owns (each is NaN before it and finite after) and allocates no activation-sized array: one
+    (64, 256) float32 activation at B64-H256-L2 is 64 KiB, a step's temporaries (row maxima, the
+    loss's gathers) peak near 34 KiB. Every buffer is float32 (the mask bool)."""
+    import tracemalloc
+
+    from models.mlp.model import MLPConfig
+    from models.mlp.numpy_impl import build
+
+    step = build(MLPConfig(batch=64, width=256, depth=2))
+    for _ in range(2):
+        step.call()
+    before = [p.copy() for p in step.p]
+    floats = [*step.bufs["z"], step.bufs["probs"], step.bufs["dlogits"], *step.bufs["dh"], *step.bufs["grads"]]
+    for b in floats:
+        b.fill(np.nan)
+    step.bufs["mask"].fill(False)
+    tracemalloc.start()
+    step.call()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 48 * 1024, peak
+    assert all(np.isfinite(b).all() for b in floats) and step.bufs["mask"].any()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, step.p, strict=True))  # it did train
+    bufs = step.bufs
+    assert all(b.dtype == np.float32 for b in [*bufs["z"], bufs["probs"], bufs["dlogits"], *bufs["dh"], *bufs["grads"]])
+    assert bufs["mask"].dtype == bool and np.isfinite(step.last_loss)
+
+
+def test_softmax_subtracts_each_rows_own_max():
+    """Rows on far-apart scales: each row's max keeps exp() finite; a global max would turn row 0
+    into 0 / 0. Loss by hand: both rows are log(1 + e) - 1 from the right label's side."""
+    from models.mlp.numpy_impl import softmax_xent_forward
+
+    loss, (p, _) = softmax_xent_forward(np.array([[0.0, 1.0], [1000.0, 1001.0]]), np.array([1, 1]))
+    assert loss == pytest.approx(np.log1p(np.e) - 1) and np.isfinite(p).all()

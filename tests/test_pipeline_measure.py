@@ -16,6 +16,7 @@ import torch
 
 from bench.pipeline.measure import Measurements
 from bench.pipeline.rows import row
+from bench.schema import PIPELINE_COLUMNS
 
 F0, B0 = 0.004, 0.008  # rank 0's stage 0: forward, backward of one microbatch (s)
 F1, B1 = 0.010, 0.020  # the peer's stage 1: the busiest rank
@@ -57,7 +58,7 @@ class FakeGroup:
     ReduceOp = SimpleNamespace(MAX="max")
 
     def __init__(self):
-        self.step_began = None
+        self.step_began, self.calls, self.bcast = None, [], None
 
     def barrier(self):
         if self.step_began is not None:  # the end-of-step barrier waits for the peer
@@ -65,16 +66,23 @@ class FakeGroup:
             self.step_began = None
 
     def send(self, buf, dst):
+        self.calls.append(("send", tuple(buf.shape), dst))
         time.sleep(SEND)
 
     def recv(self, buf, src):
+        self.calls.append(("recv", tuple(buf.shape), src))
         time.sleep(SEND)  # the peer's send back
 
     def broadcast(self, t, src):
-        pass
+        assert src == 0
+        if self.bcast is not None:  # rank 0's value, as another rank receives it
+            t[0] = self.bcast
+
+    peer_err = 0.0  # the gate's error on the peer
 
     def all_reduce(self, t, op):
-        pass
+        assert op == self.ReduceOp.MAX
+        t[0] = max(float(t[0]), self.peer_err)
 
     def all_gather_object(self, out, obj):
         out[0], out[1] = obj, ({1: F1}, {1: B1})
@@ -144,8 +152,10 @@ def test_ideal_bubble_and_residual_follow_from_the_sleeps(measured):
 def test_the_gate_sees_a_wrong_gradient_in_any_tensor_of_the_stage():
     rng = np.random.default_rng(0)
     want = {i: rng.standard_normal((3, 4)) for i in range(3)}
+    want[2] *= 1e-3  # a small tensor: its error is relative to its own size
     fake = FakeRank()
-    fake.hooks, fake.cfg = SimpleNamespace(reference_grads=lambda cfg: want), None
+    cfg = object()
+    fake.hooks, fake.cfg = SimpleNamespace(reference_grads=lambda c: want if c is cfg else None), cfg
 
     def mine(bad: int | None):
         pmap = []
@@ -160,9 +170,14 @@ def test_the_gate_sees_a_wrong_gradient_in_any_tensor_of_the_stage():
         return [(0, None, pmap)]
 
     assert fake.gate(lambda: None, mine(None)) < 1e-12
-    for bad in range(3):  # first, transposed middle, last
+    for bad in range(3):  # first, transposed middle, last (small)
         assert fake.gate(lambda: None, mine(bad)) == pytest.approx(0.1, rel=1e-6)
-    assert fake.gate(lambda: None, mine(None), perturb=True) == pytest.approx(0.1, rel=1e-6)
+    perturbed = mine(None)
+    assert fake.gate(lambda: None, perturbed, perturb=True) == pytest.approx(0.1, rel=1e-6)
+    np.testing.assert_allclose(perturbed[0][2][0][1].grad.numpy(), 1.1 * want[0])  # the first tensor
+    np.testing.assert_allclose(perturbed[0][2][1][1].grad.numpy(), want[1].T)
+    fake.dist.peer_err = 0.3  # the largest error over the ranks
+    assert fake.gate(lambda: None, mine(None)) == pytest.approx(0.3)
 
 
 SETTINGS = SimpleNamespace(stages=2, config={"batch": 8}, model="mlp", grad_rtol=1e-2)
@@ -179,6 +194,7 @@ def test_a_row_from_its_rounds_by_hand():
     r = row(SETTINGS, "run7", "hand-1f1b", 2, rs)
     assert (r["run_id"], r["model"], r["schedule"], r["stages"], r["virtual_stages"], r["microbatches"], r["batch"]) == \
         ("run7", "mlp", "hand-1f1b", 2, 1, 2, 8)
+    assert isinstance(r["virtual_stages"], int) and set(r) | {"schema_version"} == set(PIPELINE_COLUMNS)
     assert r["status"] == "ok" and r["error"] == "" and r["rounds"] == 2
     assert r["theory_bubble"] == pytest.approx(1 / 3)  # (P - 1) / (M + P - 1)
     assert r["step_s"] == pytest.approx(np.sqrt(0.011 * 0.013))  # geometric mean of the rounds' medians
@@ -191,7 +207,8 @@ def test_a_row_from_its_rounds_by_hand():
 
 
 def test_interleaved_rows_count_two_virtual_stages_and_one_process_one_chunk():
-    assert row(SETTINGS, "r", "interleaved-1f1b", 2, [])["virtual_stages"] == 2
+    inter = row(SETTINGS, "r", "interleaved-1f1b", 2, [])["virtual_stages"]
+    assert inter == 2 and isinstance(inter, int)
     one = dict(result("one-process", 4), stage_f_s={"0": 0.001}, stage_b_s={"0": 0.002})
     r = row(SETTINGS, "r", "one-process", 4, [one])
     assert r["virtual_stages"] == 1 and r["compute_s"] == pytest.approx(0.003) and r["ideal_s"] == pytest.approx(0.003)
@@ -210,7 +227,85 @@ def test_failed_and_unmeasured_rows_say_why_and_carry_no_numbers():
     assert bad["status"] == "timeout" and bad["error"] == "rank 1: t" and bad["rounds"] == 1
     pending = row(SETTINGS, "r", "gpipe", 2, [])
     assert pending["status"] == "pending" and pending["error"] == "" and pending["rounds"] == 0
+    assert set(pending) | {"schema_version"} == set(PIPELINE_COLUMNS)
     stopped = row(SETTINGS, "r", "gpipe", 2, [], unmeasured="interrupted")
     assert stopped["status"] == "interrupted" and "stopped" in stopped["error"]
+    numbers = ("step_s", "ci_low_s", "ci_high_s", "stage_f_s", "stage_b_s", "compute_s", "comm_s", "ideal_s",
+               "measured_bubble", "residual_s", "grad_rel_err")
     for r in (pending, stopped):
-        assert all(math.isnan(r[k]) for k in ("step_s", "compute_s", "comm_s", "ideal_s", "measured_bubble"))
+        assert all(math.isnan(r[k]) for k in numbers)
+
+
+class RowsStage(torch.nn.Module):
+    """A stage whose forward and backward take a known time per row of its input, and which records
+    what it was given."""
+
+    def __init__(self, f_row, b_row):
+        super().__init__()
+        self.w, self.f_row, self.b_row, self.seen = torch.nn.Parameter(torch.ones(3)), f_row, b_row, []
+
+    def forward(self, x):
+        self.seen.append((x.detach().clone(), x.requires_grad))
+        return Sleep.apply(x * self.w, self.f_row * x.shape[0], self.b_row * x.shape[0])
+
+
+@pytest.mark.parametrize("schedule, rows", [("hand-gpipe", 2), ("one-process", 8)])
+def test_stage_times_time_one_microbatch_of_each_stage_with_its_own_input(schedule, rows):
+    """x has 8 rows: a pipeline's microbatch (M = 4) has 2, one process's step (one chunk) all 8.
+    Stage 0 gets the first chunk of x, a later stage a fresh input that requires grad, the last
+    stage's output goes through the loss with the first chunk of y; grads are cleared after."""
+    from bench.schedules import SCHEDULES
+
+    fake = FakeRank()
+    fake.x = torch.arange(24.0).reshape(8, 3)
+    fake.y = torch.arange(100.0, 124.0).reshape(8, 3)
+    targets = []
+
+    def loss(out, y):
+        targets.append(y.clone())
+        return out.sum()
+
+    fake.loss = loss
+    first, last = RowsStage(0.001, 0.002), RowsStage(0.0015, 0.0005)
+    fake.dist.all_gather_object = lambda out, obj: out.__setitem__(slice(None), [obj, ({}, {})])
+    f, b = fake.stage_times(SCHEDULES[schedule], [(0, first, []), (3, last, [])], 4, 4)
+    assert f[0] == near(0.001 * rows) and b[0] == near(0.002 * rows)
+    assert f[3] == near(0.0015 * rows) and b[3] == near(0.0005 * rows)
+    assert len(first.seen) == len(last.seen) == 6  # 1 warm-up + 5 timed
+    for x, grad in first.seen:
+        assert torch.equal(x, fake.x[:rows]) and not grad
+    for x, grad in last.seen:
+        assert x.shape == (rows, 3) and grad and not torch.equal(x, fake.x[:rows])
+    assert len(targets) == 6 and all(torch.equal(t, fake.y[:rows]) for t in targets)
+    assert first.w.grad is None and last.w.grad is None
+
+
+@pytest.mark.parametrize("rank, want", [(0, [("send", (2, 3), 1), ("recv", (2, 3), 1)]),
+                                        (1, [("recv", (2, 3), 0), ("send", (2, 3), 0)]), (2, [])])
+def test_the_send_is_one_microbatch_activation_between_ranks_0_and_1(rank, want):
+    """x has 8 rows, M = 4: the activation of one microbatch is (2, 3) here (boundary = its shape).
+    Rank 0 sends to 1 and waits for the reply, rank 1 answers, a third rank only waits: 11 times
+    (one untimed); every rank returns rank 0's figure."""
+    fake = FakeRank()
+    fake.rank, fake.P, fake.x = rank, 3, torch.zeros(8, 3)
+    fake.dist.bcast = None if rank == 0 else 0.004
+    got = fake.comm_time(4)
+    assert fake.dist.calls == want * 11
+    assert got == (near(SEND) if rank == 0 else pytest.approx(0.004))
+
+
+def test_compute_is_the_busiest_rank_whatever_the_layout():
+    """P = 3, one stage per rank, unequal: rank 2 is busiest. P = 2 with a V layout (stages 0, 3 on
+    rank 0; 1, 2 on rank 1): each rank sums its two stages. M = 2 microbatches each."""
+    three = SimpleNamespace(**{**vars(SETTINGS), "stages": 3})
+    r3 = dict(result("hand-gpipe"), stage_f_s={"0": 0.001, "1": 0.001, "2": 0.004},
+              stage_b_s={"0": 0.001, "1": 0.001, "2": 0.004})
+    assert row(three, "r", "hand-gpipe", 2, [r3])["compute_s"] == pytest.approx(2 * 0.008)
+    v = dict(result("zbv"), stage_f_s={"0": 0.001, "1": 0.002, "2": 0.003, "3": 0.004},
+             stage_b_s={"0": 0.001, "1": 0.002, "2": 0.003, "3": 0.004}, order=None)
+    assert row(SETTINGS, "r", "zbv", 2, [v])["compute_s"] == pytest.approx(2 * (0.002 + 0.008))  # rank 0: 10 ms
+
+
+def test_a_row_whose_rounds_never_ran_the_gate_is_not_ok():
+    r = row(SETTINGS, "r", "hand-1f1b", 2, [result(grad=None)])
+    assert r["status"] == "mismatch" and math.isnan(r["grad_rel_err"]) and "nan" in r["error"]

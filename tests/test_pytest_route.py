@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from fixture_run import ROUNDS, make_run
@@ -136,10 +137,22 @@ def test_import_round_trips_into_a_run_that_report_and_compare_accept(bench_json
     ('{"benchmarks": 3}', "no 'benchmarks' list"),
     ('{"benchmarks": [{"name": "x", "extra_info": {}}]}', "not from `pytest bench/`"),
     ('{"benchmarks": []}', "holds no benchmarks"),
+    ("[1, 2]", "is not a pytest-benchmark JSON file (no 'benchmarks' list)"),
+    ('{"benchmarks": [{"name": "x", "extra_info": {"impl": "numpy.loop", "model": "mlp", "size": "s", "dims": {}}}]}',
+     "benchmark 'x' in {f} lacks extra_info sweep, steps_per_call, threads: not from `pytest bench/`"),
+    ('{"benchmarks": [7]}', "benchmark '?' in {f} lacks extra_info impl, model"),
+    ('{"benchmarks": [{"name": "y", "extra_info": {"impl": "numpy.nope", "model": "mlp", "size": "s", "dims": {}, '
+     '"sweep": "w", "steps_per_call": 1, "threads": 1}}]}', "benchmark 'y' names unknown implementation mlp/numpy.nope"),
+    ('{"benchmarks": [{"name": "z", "extra_info": {"impl": "numpy.loop", "model": "mlp", "size": "s", "dims": {}, '
+     '"sweep": "w", "steps_per_call": 1, "threads": 1}, "stats": {"data": []}}]}',
+     "benchmark 'z' has no raw data: use --benchmark-json, or --benchmark-save with --benchmark-save-data"),
+    (None, "cannot read {f}: No such file or directory"),
 ])
 def test_malformed_json_is_refused_in_one_line(tmp_path, capsys, content, words):
     f = tmp_path / "b.json"
-    f.write_text(content)
+    if content is not None:
+        f.write_text(content)
+    words = words.replace("{f}", str(f))
     assert main(["import-pytest", str(f), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1
@@ -214,6 +227,7 @@ class FakeBenchmark:
         self._timer, self.extra_info, self.data = time.perf_counter, {}, []
 
     def pedantic(self, fn, rounds, iterations, warmup_rounds):
+        self.rounds, self.warmup_rounds, self.iterations = rounds, warmup_rounds, iterations
         for _ in range(warmup_rounds):
             fn()
         for _ in range(rounds):
@@ -236,7 +250,29 @@ def test_the_route_times_a_step_not_a_call_in_process(name, k, monkeypatch):
     assert len(b.data) >= 10
     median = sorted(b.data)[len(b.data) // 2]
     assert SLEEP_S <= median <= 1.25 * SLEEP_S, median
-    assert b.extra_info["flops_per_step"] > 0 and b.extra_info["update_rel_err"] < 1e-2
+    assert (b.rounds, b.warmup_rounds, b.iterations) == (10, 2, 1)  # 0.02 s holds under 10 calls: the least
+    info = b.extra_info
+    # forward 2 (784 + 10), both weight gradients as much again, the second layer's input gradient 2 x 10
+    assert info["flops_per_step"] == 2 * (784 + 10) * 2 + 2 * 10 == 3196 and info["update_rel_err"] < 1e-6
+    assert {k: info[k] for k in ("impl", "model", "framework", "mode", "device", "tf32", "size", "sweep", "dims",
+                                 "batch", "width", "depth", "d_in", "classes", "threads", "ops_per_step")} == {
+        "impl": name, "model": "mlp", "framework": "numpy", "mode": impl.mode, "device": "cpu", "tf32": False,
+        "size": "B1-H1-L1", "sweep": "custom", "dims": {"batch": 1, "width": 1, "depth": 1}, "batch": 1, "width": 1,
+        "depth": 1, "d_in": 784, "classes": 10, "threads": 1, "ops_per_step": 33}
+    assert info["first_call_s"] > 0 and info["loss_rel_err"] < 1e-6 and info["op_unit"] == "NumPy calls"
+    assert info["versions"]["numpy"] == np.__version__
+
+
+def test_the_route_sizes_its_rounds_from_the_budget(monkeypatch):
+    """fault.sleep takes 2 ms a call: 0.3 s of budget is about 150 rounds, and a 20th of them warm up."""
+    from bench.sweep.pytest_route import bench_case
+    from tests.faulty import EXTRA_IMPLS
+
+    impl = next(i for i in EXTRA_IMPLS if i.name == "fault.sleep")
+    (size,) = parse_sizes("1x1x1")
+    b = FakeBenchmark()
+    bench_case(b, impl, size, threads=1, budget_s=0.3)
+    assert 110 <= b.rounds <= 150 and b.warmup_rounds == max(2, b.rounds // 20) and len(b.data) == b.rounds
 
 
 def test_header_flags_name_every_difference_that_makes_runs_unlike():
@@ -251,3 +287,50 @@ def test_header_flags_name_every_difference_that_makes_runs_unlike():
                                   "different machine: cores_logical 2 vs 4", "different torch: 2.1 vs 2.2",
                                   "different threads: 1 vs 2"]  # jax only in B: not a difference of versions
     assert header_flags({}, {"machine": {"versions": None}, "settings": {}}) == []
+
+
+def test_import_pytest_carries_every_field_the_route_recorded(tmp_path, monkeypatch):
+    """Each results/rounds/run.json field of the imported run against the committed route JSON."""
+    from tests.faulty import EXTRA_IMPLS
+
+    for impl in EXTRA_IMPLS:
+        monkeypatch.setitem(REGISTRY[impl.model], impl.name, impl)
+    doc = json.loads(SLEEPERS_JSON.read_text())
+    run = tmp_path / "imported"
+    assert main(["import-pytest", str(SLEEPERS_JSON), "--out", str(run)]) == 0
+    res = pd.read_csv(run / "results.csv").set_index("impl")
+    rounds = pd.read_csv(run / "rounds.csv").set_index("impl")
+    meta = json.loads((run / "run.json").read_text())
+    for b in doc["benchmarks"]:
+        info, data = b["extra_info"], np.asarray(b["stats"]["data"])
+        r, rd = res.loc[info["impl"]], rounds.loc[info["impl"]]
+        assert (r["size"], r["model"], r["status"], r["rounds"], r["n_samples"]) == (info["size"], "mlp", "ok", 1, len(data))
+        assert r["first_call_s"] == pytest.approx(info["first_call_s"]) and rd["first_call_s"] == pytest.approx(info["first_call_s"])
+        assert r["loss_rel_err"] == pytest.approx(info["loss_rel_err"]) and r["update_rel_err"] == pytest.approx(info["update_rel_err"])
+        assert r["framework_ops_per_step"] == info["ops_per_step"] and r["threads"] == info["threads"]
+        q25, q75 = np.percentile(data, [25, 75])
+        assert rd["iqr_rel"] == pytest.approx((q75 - q25) / np.median(data)) and rd["round"] == 0
+        assert rd["n_samples"] == len(data) and rd["median_s"] == pytest.approx(np.median(data))
+    mi = doc["machine_info"]
+    assert meta["status"] == "complete" and meta["run_id"] == "imported"
+    assert meta["created_utc"] == meta["finished_utc"] == doc["datetime"]
+    assert meta["argv"] == ["import-pytest", str(SLEEPERS_JSON)]
+    assert meta["source"] == {"pytest_benchmark_json": str(SLEEPERS_JSON), "version": doc["version"]}
+    assert meta["settings"]["model"] == "mlp" and meta["settings"]["threads"] == 2 and meta["settings"]["rounds"] == 1
+    assert meta["settings"]["impls"] == ["fault.sleep", "fault.sleepk"]
+    assert [z["label"] for z in meta["settings"]["sizes"]] == ["B1-H1-L1"]
+    assert meta["machine"] == {"host": mi["node"], "cpu_model": mi["cpu"]["brand_raw"], "cores_logical": mi["cpu"]["count"],
+                               "memory_total_gb": None, "os": f"{mi['system']} {mi['release']}",
+                               "python": mi["python_version"], "versions": doc["benchmarks"][0]["extra_info"]["versions"],
+                               "git_commit": doc["commit_info"]["id"]}
+    assert meta["workers"] == {} and meta["peaks"] == {}
+    assert not (run / "samples.csv").exists() and (run / "samples.csv.gz").is_file()
+
+
+def test_fail_above_counts_only_changes_beyond_the_percentage():
+    from bench.report.compare import slower_beyond
+
+    df = pd.DataFrame({"change": ["slower", "slower", "slower", "faster", ""],
+                       "ratio_b_a": [1.5, 1.5001, 1.499, 0.5, 1.6]})
+    assert slower_beyond(df, 50)["ratio_b_a"].tolist() == [1.5001]
+    assert slower_beyond(df.iloc[:0], 50).empty

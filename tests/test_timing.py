@@ -178,3 +178,53 @@ def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch):
     assert out["gflops"] == pytest.approx(2.5e8 / out["median_s"] / 1e9, rel=1e-9)
     assert 40 < out["gflops"] <= 50 and out["gflops"] <= out["gflops_best"] <= 50
     assert "copy_gbytes_per_s" not in out  # torch on a CPU: the bandwidth comes from numpy's worker
+
+
+@pytest.mark.parametrize("framework, device, copy_bytes", [("numpy", "cpu", 1 << 28), ("torch", "cuda", 1 << 30),
+                                                          ("jax", "cpu", None)])
+def test_the_peak_record_by_hand(monkeypatch, framework, device, copy_bytes):
+    """Known-time fakes: a 2 ms matmul of n = 100 (2e6 FLOP: 1 GFLOP/s) and a 4 ms copy (read + write
+    of nbytes: 2 nbytes / 4 ms). The copy is the device's memory: numpy on the CPU (256 MiB), a GPU
+    framework on CUDA (1 GiB); jax on the CPU has none."""
+    import time
+    from types import SimpleNamespace
+
+    from bench.sweep import peak
+
+    seen = {}
+
+    def matmul(a, b, dev):
+        seen["mm"] = (a.copy(), b.copy(), dev)
+        return lambda: time.sleep(0.002)
+
+    def copy_call(fw, nbytes):
+        seen["copy"] = (fw, nbytes)
+        return lambda: time.sleep(0.004)
+
+    monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=matmul))
+    monkeypatch.setattr(peak.frameworks, "copy_call", copy_call)
+    out = peak.measure(framework, 100, Budget(seconds=0.03, min_samples=5, warmup_s=0.005), device)
+    a, b, dev = seen["mm"]
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(a, rng.standard_normal((100, 100), dtype=np.float32))
+    np.testing.assert_array_equal(b, rng.standard_normal((100, 100), dtype=np.float32))
+    assert a.dtype == b.dtype == np.float32 and dev == device
+    assert (out["n"], out["flops"], out["device"]) == (100, 2e6, device)
+    assert out["median_s"] == pytest.approx(0.002, rel=0.15, abs=3e-4) and out["n_samples"] >= 5
+    assert out["gflops"] == pytest.approx(2e6 / out["median_s"] / 1e9) and out["gflops"] <= out["gflops_best"] <= 1.0
+    if copy_bytes is None:
+        assert "copy_gbytes_per_s" not in out and "copy" not in seen
+    else:
+        assert seen["copy"] == (framework, copy_bytes)
+        want = 2 * copy_bytes / 0.004 / 1e9
+        assert want * 0.8 < out["copy_gbytes_per_s"] <= want
+
+
+def test_a_framework_without_a_matmul_has_no_peak(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench.sweep import peak
+
+    monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=None))
+    with pytest.raises(ValueError, match="no matmul peak for framework 'null'"):
+        peak.measure("null", 10, Budget())

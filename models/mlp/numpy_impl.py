@@ -101,7 +101,7 @@ def numpy_calls_per_step(cfg: MLPConfig) -> int:
 
 def mlp_update(params, grads, lr):
     """Plain SGD in place: p -= lr * g (g is scaled in place; it is rewritten next step)."""
-    for p, g in zip(params, grads, strict=True):
+    for p, g in zip(params, grads, strict=True):  # pragma: no mutate (one gradient per tensor: same length)
         g *= lr
         p -= g
 
@@ -109,9 +109,9 @@ def mlp_update(params, grads, lr):
 def reference(cfg: MLPConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Float64 run of `steps` SGD steps from the shared start: (losses (steps,), final params).
     The equivalence gate's truth: the functions above, dtype-generic, in float64."""
-    params = [p.astype(np.float64) for p in init_params(cfg)]
+    params = [p.astype(np.float64) for p in init_params(cfg)]  # pragma: no mutate (astype(None) is float64 too)
     x, y = make_batch(cfg)
-    x = x.astype(np.float64)
+    x = x.astype(np.float64)  # pragma: no mutate (astype(None) is float64 too)
     losses = np.empty(steps)
     for i in range(steps):
         losses[i], cache = mlp_forward(params, x, y)
@@ -141,7 +141,7 @@ class NumpyStep:
             "mask": np.empty((b, cfg.width), bool),
             "grads": [np.empty_like(p) for p in params],
         }
-        self.last_loss = float("nan")
+        self.last_loss = float("nan")  # pragma: no mutate (before any step: read by no number)
 
     def _step(self) -> float:
         loss, cache = mlp_forward(self.p, self.x, self.y, self.bufs)
@@ -165,7 +165,7 @@ class NumpyStep:
         return {}
 
     def reset(self) -> None:
-        for p, p0 in zip(self.p, self.init, strict=True):
+        for p, p0 in zip(self.p, self.init, strict=True):  # pragma: no mutate (copies of one list: same length)
             p[...] = p0
 
 
