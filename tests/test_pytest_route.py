@@ -334,3 +334,14 @@ def test_fail_above_counts_only_changes_beyond_the_percentage():
                        "ratio_b_a": [1.5, 1.5001, 1.499, 0.5, 1.6]})
     assert slower_beyond(df, 50)["ratio_b_a"].tolist() == [1.5001]
     assert slower_beyond(df.iloc[:0], 50).empty
+
+
+def test_route_cases_are_every_selected_impl_at_every_size_size_major():
+    from bench.sweep.pytest_route import cases
+
+    got = [(i.name, z.label) for i, z in cases("c.ref,numpy.loop", "1x1x1,4x8x2")]
+    assert got == [("c.ref", "B1-H1-L1"), ("numpy.loop", "B1-H1-L1"), ("c.ref", "B4-H8-L2"), ("numpy.loop", "B4-H8-L2")]
+    gpt = cases("c.ref", "1x8x16x1x2", model="gpt")
+    assert [(i.model, z.model, z.label) for i, z in gpt] == [("gpt", "gpt", "B1-T8-C16-L1-NH2-V512")]
+    with pytest.raises(ValueError, match="nope"):
+        cases("nope", "1x1x1")

@@ -86,7 +86,3 @@ def slower_beyond(df: pd.DataFrame, pct: float) -> pd.DataFrame:
     if df.empty:
         return df
     return df[(df["change"] == "slower") & (df["ratio_b_a"] > 1 + pct / 100)]
-
-
-def fmt(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else (f"{x * 1e6:.3g}")
