@@ -70,6 +70,16 @@ def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict,
     return {}
 
 
+def mark_unavailable(states: list[CaseState], device: str) -> None:
+    """Pending cases whose framework is missing, or that cannot run on the run's device."""
+    for st in states:
+        if st.status != "pending":
+            continue
+        why = st.impl.unavailable_reason(device)
+        if why:
+            st.status, st.error = "unavailable", why
+
+
 def extension_within(states: list[CaseState], settings, cost_s: dict, elapsed_s: float,
                      start_s: dict | None = None) -> dict:
     """`extension` for a run: its base and most rounds, what remains of its --budget-min after
