@@ -1,8 +1,9 @@
 """The pipeline probe's measurements against known truth: a rank whose stages, peers and sends take
 known sleeps (real torch autograd, a stand-in for the process group), through rank 0's measuring
-code and the row that pipeline.csv gets. Tolerances: a sleep overshoots by up to a few tenths of a
-millisecond on a busy machine, so every figure is asked within 10% + 0.5 ms (the bubble within 0.05)
-of what the sleeps make."""
+code and the row that pipeline.csv gets. Tolerances: a sleep never undershoots and overshoots by up to
+a millisecond or two on a busy machine (a mutation run, a parallel test), so every figure is asked
+within 10% + 2 ms (the bubble within 0.05) of what the sleeps make; every bug it guards against moves
+a figure by more (a round trip: 6 ms for 3; rank 0's own step: 10 ms for 160)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ M = 4
 
 
 def near(x, rel=0.1):
-    return pytest.approx(x, rel=rel, abs=5e-4)
+    return pytest.approx(x, rel=rel, abs=2e-3)
 
 
 class Sleep(torch.autograd.Function):
