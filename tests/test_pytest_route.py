@@ -249,7 +249,7 @@ def test_the_route_times_a_step_not_a_call_in_process(name, k, monkeypatch):
     assert b.extra_info["steps_per_call"] == k and b.extra_info["time_unit"] == "seconds per training step"
     assert len(b.data) >= 10
     median = sorted(b.data)[len(b.data) // 2]
-    assert SLEEP_S <= median <= 1.25 * SLEEP_S, median
+    assert SLEEP_S <= median <= 2 * SLEEP_S, median  # per step; per call would be 64 x
     assert (b.rounds, b.warmup_rounds, b.iterations) == (10, 2, 1)  # 0.02 s holds under 10 calls: the least
     info = b.extra_info
     # forward 2 (784 + 10), both weight gradients as much again, the second layer's input gradient 2 x 10

@@ -174,9 +174,9 @@ def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch):
     monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=slow_matmul))
     out = peak.measure("torch", 500, Budget(seconds=0.05, min_samples=5, warmup_s=0.01))
     assert out["flops"] == 2.5e8
-    assert out["median_s"] == pytest.approx(0.005, rel=0.1, abs=3e-4)
+    assert 0.005 <= out["median_s"] <= 0.007  # a sleep overshoots, by up to 2 ms on a loaded machine
     assert out["gflops"] == pytest.approx(2.5e8 / out["median_s"] / 1e9, rel=1e-9)
-    assert 40 < out["gflops"] <= 50 and out["gflops"] <= out["gflops_best"] <= 50
+    assert 2.5e8 / 0.007 / 1e9 <= out["gflops"] <= out["gflops_best"] <= 50  # n^3 would give 25 at most
     assert "copy_gbytes_per_s" not in out  # torch on a CPU: the bandwidth comes from numpy's worker
 
 
@@ -210,14 +210,14 @@ def test_the_peak_record_by_hand(monkeypatch, framework, device, copy_bytes):
     np.testing.assert_array_equal(b, rng.standard_normal((100, 100), dtype=np.float32))
     assert a.dtype == b.dtype == np.float32 and dev == device
     assert (out["n"], out["flops"], out["device"]) == (100, 2e6, device)
-    assert out["median_s"] == pytest.approx(0.002, rel=0.15, abs=3e-4) and out["n_samples"] >= 5
+    assert 0.002 <= out["median_s"] <= 0.004 and out["n_samples"] >= 5
     assert out["gflops"] == pytest.approx(2e6 / out["median_s"] / 1e9) and out["gflops"] <= out["gflops_best"] <= 1.0
     if copy_bytes is None:
         assert "copy_gbytes_per_s" not in out and "copy" not in seen
     else:
         assert seen["copy"] == (framework, copy_bytes)
         want = 2 * copy_bytes / 0.004 / 1e9
-        assert want * 0.8 < out["copy_gbytes_per_s"] <= want
+        assert want * 0.6 < out["copy_gbytes_per_s"] <= want  # 4 ms, up to 2 ms more
 
 
 def test_a_framework_without_a_matmul_has_no_peak(monkeypatch):
