@@ -94,7 +94,7 @@ def simulate(orders: dict[int, list[tuple[int, str, int]]], n_stages: int, f: di
     pos = dict.fromkeys(orders, 0)
     dur = {"F": f, "B": b, "I": {s: t / 2 for s, t in b.items()}, "W": {s: t / 2 for s, t in b.items()}}
     while any(pos[r] < len(orders[r]) for r in orders):
-        progressed = False
+        progressed = False  # pragma: no mutate (None is as false)
         for r in orders:
             while pos[r] < len(orders[r]):  # each rank as far as its inputs allow
                 s, kind, m = orders[r][pos[r]]

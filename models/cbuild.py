@@ -141,7 +141,7 @@ class FlatTrainer:
 
     def _train(self, steps: int, out) -> None:
         if self.train(*self.args, steps, out.ctypes.data) != 0:
-            raise ValueError(f"{self.train.__name__} cannot lay out {self.cfg}")
+            raise ValueError(f"{self.train.__name__} cannot lay out {self.cfg}")  # pragma: no mutate (a message no supported size reaches)
 
     def call(self) -> None:
         self._train(self.steps_per_call, self.loss_buf)
@@ -151,7 +151,7 @@ class FlatTrainer:
 
         out = np.empty(n, np.float32)
         self._train(n, out)
-        return out.astype(np.float64)
+        return out.astype(np.float64)  # pragma: no mutate (astype(None) is float64 too)
 
     def unflatten(self, flat) -> list:
         out, i = [], 0

@@ -73,3 +73,13 @@ def test_the_c_peak_matmul_is_the_product_and_threads_are_what_openblas_reports(
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
     assert cbuild.set_threads(1) == 1
     assert cbuild.blas() is cbuild.blas()  # one library instance per process
+
+
+def test_without_the_blas_wheel_c_rows_say_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    from models import cbuild
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy_openblas32" else real(name, *a))
+    assert cbuild.unavailable_reason() == "scipy-openblas32 not installed (pip install -c constraints.txt -e '.[all]')"

@@ -171,8 +171,9 @@ def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch):
         assert a.shape == b.shape == (500, 500)
         return lambda: time.sleep(0.005)
 
-    monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=slow_matmul))
+    monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=slow_matmul if name == "torch" else None))
     out = peak.measure("torch", 500, Budget(seconds=0.05, min_samples=5, warmup_s=0.01))
+    assert out["device"] == "cpu"  # the default
     assert out["flops"] == 2.5e8
     assert 0.005 <= out["median_s"] <= 0.007  # a sleep overshoots, by up to 2 ms on a loaded machine
     assert out["gflops"] == pytest.approx(2.5e8 / out["median_s"] / 1e9, rel=1e-9)

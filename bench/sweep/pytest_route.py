@@ -20,7 +20,7 @@ def cases(impl_text: str, sizes_text: str, model: str = "mlp"):
     return [(i, z) for z in parse_sizes(sizes_text, model) for i in impls]
 
 
-def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str = "cpu", tf32: bool = False) -> None:
+def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str = "cpu", tf32: bool = False) -> None:  # pragma: no mutate (bench/test_benchmarks.py passes every argument)
     """Build, time the first call, gate, then pytest-benchmark's pedantic mode on step.call."""
     import pytest
 
@@ -55,7 +55,7 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str
         **mod.describe(cfg), "flops_per_step": mod.flops_per_step(cfg),
         "steps_per_call": k, "time_unit": "seconds per training step", "threads": threads,
         "first_call_s": built.first_call_s, "ops_per_step": built.ops_per_step,
-        "op_unit": (built.info or {}).get("op_unit", ""), **info,
+        "op_unit": (built.info or {}).get("op_unit", ""), **info,  # pragma: no mutate (every step describes its op_unit)
         "versions": envinfo.versions(),
     })
     benchmark.pedantic(step.call, rounds=rounds, iterations=1, warmup_rounds=max(2, rounds // 20))

