@@ -17,6 +17,8 @@ from bench.sizes import parse_sizes
 from models.registry import REGISTRY, for_model
 
 ROOT = Path(__file__).resolve().parent.parent
+# the route's own pytest, not a worker of this one (pytest-benchmark turns itself off in xdist workers)
+ROUTE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def bench_json(tmp_path_factory):
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--sizes", "1x1x1", "--budget", "0.05",
          f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=ROUTE_ENV,
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     return out
@@ -59,7 +61,7 @@ def sleep_json(tmp_path_factory):
         [sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--sizes", "1x1x1", "--budget", "0.05",
          "--impl", "fault.sleep,fault.sleepk", f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-        env={**os.environ, "BENCH_EXTRA_IMPLS": "tests.faulty"},
+        env={**ROUTE_ENV, "BENCH_EXTRA_IMPLS": "tests.faulty"},
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     return out
@@ -428,18 +430,21 @@ def test_compare_uses_the_base_rounds_sd_of_a_run_with_extra_rounds(tmp_path):
     from bench.stats import detectable_change, welch_log
 
     a, b = plant(tmp_path, 1.10)
-    meta = json.loads((b / "run.json").read_text())
-    meta["settings"].update(rounds=3, max_rounds=16)
-    (b / "run.json").write_text(json.dumps(meta))
+    for run, base in ((a, 2), (b, 3)):
+        meta = json.loads((run / "run.json").read_text())
+        meta["settings"].update(rounds=base, max_rounds=16)
+        (run / "run.json").write_text(json.dumps(meta))
     df, _, _ = compare_runs(a, b)
     r = df.set_index(["impl", "size"]).loc[("torch.eager", "B128-H128-L2")]
     ua = pd.read_csv(a / "rounds.csv").query("impl == 'torch.eager' and size == 'B128-H128-L2'").sort_values("round")
     ub = pd.read_csv(b / "rounds.csv").query("impl == 'torch.eager' and size == 'B128-H128-L2'").sort_values("round")
     ma, mb = ua["median_s"].to_numpy(), ub["median_s"].to_numpy()
-    ratio, lo, hi, p = welch_log(ma, mb, first_b=3)
+    ratio, lo, hi, p = welch_log(ma, mb, first_a=2, first_b=3)
     assert (r["ratio_b_a"], r["ratio_ci_low"], r["ratio_ci_high"], r["p_value"]) == pytest.approx((ratio, lo, hi, p))
-    sb = np.log(mb[:3]).std(ddof=1)
-    want = detectable_change(np.log(ma).std(ddof=1), ma.size, sb, mb.size, 0.03, df_a=ma.size - 1, df_b=2)
+    assert r["median_a_s"] == pytest.approx(np.exp(np.log(ma).mean()))
+    assert r["median_b_s"] == pytest.approx(np.exp(np.log(mb).mean()))
+    sa, sb = np.log(ma[:2]).std(ddof=1), np.log(mb[:3]).std(ddof=1)
+    want = detectable_change(sa, ma.size, sb, mb.size, 0.03, df_a=1, df_b=2)
     assert r["detectable"] == pytest.approx(want)
     assert _spread([1.0, np.e], None) == (pytest.approx(np.sqrt(0.5)), 1)
     assert np.isnan(_spread([2.0], None)[0]) and _spread([2.0], None)[1] == 0
@@ -449,3 +454,28 @@ def test_header_flags_read_runs_without_machine_or_settings():
     from bench.report.compare import header_flags
 
     assert header_flags({"machine": {"versions": None}, "settings": {}}, {}) == []
+
+
+def test_a_case_ok_in_one_run_only_is_listed_not_compared(tmp_path):
+    from bench.report.compare import compare_runs
+
+    a, b = plant(tmp_path, 1.0)
+    res = pd.read_csv(b / "results.csv")
+    res.loc[(res["impl"] == "torch.eager") & (res["size"] == "B128-H128-L2"), "status"] = "error"
+    res.to_csv(b / "results.csv", index=False)
+    df, _, only = compare_runs(a, b)
+    assert ("torch.eager", "B128-H128-L2") not in set(zip(df["impl"], df["size"], strict=True))
+    assert only == ["torch.eager B128-H128-L2: only in A"]
+    res["status"] = "error"
+    res.to_csv(b / "results.csv", index=False)
+    none, _, _ = compare_runs(a, b)
+    assert none.empty and list(none.columns) == ["impl", "size", "median_a_s", "median_b_s", "ratio_b_a", "ratio_ci_low",
+                                                 "ratio_ci_high", "p_value", "change", "n_a", "n_b", "detectable"]
+
+
+def test_verdict_boundaries():
+    from bench.report.compare import verdict
+
+    assert verdict(1.5, 0.05, 0.03) == ""  # p must be below alpha
+    assert verdict(1.25, 1e-6, 0.25) == "" and verdict(1.2500001, 1e-6, 0.25) == "slower"  # beyond the threshold
+    assert verdict(0.5, 1e-6, 0.25) == "faster"

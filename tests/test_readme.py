@@ -34,8 +34,9 @@ def test_readme_documents_every_column_and_status():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install -q -c constraints.txt -e ".[all,test]"' in ci
-    assert '.venv/bin/pip install -c constraints.txt -e ".[all,test]" && .venv/bin/python -m pytest -q' in README
-    assert ".venv/bin/python -m pytest -q" in ci
+    command = ".venv/bin/python -m pytest -q -n 2 --dist loadfile"  # two test files at a time (pytest-xdist)
+    assert f'.venv/bin/pip install -c constraints.txt -e ".[all,test]" && {command}' in README
+    assert command in ci
 
 
 def test_every_run_the_readme_cites_is_committed():
