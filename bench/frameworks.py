@@ -65,8 +65,8 @@ def pin_cpus(threads: int, first: int = 0, cpus: list[int] | None = None) -> lis
 def cpu_layout(threads: int, harness_cpu: bool) -> tuple[list[int], list[int]]:
     """(the harness's CPUs, the measuring workers' CPUs) of a run. With harness_cpu the first allowed
     CPU is left to the runner, its reader threads and the system, and the workers' `threads` compute
-    threads get the next ones; without, everything shares the first `threads` CPUs. ValueError when
-    the CPUs are too few."""
+    threads get the next ones; without, the harness keeps every CPU and the workers get the first
+    `threads`. ValueError when the CPUs are too few."""
     allowed = sorted(os.sched_getaffinity(0))
     if not harness_cpu:
         return allowed, allowed[:threads]

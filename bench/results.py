@@ -255,5 +255,7 @@ def unit_medians(rounds: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
 
 
 def base_rounds(meta: dict) -> int | None:
-    """The rounds every case got before any extra ones (bench/stats.spread), or None: all alike."""
-    return int(meta["settings"]["rounds"]) if meta.get("settings", {}).get("max_rounds", 0) > meta["settings"].get("rounds", 0) else None
+    """The rounds every case got before any extra ones (bench/stats.spread: a row with no more
+    processes than these uses them all), or None when run.json does not say."""
+    rounds = meta.get("settings", {}).get("rounds")
+    return int(rounds) if rounds is not None else None

@@ -82,8 +82,8 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     mod = model_module(st.size.model)
     flops = mod.flops_per_step(cfg)
     s = stats.pooled(np.asarray(st.samples_s))
-    u = stats.across_units(st.round_medians, st.round_iqr_rel,  # base rounds first (restore sorts by round)
-                           first=settings.rounds if settings.most_rounds > settings.rounds else None)
+    # base rounds first (restore sorts by round); a row without extra rounds has no more than these
+    u = stats.across_units(st.round_medians, st.round_iqr_rel, first=settings.rounds)
     noisy = stats.noisy_reason(u)  # '' without samples: a NaN median is not judged
     gflops = flops / u["median_s"] / 1e9 if st.impl.role != "control" else math.nan  # NaN without samples
     later = [f for f in st.first_calls[1:] if math.isfinite(f)]

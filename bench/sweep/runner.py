@@ -166,12 +166,12 @@ def new_meta(settings: Settings, run: RunDir, argv: list[str]) -> dict:
 
 
 def make_pool(settings: Settings, run: RunDir, stop: threading.Event, meta: dict) -> tuple[WorkerPool, list | None]:
-    """(the run's workers, the harness's CPUs or None): the workers' environment (--native-kernels:
+    """(the run's workers, the harness's CPUs): the workers' environment (--native-kernels:
     what it cleared goes to run.json) and CPUs (bench/frameworks.cpu_layout)."""
     env, cleared = kernels.native_env(dict(os.environ)) if settings.native_kernels else (None, {})
     if settings.native_kernels:
         meta["native_kernels"] = {"cleared_for_workers": cleared}
-    harness, workers = frameworks.cpu_layout(settings.threads, True) if settings.harness_cpu else (None, None)
+    harness, workers = frameworks.cpu_layout(settings.threads, settings.harness_cpu)
     return WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", stop, env, workers), harness
 
 

@@ -89,8 +89,9 @@ def new_settings(model: str, impl_text: str, sizes_text: str, threads: int | Non
     harness_cpu = n >= 2 if harness_cpu is None else harness_cpu
     threads = threads or (n - 1 if harness_cpu else n)
     cpu_layout(threads, harness_cpu)  # ValueError when the CPUs are too few
+    most = max_rounds if max_rounds is not None else (pre.max_rounds if rounds is None else rounds)  # an explicit --rounds: no extra
     rounds = rounds or pre.rounds
-    most = max(rounds, max_rounds if max_rounds is not None else (pre.max_rounds if rounds == pre.rounds else rounds))
+    most = max(rounds, most)
     return Settings(model=model, impls=[i.name for i in impls], sizes=sizes, threads=threads, rounds=rounds,
                     budget=Budget(seconds=budget_s if budget_s is not None else pre.budget_s, min_samples=min_samples),
                     case_timeout_s=case_timeout_s, device=dev, tf32=tf32, native_kernels=native_kernels,
