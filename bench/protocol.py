@@ -85,8 +85,12 @@ class RankSpec:
     config: dict  # the model Config's fields
     device: str
     timeout_s: float  # the process group's own timeout
-    init_method: str  # the rendezvous, e.g. tcp://127.0.0.1:PORT
+    init_method: str  # the rendezvous, e.g. file:///.../rdzv, tcp://HOST:PORT; for jax-dist HOST:PORT
     cases: tuple[PipeCase, ...]
+    threads: int = 1  # compute threads of this process (P for a one-process baseline)
+    form: str = "torch"  # torch, jax, jax-dist, jax-single (bench/pipeline/jax_rank.py)
+    first_cpu: int = 0  # the first of the CPUs this process is pinned to
+    nnodes: int = 1  # machines: with more than one, rank 0 broadcasts the cases to the ranks of the others
 
     @classmethod
     def decode(cls, text: str) -> RankSpec:

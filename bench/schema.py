@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4  # 2: gpt columns seq_len, heads, vocab; 3: per-process statistics, rounds.csv; 4: role
-READABLE_VERSIONS = (3, 4)  # a schema-3 run reads as schema 4 with the roles of that harness (LEGACY_ROLES)
+SCHEMA_VERSION = 5  # 2: gpt columns seq_len, heads, vocab; 3: per-process statistics, rounds.csv; 4: role; 5: pipeline framework
+READABLE_VERSIONS = (3, 4, 5)  # a schema-3 run reads as schema 4 with the roles of that harness (LEGACY_ROLES); 5 added the pipeline framework
 # The roles every schema-3 harness gave (its registry's, frozen here): an old run reports the same
 # whatever today's registry says. Rows with steps_per_call > 1 and no other role were fused.
 LEGACY_ROLES = {"c.ref": "floor", "null.noop": "control"}
-ADDED_IN = {"role": 4, "pct_machine_peak": 4}  # result columns and the version that added them
+ADDED_IN = {"role": 4, "pct_machine_peak": 4, "framework": 5}  # result columns and the version that added them
 
 # results.csv: one row per case (implementation x size). Each round of a case runs in its own
 # worker process; median_s, its CI and the noisy flag come from the per-process medians
@@ -100,6 +100,7 @@ PIPELINE_COLUMNS: dict[str, str] = {
     "schema_version": "version of this column list",
     "run_id": "run directory name",
     "model": "mlp or gpt",
+    "framework": "torch (torch.distributed), jax (shard_map over P host devices of one process), jax-dist (the same, one process per stage over jax.distributed), c (C + BLAS stages, schedule in C, MPI)",
     "schedule": "gpipe, 1f1b, interleaved-1f1b, zb, zbv, dualpipev (torch.distributed.pipelining); hand-gpipe, hand-1f1b (ours over send/recv); one-process, one-process-accum (no pipeline)",
     "stages": "P: ranks (processes) in the pipeline",
     "virtual_stages": "stages per rank (2 for the interleaved and V-shaped schedules)",
@@ -125,6 +126,7 @@ PIPELINE_COLUMNS: dict[str, str] = {
 # pipeline_samples.csv: every timed pipeline step.
 PIPELINE_SAMPLE_COLUMNS: dict[str, str] = {
     "schema_version": "version of this column list",
+    "framework": "torch, jax, jax-dist or c",
     "schedule": "schedule name",
     "microbatches": "M",
     "round": "round (a fresh process group), from 0",

@@ -18,14 +18,18 @@ from bench.commands.common import (
     positive,
     resumed,
 )
+from bench.pipeline.settings import PipelineSettings
 from models.registry import MODELS
 
-HELP = "pipeline parallelism on torch.distributed: schedules against theory"
+HELP = "pipeline parallelism (torch.distributed, JAX, C over MPI): schedules against theory"
 
 
 def add_arguments(pp) -> None:
     s = pp.add_argument_group("settings (a resumed probe takes them from its run.json)")
     s.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    s.add_argument("--framework", default="all",
+                   help="comma-separated: torch, jax (shard_map, one process), jax-dist (jax.distributed), c (C over "
+                        "MPI); all (default: every one on CPU; torch on CUDA or across nodes)")
     s.add_argument("--stages", type=positive(int, -10**6, 64, "--stages"), default=2, metavar="P",
                    help="ranks (processes) in the pipeline (default 2)")
     s.add_argument("--microbatches", default=None,
@@ -40,6 +44,13 @@ def add_arguments(pp) -> None:
     s.add_argument("--case-timeout", type=positive(float, 1, 3600, "--case-timeout"), default=60.0,
                    help="seconds a rank may wait on its peers (gloo's timeout); a case whose group is silent for "
                         "twice that plus 60 s is killed")
+    s.add_argument("--nnodes", type=positive(int, 1, 1024, "--nnodes"), default=1,
+                   help="machines (torch only); each runs --stages / N ranks. Default 1: nothing listens beyond "
+                        "loopback")
+    s.add_argument("--node-rank", type=positive(int, 0, 1023, "--node-rank"), default=0,
+                   help="this machine's index; node 0 records the probe, the others serve its process groups")
+    s.add_argument("--rdzv-endpoint", default="", metavar="HOST:PORT",
+                   help="node 0's c10d store (torch's TCPStore, on every interface of node 0) when --nnodes > 1")
     s.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>_pipeline)")
     add_report_and_resume(pp, s, "probe: only its missing (case, round) pairs")
 
@@ -51,11 +62,19 @@ def make_probe(args):
 
     if args.resume is not None:
         return resumed(args, Probe.resume, "pipeline_results.jsonl")
+    from bench.pipeline.nodes import check_endpoint
+
     try:
+        check_endpoint(args.rdzv_endpoint, args.nnodes, args.node_rank)
+        if args.nnodes > 1 and args.stages % args.nnodes:
+            raise ValueError(f"--stages {args.stages} is not a multiple of --nnodes {args.nnodes}")
         s = new_settings(args.model, args.batch, args.stages, args.microbatches, args.schedules, args.rounds,
-                         args.steps, args.device, args.case_timeout, cores())
+                         args.steps, args.device, args.case_timeout, cores(), args.framework, args.nnodes,
+                         args.node_rank, args.rdzv_endpoint)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if s.node_rank > 0:
+        return s
     out = args.out or default_out("_pipeline")
     check_out(out)
     out.mkdir(parents=True)
@@ -66,6 +85,16 @@ def make_probe(args):
 
 def run(args) -> int:
     probe = make_probe(args)
+    if isinstance(probe, PipelineSettings):  # a node other than 0: it serves node 0's groups, records nothing
+        import threading
+
+        from bench.pipeline.nodes import serve
+
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        logs = args.out or default_out(f"_pipeline_node{probe.node_rank}")
+        return serve(probe, logs, stop, lambda m: print(m, file=sys.stderr))
     signal.signal(signal.SIGINT, lambda *_: probe.stop.set())
     signal.signal(signal.SIGTERM, lambda *_: probe.stop.set())
     print(f"run directory: {probe.path}", file=sys.stderr)

@@ -13,15 +13,22 @@ from bench import protocol
 from bench.supervisor import Child, ChildFailure, how_it_ended, wait_line
 
 
+MODULES = {"torch": "bench.pipeline.rank", "jax": "bench.pipeline.jax_rank", "jax-dist": "bench.pipeline.jax_rank",
+           "jax-single": "bench.pipeline.jax_rank", "c": "bench.pipeline.c_rank", "c-single": "bench.pipeline.c_rank"}
+
+
 class Group:
-    """One rank per spec; rank r's lines arrive tagged r in one queue."""
+    """One process per spec (its program by spec.form); rank r's lines arrive tagged r in one queue."""
 
-    ENV = {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    ENV = {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}  # one node: gloo on the loopback interface only
 
-    def __init__(self, specs: list[protocol.RankSpec], logs: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, specs: list[protocol.RankSpec], logs: Path, env: dict[str, str] | None = None,
+                 loopback: bool = True) -> None:
+        """loopback False (across machines): gloo picks its interface (or the caller's GLOO_SOCKET_IFNAME)."""
         self.lines: queue.Queue = queue.Queue()
-        self.ranks = [Child("bench.pipeline.rank", [json.dumps(asdict(s))], {**self.ENV, **(env or {})},
-                            logs / f"rank{s.rank}.log", f"rank {s.rank}", sink=self.lines, tag=s.rank)
+        base = self.ENV if loopback else {"OMP_NUM_THREADS": "1"}
+        self.ranks = [Child(MODULES[s.form], [json.dumps(asdict(s))], {**base, **(env or {})},
+                            logs / f"{s.form}-rank{s.rank}.log", f"{s.form} rank {s.rank}", sink=self.lines, tag=s.rank)
                       for s in specs]
 
     def next_result(self, timeout_s: float, stop: threading.Event | None = None) -> protocol.PipeResult:

@@ -1,7 +1,9 @@
-"""`bench pipeline`: the pipeline-parallel probe on torch.distributed.
+"""`bench pipeline`: the pipeline-parallel probe: torch.distributed, JAX and C over MPI.
 
-Each round starts P fresh rank processes (bench/pipeline/group.py) and runs every case
-(schedule x microbatches) in them; a round is the unit of replication. A rank that crashes or
+Each round starts fresh processes (bench/pipeline/group.py) for each framework and runs every case
+(framework x schedule x microbatches) in them; a round is the unit of replication. The pipelines
+run P processes of one thread (JAX's shard_map form: one process of P one-thread devices); the
+one-process baselines run one process of P threads on the same P CPUs. A rank that crashes or
 hangs fails its case with the reason: the whole group is killed and a new group runs the
 remaining cases. Every finished (case, round) is on disk at once: its raw result appended to
 pipeline_results.jsonl, its steps to pipeline_samples.csv, and pipeline.csv rewritten; a stopped
@@ -10,19 +12,38 @@ probe is finished by `bench pipeline --resume DIR`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
+import tempfile
 import threading
+import uuid
 from dataclasses import asdict
+from itertools import groupby
 
 from bench import envinfo, protocol
 from bench.pipeline.group import Group
 from bench.pipeline.rows import row
 from bench.pipeline.settings import PipelineSettings, cases
 from bench.results import append_csv, append_line, atomic_write, read_meta
+from bench.schedules import SCHEDULES
 from bench.schema import PIPELINE_COLUMNS, PIPELINE_SAMPLE_COLUMNS, SCHEMA_VERSION, SchemaError
 
-FAILING = ("timeout", "crashed", "error")  # a case that ends so is not run again in later rounds
+FAILING = ("timeout", "crashed", "error", "unavailable")  # a case that ends so is not run again in later rounds
+
+
+def unavailable(framework: str) -> str:
+    """'' when the framework's pipeline can run here, else why not (its rows say so)."""
+    if framework == "c":
+        from bench.pipeline.cprog import unavailable_reason
+
+        return unavailable_reason()
+    module = "torch" if framework == "torch" else "jax"
+    return "" if importlib.util.find_spec(module) else f"{module} is not installed (pip install -e '.[{module}]')"
+
+
+def key(res: dict) -> tuple[str, str, int]:
+    return res.get("framework", "torch"), res["schedule"], res["microbatches"]  # a schema-3 probe ran torch only
 
 
 def free_port() -> int:
@@ -61,11 +82,11 @@ class Probe:
             raise SchemaError(f"{run_dir.path} has no pipeline_results.jsonl to continue")
         return cls(PipelineSettings(**meta["settings"]), run_dir, argv, meta)
 
-    def done(self) -> set[tuple[str, int, int]]:
-        return {(r["schedule"], r["microbatches"], r["round"]) for r in self.results}
+    def done(self) -> set[tuple[str, str, int, int]]:
+        return {(*key(r), r["round"]) for r in self.results}
 
-    def failed(self) -> set[tuple[str, int]]:
-        return {(r["schedule"], r["microbatches"]) for r in self.results if r["status"] in FAILING}
+    def failed(self) -> set[tuple[str, str, int]]:
+        return {key(r) for r in self.results if r["status"] in FAILING}
 
     def run(self, progress=None) -> list[dict]:
         """Every (case, round) not yet on disk; then the final files. Returns pipeline.csv's rows."""
@@ -78,6 +99,10 @@ class Probe:
                 break
             self.run_round(rnd, progress)
         stopped = self.stop.is_set()
+        if self.s.nnodes > 1:
+            from bench.pipeline.nodes import goodbye
+
+            goodbye(self.s, self.path / "logs")
         self.meta.update(status="interrupted" if stopped else "complete", finished_utc=envinfo.utc_now(),
                          noise=envinfo.noise_end(noise))
         rows = self.write_table("interrupted" if stopped else "pending")
@@ -85,30 +110,60 @@ class Probe:
         return rows
 
     def run_round(self, rnd: int, progress) -> None:
-        """The round's cases not done or failed before, in groups of fresh processes; a failure
-        kills the group, a new one runs the rest."""
+        """The round's cases not done or failed before, a framework's pipelines and its baselines
+        each in a group of fresh processes; a failure kills the group, a new one runs the rest."""
         todo = [c for c in cases(self.s) if c not in self.failed() and (*c, rnd) not in self.done()]
-        while todo and not self.stop.is_set():
-            group = Group(self.specs(todo, rnd), self.path / "logs")
-            try:
-                while todo:
-                    name, m = todo.pop(0)
-                    if progress:
-                        progress(f"{name} M={m}", rnd)
-                    res = group.next_result(2 * self.s.timeout_s + (60 if self.s.timeout_s >= 30 else 5), self.stop)
-                    if res.status == "interrupted":
-                        return
-                    self.record({**asdict(res), "schedule": name, "microbatches": m, "round": rnd})
-                    if res.status in FAILING:
-                        break
-            finally:
-                group.kill()
+        for (fw, single), batch in groupby(todo, lambda c: (c[0], SCHEDULES[c[1]].kind == "single")):
+            batch = list(batch)
+            why = unavailable(fw)
+            if why:
+                for f, name, m in batch:
+                    self.record({**asdict(protocol.PipeResult(name, m, rnd, "unavailable", why)), "framework": f})
+                continue
+            while batch and not self.stop.is_set():
+                group = Group(self.specs(fw, single, batch, rnd), self.path / "logs", loopback=self.loopback())
+                try:
+                    while batch:
+                        f, name, m = batch.pop(0)
+                        if progress:
+                            progress(f"{f} {name} M={m}", rnd)
+                        res = group.next_result(2 * self.s.timeout_s + (60 if self.s.timeout_s >= 30 else 5), self.stop)
+                        if res.status == "interrupted":
+                            return
+                        self.record({**asdict(res), "framework": f, "schedule": name, "microbatches": m, "round": rnd})
+                        if res.status in FAILING:
+                            break
+                finally:
+                    group.kill()
 
-    def specs(self, todo: list[tuple[str, int]], rnd: int) -> list[protocol.RankSpec]:
-        init = f"tcp://127.0.0.1:{free_port()}"
-        run = tuple(protocol.PipeCase(name, m, rnd, rnd == 0, self.s.steps) for name, m in todo)
-        return [protocol.RankSpec(r, self.s.stages, self.s.model, self.s.config, self.s.device, self.s.timeout_s,
-                                  init, run) for r in range(self.s.stages)]
+    def loopback(self) -> bool:
+        from bench.pipeline.nodes import is_loopback
+
+        return self.s.nnodes == 1 or is_loopback(self.s.rdzv_endpoint.rpartition(":")[0])
+
+    def specs(self, fw: str, single: bool, todo: list[tuple[str, str, int]], rnd: int) -> list[protocol.RankSpec]:
+        """The processes of one group: a pipeline's P ranks (JAX's shard_map form and C's mpiexec: one
+        process for all), or a baseline's one process of P threads."""
+        s, P = self.s, self.s.stages
+        run = tuple(protocol.PipeCase(name, m, rnd, rnd == 0, s.steps) for _, name, m in todo)
+
+        def spec(rank: int, world: int, init: str, form: str, threads: int = 1) -> protocol.RankSpec:
+            return protocol.RankSpec(rank, world, s.model, s.config, s.device, s.timeout_s, init, run, threads, form,
+                                     nnodes=s.nnodes)
+
+        store = f"file://{tempfile.gettempdir()}/bench-pipeline-store-{uuid.uuid4().hex}"  # no socket: loopback only
+        if single:
+            return [spec(0, 1, store, {"torch": "torch", "jax": "jax-single", "c": "c-single"}[fw], P)]
+        if fw == "torch":
+            init, local = store, range(P)
+            if s.nnodes > 1:  # node 0 of several: its ranks join the others at node 0's c10d store
+                init, per = f"tcp://{s.rdzv_endpoint}", P // s.nnodes
+                local = range(s.node_rank * per, (s.node_rank + 1) * per)
+            return [spec(r, P, init, "torch") for r in local]
+        if fw == "jax-dist":
+            init = f"127.0.0.1:{free_port()}"
+            return [spec(r, P, init, "jax-dist") for r in range(P)]
+        return [spec(0, P, "", fw, P if fw == "jax" else 1)]
 
     def record(self, res: dict) -> None:
         """One finished (case, round) on disk: its raw result, its steps, the table."""
@@ -116,16 +171,15 @@ class Probe:
         append_line(self.path / "pipeline_results.jsonl", json.dumps(res))
         if res["status"] == "ok":
             append_csv(self.path / "pipeline_samples.csv", [
-                (SCHEMA_VERSION, res["schedule"], res["microbatches"], res["round"], i, ns)
+                (SCHEMA_VERSION, res["framework"], res["schedule"], res["microbatches"], res["round"], i, ns)
                 for i, ns in enumerate(res["step_ns"])])
         self.write_table()
 
     def write_table(self, unmeasured: str = "pending") -> list[dict]:
         import pandas as pd
 
-        rows = [row(self.s, self.path.name, name, m,
-                    [r for r in self.results if (r["schedule"], r["microbatches"]) == (name, m)], unmeasured)
-                for name, m in cases(self.s)]
+        rows = [row(self.s, self.path.name, fw, name, m, [r for r in self.results if key(r) == (fw, name, m)],
+                    unmeasured) for fw, name, m in cases(self.s)]
         df = pd.DataFrame(rows, columns=[c for c in PIPELINE_COLUMNS if c != "schema_version"])
         df.insert(0, "schema_version", SCHEMA_VERSION)
         atomic_write(self.path / "pipeline.csv", df.to_csv(index=False))

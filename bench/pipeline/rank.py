@@ -1,7 +1,8 @@
 """One rank of `bench pipeline`: `python -m bench.pipeline.rank SPEC_JSON` (a protocol.RankSpec),
 started by bench/pipeline/group.py.
 
-One thread, pinned to one CPU, set before torch is imported. The process group is gloo (NCCL on
+One thread pinned to one CPU (a one-process baseline: P threads on P CPUs), set before torch
+is imported. The process group is gloo (NCCL on
 GPUs) at the spec's rendezvous, with a short timeout so a broken schedule fails instead of
 hanging for the default 30 minutes. Rank 0 prints one protocol.PipeResult line per case; every
 rank runs every case. What the model must provide comes from its pipeline hooks
@@ -22,6 +23,8 @@ from bench.pipeline.measure import Measurements
 from bench.pipeline.steps import Steps
 from bench.schedules import SCHEDULES
 
+NO_GROUP, PROBE_OVER = 5, 4  # exit codes a serving node reads (bench/pipeline/nodes.py)
+
 
 class Rank(Steps, Measurements):
     def __init__(self, spec: protocol.RankSpec) -> None:
@@ -32,7 +35,7 @@ class Rank(Steps, Measurements):
 
         from models.registry import load, model_module, pipeline_hooks
 
-        torch.set_num_threads(1)
+        torch.set_num_threads(spec.threads)
         self.torch, self.dist, self.spec = torch, dist, spec
         self.rank, self.P = spec.rank, spec.world
         self.device = torch.device(f"cuda:{self.rank}" if spec.device == "cuda" else "cpu")
@@ -41,8 +44,20 @@ class Rank(Steps, Measurements):
         self.make_stages, self.loss = load(self.hooks.TORCH_STAGES), load(self.hooks.TORCH_LOSS)
         x, y = self.mod.make_batch(self.cfg)
         self.x, self.y = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
-        dist.init_process_group("nccl" if spec.device == "cuda" else "gloo", rank=self.rank, world_size=self.P,
-                                init_method=spec.init_method, timeout=timedelta(seconds=spec.timeout_s))
+        try:
+            dist.init_process_group("nccl" if spec.device == "cuda" else "gloo", rank=self.rank, world_size=self.P,
+                                    init_method=spec.init_method, timeout=timedelta(seconds=spec.timeout_s))
+        except Exception as e:  # no group formed (across nodes: node 0 is not there): bench/pipeline/nodes.py
+            print(f"rank {self.rank}: no process group at {spec.init_method}: {e}", file=sys.stderr)
+            sys.exit(NO_GROUP)
+        self.cases = spec.cases
+        if spec.nnodes > 1:  # the ranks of the other nodes take node 0's cases; none left: the probe is over
+            box = [[asdict(c) for c in spec.cases]]
+            dist.broadcast_object_list(box, src=0)
+            self.cases = tuple(protocol.PipeCase(**c) for c in box[0])
+            if not self.cases:
+                dist.destroy_process_group()
+                sys.exit(PROBE_OVER)
 
     def case(self, c: protocol.PipeCase) -> protocol.PipeResult:
         fault = os.environ.get("BENCH_PIPELINE_FAULT", "")  # tests only: "schedule:rank:crash|hang|grad"
@@ -65,7 +80,7 @@ class Rank(Steps, Measurements):
         return out
 
     def run(self, reply) -> None:
-        for c in self.spec.cases:
+        for c in self.cases:
             try:
                 result = self.case(c)
             except Exception as e:  # this case fails; the peers see a timeout or the same error
@@ -83,9 +98,8 @@ class Rank(Steps, Measurements):
         self.dist.destroy_process_group()
 
 
-def main(argv: list[str]) -> int:
-    spec = protocol.RankSpec.decode(argv[0])
-    frameworks.pin_process(1, spec.device, first=spec.rank)
+def channel_reply():
+    """reply(msg): one JSON line on the real stdout; library prints go to stderr from now on."""
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # library prints go to stderr; stdout carries only the JSON lines
     sys.stdout = channel
@@ -93,6 +107,13 @@ def main(argv: list[str]) -> int:
     def reply(msg) -> None:
         channel.write(json.dumps(asdict(msg)) + "\n")
 
+    return reply
+
+
+def main(argv: list[str]) -> int:
+    spec = protocol.RankSpec.decode(argv[0])
+    frameworks.pin_process(spec.threads, spec.device, first=spec.first_cpu + spec.rank * spec.threads)
+    reply = channel_reply()
     t0 = time.monotonic()
     Rank(spec).run(reply)
     reply(protocol.RankDone(time.monotonic() - t0))

@@ -49,13 +49,13 @@ def ideal(res: dict, P: int, M: int, f: dict, b: dict, comm: float) -> float:
         return math.nan
 
 
-def row(settings, run_id: str, name: str, M: int, results: list[dict], unmeasured: str = "pending") -> dict:
+def row(settings, run_id: str, framework: str, name: str, M: int, results: list[dict], unmeasured: str = "pending") -> dict:
     """One pipeline.csv row from the case's results of every round so far (protocol.PipeResult as
     dicts); a case with none yet has the status `unmeasured` (pending, or interrupted)."""
     sched, P, cfg = SCHEDULES[name], settings.stages, settings.config
     ok = [r for r in results if r["status"] == "ok"]
     bad = [r for r in results if r["status"] != "ok"]
-    out = {"run_id": run_id, "model": settings.model, "schedule": name, "stages": P,
+    out = {"run_id": run_id, "model": settings.model, "framework": framework, "schedule": name, "stages": P,
            "virtual_stages": sched.n_stages(P) // P if sched.kind != "single" else 1, "microbatches": M,
            "batch": cfg["batch"], "status": bad[0]["status"] if bad else ("ok" if ok else unmeasured),
            "error": bad[0]["error"] if bad else ("" if ok or unmeasured == "pending" else STOPPED),

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 from bench.schedules import SCHEDULES
 from models.registry import model_module, pipeline_hooks
 
+FRAMEWORKS: dict[str, tuple[str, ...]] = {  # framework -> the schedules it runs (bench/schedules.py names)
+    "torch": tuple(SCHEDULES),  # torch.distributed.pipelining, ours over its send/recv, one process
+    "jax": ("gpipe", "one-process"),  # jax.shard_map over P host devices of one process (jax_pipe.py)
+    "jax-dist": ("gpipe",),  # the same program, one process per stage, jax.distributed + gloo
+    "c": ("gpipe", "1f1b", "one-process"),  # C + BLAS stages, the schedule in C, MPI_Send/MPI_Recv
+}
+
 
 @dataclass
 class PipelineSettings:
@@ -21,22 +28,28 @@ class PipelineSettings:
     timeout_s: float = 60.0  # gloo's own timeout; a case gets twice that before its group is killed
     grad_rtol: float = 1e-2  # the gate: the model's UPDATE_RTOL (an SGD update is lr x the gradient)
     notes: list[str] = field(default_factory=list)
+    frameworks: list[str] = field(default_factory=lambda: ["torch"])  # a probe before schema 5 ran torch only
+    nnodes: int = 1  # machines; node 0 records, the others serve its process groups (bench/pipeline/nodes.py)
+    node_rank: int = 0
+    rdzv_endpoint: str = ""  # HOST:PORT of node 0's c10d store when nnodes > 1; else a file store, loopback only
 
 
-def cases(s: PipelineSettings) -> list[tuple[str, int]]:
-    """(schedule, M) pairs: one-process once (M does not apply), the others at every M they take."""
+def cases(s: PipelineSettings) -> list[tuple[str, str, int]]:
+    """(framework, schedule, M): per framework its schedules that were asked for, one-process once
+    (M does not apply), the others at every M they take."""
     out, batch = [], s.config["batch"]
-    for name in s.schedules:
-        fewest = SCHEDULES[name].fewest_microbatches(s.stages)
-        ms = [1] if name == "one-process" else [m for m in s.microbatches if m >= fewest and batch % m == 0]
-        out += [(name, m) for m in ms]
+    for fw in s.frameworks:
+        for name in (n for n in FRAMEWORKS[fw] if n in s.schedules):
+            fewest = SCHEDULES[name].fewest_microbatches(s.stages)
+            ms = [1] if name == "one-process" else [m for m in s.microbatches if m >= fewest and batch % m == 0]
+            out += [(fw, name, m) for m in ms]
     return out
 
 
 def validate(model: str, config: dict, P: int, ms: list[int], names: list[str], device: str, cores: int,
-             gpus: int = 0, explicit_ms: bool = True) -> list[str]:
-    """ValueError (one line) for settings that cannot run; else notes worth recording. With the
-    default microbatch list (explicit_ms False) a schedule skips the M values it cannot take."""
+             gpus: int = 0, explicit_ms: bool = True, explicit_names: bool = True) -> list[str]:
+    """ValueError (one line) for settings that cannot run; else notes worth recording. A schedule
+    skips the M values it cannot take unless both it and the M values were named explicitly."""
     notes = [f"--stages {P} exceeds the {cores} cores: ranks share CPUs"] if P > cores else []
     if P < 1:
         raise ValueError(f"--stages {P}: need at least 1")
@@ -51,7 +64,7 @@ def validate(model: str, config: dict, P: int, ms: list[int], names: list[str], 
             raise ValueError(f"{n} needs {need} stages for --stages {P}; the {model} has {units} to split")
         fewest = SCHEDULES[n].fewest_microbatches(P)
         low = [m for m in ms if m < fewest]
-        if low and explicit_ms:
+        if low and explicit_ms and explicit_names:
             raise ValueError(f"{n} needs at least {fewest} microbatches with --stages {P}: --microbatches {low[0]}")
         if low:
             notes.append(f"{n} needs at least {fewest} microbatches with {P} stages: M = "
@@ -75,20 +88,46 @@ def gpu_count() -> int:
     return int(out.strip() or 0) if code == 0 else 0
 
 
+def parse_frameworks(text: str, device: str, nnodes: int) -> list[str]:
+    """--framework: `all` (on CPU every one; on CUDA or across nodes torch, the only one driven
+    there) or a comma-separated list of FRAMEWORKS; ValueError for anything else."""
+    if text == "all":
+        return list(FRAMEWORKS) if device == "cpu" and nnodes == 1 else ["torch"]
+    names = [n.strip() for n in text.split(",")]
+    unknown = [n for n in names if n not in FRAMEWORKS]
+    if unknown:
+        raise ValueError(f"unknown framework {', '.join(unknown)}; allowed: {', '.join(FRAMEWORKS)}, all")
+    if (device != "cpu" or nnodes > 1) and names != ["torch"]:
+        where = "--device cuda" if device != "cpu" else "--nnodes > 1"
+        raise ValueError(f"with {where} the probe drives torch only (JAX and C run on CPU, on one node)")
+    return names
+
+
 def new_settings(model: str, batch: int | None, stages: int, microbatches: str | None, schedules: str, rounds: int,
-                 steps: int, device: str, timeout_s: float, cores: int) -> PipelineSettings:
+                 steps: int, device: str, timeout_s: float, cores: int, frameworks: str = "all",
+                 nnodes: int = 1, node_rank: int = 0, rdzv_endpoint: str = "") -> PipelineSettings:
     """The settings of a new probe from the command's options; ValueError naming the problem."""
     from models.registry import MODELS
 
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; allowed: {', '.join(MODELS)}")
     config = dict(pipeline_hooks(model).CONFIG, **({"batch": batch} if batch else {}))
-    names = list(SCHEDULES) if schedules == "all" else [n.strip() for n in schedules.split(",")]
+    fws = parse_frameworks(frameworks, device, nnodes)
+    offered = [n for n in SCHEDULES if any(n in FRAMEWORKS[f] for f in fws)]
+    names = offered if schedules == "all" else [n.strip() for n in schedules.split(",")]
+    if nnodes > 1:  # a one-process baseline is one node's: run it with a one-node probe
+        names = [n for n in names if SCHEDULES.get(n) is None or SCHEDULES[n].kind != "single"]
     try:
         ms = [int(m) for m in (microbatches or "2,4,8,16").split(",")]
     except ValueError:
         raise ValueError(f"--microbatches takes whole numbers, got {microbatches!r}") from None
     gpus = gpu_count() if device == "cuda" else 0
-    notes = validate(model, config, stages, ms, names, device, cores, gpus, explicit_ms=microbatches is not None)
-    return PipelineSettings(model, config, stages, ms, names, rounds, steps, device, timeout_s=timeout_s,
-                            grad_rtol=model_module(model).UPDATE_RTOL, notes=notes)
+    notes = validate(model, config, stages, ms, names, device, cores if nnodes == 1 else stages, gpus,
+                     explicit_ms=microbatches is not None, explicit_names=schedules != "all")
+    s = PipelineSettings(model, config, stages, ms, names, rounds, steps, device, timeout_s=timeout_s,
+                         grad_rtol=model_module(model).UPDATE_RTOL, notes=notes, frameworks=fws, nnodes=nnodes,
+                         node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+    if not cases(s):
+        runs = "; ".join(f"{f} runs {', '.join(FRAMEWORKS[f])}" for f in fws)
+        raise ValueError(f"no case to run: --schedules {schedules} with --framework {frameworks} ({runs})")
+    return s

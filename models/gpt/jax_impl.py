@@ -104,3 +104,45 @@ def build_jit(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> J
 
 def build_scan(cfg: GPTConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxGPTStep:
     return JaxGPTStep(cfg, "scan", steps_per_call)
+
+
+def block(x, p, n_head):
+    """One transformer block: x (b, T, C); p its 12 parameters in BLOCK order."""
+    ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fcp_w, fcp_b = p
+    x = x + attention(layernorm(x, ln1_w, ln1_b) @ attn_w + attn_b, n_head) @ proj_w + proj_b
+    h = jax.nn.gelu(layernorm(x, ln2_w, ln2_b) @ fc_w + fc_b, approximate=True)  # (b, T, 4C)
+    return x + h @ fcp_w + fcp_b
+
+
+def pipeline_stages(cfg: GPTConfig, n: int) -> list[tuple]:
+    """The GPT cut into n stages of consecutive blocks, as torch_impl.pipeline_stages cuts it:
+    [(fn(params, inp) -> out, [index in param_names])]. The first stage embeds (wte, wpe: idx
+    (b, T) -> (b, T, C)); the last normalises and projects with its own copy of the tied wte
+    (index 0 in both: the caller sums the two gradients) and returns the logits (b, T, V)."""
+    if not 1 <= n <= cfg.n_layer:
+        raise ValueError(f"{n} stages for {cfg.n_layer} blocks")
+    nb, last_i = len(BLOCK), 2 + len(BLOCK) * cfg.n_layer
+    out = []
+    for s, chunk in enumerate(np.array_split(np.arange(cfg.n_layer), n)):
+        first, last = s == 0, s == n - 1
+        idx = ([0, 1] if first else []) + [2 + nb * int(i) + j for i in chunk for j in range(nb)]
+        idx += [last_i, last_i + 1, 0] if last else []
+
+        def fn(params, x, first=first, last=last, k=len(chunk)):
+            if first:
+                x = params[0][x] + params[1][: x.shape[1]]  # (b, T, C)
+            off = 2 if first else 0
+            for i in range(k):
+                x = block(x, params[off + nb * i: off + nb * (i + 1)], cfg.n_head)
+            if last:
+                x = layernorm(x, params[-3], params[-2]) @ params[-1].T  # (b, T, V)
+            return x
+
+        out.append((fn, idx))
+    return out
+
+
+def pipeline_loss(logits, targets):
+    """Mean next-token cross-entropy: logits (b, T, V), targets (b, T)."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))

@@ -14,6 +14,8 @@ CONFIG = {"batch": 16, "seq_len": 64, "n_embd": 128, "n_layer": 4, "n_head": 4} 
 TIED: tuple[int, ...] = (0,)  # wte: the first stage embeds with it, the last projects with its copy
 TORCH_STAGES = "models.gpt.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, [(index, tensor, transposed)])]
 TORCH_LOSS = "models.gpt.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss over tokens
+JAX_STAGES = "models.gpt.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
+JAX_LOSS = "models.gpt.jax_impl:pipeline_loss"
 
 
 def n_units(cfg: GPTConfig) -> int:

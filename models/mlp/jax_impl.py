@@ -68,3 +68,30 @@ def build_jit(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> J
 
 def build_scan(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> JaxStep:
     return JaxStep(cfg, "scan", steps_per_call)
+
+
+def pipeline_stages(cfg: MLPConfig, n: int) -> list[tuple]:
+    """The MLP cut into n stages of consecutive linear layers, as torch_impl.pipeline_stages cuts
+    it: [(fn(params, inp) -> out, [index in init_params' list])]. A stage's params are its
+    layers' [W (in, out), b]; the last stage returns the logits (pipeline_loss gives the loss)."""
+    if not 1 <= n <= cfg.depth + 1:
+        raise ValueError(f"{n} stages for {cfg.depth + 1} linear layers")
+    out = []
+    for chunk in np.array_split(np.arange(cfg.depth + 1), n):
+        last_layer = int(chunk[-1]) == cfg.depth
+
+        def fn(params, h, k=len(chunk), last_layer=last_layer):
+            for i in range(k):
+                h = h @ params[2 * i] + params[2 * i + 1]  # (b, out)
+                if not (last_layer and i == k - 1):
+                    h = jax.nn.relu(h)  # (b, H)
+            return h
+
+        out.append((fn, [i for j in chunk for i in (2 * int(j), 2 * int(j) + 1)]))
+    return out
+
+
+def pipeline_loss(logits, y):
+    """Mean cross-entropy of a (micro)batch: logits (b, C), y (b,)."""
+    logp = jax.nn.log_softmax(logits, axis=-1)  # (b, C)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))

@@ -13,6 +13,8 @@ CONFIG = {"batch": 128, "width": 256, "depth": 7}  # 8 linear layers to split
 TIED: tuple[int, ...] = ()  # parameter indices held by two stages: none
 TORCH_STAGES = "models.mlp.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, [(index, tensor, transposed)])]
 TORCH_LOSS = "models.mlp.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss
+JAX_STAGES = "models.mlp.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
+JAX_LOSS = "models.mlp.jax_impl:pipeline_loss"
 
 
 def n_units(cfg: MLPConfig) -> int:
