@@ -12,7 +12,6 @@ from pathlib import Path
 from bench import protocol
 from bench.supervisor import Child, ChildFailure, how_it_ended, wait_line
 
-
 MODULES = {"torch": "bench.pipeline.rank", "jax": "bench.pipeline.jax_rank", "jax-dist": "bench.pipeline.jax_rank",
            "jax-single": "bench.pipeline.jax_rank", "c": "bench.pipeline.c_rank", "c-single": "bench.pipeline.c_rank"}
 

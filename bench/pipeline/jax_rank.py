@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import asdict
 
 import numpy as np
 

@@ -315,29 +315,32 @@ static void crossentropy_softmax_backward(float *dlogits, const float *probs, co
 // ---------------------------------------------------------------------------------------------
 // The model: forward (loss), backward (gradients), AdamW update.
 
-static float gpt_forward(const Dims *d, const float *params, float *acts, const int64_t *idx, const int64_t *targets) {
+// Block l's forward: its input residual is `encoded` (l = 0) or block l - 1's residual3.
+static void block_forward(const Dims *d, const float *params, float *acts, int l) {
     size_t N = (size_t)d->B * d->T, C = d->C;
-    encoder_forward(acts, idx, params, params + (size_t)d->V * C, d->B, d->T, d->C);  // `encoded` at offset 0
-    const float *residual = acts;
-    for (int l = 0; l < d->L; l++) {
-        BlockParams p = block_params(d, l);
-        BlockActs a = block_acts(d, l);
-        layernorm_forward(acts + a.ln1, acts + a.ln1_mean, acts + a.ln1_rstd, residual, params + p.ln1w,
-                          params + p.ln1b, N, d->C);
-        matmul_forward(acts + a.qkv, acts + a.ln1, params + p.attnw, params + p.attnb, N, d->C, 3 * d->C);
-        attention_forward(acts + a.atty, acts + a.att, acts + a.qkv, d);
-        matmul_forward(acts + a.attproj, acts + a.atty, params + p.projw, params + p.projb, N, d->C, d->C);
-        residual_forward(acts + a.residual2, residual, acts + a.attproj, N * C);
-        layernorm_forward(acts + a.ln2, acts + a.ln2_mean, acts + a.ln2_rstd, acts + a.residual2, params + p.ln2w,
-                          params + p.ln2b, N, d->C);
-        matmul_forward(acts + a.fch, acts + a.ln2, params + p.fcw, params + p.fcb, N, d->C, 4 * d->C);
-        gelu_forward(acts + a.fch_gelu, acts + a.fch, N * 4 * C);
-        matmul_forward(acts + a.fcproj, acts + a.fch_gelu, params + p.fcprojw, params + p.fcprojb, N, 4 * d->C, d->C);
-        residual_forward(acts + a.residual3, acts + a.residual2, acts + a.fcproj, N * C);
-        residual = acts + a.residual3;
-    }
+    BlockParams p = block_params(d, l);
+    BlockActs a = block_acts(d, l);
+    const float *residual = l == 0 ? acts : acts + block_acts(d, l - 1).residual3;
+    layernorm_forward(acts + a.ln1, acts + a.ln1_mean, acts + a.ln1_rstd, residual, params + p.ln1w, params + p.ln1b, N,
+                      d->C);
+    matmul_forward(acts + a.qkv, acts + a.ln1, params + p.attnw, params + p.attnb, N, d->C, 3 * d->C);
+    attention_forward(acts + a.atty, acts + a.att, acts + a.qkv, d);
+    matmul_forward(acts + a.attproj, acts + a.atty, params + p.projw, params + p.projb, N, d->C, d->C);
+    residual_forward(acts + a.residual2, residual, acts + a.attproj, N * C);
+    layernorm_forward(acts + a.ln2, acts + a.ln2_mean, acts + a.ln2_rstd, acts + a.residual2, params + p.ln2w,
+                      params + p.ln2b, N, d->C);
+    matmul_forward(acts + a.fch, acts + a.ln2, params + p.fcw, params + p.fcb, N, d->C, 4 * d->C);
+    gelu_forward(acts + a.fch_gelu, acts + a.fch, N * 4 * C);
+    matmul_forward(acts + a.fcproj, acts + a.fch_gelu, params + p.fcprojw, params + p.fcprojb, N, 4 * d->C, d->C);
+    residual_forward(acts + a.residual3, acts + a.residual2, acts + a.fcproj, N * C);
+}
+
+// The final LayerNorm, the head tied to wte and the loss, from the last block's residual3.
+static float head_forward(const Dims *d, const float *params, float *acts, const int64_t *targets) {
+    size_t N = (size_t)d->B * d->T, C = d->C;
     FinalActs f = final_acts(d);
     size_t lw = lnf_w(d);
+    const float *residual = d->L ? acts + block_acts(d, d->L - 1).residual3 : acts;
     layernorm_forward(acts + f.lnf, acts + f.lnf_mean, acts + f.lnf_rstd, residual, params + lw, params + lw + C, N,
                       d->C);
     float *logits = acts + f.logits;  // (N, V) = lnf (N, C) @ wte^T: the head tied to the embedding
@@ -346,14 +349,22 @@ static float gpt_forward(const Dims *d, const float *params, float *acts, const 
     return crossentropy_softmax_forward(logits, targets, N, d->V);
 }
 
-static void gpt_backward(const Dims *d, const float *params, float *grads, const float *acts, float *dacts,
-                         const int64_t *idx, const int64_t *targets) {
+static float gpt_forward(const Dims *d, const float *params, float *acts, const int64_t *idx, const int64_t *targets) {
+    encoder_forward(acts, idx, params, params + (size_t)d->V * d->C, d->B, d->T, d->C);  // `encoded` at offset 0
+    for (int l = 0; l < d->L; l++) block_forward(d, params, acts, l);
+    return head_forward(d, params, acts, targets);
+}
+
+// The head's backward, the loss's gradient scaled by `scale` (1: the mean over this batch): dwte
+// and dlnf accumulate into grads, the last residual's gradient into dacts.
+static void head_backward(const Dims *d, const float *params, float *grads, const float *acts, float *dacts,
+                          const int64_t *targets, float scale) {
     size_t N = (size_t)d->B * d->T, C = d->C;
     FinalActs f = final_acts(d);
-    memset(grads, 0, sizeof(float) * (lnf_w(d) + 2 * C));
-    memset(dacts, 0, sizeof(float) * f.total);
     float *dlogits = dacts + f.logits;
     crossentropy_softmax_backward(dlogits, acts + f.logits, targets, N, d->V);
+    if (scale != 1.0f)
+        for (size_t i = 0; i < N * d->V; i++) dlogits[i] *= scale;
     sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, d->C, d->V, 1.0f, dlogits, d->V, params, d->C, 1.0f,
           dacts + f.lnf, d->C);  // dlnf (N, C) += dlogits @ wte
     sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->V, d->C, (int)N, 1.0f, dlogits, d->V, acts + f.lnf, d->C, 1.0f,
@@ -363,29 +374,41 @@ static void gpt_backward(const Dims *d, const float *params, float *grads, const
     float *dlast = d->L ? dacts + block_acts(d, d->L - 1).residual3 : dacts;
     layernorm_backward(dlast, grads + lw, grads + lw + C, dacts + f.lnf, last, params + lw, acts + f.lnf_mean,
                        acts + f.lnf_rstd, N, d->C);
-    for (int l = d->L - 1; l >= 0; l--) {
-        BlockParams p = block_params(d, l);
-        BlockActs a = block_acts(d, l);
-        const float *residual = l == 0 ? acts : acts + block_acts(d, l - 1).residual3;
-        float *dresidual = l == 0 ? dacts : dacts + block_acts(d, l - 1).residual3;
-        residual_backward(dacts + a.residual2, dacts + a.fcproj, dacts + a.residual3, N * C);
-        matmul_backward(dacts + a.fch_gelu, grads + p.fcprojw, grads + p.fcprojb, dacts + a.fcproj, acts + a.fch_gelu,
-                        params + p.fcprojw, N, 4 * d->C, d->C);
-        gelu_backward(dacts + a.fch, acts + a.fch, dacts + a.fch_gelu, N * 4 * C);
-        matmul_backward(dacts + a.ln2, grads + p.fcw, grads + p.fcb, dacts + a.fch, acts + a.ln2, params + p.fcw, N,
-                        d->C, 4 * d->C);
-        layernorm_backward(dacts + a.residual2, grads + p.ln2w, grads + p.ln2b, dacts + a.ln2, acts + a.residual2,
-                           params + p.ln2w, acts + a.ln2_mean, acts + a.ln2_rstd, N, d->C);
-        residual_backward(dresidual, dacts + a.attproj, dacts + a.residual2, N * C);
-        matmul_backward(dacts + a.atty, grads + p.projw, grads + p.projb, dacts + a.attproj, acts + a.atty,
-                        params + p.projw, N, d->C, d->C);
-        attention_backward(dacts + a.qkv, dacts + f.scratch, dacts + a.atty, acts + a.qkv, acts + a.att, d);
-        matmul_backward(dacts + a.ln1, grads + p.attnw, grads + p.attnb, dacts + a.qkv, acts + a.ln1, params + p.attnw,
-                        N, d->C, 3 * d->C);
-        layernorm_backward(dresidual, grads + p.ln1w, grads + p.ln1b, dacts + a.ln1, residual, params + p.ln1w,
-                           acts + a.ln1_mean, acts + a.ln1_rstd, N, d->C);
-    }
-    encoder_backward(grads, grads + (size_t)d->V * C, dacts, idx, d->B, d->T, d->C);
+}
+
+// Block l's backward, from the gradient of its residual3 to that of its input residual.
+static void block_backward(const Dims *d, const float *params, float *grads, const float *acts, float *dacts, int l) {
+    size_t N = (size_t)d->B * d->T, C = d->C;
+    FinalActs f = final_acts(d);
+    BlockParams p = block_params(d, l);
+    BlockActs a = block_acts(d, l);
+    const float *residual = l == 0 ? acts : acts + block_acts(d, l - 1).residual3;
+    float *dresidual = l == 0 ? dacts : dacts + block_acts(d, l - 1).residual3;
+    residual_backward(dacts + a.residual2, dacts + a.fcproj, dacts + a.residual3, N * C);
+    matmul_backward(dacts + a.fch_gelu, grads + p.fcprojw, grads + p.fcprojb, dacts + a.fcproj, acts + a.fch_gelu,
+                    params + p.fcprojw, N, 4 * d->C, d->C);
+    gelu_backward(dacts + a.fch, acts + a.fch, dacts + a.fch_gelu, N * 4 * C);
+    matmul_backward(dacts + a.ln2, grads + p.fcw, grads + p.fcb, dacts + a.fch, acts + a.ln2, params + p.fcw, N, d->C,
+                    4 * d->C);
+    layernorm_backward(dacts + a.residual2, grads + p.ln2w, grads + p.ln2b, dacts + a.ln2, acts + a.residual2,
+                       params + p.ln2w, acts + a.ln2_mean, acts + a.ln2_rstd, N, d->C);
+    residual_backward(dresidual, dacts + a.attproj, dacts + a.residual2, N * C);
+    matmul_backward(dacts + a.atty, grads + p.projw, grads + p.projb, dacts + a.attproj, acts + a.atty, params + p.projw,
+                    N, d->C, d->C);
+    attention_backward(dacts + a.qkv, dacts + f.scratch, dacts + a.atty, acts + a.qkv, acts + a.att, d);
+    matmul_backward(dacts + a.ln1, grads + p.attnw, grads + p.attnb, dacts + a.qkv, acts + a.ln1, params + p.attnw, N,
+                    d->C, 3 * d->C);
+    layernorm_backward(dresidual, grads + p.ln1w, grads + p.ln1b, dacts + a.ln1, residual, params + p.ln1w,
+                       acts + a.ln1_mean, acts + a.ln1_rstd, N, d->C);
+}
+
+static void gpt_backward(const Dims *d, const float *params, float *grads, const float *acts, float *dacts,
+                         const int64_t *idx, const int64_t *targets) {
+    memset(grads, 0, sizeof(float) * (lnf_w(d) + 2 * (size_t)d->C));
+    memset(dacts, 0, sizeof(float) * final_acts(d).total);
+    head_backward(d, params, grads, acts, dacts, targets, 1.0f);
+    for (int l = d->L - 1; l >= 0; l--) block_backward(d, params, grads, acts, dacts, l);
+    encoder_backward(grads, grads + (size_t)d->V * d->C, dacts, idx, d->B, d->T, d->C);
 }
 
 typedef struct {

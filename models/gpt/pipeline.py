@@ -16,6 +16,7 @@ TORCH_STAGES = "models.gpt.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, 
 TORCH_LOSS = "models.gpt.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss over tokens
 JAX_STAGES = "models.gpt.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
 JAX_LOSS = "models.gpt.jax_impl:pipeline_loss"
+C_STAGE = "gpt/gpt_pipe.c"  # under models/: the stage for the C pipeline (models/cpipe.c)
 
 
 def n_units(cfg: GPTConfig) -> int:
@@ -34,3 +35,8 @@ def reference_grads(cfg: GPTConfig) -> list[np.ndarray]:
     x, y = make_batch(cfg)
     _, cache = numpy_impl.gpt_forward(params, x, y, cfg)
     return [g.copy() for g in numpy_impl.gpt_backward(params, cache, cfg)]
+
+
+def c_dims(cfg) -> list[int]:
+    """The dims the C stage (C_STAGE) takes."""
+    return [cfg.batch, cfg.seq_len, cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.vocab, 1]

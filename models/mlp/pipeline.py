@@ -15,6 +15,7 @@ TORCH_STAGES = "models.mlp.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, 
 TORCH_LOSS = "models.mlp.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss
 JAX_STAGES = "models.mlp.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
 JAX_LOSS = "models.mlp.jax_impl:pipeline_loss"
+C_STAGE = "mlp/mlp_pipe.c"  # under models/: the stage for the C pipeline (models/cpipe.c)
 
 
 def n_units(cfg: MLPConfig) -> int:
@@ -33,3 +34,8 @@ def reference_grads(cfg: MLPConfig) -> list[np.ndarray]:
     x, y = make_batch(cfg)
     _, cache = numpy_impl.mlp_forward(params, x.astype(np.float64), y)
     return [g.copy() for g in numpy_impl.mlp_backward(params, cache)]
+
+
+def c_dims(cfg) -> list[int]:
+    """The dims the C stage (C_STAGE) takes."""
+    return [cfg.batch, cfg.d_in, cfg.width, cfg.depth, cfg.classes]

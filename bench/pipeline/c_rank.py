@@ -1,0 +1,89 @@
+"""The C pipeline of `bench pipeline`: `python -m bench.pipeline.c_rank SPEC_JSON` (a
+protocol.RankSpec of form c: P MPI ranks of one thread each; c-single: one rank, the whole model
+on P BLAS threads). It builds the program (bench/pipeline/cprog.py), writes the shared start
+(float32 parameters, then the batch) to a file, runs it under the mpich wheel's mpiexec, and
+relays rank 0's result lines, adding the gate's error from the gradient file the program wrote.
+Nothing of Python runs between the stages: this process only waits on mpiexec's output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import frameworks, protocol
+from bench.pipeline import cprog
+from bench.pipeline.rank import channel_reply
+
+
+def write_data(path: Path, params: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> None:
+    """The start every rank reads: float32 parameters in order, x (float32, or int64 token ids), y int64."""
+    with open(path, "wb") as f:
+        for p in params:
+            f.write(np.ascontiguousarray(p, np.float32).tobytes())
+        f.write(np.ascontiguousarray(x, np.float32 if x.dtype.kind == "f" else np.int64).tobytes())
+        f.write(np.ascontiguousarray(y, np.int64).tobytes())
+
+
+def grad_error(path: Path, want: list[np.ndarray]) -> float:
+    """Largest relative error of any parameter's gradient in the program's flat float32 file."""
+    flat, err, off = np.fromfile(path, np.float32).astype(np.float64), 0.0, 0
+    for w in want:
+        g = flat[off: off + w.size].reshape(w.shape)
+        off += w.size
+        err = max(err, float(np.linalg.norm(g - w) / max(np.linalg.norm(w), 1e-30)))
+    return err
+
+
+def run(spec: protocol.RankSpec, reply) -> int:
+    from models.registry import model_module, pipeline_hooks
+
+    mod, hooks = model_module(spec.model), pipeline_hooks(spec.model)
+    cfg = mod.Config(**spec.config)
+    ranks = 1 if spec.form == "c-single" else spec.world
+    prog = cprog.build(Path(cprog.MODELS_DIR / hooks.C_STAGE))
+    work = Path(tempfile.mkdtemp(prefix="bench-cpipe-"))
+    write_data(work / "data.bin", mod.init_params(cfg), *mod.make_batch(cfg))
+    cases = [f"{c.schedule}:{c.microbatches if ranks > 1 else 1}" for c in spec.cases]
+    dims = [str(d) for d in hooks.c_dims(cfg)]
+    c0 = spec.cases[0]
+    cmd = [cprog.mpiexec(), "-launcher", "fork", "-n", str(ranks), str(prog), str(work / "data.bin"),
+           str(work / "grads"), str(c0.round), str(c0.steps), str(int(c0.gate)), repr(cfg.lr), str(len(dims)),
+           *dims, *cases]
+    print(" ".join(cmd), file=sys.stderr, flush=True)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(spec.threads)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    want = hooks.reference_grads(cfg) if c0.gate else None
+    for line, c in zip(proc.stdout, spec.cases, strict=False):
+        res = protocol.decode_rank_line(line)
+        res.microbatches = c.microbatches
+        if want is not None:
+            res.grad_rel_err = grad_error(work / f"grads.{c.schedule}.{res.microbatches if ranks > 1 else 1}.bin", want)
+        reply(res)
+    code = proc.wait()
+    for f in work.iterdir():
+        f.unlink()
+    work.rmdir()
+    return code
+
+
+def main(argv: list[str]) -> int:
+    spec = protocol.RankSpec.decode(argv[0])
+    frameworks.pin_process(spec.threads if spec.form == "c-single" else spec.world, "cpu", first=0)
+    reply = channel_reply()
+    t0 = time.monotonic()
+    code = run(spec, reply)
+    if code != 0:
+        print(f"mpiexec exited {code}", file=sys.stderr)
+        return 3
+    reply(protocol.RankDone(time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
