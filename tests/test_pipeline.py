@@ -4,6 +4,7 @@ theory, bad input, and a rank that crashes or hangs."""
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -15,13 +16,21 @@ from bench.schema import PIPELINE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("torch")
+TAG = {"BENCH_TEST_TAG": f"test_pipeline-{uuid.uuid4().hex}"}  # marks this file's processes (others run alongside)
 
 
 def bench(*args, env=None, timeout=600):
     import os
 
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+                          timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **TAG, **(env or {})})
+
+
+def tagged(proc) -> bool:
+    try:
+        return proc.environ().get("BENCH_TEST_TAG") == TAG["BENCH_TEST_TAG"]
+    except psutil.Error:
+        return False
 
 
 def test_theory_bubbles_by_hand():
@@ -53,7 +62,8 @@ def test_1f1b_order_warms_up_then_alternates():
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipe") / "run"
-    p = bench("pipeline", "--schedules", "gpipe,1f1b,zbv,hand-1f1b,one-process-accum", "--microbatches", "4",
+    p = bench("pipeline", "--framework", "torch", "--schedules", "gpipe,1f1b,zbv,hand-1f1b,one-process-accum",
+              "--microbatches", "4",
               "--rounds", "2", "--steps", "2", "--batch", "32", "--out", str(out))
     return out, p
 
@@ -95,7 +105,11 @@ def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
 
 
 def no_ranks_left() -> bool:
-    return not [p for p in psutil.process_iter(["cmdline"]) if "bench.pipeline.rank" in " ".join(p.info["cmdline"] or [])]
+    """No rank process of any framework left: torch's, JAX's, C's launcher, mpiexec's program."""
+    return not [p for p in psutil.process_iter(["cmdline"])
+                if ("bench.pipeline." in " ".join(p.info["cmdline"] or [])
+                    or any(str(a).endswith(("/mlp_pipe", "/gpt_pipe")) for a in p.info["cmdline"] or []))
+                and tagged(p)]
 
 
 @pytest.mark.slow
@@ -103,7 +117,8 @@ def no_ranks_left() -> bool:
 def test_a_failing_rank_fails_its_case_only_and_leaves_no_process(fault, status, tmp_path):
     out = tmp_path / "run"
     t0 = time.monotonic()
-    p = bench("pipeline", "--schedules", "gpipe,hand-gpipe", "--microbatches", "2", "--rounds", "1", "--steps", "1",
+    p = bench("pipeline", "--framework", "torch", "--schedules", "gpipe,hand-gpipe", "--microbatches", "2", "--rounds",
+              "1", "--steps", "1",
               "--batch", "16", "--case-timeout", "5", "--out", str(out), "--no-report",
               env={"BENCH_PIPELINE_FAULT": f"gpipe:1:{fault}"})
     assert p.returncode == 1, p.stderr[-2000:]
@@ -142,10 +157,11 @@ def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_pa
     import signal
 
     out = tmp_path / "run"
-    args = ["pipeline", "--schedules", "gpipe,hand-gpipe,one-process", "--microbatches", "2", "--rounds", "2",
+    args = ["pipeline", "--framework", "torch", "--schedules", "gpipe,hand-gpipe,one-process", "--microbatches", "2",
+            "--rounds", "2",
             "--steps", "2", "--batch", "16", "--out", str(out), "--no-report"]
     p = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **TAG})
     results = out / "pipeline_results.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (results.is_file() and results.read_text().count("\n") >= 1):

@@ -18,8 +18,9 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def mpi_prefix() -> Path:
-    """Where the mpich wheel put mpiexec, mpi.h and libmpi: this interpreter's prefix."""
-    return Path(sys.prefix)
+    """Where mpiexec (bin/), mpi.h (include/) and libmpi (lib/) are: $BENCH_MPI_PREFIX (another MPI
+    of the same ABI, a cluster's own), else this interpreter's prefix, where the mpich wheel puts them."""
+    return Path(os.environ.get("BENCH_MPI_PREFIX") or sys.prefix)
 
 
 def mpiexec() -> str:

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.results import atomic_write, read_meta, read_table  # noqa: E402
-from bench.schema import PIPELINE_COLUMNS, SchemaError  # noqa: E402
+from bench.schema import PIPELINE_COLUMNS, PIPELINE_SAMPLE_COLUMNS, SchemaError  # noqa: E402
+from bench.stats import welch_log  # noqa: E402
 
 
 def load(run_dir: Path) -> tuple[pd.DataFrame, dict]:
@@ -20,6 +21,8 @@ def load(run_dir: Path) -> tuple[pd.DataFrame, dict]:
     df = read_table(Path(run_dir) / "pipeline.csv", PIPELINE_COLUMNS)
     if df.empty:
         raise SchemaError(f"{Path(run_dir) / 'pipeline.csv'} has no rows")
+    if "framework" not in df.columns:
+        df.insert(list(PIPELINE_COLUMNS).index("framework"), "framework", "torch")  # schema 3 and 4: torch only
     return df, meta
 
 
@@ -32,9 +35,9 @@ def plot(df: pd.DataFrame, path: Path) -> str:
     if ok.empty:
         return "no ok case"
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5))
-    for name, g in ok.groupby("schedule", sort=False):
+    for (fw, name), g in ok.groupby(["framework", "schedule"], sort=False):
         g = g.sort_values("microbatches")
-        line, = ax.plot(g["microbatches"], g["step_s"] * 1e3, marker="o", label=name)
+        line, = ax.plot(g["microbatches"], g["step_s"] * 1e3, marker="o", label=f"{fw} {name}")
         ax.fill_between(g["microbatches"], g["ci_low_s"] * 1e3, g["ci_high_s"] * 1e3, color=line.get_color(), alpha=0.15)
         if g["ideal_s"].notna().any():
             ax.plot(g["microbatches"], g["ideal_s"] * 1e3, ls=":", color=line.get_color())
@@ -43,7 +46,7 @@ def plot(df: pd.DataFrame, path: Path) -> str:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     pipe = ok[~ok["schedule"].str.startswith("one-process")]
-    labels = [f"{r.schedule} M{r.microbatches}" for r in pipe.itertuples()]
+    labels = [f"{r.framework} {r.schedule} M{r.microbatches}" for r in pipe.itertuples()]
     compute = pipe["compute_s"] * 1e3
     rest = (pipe["ideal_s"] - pipe["compute_s"]).clip(lower=0) * 1e3
     resid = pipe["residual_s"].clip(lower=0) * 1e3
@@ -60,34 +63,126 @@ def plot(df: pd.DataFrame, path: Path) -> str:
 
 
 def table(df: pd.DataFrame) -> str:
-    lines = ["| schedule | M | step ms [95% CI] | compute ms | send ms | ideal ms | residual ms | bubble: theory / "
-             "measured | grad err | status |", "|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    lines = ["| framework | schedule | M | step ms [95% CI] | compute ms | send ms | ideal ms | residual ms | bubble: "
+             "theory / measured | grad err | status |", "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for r in df.itertuples():
-        lines.append(f"| {r.schedule} | {r.microbatches} | {ms(r.step_s)} [{ms(r.ci_low_s)}, {ms(r.ci_high_s)}] | "
-                     f"{ms(r.compute_s)} | {ms(r.comm_s)} | {ms(r.ideal_s)} | {ms(r.residual_s)} | "
+        lines.append(f"| {r.framework} | {r.schedule} | {r.microbatches} | {ms(r.step_s)} [{ms(r.ci_low_s)}, "
+                     f"{ms(r.ci_high_s)}] | {ms(r.compute_s)} | {ms(r.comm_s)} | {ms(r.ideal_s)} | {ms(r.residual_s)} | "
                      f"{r.theory_bubble:.2f} / {r.measured_bubble:.2f} | {r.grad_rel_err:.1e} | "
                      f"{r.status}{': ' + str(r.error).replace('|', '/') if r.error == r.error and r.error else ''} |")
     return "\n".join(lines)
 
 
-def headlines(df: pd.DataFrame) -> list[str]:
-    """Per M: the fastest schedule, and the cost of running each schedule (step - simulated
-    ideal) for PyTorch's GPipe and 1F1B against the hand-written ones over the same group."""
-    ok = df[(df["status"] == "ok") & df["step_s"].notna()].set_index(["schedule", "microbatches"])
+COST_COLUMNS = (("torch", "gpipe"), ("torch", "1f1b"), ("torch", "hand-gpipe"), ("torch", "hand-1f1b"),
+                ("jax", "gpipe"), ("jax-dist", "gpipe"), ("c", "gpipe"), ("c", "1f1b"))
+
+
+def label(fw: str, name: str) -> str:
+    if name.startswith("hand-"):
+        return f"ours {name[5:]} (torch send/recv)"
+    return {"torch": "PyTorch", "jax": "JAX", "jax-dist": "JAX dist", "c": "C"}.get(fw, fw) + " " + name
+
+
+def cost_table(ok: pd.DataFrame) -> str:
+    """Per M, the schedule cost (residual: step - simulated ideal, ms, with the step's 95% CI
+    shifted by the ideal) of each framework's GPipe and 1F1B, ours and C's."""
+    have = [c for c in COST_COLUMNS if ((ok["framework"] == c[0]) & (ok["schedule"] == c[1])).any()]
+    if not have:
+        return ""
+    lines = ["| M | " + " | ".join(label(*c) for c in have) + " |", "|---:|" + "---:|" * len(have)]
+    idx = ok.set_index(["framework", "schedule", "microbatches"])
+    for m in sorted(ok.loc[~ok["schedule"].str.startswith("one-process"), "microbatches"].unique()):
+        cells = []
+        for fw, name in have:
+            if (fw, name, m) not in idx.index:
+                cells.append("-")
+                continue
+            r = idx.loc[(fw, name, m)]
+            cells.append(f"{ms(r.residual_s)} [{ms(r.ci_low_s - r.ideal_s)}, {ms(r.ci_high_s - r.ideal_s)}]")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def round_medians(run_dir: Path) -> dict | None:
+    """{(framework, schedule, M): per-round median step seconds} from pipeline_samples.csv; None when
+    the file is missing or damaged (the ratios then go without their CIs)."""
+    try:
+        sm = read_table(Path(run_dir) / "pipeline_samples.csv", PIPELINE_SAMPLE_COLUMNS)
+    except SchemaError:
+        return None
+    if "framework" not in sm.columns:
+        sm["framework"] = "torch"  # schema 3 and 4: torch only
+    med = sm.groupby(["framework", "schedule", "microbatches", "round"])["step_ns"].median() / 1e9
+    return {k: g.to_numpy() for k, g in med.groupby(level=[0, 1, 2])}
+
+
+def ratio(meds: dict | None, a: tuple, b: tuple) -> str:
+    """b / a, the ratio of geometric means over rounds, with its 95% Welch CI (rounds as units)."""
+    if meds is None or a not in meds or b not in meds:
+        return "ratio n/a"
+    r, lo, hi, _ = welch_log(meds[a], meds[b])
+    return f"{r:.2f}x [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else f"{r:.2f}x [CI n/a: < 2 rounds]"
+
+
+def fastest(at: pd.DataFrame, meds: dict | None) -> str:
+    """The fastest row, named only when its CI separates it from every other (Welch, rounds as
+    units); otherwise the rows it ties with."""
+    keys = list(at.index)
+    best = at["step_s"].idxmin()
+    tied = [best]
+    for k in keys:
+        if k == best:
+            continue
+        if meds is None or k not in meds or best not in meds:
+            separate = at.loc[k, "ci_low_s"] > at.loc[best, "ci_high_s"]
+        else:
+            separate = welch_log(meds[best], meds[k])[1] > 1
+        if not separate:
+            tied.append(k)
+    name = " ".join(best[:2])
+    if len(tied) == 1:
+        return f"fastest {name} {ms(at.loc[best, 'step_s'])} ms"
+    others = ", ".join(" ".join(k[:2]) for k in tied[1:])
+    return f"no single fastest: {name} {ms(at.loc[best, 'step_s'])} ms ties with {others} (95% CIs overlap)"
+
+
+def headlines(df: pd.DataFrame, meds: dict | None = None) -> list[str]:
+    """Per M: the fastest (or the tie); the C floor against each framework's best schedule, as a
+    ratio with its CI and as what the framework adds (ms and share of its step); the cost of
+    running PyTorch's GPipe and 1F1B against ours. Then each pipeline's speed-up over its
+    framework's one-process baseline (P threads on the same P CPUs)."""
+    ok = df[(df["status"] == "ok") & df["step_s"].notna()].set_index(["framework", "schedule", "microbatches"])
     out = []
-    for m in sorted({m for _, m in ok.index}):
-        at = ok.xs(m, level="microbatches")
-        best = at["step_s"].idxmin()
-        part = f"M = {m}: fastest {best} {ms(at.loc[best, 'step_s'])} ms"
+    pipes = ok[~ok.index.get_level_values("schedule").str.startswith("one-process")]
+    for m in sorted({k[2] for k in pipes.index}):
+        at = pipes[pipes.index.get_level_values("microbatches") == m]
+        part = f"M = {m}: {fastest(at, meds)}"
+        best = {fw: g["step_s"].idxmin() for fw, g in at.groupby(level="framework")}
+        if "c" in best:
+            c = best["c"]
+            for fw in (f for f in best if f != "c"):
+                k = best[fw]
+                add = at.loc[k, "step_s"] - at.loc[c, "step_s"]
+                part += (f"; {label(*k[:2])} {ms(at.loc[k, 'step_s'])} ms against the C floor's {c[1]} "
+                         f"{ms(at.loc[c, 'step_s'])} ms: {ratio(meds, c, k)}, the framework adds {ms(add)} ms "
+                         f"({add / at.loc[k, 'step_s']:.0%} of its step)")
         for torch_name, hand in (("gpipe", "hand-gpipe"), ("1f1b", "hand-1f1b")):
-            if torch_name in at.index and hand in at.index:
-                t, h = at.loc[torch_name, "residual_s"], at.loc[hand, "residual_s"]
-                ratio = f"{t / h:.2f}x" if h > 0 else "n/a"
-                part += f"; schedule cost of PyTorch's {torch_name} {ms(t)} ms vs ours {ms(h)} ms ({ratio})"
-        multi = at[at.index.isin(["interleaved-1f1b", "zb", "zbv", "dualpipev"])]
-        if not multi.empty:
-            part += "; multi-stage schedules " + ", ".join(f"{n} {ms(r.step_s)} ms" for n, r in multi.iterrows())
+            t, h = ("torch", torch_name, m), ("torch", hand, m)
+            if t in at.index and h in at.index:
+                part += (f"; schedule cost of PyTorch's {torch_name} {ms(at.loc[t, 'residual_s'])} ms vs ours "
+                         f"{ms(at.loc[h, 'residual_s'])} ms (steps {ratio(meds, h, t)})")
         out.append(part + ".")
+    for fw in dict.fromkeys(k[0] for k in ok.index):
+        base = (fw, "one-process", 1)
+        if base not in ok.index:
+            continue
+        fw_pipes = pipes[pipes.index.get_level_values("framework") == fw]
+        if fw_pipes.empty:
+            continue
+        k = fw_pipes["step_s"].idxmin()
+        out.append(f"{label(fw, 'one-process')} (P threads on the ranks' CPUs) {ms(ok.loc[base, 'step_s'])} ms; its "
+                   f"best pipeline {k[1]} M = {k[2]} {ms(fw_pipes.loc[k, 'step_s'])} ms: {ratio(meds, base, k)} "
+                   "(below 1: the pipeline is faster).")
     return out
 
 
@@ -96,18 +191,31 @@ def write_report(run_dir: Path) -> Path:
     df, meta = load(run_dir)
     why = plot(df, run_dir / "pipeline.png")
     s = meta["settings"]
+    fws = s.get("frameworks", ["torch"])
+    where = (f"{s.get('nnodes')} nodes, rendezvous at node 0's c10d store" if s.get("nnodes", 1) > 1
+             else "one node, loopback only")
     md = [f"# Pipeline parallelism, {s['model']}: run {meta['run_id']}", "",
-          f"{meta['machine'].get('cpu_model')}; P = {s['stages']} ranks, one thread each, gloo on 127.0.0.1 "
-          f"({s['device']}); {s['rounds']} rounds (each a fresh process group), {s['steps']} timed steps per case "
-          f"and round; model config {s['config']}; commit {meta['machine'].get('git_commit')}; status {meta['status']}.",
+          f"{meta['machine'].get('cpu_model')}; frameworks {', '.join(fws)}; P = {s['stages']} ranks of one thread "
+          f"each ({where}; {s['device']}); the one-process baselines: one process of P threads on the same P CPUs; "
+          f"{s['rounds']} rounds (each a fresh process group), {s['steps']} timed steps per case and round; model "
+          f"config {s['config']}; commit {meta['machine'].get('git_commit')}; status {meta['status']}.",
           *[f"Note: {n}" for n in s.get("notes", [])], "", "## Headlines", ""]
-    md += [f"- {h}" for h in headlines(df)] + [""]
-    md += ["Definitions: step: rank 0's time from a barrier before the step to a barrier after it (median per "
-           "round, geometric mean over rounds, t-interval CI); compute: the busiest rank's stages alone, forward and "
-           "backward, M microbatches; send: one-way time of one activation; ideal: the schedule's own action order "
-           "simulated with those times; residual: step - ideal, the cost of running the schedule (the library's or "
-           "ours); theory bubble: the schedule's formula (bench/schedules.py); measured bubble: 1 - compute / "
-           "step.", ""]
+    md += [f"- {h}" for h in headlines(df, round_medians(run_dir))] + [""]
+    md += ["Ratios are of geometric means over rounds with a 95% Welch CI, rounds (fresh process groups) as units; "
+           "a fastest pick is made only where the CIs separate.", ""]
+    ok = df[(df["status"] == "ok") & df["step_s"].notna()]
+    cost = cost_table(ok)
+    if cost:
+        md += ["## Schedule cost per M", "", "Residual ms: step - the simulated ideal of the schedule's own order "
+               "with its measured stage and send times (the cost of running the schedule: the library's, ours, or "
+               "C's), [the step's 95% CI minus the ideal].", "", cost, ""]
+    md += ["## All cases", "",
+           "Definitions: step: rank 0's time from a barrier before the step to a barrier after it (JAX: from the "
+           "call until its parameters are ready; median per round, geometric mean over rounds, t-interval CI); "
+           "compute: the busiest rank's stages alone, forward and backward, M microbatches; send: one-way time of "
+           "one activation; ideal: the schedule's own action order simulated with those times; residual: step - "
+           "ideal; theory bubble: the schedule's formula (bench/schedules.py); measured bubble: 1 - compute / step.",
+           ""]
     md += [f"*Not drawn: {why}.*" if why else "![pipeline](pipeline.png)", "", table(df), "",
            f"Regenerate: `python -m bench report {run_dir}`.", ""]
     path = run_dir / "report.md"

@@ -1,0 +1,210 @@
+"""`bench pipeline` beyond PyTorch: JAX's GPipe (shard_map over host devices, and one process per
+stage over jax.distributed), the C floor over MPI, each against the float64 gradients; the default
+microbatch list; two nodes on loopback; nothing listening beyond loopback by default; the
+report's ratios with CIs and its ties."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+from bench.pipeline.settings import FRAMEWORKS
+from bench.schema import PIPELINE_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+pytest.importorskip("torch")
+TAG = {"BENCH_TEST_TAG": f"test_pipeline_frameworks-{uuid.uuid4().hex}"}  # this file's processes only
+
+
+def bench(*args, env=None, timeout=900):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **TAG, **(env or {})})
+
+
+def start(*args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **TAG, **(env or {})})
+
+
+def mine(proc) -> bool:
+    try:
+        return proc.environ().get("BENCH_TEST_TAG") == TAG["BENCH_TEST_TAG"]
+    except psutil.Error:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, frameworks", [("mlp", "jax,jax-dist,c"), ("gpt", "c")])
+def test_jax_and_c_pipelines_pass_the_gate(model, frameworks, tmp_path):
+    pytest.importorskip("jax")
+    from bench.pipeline.cprog import unavailable_reason
+
+    if "c" in frameworks and unavailable_reason():
+        pytest.skip(unavailable_reason())
+    out = tmp_path / "run"
+    p = bench("pipeline", "--model", model, "--framework", frameworks, "--microbatches", "2,4", "--rounds", "2",
+              "--steps", "2", "--batch", "16" if model == "mlp" else "4", "--out", str(out))
+    assert p.returncode == 0, p.stderr[-3000:]
+    df = pd.read_csv(out / "pipeline.csv")
+    assert list(df.columns) == list(PIPELINE_COLUMNS)
+    want = {(fw, name) for fw in frameworks.split(",") for name in FRAMEWORKS[fw]}
+    assert set(zip(df["framework"], df["schedule"], strict=True)) == want
+    assert (df["status"] == "ok").all(), df[["framework", "schedule", "status", "error"]]
+    assert (df["grad_rel_err"] < 1e-5).all()  # every pipeline's gradients are the float64 reference's
+    pipes = df[df["schedule"] != "one-process"]
+    assert set(pipes["microbatches"]) == {2, 4} and (pipes["comm_s"] > 0).all() and pipes["ideal_s"].notna().all()
+    assert (df["stage_f_s"] > 0).all() and (df["stage_b_s"] > 0).all() and (df["rounds"] == 2).all()
+    samples = pd.read_csv(out / "pipeline_samples.csv")
+    assert set(samples["framework"]) == set(frameworks.split(",")) and len(samples) == 2 * 2 * len(df)
+    report = (out / "report.md").read_text()
+    assert "## Schedule cost per M" in report and "x [" in report  # ratios carry their CI
+
+
+@pytest.mark.slow
+def test_default_schedules_run_what_they_can_at_the_given_m(tmp_path):
+    """--microbatches 2 with every torch schedule: dualpipev (M >= 4 at P = 2) is left out with a
+    note; named explicitly with that M, it is refused."""
+    p = bench("pipeline", "--framework", "torch", "--microbatches", "2", "--rounds", "1", "--steps", "1", "--batch", "16",
+              "--out", str(tmp_path / "r"), "--no-report")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "dualpipev needs at least 4 microbatches" in p.stderr
+    df = pd.read_csv(tmp_path / "r" / "pipeline.csv")
+    assert "dualpipev" not in set(df["schedule"]) and {"gpipe", "1f1b", "zbv"} <= set(df["schedule"])
+    q = bench("pipeline", "--schedules", "dualpipev", "--microbatches", "2", "--out", str(tmp_path / "q"))
+    assert q.returncode == 2 and "dualpipev needs at least 4 microbatches" in q.stderr
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_give_a_gated_result(tmp_path):
+    """Node 1 serves the process groups node 0 forms at its c10d store; node 0 records them."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    common = ["pipeline", "--nnodes", "2", "--rdzv-endpoint", endpoint, "--schedules", "gpipe,hand-1f1b",
+              "--microbatches", "2", "--rounds", "2", "--steps", "2", "--batch", "16", "--case-timeout", "30"]
+    env = {"GLOO_SOCKET_IFNAME": "lo"}
+    node1 = start(*common, "--node-rank", "1", "--out", str(tmp_path / "node1"), env=env)
+    node0 = bench(*common, "--node-rank", "0", "--out", str(tmp_path / "node0"), env=env)
+    _, err1 = node1.communicate(timeout=120)
+    assert node0.returncode == 0, node0.stderr[-2000:]
+    assert node1.returncode == 0 and "node 0 finished the probe" in err1, err1[-2000:]
+    df = pd.read_csv(tmp_path / "node0" / "pipeline.csv")
+    assert set(df["schedule"]) == {"gpipe", "hand-1f1b"} and (df["status"] == "ok").all()
+    assert (df["grad_rel_err"] < 1e-5).all() and (df["rounds"] == 2).all()
+    assert not (tmp_path / "node1" / "pipeline.csv").exists()  # only node 0 records
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--rdzv-endpoint", "0.0.0.0:29500"], "need --nnodes 2 or more"),
+    (["--node-rank", "1"], "--node-rank 1 with --nnodes 1"),
+    (["--nnodes", "2", "--rdzv-endpoint", "nohost"], "want HOST:PORT"),
+    (["--nnodes", "2", "--stages", "3", "--rdzv-endpoint", "127.0.0.1:1"], "not a multiple of --nnodes 2"),
+    (["--nnodes", "2", "--framework", "c", "--rdzv-endpoint", "127.0.0.1:1"], "drives torch only"),
+])
+def test_multi_node_flags_are_checked_in_one_line(args, words, tmp_path):
+    p = bench("pipeline", *args, "--out", str(tmp_path / "r"))
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], p.stderr
+
+
+def outside_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one."""
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return a.address
+    return None
+
+
+@pytest.mark.slow
+def test_a_default_probe_listens_on_loopback_only(tmp_path):
+    """While a default (one-node) torch probe's ranks are up, every socket they listen on is bound
+    to loopback, and a connection to those ports through another address of the machine is refused."""
+    p = start("pipeline", "--framework", "torch", "--schedules", "gpipe", "--microbatches", "2", "--rounds", "1",
+              "--steps", "1", "--batch", "16", "--case-timeout", "20", "--out", str(tmp_path / "r"), "--no-report",
+              env={"BENCH_PIPELINE_FAULT": "gpipe:1:hang"})
+    try:
+        ports, deadline = {}, time.monotonic() + 120
+        while time.monotonic() < deadline and len(ports) < 2:
+            for proc in psutil.process_iter(["cmdline"]):
+                if "bench.pipeline.rank" in " ".join(proc.info["cmdline"] or []) and mine(proc):
+                    try:
+                        listening = [c.laddr for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+                    except psutil.Error:
+                        continue
+                    if listening:
+                        ports[proc.pid] = listening
+            time.sleep(0.2)
+        assert ports, "no rank listened at all"
+        addrs = [a for ls in ports.values() for a in ls]
+        assert all(a.ip in ("127.0.0.1", "::1") for a in addrs), addrs
+        outside = outside_address()
+        if outside:
+            for a in addrs:
+                with socket.socket() as s, pytest.raises(OSError):
+                    s.settimeout(2)
+                    s.connect((outside, a.port))
+    finally:
+        p.kill()
+        p.communicate(timeout=60)
+        for proc in psutil.process_iter(["cmdline"]):
+            if "bench.pipeline.rank" in " ".join(proc.info["cmdline"] or []) and mine(proc):
+                proc.kill()
+
+
+def test_c_rows_are_unavailable_with_the_reason_when_mpi_is_missing(tmp_path):
+    from bench.pipeline import cprog
+
+    os.environ["BENCH_MPI_PREFIX"] = str(tmp_path)
+    try:
+        why = cprog.unavailable_reason()
+    finally:
+        del os.environ["BENCH_MPI_PREFIX"]
+    assert "MPI not found under" in why or "compiler" in why or "scipy-openblas32" in why
+
+
+@pytest.mark.slow
+def test_a_missing_mpi_gives_unavailable_c_rows_and_the_rest_runs(tmp_path):
+    p = bench("pipeline", "--framework", "torch,c", "--schedules", "gpipe", "--microbatches", "2", "--rounds", "1",
+              "--steps", "1", "--batch", "16", "--out", str(tmp_path / "r"), "--no-report",
+              env={"BENCH_MPI_PREFIX": str(tmp_path / "nompi")})
+    assert p.returncode == 0, p.stderr[-2000:]
+    df = pd.read_csv(tmp_path / "r" / "pipeline.csv", keep_default_na=False).set_index("framework")
+    assert df.loc["c", "status"] == "unavailable" and df.loc["c", "error"]
+    assert df.loc["torch", "status"] == "ok"
+
+
+def frame(rows):
+    cols = ["framework", "schedule", "microbatches", "step_s", "ci_low_s", "ci_high_s"]
+    return pd.DataFrame(rows, columns=cols).set_index(["framework", "schedule", "microbatches"])
+
+
+def test_fastest_is_named_only_where_the_cis_separate():
+    from bench.report.pipeline import fastest, ratio
+
+    spread = np.array([0.99, 1.01, 1.0, 0.995, 1.005, 0.98, 1.02, 1.0])  # geometric mean 1.0 within 1e-4
+    a, b = 0.010 * spread, 0.013 * spread[::-1]  # b / a: 1.3 exactly in geometric means
+    meds = {("c", "gpipe", 4): a, ("torch", "gpipe", 4): b, ("jax", "gpipe", 4): a * 1.002}
+    at = frame([("c", "gpipe", 4, 0.010, 0.0099, 0.0101), ("torch", "gpipe", 4, 0.013, 0.0129, 0.0131)])
+    assert fastest(at, meds).startswith("fastest c gpipe 10.00 ms")
+    tied = frame([("c", "gpipe", 4, 0.010, 0.0099, 0.0101), ("jax", "gpipe", 4, 0.01002, 0.0099, 0.0101),
+                  ("torch", "gpipe", 4, 0.013, 0.0129, 0.0131)])
+    text = fastest(tied, meds)
+    assert "no single fastest" in text and "ties with jax gpipe" in text and "torch" not in text
+    r = ratio(meds, ("c", "gpipe", 4), ("torch", "gpipe", 4))  # torch / c, known to be about 1.3
+    value, lo, hi = (float(v) for v in r.replace("x [", " ").replace(",", " ").rstrip("]").split())
+    assert value == 1.3 and lo < 1.3 < hi and 1.25 < lo and hi < 1.35
+    assert ratio(None, ("c", "gpipe", 4), ("torch", "gpipe", 4)) == "ratio n/a"
