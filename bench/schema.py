@@ -102,11 +102,11 @@ PIPELINE_COLUMNS: dict[str, str] = {
     "model": "mlp or gpt",
     "framework": "torch (torch.distributed), jax (shard_map over P host devices of one process), jax-dist (the same, one process per stage over jax.distributed), c (C + BLAS stages, schedule in C, MPI)",
     "schedule": "gpipe, 1f1b, interleaved-1f1b, zb, zbv, dualpipev (torch.distributed.pipelining); hand-gpipe, hand-1f1b (ours over send/recv); one-process, one-process-accum (no pipeline)",
-    "stages": "P: ranks (processes) in the pipeline",
+    "stages": "P: ranks in the pipeline (processes; JAX's shard_map form: devices of one process)",
     "virtual_stages": "stages per rank (2 for the interleaved and V-shaped schedules)",
     "microbatches": "M",
     "batch": "B: examples per step, split into M microbatches",
-    "status": "ok, mismatch (gradients off the reference), error, crashed, timeout; pending (not measured yet) or interrupted (the probe was stopped first)",
+    "status": "ok, mismatch (gradients off the reference), error, crashed, timeout, unavailable (its framework, compiler or MPI is missing: the reason in error); pending (not measured yet) or interrupted (the probe was stopped first)",
     "error": "why the status is not ok (one line), else empty",
     "rounds": "process groups (rounds) that produced samples: the unit of replication",
     "step_s": "seconds per training step: geometric mean of the per-round medians",
@@ -131,7 +131,7 @@ PIPELINE_SAMPLE_COLUMNS: dict[str, str] = {
     "microbatches": "M",
     "round": "round (a fresh process group), from 0",
     "i": "step index within the round",
-    "step_ns": "one training step on rank 0, from a barrier before it to a barrier after it, ns",
+    "step_ns": "one training step on rank 0, from a barrier before it to a barrier after it (JAX: from its call until its parameters are ready), ns",
 }
 
 STATUSES: dict[str, str] = {

@@ -53,7 +53,8 @@ def schedule_us_per_action(framework: str, run: str = PIPELINE_RUN) -> float:
     if name is None:
         return 0.0
     df = pd.read_csv(ROOT / run / "pipeline.csv")
-    rows = df[(df["schedule"] == name) & (df["status"] == "ok")]
+    torch_rows = df["framework"] == "torch" if "framework" in df.columns else True  # schema 5 has JAX's and C's too
+    rows = df[(df["schedule"] == name) & (df["status"] == "ok") & torch_rows]
     per = (rows["residual_s"] / (2 * rows["microbatches"])).clip(lower=0) * 1e6
     return float(per.median()) if len(per) else 0.0
 

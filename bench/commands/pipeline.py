@@ -21,6 +21,7 @@ from bench.commands.common import (
 from bench.pipeline.settings import PipelineSettings
 from models.registry import MODELS
 
+ROUNDS, MAX_ROUNDS, STEPS = 8, 24, 10  # the CI half-width of GPipe and 1F1B rows under 10% (README)
 HELP = "pipeline parallelism (torch.distributed, JAX, C over MPI): schedules against theory"
 
 
@@ -37,9 +38,13 @@ def add_arguments(pp) -> None:
     s.add_argument("--schedules", default="all", help="comma-separated schedule names, or all")
     s.add_argument("--batch", type=positive(int, 1, 1 << 16, "--batch"), default=None,
                    help="examples per step (default: the model's probe config, models/<model>/pipeline.py)")
-    s.add_argument("--rounds", type=positive(int, 1, 100, "--rounds"), default=3,
-                   help="rounds, each a fresh process group: the unit of every CI (default 3)")
-    s.add_argument("--steps", type=positive(int, 1, 10**4, "--steps"), default=5, help="timed steps per case and round")
+    s.add_argument("--rounds", type=positive(int, 1, 100, "--rounds"), default=None,
+                   help=f"base rounds, each fresh processes: the unit of every CI (default {ROUNDS})")
+    s.add_argument("--max-rounds", type=positive(int, 0, 200, "--max-rounds"), default=None,
+                   help=f"rounds in all for a case whose base rounds leave its 95%% CI wider than +-8%%, decided "
+                        f"once from them (default {MAX_ROUNDS}; with an explicit --rounds, none)")
+    s.add_argument("--steps", type=positive(int, 1, 10**4, "--steps"), default=STEPS,
+                   help=f"timed steps per case and round (default {STEPS})")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu: gloo; cuda: NCCL, one GPU per stage")
     s.add_argument("--case-timeout", type=positive(float, 1, 3600, "--case-timeout"), default=60.0,
                    help="seconds a rank may wait on its peers (gloo's timeout); a case whose group is silent for "
@@ -55,6 +60,12 @@ def add_arguments(pp) -> None:
     add_report_and_resume(pp, s, "probe: only its missing (case, round) pairs")
 
 
+def max_rounds(args) -> int:
+    if args.max_rounds is not None:
+        return args.max_rounds
+    return MAX_ROUNDS if args.rounds is None else 0  # an explicit --rounds means exactly that many
+
+
 def make_probe(args):
     from bench.pipeline.probe import Probe
     from bench.pipeline.settings import new_settings
@@ -68,9 +79,9 @@ def make_probe(args):
         check_endpoint(args.rdzv_endpoint, args.nnodes, args.node_rank)
         if args.nnodes > 1 and args.stages % args.nnodes:
             raise ValueError(f"--stages {args.stages} is not a multiple of --nnodes {args.nnodes}")
-        s = new_settings(args.model, args.batch, args.stages, args.microbatches, args.schedules, args.rounds,
+        s = new_settings(args.model, args.batch, args.stages, args.microbatches, args.schedules, args.rounds or ROUNDS,
                          args.steps, args.device, args.case_timeout, cores(), args.framework, args.nnodes,
-                         args.node_rank, args.rdzv_endpoint)
+                         args.node_rank, args.rdzv_endpoint, max_rounds(args))
     except ValueError as e:
         raise UsageError(str(e)) from None
     if s.node_rank > 0:

@@ -57,15 +57,16 @@ def run(spec: protocol.RankSpec, reply) -> int:
            *dims, *cases]
     print(" ".join(cmd), file=sys.stderr, flush=True)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(spec.threads)}
+    want = hooks.reference_grads(cfg) if c0.gate else None  # before the ranks start: nothing runs beside them
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    want = hooks.reference_grads(cfg) if c0.gate else None
-    for line, c in zip(proc.stdout, spec.cases, strict=False):
+    lines = list(proc.stdout)  # the gate is judged once the ranks are done, for the same reason
+    code = proc.wait()
+    for line, c in zip(lines, spec.cases, strict=False):
         res = protocol.decode_rank_line(line)
         res.microbatches = c.microbatches
         if want is not None:
             res.grad_rel_err = grad_error(work / f"grads.{c.schedule}.{res.microbatches if ranks > 1 else 1}.bin", want)
         reply(res)
-    code = proc.wait()
     for f in work.iterdir():
         f.unlink()
     work.rmdir()

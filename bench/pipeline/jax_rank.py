@@ -34,7 +34,8 @@ class JaxRank:
         if spec.form == "jax-dist":
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
             jax.distributed.initialize(spec.init_method, num_processes=spec.world, process_id=spec.rank,
-                                       initialization_timeout=int(spec.timeout_s))
+                                       initialization_timeout=int(spec.timeout_s),
+                                       coordinator_bind_address=spec.init_method)  # not jax's default [::]
         self.jax, self.spec, self.rank = jax, spec, spec.rank
         self.P = 1 if spec.form == "jax-single" else spec.world
         self.mod, self.hooks = model_module(spec.model), pipeline_hooks(spec.model)

@@ -21,6 +21,8 @@ import uuid
 from dataclasses import asdict
 from itertools import groupby
 
+import numpy as np
+
 from bench import envinfo, protocol
 from bench.pipeline.group import Group
 from bench.pipeline.rows import row
@@ -28,8 +30,10 @@ from bench.pipeline.settings import PipelineSettings, cases
 from bench.results import append_csv, append_line, atomic_write, read_meta
 from bench.schedules import SCHEDULES
 from bench.schema import PIPELINE_COLUMNS, PIPELINE_SAMPLE_COLUMNS, SCHEMA_VERSION, SchemaError
+from bench.stats import rounds_for
 
 FAILING = ("timeout", "crashed", "error", "unavailable")  # a case that ends so is not run again in later rounds
+TARGET_CI = 0.08  # extra rounds aim a case's 95% CI half-width here (10% is the goal; Stein's interval is wider)
 
 
 def unavailable(framework: str) -> str:
@@ -98,6 +102,14 @@ class Probe:
             if self.stop.is_set():
                 break
             self.run_round(rnd, progress)
+        if not self.stop.is_set() and "extra_rounds" not in self.meta:
+            self.meta["extra_rounds"] = self.extra_rounds()
+            self.run_dir.write_meta(self.meta)
+        wanted = self.meta.get("extra_rounds", {})
+        for rnd in range(self.s.rounds, max(wanted.values(), default=0)):
+            if self.stop.is_set():
+                break
+            self.run_round(rnd, progress, only={c for c in cases(self.s) if wanted.get("|".join(map(str, c)), 0) > rnd})
         stopped = self.stop.is_set()
         if self.s.nnodes > 1:
             from bench.pipeline.nodes import goodbye
@@ -109,10 +121,24 @@ class Probe:
         self.run_dir.write_meta(self.meta)
         return rows
 
-    def run_round(self, rnd: int, progress) -> None:
-        """The round's cases not done or failed before, a framework's pipelines and its baselines
-        each in a group of fresh processes; a failure kills the group, a new one runs the rest."""
-        todo = [c for c in cases(self.s) if c not in self.failed() and (*c, rnd) not in self.done()]
+    def extra_rounds(self) -> dict[str, int]:
+        """Rounds in all for each case whose base rounds leave its CI wider than TARGET_CI, decided
+        once from them (Stein's two-stage rule, bench/stats.rounds_for; the CI then uses the base
+        rounds' sd): {"framework|schedule|M": rounds}, within --max-rounds."""
+        out = {}
+        for c in cases(self.s):
+            ok = sorted((r for r in self.results if key(r) == c and r["status"] == "ok"), key=lambda r: r["round"])
+            n = rounds_for([float(np.median(r["step_ns"])) for r in ok], TARGET_CI, self.s.max_rounds)
+            if n > self.s.rounds:
+                out["|".join(map(str, c))] = n
+        return out
+
+    def run_round(self, rnd: int, progress, only: set | None = None) -> None:
+        """The round's cases not done or failed before (of `only`, when given), a framework's
+        pipelines and its baselines each in a group of fresh processes; a failure kills the group,
+        a new one runs the rest."""
+        todo = [c for c in cases(self.s) if c not in self.failed() and (*c, rnd) not in self.done()
+                and (only is None or c in only)]
         for (fw, single), batch in groupby(todo, lambda c: (c[0], SCHEDULES[c[1]].kind == "single")):
             batch = list(batch)
             why = unavailable(fw)
@@ -135,6 +161,7 @@ class Probe:
                             break
                 finally:
                     group.kill()
+                    self.write_table()  # between groups: no table rewrite competes with a timed step
 
     def loopback(self) -> bool:
         from bench.pipeline.nodes import is_loopback
@@ -166,14 +193,14 @@ class Probe:
         return [spec(0, P, "", fw, P if fw == "jax" else 1)]
 
     def record(self, res: dict) -> None:
-        """One finished (case, round) on disk: its raw result, its steps, the table."""
+        """One finished (case, round) on disk: its raw result and its steps (two appends; the table
+        is rewritten once the group is gone, since P ranks leave no CPU for anything else)."""
         self.results.append(res)
         append_line(self.path / "pipeline_results.jsonl", json.dumps(res))
         if res["status"] == "ok":
             append_csv(self.path / "pipeline_samples.csv", [
                 (SCHEMA_VERSION, res["framework"], res["schedule"], res["microbatches"], res["round"], i, ns)
                 for i, ns in enumerate(res["step_ns"])])
-        self.write_table()
 
     def write_table(self, unmeasured: str = "pending") -> list[dict]:
         import pandas as pd

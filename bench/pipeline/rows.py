@@ -53,7 +53,7 @@ def row(settings, run_id: str, framework: str, name: str, M: int, results: list[
     """One pipeline.csv row from the case's results of every round so far (protocol.PipeResult as
     dicts); a case with none yet has the status `unmeasured` (pending, or interrupted)."""
     sched, P, cfg = SCHEDULES[name], settings.stages, settings.config
-    ok = [r for r in results if r["status"] == "ok"]
+    ok = sorted((r for r in results if r["status"] == "ok"), key=lambda r: r["round"])
     bad = [r for r in results if r["status"] != "ok"]
     out = {"run_id": run_id, "model": settings.model, "framework": framework, "schedule": name, "stages": P,
            "virtual_stages": sched.n_stages(P) // P if sched.kind != "single" else 1, "microbatches": M,
@@ -64,7 +64,8 @@ def row(settings, run_id: str, framework: str, name: str, M: int, results: list[
                            "ideal_s", "measured_bubble", "residual_s", "grad_rel_err"), math.nan)
     if not ok:
         return {**out, **empty}
-    step, lo, hi = log_t_interval([float(np.median(r["step_ns"])) / 1e9 for r in ok])  # pragma: no mutate (1e9 + 1: one part per billion)
+    step, lo, hi = log_t_interval([float(np.median(r["step_ns"])) / 1e9 for r in ok],
+                                  first=settings.rounds)  # Stein's: extra rounds were chosen from the first ones  # pragma: no mutate (1e9 + 1: one part per billion)
     f = {int(k): float(np.median([r["stage_f_s"][k] for r in ok])) for k in ok[0]["stage_f_s"]}
     b = {int(k): float(np.median([r["stage_b_s"][k] for r in ok])) for k in ok[0]["stage_b_s"]}
     comm = float(np.median([r["comm_s"] for r in ok]))

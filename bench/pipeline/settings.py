@@ -29,6 +29,7 @@ class PipelineSettings:
     grad_rtol: float = 1e-2  # the gate: the model's UPDATE_RTOL (an SGD update is lr x the gradient)
     notes: list[str] = field(default_factory=list)
     frameworks: list[str] = field(default_factory=lambda: ["torch"])  # a probe before schema 5 ran torch only
+    max_rounds: int = 0  # extra rounds up to this many for a case whose base rounds leave its CI wide (0: none)
     nnodes: int = 1  # machines; node 0 records, the others serve its process groups (bench/pipeline/nodes.py)
     node_rank: int = 0
     rdzv_endpoint: str = ""  # HOST:PORT of node 0's c10d store when nnodes > 1; else a file store, loopback only
@@ -105,7 +106,7 @@ def parse_frameworks(text: str, device: str, nnodes: int) -> list[str]:
 
 def new_settings(model: str, batch: int | None, stages: int, microbatches: str | None, schedules: str, rounds: int,
                  steps: int, device: str, timeout_s: float, cores: int, frameworks: str = "all",
-                 nnodes: int = 1, node_rank: int = 0, rdzv_endpoint: str = "") -> PipelineSettings:
+                 nnodes: int = 1, node_rank: int = 0, rdzv_endpoint: str = "", max_rounds: int = 0) -> PipelineSettings:
     """The settings of a new probe from the command's options; ValueError naming the problem."""
     from models.registry import MODELS
 
@@ -126,7 +127,7 @@ def new_settings(model: str, batch: int | None, stages: int, microbatches: str |
                      explicit_ms=microbatches is not None, explicit_names=schedules != "all")
     s = PipelineSettings(model, config, stages, ms, names, rounds, steps, device, timeout_s=timeout_s,
                          grad_rtol=model_module(model).UPDATE_RTOL, notes=notes, frameworks=fws, nnodes=nnodes,
-                         node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+                         node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, max_rounds=max_rounds)
     if not cases(s):
         runs = "; ".join(f"{f} runs {', '.join(FRAMEWORKS[f])}" for f in fws)
         raise ValueError(f"no case to run: --schedules {schedules} with --framework {frameworks} ({runs})")
