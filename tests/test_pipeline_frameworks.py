@@ -208,3 +208,46 @@ def test_fastest_is_named_only_where_the_cis_separate():
     value, lo, hi = (float(v) for v in r.replace("x [", " ").replace(",", " ").rstrip("]").split())
     assert value == 1.3 and lo < 1.3 < hi and 1.25 < lo and hi < 1.35
     assert ratio(None, ("c", "gpipe", 4), ("torch", "gpipe", 4)) == "ratio n/a"
+
+
+def test_a_row_with_extra_rounds_takes_its_ci_from_the_base_rounds():
+    """Stein's two-stage interval by hand: the centre over every round, the sd and the t's degrees of
+    freedom from the base rounds only (the extra count was chosen from them)."""
+    from scipy import stats as sps
+
+    from bench.pipeline.rows import row
+    from bench.pipeline.settings import PipelineSettings
+
+    s = PipelineSettings("mlp", {"batch": 128, "width": 256, "depth": 7}, 2, [2], ["gpipe"], 3, 2,
+                         frameworks=["c"], max_rounds=6)
+    medians_ms = [10.0, 10.5, 9.5, 14.0, 7.0, 12.0]  # base rounds 0-2 close; the extra ones wide
+    results = [{"framework": "c", "schedule": "gpipe", "microbatches": 2, "round": r, "status": "ok", "error": "",
+                "grad_rel_err": 1e-7 if r == 0 else None, "step_ns": [int(ms * 1e6)] * 2,
+                "stage_f_s": {"0": 1e-3, "1": 1e-3}, "stage_b_s": {"0": 2e-3, "1": 2e-3}, "comm_s": 1e-5, "order": None}
+               for r, ms in reversed(list(enumerate(medians_ms)))]  # in any order on disk
+    out = row(s, "run", "c", "gpipe", 2, results)
+    logs = np.log(np.array(medians_ms) / 1e3)
+    half = sps.t.ppf(0.975, 2) * logs[:3].std(ddof=1) / np.sqrt(6)
+    assert out["rounds"] == 6 and out["status"] == "ok"
+    assert out["step_s"] == pytest.approx(np.exp(logs.mean()))
+    assert out["ci_low_s"] == pytest.approx(np.exp(logs.mean() - half))
+    assert out["ci_high_s"] == pytest.approx(np.exp(logs.mean() + half))
+
+
+@pytest.mark.slow
+def test_extra_rounds_are_decided_once_and_only_for_wide_cases(tmp_path):
+    import json
+
+    from bench.pipeline.cprog import unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    out = tmp_path / "r"
+    p = bench("pipeline", "--framework", "c", "--schedules", "gpipe,1f1b", "--microbatches", "2", "--rounds", "2",
+              "--max-rounds", "4", "--steps", "2", "--batch", "16", "--out", str(out), "--no-report")
+    assert p.returncode == 0, p.stderr[-2000:]
+    extra = json.loads((out / "run.json").read_text())["extra_rounds"]
+    df = pd.read_csv(out / "pipeline.csv")
+    for r in df.itertuples():
+        want = extra.get(f"c|{r.schedule}|{r.microbatches}", 2)
+        assert 2 <= want <= 4 and r.rounds == want
