@@ -38,6 +38,19 @@ def child_env(extra: dict[str, str], base: dict[str, str] | None = None) -> dict
     return env
 
 
+def run_program(args: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+    """(exit code, stdout) of a program that runs to its end (the C pipeline's mpiexec), its stderr
+    on this process's; (-1, '') when it cannot start, (124, what it printed) when it times out."""
+    try:
+        p = subprocess.run(args, stdout=subprocess.PIPE, text=True, timeout=timeout_s, env=env,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        return 124, e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    except OSError:
+        return -1, ""
+    return p.returncode, p.stdout
+
+
 def query(args: list[str], timeout_s: float = 30.0) -> tuple[int, str]:
     """(exit code, stdout) of a short command; (-1, '') when it cannot run or times out."""
     try:

@@ -80,6 +80,36 @@ def build(source: Path, cache: Path | None = None) -> tuple[Path, bool]:
     return path, True
 
 
+def build_program(sources: list[Path], headers: list[Path], flags: list[str]) -> Path:
+    """An executable from `sources` (C, against the BLAS, plus `flags`: more include and library
+    options), cached like `build` (keyed by the sources, the headers, the command and the compiler's
+    version; named after the last source). RuntimeError with the compiler's last lines on failure."""
+    import scipy_openblas32 as blas
+
+    why = unavailable_reason()
+    if why:
+        raise RuntimeError(why)
+    lib = blas.get_lib_dir()
+    cmd = [compiler(), *[f for f in CFLAGS if f not in ("-fPIC", "-shared")], *map(str, sources),
+           f"-I{blas.get_include_dir()}", f"-L{lib}", f"-l{blas.get_library()}", f"-Wl,-rpath,{lib}", *flags, "-lm"]
+    version = subprocess.run([cmd[0], "--version"], capture_output=True, text=True).stdout
+    text = "\0".join([*(Path(f).read_text() for f in [*sources, *headers]), *cmd, version])
+    path = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16] / Path(sources[-1]).stem
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    p = subprocess.run([*cmd, "-o", tmp], capture_output=True, text=True)
+    if p.returncode != 0:
+        Path(tmp).unlink(missing_ok=True)
+        tail = " | ".join((p.stderr or p.stdout).strip().splitlines()[-3:])
+        raise RuntimeError(f"C build failed ({' '.join(cmd[:2])} ...): {tail}")
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)  # atomic: a concurrent builder never runs half a program
+    return path
+
+
 _loaded: dict[Path, ctypes.CDLL] = {}
 
 

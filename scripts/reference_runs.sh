@@ -3,7 +3,8 @@
 # on its own kernels; what the machine's environment cleared is recorded in run.json): the MLP
 # default sweep twice back to back (the second is the A/A pair's B: the same code and settings,
 # compared), the GPT default sweep, then the MLP and GPT pipeline probes (skipped with
-# SKIP_PIPELINES=1). Prints the run directories. About 75 minutes on this project's 2-core machine.
+# SKIP_PIPELINES=1; ONLY_PIPELINES=1 runs only them). Prints the run directories. About 75 minutes
+# for the sweeps and 45 for the pipelines on this project's 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
@@ -13,11 +14,13 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
 fi
 stamp() { date -u +%Y%m%dT%H%M%SZ; }
 host=$(hostname)
+if [ -z "${ONLY_PIPELINES:-}" ]; then
 mlp="results/$(stamp)_${host}"; "$py" -m bench run --native-kernels --out "$mlp"
 aa2="results/$(stamp)_${host}_aa2"; "$py" -m bench run --native-kernels --out "$aa2"
 "$py" -m bench compare "$mlp" "$aa2" --csv "$aa2/compare_aa.csv" > "$aa2/compare_aa.txt"
 gpt="results/$(stamp)_${host}"; "$py" -m bench run --model gpt --native-kernels --out "$gpt"
 echo "$mlp $aa2 $gpt"
+fi
 [ -n "${SKIP_PIPELINES:-}" ] && exit 0
 pm="results/$(stamp)_${host}_pipeline"; "$py" -m bench pipeline --out "$pm"
 pg="results/$(stamp)_${host}_pipeline_gpt"; "$py" -m bench pipeline --model gpt --out "$pg"

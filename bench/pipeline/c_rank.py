@@ -8,7 +8,6 @@ Nothing of Python runs between the stages: this process only waits on mpiexec's 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ import numpy as np
 from bench import frameworks, protocol
 from bench.pipeline import cprog
 from bench.pipeline.rank import channel_reply
+from bench.supervisor import run_program
 
 
 def write_data(path: Path, params: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> None:
@@ -58,10 +58,9 @@ def run(spec: protocol.RankSpec, reply) -> int:
     print(" ".join(cmd), file=sys.stderr, flush=True)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(spec.threads)}
     want = hooks.reference_grads(cfg) if c0.gate else None  # before the ranks start: nothing runs beside them
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    lines = list(proc.stdout)  # the gate is judged once the ranks are done, for the same reason
-    code = proc.wait()
-    for line, c in zip(lines, spec.cases, strict=False):
+    # the gate is judged once the ranks are done, for the same reason; a hang ends at gloo's own timeout x cases
+    code, out = run_program(cmd, env, spec.timeout_s * (2 + len(spec.cases)))
+    for line, c in zip(out.splitlines(), spec.cases, strict=False):
         res = protocol.decode_rank_line(line)
         res.microbatches = c.microbatches
         if want is not None:

@@ -5,11 +5,8 @@ the project's own install command; no system MPI is assumed), cached like every 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from models import cbuild
@@ -39,35 +36,11 @@ def unavailable_reason() -> str:
 
 
 def build(stage_source: Path) -> Path:
-    """The program for one model's stage; RuntimeError with the compiler's last lines on failure."""
-    import scipy_openblas32 as blas
-
+    """The program for one model's stage (models/cbuild.build_program); RuntimeError on failure."""
     why = unavailable_reason()
     if why:
         raise RuntimeError(why)
-    sources = [MODELS_DIR / "cpipe.c", Path(stage_source)]
-    p, lib = mpi_prefix(), blas.get_lib_dir()
-    cmd = [cbuild.compiler(), *[f for f in cbuild.CFLAGS if f not in ("-fPIC", "-shared")], *map(str, sources),
-           f"-I{blas.get_include_dir()}", f"-I{p / 'include'}", f"-L{lib}", f"-l{blas.get_library()}",
-           f"-Wl,-rpath,{lib}", f"-L{p / 'lib'}", "-lmpi", f"-Wl,-rpath,{p / 'lib'}", "-lm"]
-    text = "\0".join([*(s.read_text() for s in [*sources, MODELS_DIR / "cpipe.h", Path(stage_source).with_name(
-        Path(stage_source).name.replace("_pipe", ""))]), *cmd])
-    version = subprocess.run([cmd[0], "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256((text + version).encode()).hexdigest()[:16]
-    path = cbuild.cache_root() / key / Path(stage_source).stem
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    res = subprocess.run([*cmd, "-o", tmp], capture_output=True, text=True)
-    if res.returncode != 0:
-        Path(tmp).unlink(missing_ok=True)
-        tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
-        raise RuntimeError(f"C pipeline build failed: {tail}")
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
-    return path
-
-
-
+    p, stage = mpi_prefix(), Path(stage_source)
+    return cbuild.build_program([MODELS_DIR / "cpipe.c", stage],
+                                [MODELS_DIR / "cpipe.h", stage.with_name(stage.name.replace("_pipe", ""))],
+                                [f"-I{p / 'include'}", f"-L{p / 'lib'}", "-lmpi", f"-Wl,-rpath,{p / 'lib'}"])

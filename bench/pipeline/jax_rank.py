@@ -71,7 +71,8 @@ class JaxRank:
                                    for s, (_, idx) in enumerate(stages) for k, i in enumerate(idx))
         out.step_ns = self.time_steps(pipe, state, c.steps)
         out.stage_f_s, out.stage_b_s = self.stage_times(stages, M)
-        out.comm_s = self.comm_time(pipe, M) if self.P > 1 else 0.0
+        shape = self.hooks.boundary_shape(self.cfg, self.cfg.batch // M)
+        out.comm_s = comm_time(self.jax, pipe, shape, self.median_s) if self.P > 1 else 0.0
         return out
 
     def time_steps(self, pipe, state, n: int) -> list[int]:
@@ -118,21 +119,6 @@ class JaxRank:
             ts.append(time.perf_counter_ns() - t0)
         return float(np.median(ts[1:])) / 1e9
 
-    def comm_time(self, pipe, M: int) -> float:
-        """One-way time of one microbatch's activation from device 0 to device 1: half of a jitted
-        ppermute there and back (median of 10)."""
-        from jax.sharding import PartitionSpec as PS
-
-        jax = self.jax
-        shape = self.hooks.boundary_shape(self.cfg, self.cfg.batch // M)
-        buf = np.zeros((self.P, *shape), np.float32)
-        a = jax.make_array_from_callback(buf.shape, pipe.split, lambda index: buf[index])
-        perm = [(j, j + 1) for j in range(self.P - 1)]
-        back = [(j + 1, j) for j in range(self.P - 1)]
-        trip = jax.jit(jax.shard_map(lambda v: jax.lax.ppermute(jax.lax.ppermute(v, "pp", perm), "pp", back),
-                                     mesh=pipe.mesh, in_specs=PS("pp"), out_specs=PS("pp")))
-        return self.median_s(trip, a) / 2
-
     def run(self, reply) -> None:
         for c in self.spec.cases:
             try:
@@ -149,6 +135,21 @@ class JaxRank:
                 reply(result)
         if self.spec.form == "jax-dist":
             self.jax.distributed.shutdown()
+
+
+def comm_time(jax, pipe, shape: tuple[int, ...], median_s) -> float:
+    """One-way time of one microbatch's activation from device 0 to device 1: half of a jitted
+    ppermute there and back (median of 10)."""
+    from jax.sharding import PartitionSpec as PS
+
+    P = len(pipe.mesh.devices)
+    buf = np.zeros((P, *shape), np.float32)
+    a = jax.make_array_from_callback(buf.shape, pipe.split, lambda index: buf[index])
+    perm = [(j, j + 1) for j in range(P - 1)]
+    back = [(j + 1, j) for j in range(P - 1)]
+    trip = jax.jit(jax.shard_map(lambda v: jax.lax.ppermute(jax.lax.ppermute(v, "pp", perm), "pp", back),
+                                 mesh=pipe.mesh, in_specs=PS("pp"), out_specs=PS("pp")))
+    return median_s(trip, a) / 2
 
 
 def main(argv: list[str]) -> int:

@@ -57,6 +57,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def extra_rounds(s: PipelineSettings, results: list[dict]) -> dict[str, int]:
+    """Rounds in all for each case whose base rounds leave its CI wider than TARGET_CI, decided
+    once from them (Stein's two-stage rule, bench/stats.rounds_for; the CI then uses the base
+    rounds' sd): {"framework|schedule|M": rounds}, within --max-rounds."""
+    out = {}
+    for c in cases(s):
+        ok = sorted((r for r in results if key(r) == c and r["status"] == "ok"), key=lambda r: r["round"])
+        n = rounds_for([float(np.median(r["step_ns"])) for r in ok], TARGET_CI, s.max_rounds)
+        if n > s.rounds:
+            out["|".join(map(str, c))] = n
+    return out
+
+
+def group_specs(s: PipelineSettings, fw: str, single: bool, todo: list[tuple[str, str, int]],
+                rnd: int) -> list[protocol.RankSpec]:
+    """The processes of one group: a pipeline's P ranks (JAX's shard_map form and C's mpiexec: one
+    process for all), or a baseline's one process of P threads."""
+    P = s.stages
+    run = tuple(protocol.PipeCase(name, m, rnd, rnd == 0, s.steps) for _, name, m in todo)
+
+    def spec(rank: int, world: int, init: str, form: str, threads: int = 1) -> protocol.RankSpec:
+        return protocol.RankSpec(rank, world, s.model, s.config, s.device, s.timeout_s, init, run, threads, form,
+                                 nnodes=s.nnodes)
+
+    store = f"file://{tempfile.gettempdir()}/bench-pipeline-store-{uuid.uuid4().hex}"  # no socket: loopback only
+    if single:
+        return [spec(0, 1, store, {"torch": "torch", "jax": "jax-single", "c": "c-single"}[fw], P)]
+    if fw == "torch":
+        init, local = store, range(P)
+        if s.nnodes > 1:  # node 0 of several: its ranks join the others at node 0's c10d store
+            init, per = f"tcp://{s.rdzv_endpoint}", P // s.nnodes
+            local = range(s.node_rank * per, (s.node_rank + 1) * per)
+        return [spec(r, P, init, "torch") for r in local]
+    if fw == "jax-dist":
+        init = f"127.0.0.1:{free_port()}"
+        return [spec(r, P, init, "jax-dist") for r in range(P)]
+    return [spec(0, P, "", fw, P if fw == "jax" else 1)]
+
+
 class Probe:
     """The rounds of one probe directory, new or resumed; `stop` (set by SIGINT) ends it cleanly."""
 
@@ -103,7 +142,7 @@ class Probe:
                 break
             self.run_round(rnd, progress)
         if not self.stop.is_set() and "extra_rounds" not in self.meta:
-            self.meta["extra_rounds"] = self.extra_rounds()
+            self.meta["extra_rounds"] = extra_rounds(self.s, self.results)
             self.run_dir.write_meta(self.meta)
         wanted = self.meta.get("extra_rounds", {})
         for rnd in range(self.s.rounds, max(wanted.values(), default=0)):
@@ -121,18 +160,6 @@ class Probe:
         self.run_dir.write_meta(self.meta)
         return rows
 
-    def extra_rounds(self) -> dict[str, int]:
-        """Rounds in all for each case whose base rounds leave its CI wider than TARGET_CI, decided
-        once from them (Stein's two-stage rule, bench/stats.rounds_for; the CI then uses the base
-        rounds' sd): {"framework|schedule|M": rounds}, within --max-rounds."""
-        out = {}
-        for c in cases(self.s):
-            ok = sorted((r for r in self.results if key(r) == c and r["status"] == "ok"), key=lambda r: r["round"])
-            n = rounds_for([float(np.median(r["step_ns"])) for r in ok], TARGET_CI, self.s.max_rounds)
-            if n > self.s.rounds:
-                out["|".join(map(str, c))] = n
-        return out
-
     def run_round(self, rnd: int, progress, only: set | None = None) -> None:
         """The round's cases not done or failed before (of `only`, when given), a framework's
         pipelines and its baselines each in a group of fresh processes; a failure kills the group,
@@ -147,7 +174,7 @@ class Probe:
                     self.record({**asdict(protocol.PipeResult(name, m, rnd, "unavailable", why)), "framework": f})
                 continue
             while batch and not self.stop.is_set():
-                group = Group(self.specs(fw, single, batch, rnd), self.path / "logs", loopback=self.loopback())
+                group = Group(group_specs(self.s, fw, single, batch, rnd), self.path / "logs", loopback=self.loopback())
                 try:
                     while batch:
                         f, name, m = batch.pop(0)
@@ -167,30 +194,6 @@ class Probe:
         from bench.pipeline.nodes import is_loopback
 
         return self.s.nnodes == 1 or is_loopback(self.s.rdzv_endpoint.rpartition(":")[0])
-
-    def specs(self, fw: str, single: bool, todo: list[tuple[str, str, int]], rnd: int) -> list[protocol.RankSpec]:
-        """The processes of one group: a pipeline's P ranks (JAX's shard_map form and C's mpiexec: one
-        process for all), or a baseline's one process of P threads."""
-        s, P = self.s, self.s.stages
-        run = tuple(protocol.PipeCase(name, m, rnd, rnd == 0, s.steps) for _, name, m in todo)
-
-        def spec(rank: int, world: int, init: str, form: str, threads: int = 1) -> protocol.RankSpec:
-            return protocol.RankSpec(rank, world, s.model, s.config, s.device, s.timeout_s, init, run, threads, form,
-                                     nnodes=s.nnodes)
-
-        store = f"file://{tempfile.gettempdir()}/bench-pipeline-store-{uuid.uuid4().hex}"  # no socket: loopback only
-        if single:
-            return [spec(0, 1, store, {"torch": "torch", "jax": "jax-single", "c": "c-single"}[fw], P)]
-        if fw == "torch":
-            init, local = store, range(P)
-            if s.nnodes > 1:  # node 0 of several: its ranks join the others at node 0's c10d store
-                init, per = f"tcp://{s.rdzv_endpoint}", P // s.nnodes
-                local = range(s.node_rank * per, (s.node_rank + 1) * per)
-            return [spec(r, P, init, "torch") for r in local]
-        if fw == "jax-dist":
-            init = f"127.0.0.1:{free_port()}"
-            return [spec(r, P, init, "jax-dist") for r in range(P)]
-        return [spec(0, P, "", fw, P if fw == "jax" else 1)]
 
     def record(self, res: dict) -> None:
         """One finished (case, round) on disk: its raw result and its steps (two appends; the table

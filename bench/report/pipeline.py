@@ -186,6 +186,14 @@ def headlines(df: pd.DataFrame, meds: dict | None = None) -> list[str]:
     return out
 
 
+def extra(meta: dict) -> str:
+    more = meta.get("extra_rounds") or {}
+    if not more:
+        return ""
+    return (f", then extra rounds for {len(more)} cases whose CI was still wider than +-8% (up to "
+            f"{max(more.values())}, decided once from the first rounds: Stein's two-stage interval)")
+
+
 def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     df, meta = load(run_dir)
@@ -197,7 +205,7 @@ def write_report(run_dir: Path) -> Path:
     md = [f"# Pipeline parallelism, {s['model']}: run {meta['run_id']}", "",
           f"{meta['machine'].get('cpu_model')}; frameworks {', '.join(fws)}; P = {s['stages']} ranks of one thread "
           f"each ({where}; {s['device']}); the one-process baselines: one process of P threads on the same P CPUs; "
-          f"{s['rounds']} rounds (each a fresh process group), {s['steps']} timed steps per case and round; model "
+          f"{s['rounds']} rounds (each fresh processes){extra(meta)}, {s['steps']} timed steps per case and round; model "
           f"config {s['config']}; commit {meta['machine'].get('git_commit')}; status {meta['status']}.",
           *[f"Note: {n}" for n in s.get("notes", [])], "", "## Headlines", ""]
     md += [f"- {h}" for h in headlines(df, round_medians(run_dir))] + [""]
