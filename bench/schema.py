@@ -115,7 +115,7 @@ PIPELINE_COLUMNS: dict[str, str] = {
     "stage_f_s": "forward of the slowest stage alone on one microbatch, seconds",
     "stage_b_s": "backward of the slowest stage alone on one microbatch, seconds",
     "compute_s": "compute of the busiest rank in one step: M x its stages' forward and backward, seconds",
-    "comm_s": "one-way send of one microbatch's activation between two ranks, seconds",
+    "comm_s": "one-way send of one microbatch's activation between two ranks: half the fastest of 10 ping-pongs, seconds",
     "ideal_s": "the schedule's own action order simulated with the measured stage and send times, seconds",
     "theory_bubble": "the schedule's idle share in theory (bench/schedules.py: (P-1)/(M+P-1) for GPipe/1F1B, ...)",
     "measured_bubble": "1 - compute_s / step_s: the busiest rank's idle share, measured",
