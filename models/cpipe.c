@@ -10,6 +10,7 @@
 // ranks), each stage's forward and backward alone on one microbatch, the one-way send time. With
 // GATE 1 the summed gradient of the first step goes to GRADS.<schedule>.<M>.bin first.
 #define _GNU_SOURCE
+#include <math.h>
 #include <mpi.h>
 #include <sched.h>
 #include <stdint.h>
@@ -136,6 +137,28 @@ static double comm_time(Pipe *p) {
     return (double)fastest / 1e9 / 2;
 }
 
+// The two copies of the tied parameter (the first stage's and the last's) after the steps: their
+// largest difference over the largest value (0 when they moved together, as one parameter).
+static double tied_drift(Pipe *p) {
+    size_t off, len;
+    stage_tied(p->st, &off, &len);
+    if (!len || p->P < 2) return 0.0;
+    float *mine = stage_params(p->st) + off;
+    double drift = 0.0, big = 1e-30;
+    if (p->rank == p->P - 1) MPI_Send(mine, (int)len, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);
+    if (p->rank == 0) {
+        float *other = malloc(sizeof(float) * len);
+        MPI_Recv(other, (int)len, MPI_FLOAT, p->P - 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        for (size_t i = 0; i < len; i++) {
+            double d = fabs((double)mine[i] - other[i]), m = fabs((double)mine[i]);
+            drift = d > drift ? d : drift;
+            big = m > big ? m : big;
+        }
+        free(other);
+    }
+    return drift / big;
+}
+
 static float **buffers(int M, size_t n) {
     float **b = malloc(sizeof(float *) * M);
     for (int m = 0; m < M; m++) b[m] = calloc(n ? n : 1, sizeof(float));
@@ -186,8 +209,13 @@ static int run_case(const char *name, int M, int *dims, int ndims, char **argv, 
     double fb[2], all[2 * 64];
     stage_times(&p, &fb[0], &fb[1]);
     MPI_Gather(fb, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    double comm = P > 1 ? comm_time(&p) : 0.0;
-    if (rank == 0) {
+    double comm = P > 1 ? comm_time(&p) : 0.0, drift = tied_drift(&p);
+    if (rank == 0 && drift > 1e-6) {  // the tied parameter is one parameter: its copies must agree
+        printf("{\"op\": \"result\", \"schedule\": \"%s\", \"microbatches\": %d, \"round\": %d, \"status\": "
+               "\"error\", \"error\": \"the tied parameter's two copies differ by %.1e of its largest value after "
+               "the steps\"}\n", name, M, round, drift);
+        fflush(stdout);
+    } else if (rank == 0) {
         printf("{\"op\": \"result\", \"schedule\": \"%s\", \"microbatches\": %d, \"round\": %d, \"status\": \"ok\", "
                "\"step_ns\": [", name, M, round);
         for (int i = 0; i < steps; i++) printf("%s%lld", i ? ", " : "", (long long)ns[i]);

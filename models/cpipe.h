@@ -17,6 +17,7 @@ void stage_forward(Stage *st, int m, const float *in, float *out);     // in NUL
 void stage_backward(Stage *st, int m, const float *dout, float *din);  // dout NULL on the last, din NULL on stage 0
 void stage_zero_grad(Stage *st);
 float *stage_grads(Stage *st);                // the whole model's gradient buffer (zeros outside this stage)
+float *stage_params(Stage *st);               // the whole model's parameter buffer
 void stage_tied(const Stage *st, size_t *off, size_t *len);  // the parameter two stages hold (len 0: none)
 void stage_update(Stage *st, float lr);      // SGD on this stage's parameters (the tied one included)
 void stage_free(Stage *st);

@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, frameworks", [("mlp", "jax,jax-dist,c"), ("gpt", "c")])
+@pytest.mark.parametrize("model, frameworks", [("mlp", "jax,jax-dist,c"), ("gpt", "jax,c")])
 def test_jax_and_c_pipelines_pass_the_gate(model, frameworks, tmp_path):
     pytest.importorskip("jax")
     from bench.pipeline.cprog import unavailable_reason

@@ -70,6 +70,9 @@ class JaxRank:
                                          / max(np.linalg.norm(want[i]), 1e-30))
                                    for s, (_, idx) in enumerate(stages) for k, i in enumerate(idx))
         out.step_ns = self.time_steps(pipe, state, c.steps)
+        drift = tied_drift(stages, self.hooks.TIED, multihost_utils.process_allgather(state[0], tiled=True))
+        if drift > 1e-6:  # the tied parameter is one parameter: its two copies must have moved together
+            out.status, out.error = "error", f"the tied parameter's two copies differ by {drift:.1e} after the steps"
         out.stage_f_s, out.stage_b_s = self.stage_times(stages, M)
         shape = self.hooks.boundary_shape(self.cfg, self.cfg.batch // M)
         out.comm_s = comm_time(self.jax, pipe, shape, self.median_s) if self.P > 1 else 0.0
@@ -137,6 +140,17 @@ class JaxRank:
                 reply(result)
         if self.spec.form == "jax-dist":
             self.jax.distributed.shutdown()
+
+
+def tied_drift(stages, tied: tuple[int, ...], slots) -> float:
+    """Largest difference between the copies of a tied parameter that two stages hold (each in its
+    own slot), over its largest value; 0 without one."""
+    worst = 0.0
+    for index in tied:
+        held = [np.asarray(slots[s][k][s]) for s, (_, idx) in enumerate(stages) for k, i in enumerate(idx) if i == index]
+        for h in held[1:]:
+            worst = max(worst, float(np.abs(h - held[0]).max() / max(np.abs(held[0]).max(), 1e-30)))
+    return worst
 
 
 def comm_time(jax, pipe, shape: tuple[int, ...], median_s) -> float:

@@ -60,6 +60,7 @@ Stage *stage_new(const int *dims, int ndims, const char *data, int S, int s, int
 size_t stage_act_len(const Stage *st) { return (size_t)st->d.B * st->d.T * st->d.C; }
 size_t stage_num_params(const Stage *st) { return st->n; }
 float *stage_grads(Stage *st) { return st->grads; }
+float *stage_params(Stage *st) { return st->params; }
 
 // wte: the first stage's embedding and the last's head. Every rank joins its sum (zeros elsewhere).
 void stage_tied(const Stage *st, size_t *off, size_t *len) { *off = 0; *len = (size_t)st->d.V * st->d.C; }

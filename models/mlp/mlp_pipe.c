@@ -62,6 +62,7 @@ Stage *stage_new(const int *dims, int ndims, const char *data, int S, int s, int
 size_t stage_act_len(const Stage *st) { return (size_t)st->d.B * st->d.H; }
 size_t stage_num_params(const Stage *st) { return st->n; }
 float *stage_grads(Stage *st) { return st->grads; }
+float *stage_params(Stage *st) { return st->params; }
 void stage_tied(const Stage *st, size_t *off, size_t *len) { (void)st; *off = 0; *len = 0; }
 
 static float *out_of(Stage *st, float *base, int j) {  // layer j's slot in a microbatch's buffer
