@@ -251,3 +251,23 @@ def test_extra_rounds_are_decided_once_and_only_for_wide_cases(tmp_path):
     for r in df.itertuples():
         want = extra.get(f"c|{r.schedule}|{r.microbatches}", 2)
         assert 2 <= want <= 4 and r.rounds == want
+
+
+def test_an_mpiexec_that_cannot_start_makes_the_c_rows_unavailable(tmp_path, monkeypatch):
+    from bench.pipeline import cprog
+    from models import cbuild
+
+    if cbuild.unavailable_reason():
+        pytest.skip(cbuild.unavailable_reason())
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "mpi.h").write_text("")
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "mpiexec"
+    fake.write_text("#!/bin/sh\nexit 7\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("BENCH_MPI_PREFIX", str(tmp_path))
+    cprog.launch_problem.cache_clear()
+    try:
+        assert cprog.unavailable_reason() == f"{fake} cannot start a program here (exit 7)"
+    finally:
+        cprog.launch_problem.cache_clear()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import cache
 from pathlib import Path
 
 from models import cbuild
@@ -32,7 +33,16 @@ def unavailable_reason() -> str:
     p = mpi_prefix()
     if not (p / "include" / "mpi.h").is_file() or not os.access(mpiexec(), os.X_OK):
         return f"MPI not found under {p} (the mpich wheel: pip install -c constraints.txt -e '.[all]')"
-    return ""
+    return launch_problem()
+
+
+@cache
+def launch_problem() -> str:
+    """'' when mpiexec starts a program on this machine, else why not (asked once per process)."""
+    from bench.supervisor import query
+
+    code, _ = query([mpiexec(), "-launcher", "fork", "-n", "1", "true"], 60)
+    return "" if code == 0 else f"{mpiexec()} cannot start a program here (exit {code})"
 
 
 def build(stage_source: Path) -> Path:
