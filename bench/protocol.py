@@ -89,7 +89,6 @@ class RankSpec:
     cases: tuple[PipeCase, ...]
     threads: int = 1  # compute threads of this process (P for a one-process baseline)
     form: str = "torch"  # torch, jax, jax-dist, jax-single (bench/pipeline/jax_rank.py)
-    first_cpu: int = 0  # the first of the CPUs this process is pinned to
     nnodes: int = 1  # machines: with more than one, rank 0 broadcasts the cases to the ranks of the others
 
     @classmethod

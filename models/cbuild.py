@@ -68,16 +68,23 @@ def build(source: Path, cache: Path | None = None) -> tuple[Path, bool]:
     path = (cache or cache_root()) / key / f"lib{source.stem}.so"
     if path.is_file():
         return path, False
+    compile_to(cmd, path)
+    return path, True
+
+
+def compile_to(cmd: list[str], path: Path) -> None:
+    """Run the compile command into `path` through a temporary file renamed at the end (atomic: a
+    concurrent builder never loads or runs half a build); RuntimeError with the last lines on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     p = subprocess.run([*cmd, "-o", tmp], capture_output=True, text=True)
     if p.returncode != 0:
         Path(tmp).unlink(missing_ok=True)
         tail = " | ".join((p.stderr or p.stdout).strip().splitlines()[-3:])
         raise RuntimeError(f"C build failed ({' '.join(cmd[:2])} ...): {tail}")
-    os.replace(tmp, path)  # atomic: a concurrent builder never loads half a library
-    return path, True
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)
 
 
 def build_program(sources: list[Path], headers: list[Path], flags: list[str]) -> Path:
@@ -97,16 +104,7 @@ def build_program(sources: list[Path], headers: list[Path], flags: list[str]) ->
     path = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16] / Path(sources[-1]).stem
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    p = subprocess.run([*cmd, "-o", tmp], capture_output=True, text=True)
-    if p.returncode != 0:
-        Path(tmp).unlink(missing_ok=True)
-        tail = " | ".join((p.stderr or p.stdout).strip().splitlines()[-3:])
-        raise RuntimeError(f"C build failed ({' '.join(cmd[:2])} ...): {tail}")
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)  # atomic: a concurrent builder never runs half a program
+    compile_to(cmd, path)
     return path
 
 

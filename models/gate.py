@@ -43,3 +43,10 @@ def compare_to_reference(
     if not update_err <= update_rtol:
         why.append(f"update rel. error {update_err:.2e} > {update_rtol:.0e}")
     return loss_err, update_err, "; ".join(why)
+
+
+def grad_rel_err(grad: np.ndarray, want: np.ndarray) -> float:
+    """Relative error of one gradient tensor against the float64 reference's: the norm of the
+    difference over the reference's norm (the pipeline gates: PyTorch's, JAX's and C's)."""
+    g = np.asarray(grad, np.float64)  # pragma: no mutate (equivalent: dtype only)
+    return float(np.linalg.norm(g - want) / max(np.linalg.norm(want), 1e-30))

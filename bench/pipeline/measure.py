@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from models.gate import grad_rel_err
+
 
 class Measurements:
     def gate(self, step, mine, perturb: bool = False) -> float:
@@ -25,7 +27,7 @@ class Measurements:
             for i, p, transposed in pmap:
                 g = p.grad.detach().cpu().numpy().astype(np.float64)  # pragma: no mutate (after the tied-weight sum; astype(None) is float64 too)
                 g = g.T if transposed else g
-                err = max(err, float(np.linalg.norm(g - want[i]) / max(np.linalg.norm(want[i]), 1e-30)))
+                err = max(err, grad_rel_err(g, want[i]))
         t = self.torch.tensor([err], dtype=self.torch.float64)  # pragma: no mutate (float32 changes a 1e-2 gate's error in its 7th digit)
         self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
         return float(t.item())

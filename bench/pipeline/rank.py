@@ -112,7 +112,7 @@ def channel_reply():
 
 def main(argv: list[str]) -> int:
     spec = protocol.RankSpec.decode(argv[0])
-    frameworks.pin_process(spec.threads, spec.device, first=spec.first_cpu + spec.rank * spec.threads)
+    frameworks.pin_process(spec.threads, spec.device, first=spec.rank * spec.threads)
     reply = channel_reply()
     t0 = time.monotonic()
     Rank(spec).run(reply)

@@ -63,11 +63,13 @@ def plot(df: pd.DataFrame, path: Path) -> str:
 
 
 def table(df: pd.DataFrame) -> str:
-    lines = ["| framework | schedule | M | step ms [95% CI] | compute ms | send ms | ideal ms | residual ms | bubble: "
-             "theory / measured | grad err | status |", "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    lines = ["| framework | schedule | M | rounds | step ms [95% CI] | CI half-width | compute ms | send ms | ideal ms | "
+             "residual ms | bubble: theory / measured | grad err | status |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for r in df.itertuples():
-        lines.append(f"| {r.framework} | {r.schedule} | {r.microbatches} | {ms(r.step_s)} [{ms(r.ci_low_s)}, "
-                     f"{ms(r.ci_high_s)}] | {ms(r.compute_s)} | {ms(r.comm_s)} | {ms(r.ideal_s)} | {ms(r.residual_s)} | "
+        half = (r.ci_high_s - r.ci_low_s) / 2 / r.step_s
+        lines.append(f"| {r.framework} | {r.schedule} | {r.microbatches} | {r.rounds} | {ms(r.step_s)} [{ms(r.ci_low_s)}, "
+                     f"{ms(r.ci_high_s)}] | {'-' if not math.isfinite(half) else f'±{half:.1%}'} | {ms(r.compute_s)} | {ms(r.comm_s)} | {ms(r.ideal_s)} | {ms(r.residual_s)} | "
                      f"{r.theory_bubble:.2f} / {r.measured_bubble:.2f} | {r.grad_rel_err:.1e} | "
                      f"{r.status}{': ' + str(r.error).replace('|', '/') if r.error == r.error and r.error else ''} |")
     return "\n".join(lines)

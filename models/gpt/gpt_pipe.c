@@ -94,18 +94,31 @@ void stage_backward(Stage *st, int m, const float *dout, float *din) {
     else memcpy(din, dacts + input_at(st), sizeof(float) * NC);
 }
 
-void stage_zero_grad(Stage *st) { memset(st->grads, 0, sizeof(float) * st->n); }
+// This stage's parameters: one contiguous run [a, b) (the first's starts with wte and wpe, the
+// last's ends with lnf), plus the tied wte at [0, V C) that every rank sums.
+static void own_range(const Stage *st, size_t *a, size_t *b) {
+    const Dims *d = &st->d;
+    size_t emb = (size_t)d->V * d->C + (size_t)d->T * d->C, blk = block_size(d->C);
+    *a = st->first ? 0 : emb + st->l0 * blk;
+    *b = st->last ? st->n : emb + st->l1 * blk;
+}
+
+void stage_zero_grad(Stage *st) {  // the rest of the buffer is never written: it stays zero
+    size_t a, b, tied = (size_t)st->d.V * st->d.C;
+    own_range(st, &a, &b);
+    memset(st->grads + a, 0, sizeof(float) * (b - a));
+    if (a > 0) memset(st->grads, 0, sizeof(float) * tied);  // the tied sum wrote it on every rank
+}
 
 static void sgd(Stage *st, size_t a, size_t b, float lr) {
     for (size_t i = a; i < b; i++) st->params[i] -= lr * st->grads[i];
 }
 
 void stage_update(Stage *st, float lr) {
-    const Dims *d = &st->d;
-    size_t emb = (size_t)d->V * d->C + (size_t)d->T * d->C, blk = block_size(d->C);
-    size_t a = st->first ? 0 : emb + st->l0 * blk, b = st->last ? st->n : emb + st->l1 * blk;
+    size_t a, b;
+    own_range(st, &a, &b);
     sgd(st, a, b, lr);
-    if (st->last && !st->first) sgd(st, 0, (size_t)d->V * d->C, lr);  // its copy of the tied wte
+    if (st->last && !st->first) sgd(st, 0, (size_t)st->d.V * st->d.C, lr);  // its copy of the tied wte
 }
 
 void stage_free(Stage *st) {

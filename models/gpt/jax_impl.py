@@ -128,7 +128,9 @@ def pipeline_stages(cfg: GPTConfig, n: int) -> list[tuple]:
         idx = ([0, 1] if first else []) + [2 + nb * int(i) + j for i in chunk for j in range(nb)]
         idx += [last_i, last_i + 1, 0] if last else []
 
-        def fn(params, x, first=first, last=last, k=len(chunk)):
+        k = len(chunk)
+
+        def fn(params, x, first=first, last=last, k=k):
             if first:
                 x = params[0][x] + params[1][: x.shape[1]]  # (b, T, C)
             off = 2 if first else 0

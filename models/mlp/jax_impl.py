@@ -78,9 +78,9 @@ def pipeline_stages(cfg: MLPConfig, n: int) -> list[tuple]:
         raise ValueError(f"{n} stages for {cfg.depth + 1} linear layers")
     out = []
     for chunk in np.array_split(np.arange(cfg.depth + 1), n):
-        last_layer = int(chunk[-1]) == cfg.depth
+        last_layer, k = int(chunk[-1]) == cfg.depth, len(chunk)
 
-        def fn(params, h, k=len(chunk), last_layer=last_layer):
+        def fn(params, h, k=k, last_layer=last_layer):
             for i in range(k):
                 h = h @ params[2 * i] + params[2 * i + 1]  # (b, out)
                 if not (last_layer and i == k - 1):

@@ -113,10 +113,21 @@ void stage_backward(Stage *st, int m, const float *dout, float *din) {
     }
 }
 
-void stage_zero_grad(Stage *st) { memset(st->grads, 0, sizeof(float) * st->n); }
+// This stage's layers: one contiguous run [a, b) of the buffer (the rest of its gradient stays zero).
+static void own_range(const Stage *st, size_t *a, size_t *b) {
+    *a = st->o.W[st->j0];
+    *b = st->o.b[st->j1] + layer_out(&st->d, st->j1);
+}
 
-void stage_update(Stage *st, float lr) {  // this stage's layers: one contiguous run of the buffer
-    size_t a = st->o.W[st->j0], b = st->o.b[st->j1] + layer_out(&st->d, st->j1);
+void stage_zero_grad(Stage *st) {
+    size_t a, b;
+    own_range(st, &a, &b);
+    memset(st->grads + a, 0, sizeof(float) * (b - a));
+}
+
+void stage_update(Stage *st, float lr) {
+    size_t a, b;
+    own_range(st, &a, &b);
     saxpy((blasint)(b - a), -lr, st->grads + a, 1, st->params + a, 1);
 }
 
