@@ -229,3 +229,25 @@ def test_a_framework_without_a_matmul_has_no_peak(monkeypatch):
     monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=None))
     with pytest.raises(ValueError, match="no matmul peak for framework 'null'"):
         peak.measure("null", 10, Budget())
+
+
+class _Fake:
+    """A step whose losses are NaN from the nth on; it records the lengths asked."""
+
+    gate = True
+
+    def __init__(self, steps_per_call: int) -> None:
+        self.steps_per_call, self.asked = steps_per_call, []
+
+    def losses(self, n: int):
+        self.asked.append(n)
+        return np.array([1.0] * (n - 1) + [float("nan")])
+
+
+def test_the_check_after_timing_runs_5_steps_or_one_fused_call():
+    from bench.sweep import prepare
+
+    plain, fused = _Fake(1), _Fake(16)
+    assert prepare.still_finite(plain).startswith("non-finite loss after timing: [1.0, 1.0, 1.0, 1.0, nan]")
+    assert prepare.still_finite(fused).startswith("non-finite loss after timing: [1.0,")
+    assert (plain.asked, fused.asked) == ([5], [16])

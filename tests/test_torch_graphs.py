@@ -48,3 +48,20 @@ def test_fullgraph_adamw_matches_torch_optim_adamw_step_by_step():
     ref = (eager.losses(3), eager.params())
     loss_err, update_err, _ = compare_to_reference(init_params(cfg), full.losses(3), full.params(), ref, 1, 1)
     assert loss_err < 1e-6 and update_err < 1e-3
+
+
+def test_the_check_after_timing_reuses_the_timed_scan_program():
+    """The worker's finite-loss check after timing runs one call's K steps of a fused row, so it
+    reuses the compiled torch.scan that was timed: a scan of another length is another compile
+    (seconds, in every process: torch's caches do not keep a graph holding the scan op)."""
+    from torch._dynamo.utils import counters
+
+    from bench.sweep import prepare
+
+    step = prepare.build(REGISTRY["mlp"]["torch.scan"], CFG["mlp"], 4, describe=False).step
+    before = counters["stats"]["unique_graphs"]
+    assert prepare.still_finite(step) == ""
+    assert prepare.tail_steps(step) == 4
+    assert counters["stats"]["unique_graphs"] == before  # nothing compiled for the check
+    step.losses(prepare.GATE_STEPS)
+    assert counters["stats"]["unique_graphs"] == before + 1  # a length-5 scan is a new graph

@@ -62,9 +62,16 @@ def gate(step: Step, model: str, cfg) -> GateResult:
     return GateResult("mismatch" if finite else "diverged", loss_err, update_err, why)
 
 
+def tail_steps(step: Step) -> int:
+    """Steps the after-timing check runs: GATE_STEPS, or one call's K for a fused step, so that
+    the check reuses the program that was timed (a scan of another length is another compile:
+    torch.scan's costs 10 s or more in every process, its cache does not keep it)."""
+    return step.steps_per_call if step.steps_per_call > 1 else GATE_STEPS
+
+
 def still_finite(step: Step) -> str:
-    """'' when GATE_STEPS more steps give finite losses (after timing), else why not."""
-    tail = step.losses(GATE_STEPS)
+    """'' when the steps after timing (tail_steps) give finite losses, else why not."""
+    tail = step.losses(tail_steps(step))
     if all(math.isfinite(v) for v in tail):
         return ""
-    return f"non-finite loss after timing: {list(tail)}"
+    return f"non-finite loss after timing: {[float(v) for v in tail]}"
