@@ -36,7 +36,9 @@ def add_arguments(r) -> None:
     n = cores()
     s = r.add_argument_group("settings (a resumed run takes them from its run.json)")
     s.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
-    s.add_argument("--impl", default="all", help="comma-separated implementation names, or all")
+    s.add_argument("--impl", default=None,
+                   help="comma-separated implementation names, or all (default: all, less what the default sweep "
+                        "leaves out: the GPT's torch.scan, whose compile every worker process pays again)")
     s.add_argument("--sizes", default="default",
                    help="quick | default | gpu | custom: BxHxL,... (mlp) or BxTxCxLxNH,... (gpt)")
     s.add_argument("--threads", type=positive(int, 1, n, "--threads"), default=None,
@@ -119,6 +121,8 @@ def run(args) -> int:
         cleared = runner.meta["native_kernels"]["cleared_for_workers"]
         print(f"--native-kernels: cleared for the workers: {', '.join(f'{k}={v}' for k, v in cleared.items()) or 'nothing was set'}",
               file=sys.stderr)
+    for name, why in runner.settings.left_out.items():
+        print(f"left out of this sweep: {name}: {why}; --impl all includes it", file=sys.stderr)
     with progress.Bar() as bar:
         rows = runner.run(bar.update)
     if runner.meta["status"] == "interrupted":

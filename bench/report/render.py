@@ -110,7 +110,14 @@ def header(meta: dict) -> list[str]:
             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f"; commit {commit}; "
             f"{s['rounds']} rounds (each in fresh worker processes), {s['budget']['seconds']} s sampling per case "
             f"and round; started {meta['created_utc']}, finished {meta.get('finished_utc')}, status {meta['status']}."
-            + dirty, "", noise_line(meta)]
+            + dirty, "", noise_line(meta), *left_out_lines(s)]
+
+
+def left_out_lines(settings: dict) -> list[str]:
+    """What the preset left out of the run, with why (none: no line)."""
+    left = settings.get("left_out") or {}
+    return ["", "Left out of this sweep (`--impl all` includes them): "
+            + "; ".join(f"{name}: {why}" for name, why in left.items()) + "."] if left else []
 
 
 def noise_line(meta: dict) -> str:

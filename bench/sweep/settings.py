@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from bench.frameworks import cpu_layout
 from bench.schema import SCHEMA_VERSION
@@ -44,6 +44,7 @@ class Settings:
     live_workers: str = "all"  # "one": one worker process alive at a time, framework by framework
     max_rounds: int = 0  # extra rounds for wide CIs up to this many in all (bench/sweep/plan.py); 0: rounds
     budget_min: float | None = None  # no extra round past this many minutes of estimated run time
+    left_out: dict[str, str] = field(default_factory=dict)  # impl -> why the preset left it out (no --impl)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -60,7 +61,7 @@ class Settings:
             case_timeout_s=float(d["case_timeout_s"]), device=d.get("device", "cpu"), tf32=bool(d.get("tf32", False)),
             native_kernels=bool(d.get("native_kernels", False)), harness_cpu=bool(d.get("harness_cpu", False)),
             live_workers=d.get("live_workers", "all"), max_rounds=int(d.get("max_rounds", 0)),
-            budget_min=d.get("budget_min"),
+            budget_min=d.get("budget_min"), left_out=dict(d.get("left_out") or {}),
         )
 
     @property
@@ -68,23 +69,25 @@ class Settings:
         return max(self.rounds, self.max_rounds)
 
 
-def new_settings(model: str, impl_text: str, sizes_text: str, threads: int | None, rounds: int | None,
+def new_settings(model: str, impl_text: str | None, sizes_text: str, threads: int | None, rounds: int | None,
                  budget_s: float | None, min_samples: int, case_timeout_s: float, device: str,
                  tf32: bool, native_kernels: bool = False, harness_cpu: bool | None = None,
                  live_workers: str = "all", max_rounds: int | None = None, budget_min: float | None = None) -> Settings:
-    """A new run's settings from the command's options (threads, harness core, rounds, extra rounds,
-    time budget and sampling time: the defaults of the machine and the preset unless given);
-    ValueError naming the first problem."""
+    """A new run's settings from the command's options (implementations, threads, harness core,
+    rounds, extra rounds, time budget and sampling time: the defaults of the machine and the preset
+    unless given; impl_text None: every implementation that can run, less what the preset leaves
+    out); ValueError naming the first problem."""
     from bench import devices
     from bench.sizes import parse_sizes, preset_defaults
     from models.registry import select
 
-    select(model, impl_text)  # names checked before the device probe
+    select(model, "all" if impl_text is None else impl_text)  # names checked before the device probe
     sizes = parse_sizes(sizes_text, model)
     check_memory(sizes)
     dev = devices.resolve(device)
-    impls = select(model, impl_text, dev)
     pre = preset_defaults(sizes_text, model)
+    left_out = pre.left_out if impl_text is None else {}
+    impls = [i for i in select(model, "all" if impl_text is None else impl_text, dev) if i.name not in left_out]
     n = len(os.sched_getaffinity(0))
     harness_cpu = n >= 2 if harness_cpu is None else harness_cpu
     threads = threads or (n - 1 if harness_cpu else n)
@@ -96,4 +99,4 @@ def new_settings(model: str, impl_text: str, sizes_text: str, threads: int | Non
                     budget=Budget(seconds=budget_s if budget_s is not None else pre.budget_s, min_samples=min_samples),
                     case_timeout_s=case_timeout_s, device=dev, tf32=tf32, native_kernels=native_kernels,
                     harness_cpu=harness_cpu, live_workers=live_workers, max_rounds=most,
-                    budget_min=budget_min if budget_min is not None else pre.budget_min)
+                    budget_min=budget_min if budget_min is not None else pre.budget_min, left_out=left_out)
