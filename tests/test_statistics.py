@@ -240,7 +240,7 @@ def test_the_extension_is_capped_alike_to_fit_the_budget_with_the_worker_starts(
 
     def case(name, fw, sd):
         logs = np.array([0.0, sd, -sd, sd / 2, -sd / 2])
-        return SimpleNamespace(key=(name, "B1"), status="ok", round_medians=list(np.exp(logs)),
+        return SimpleNamespace(key=(name, "B1"), status="ok", round_medians=list(np.exp(logs)), first_call_s=0.0,
                                impl=SimpleNamespace(framework=fw))
 
     wide, wider, narrow = case("a.x", "a", 0.05), case("b.x", "b", 0.5), case("c.x", "c", 0.001)
@@ -256,3 +256,13 @@ def test_the_extension_is_capped_alike_to_fit_the_budget_with_the_worker_starts(
                                                                                      ("b.x", "B1"): 6}
     assert extension([wide, wider, narrow], 5, 16, cost, 5.9, {"a": 2.0, "b": 2.0}) == {}
     assert extension([narrow], 5, 16, cost, float("inf")) == {}
+    # a run's budget: 95% of --budget-min less what the run took so far (1 min: 57 s - 51 s = 6 s)
+    from bench.sweep.plan import extension_within
+    from bench.timing import Budget
+
+    run = SimpleNamespace(budget_min=1.0, rounds=5, most_rounds=16, budget=Budget())
+    assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 51.0) == {
+        ("a.x", "B1"): 7, ("b.x", "B1"): 9}
+    assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 51.1)[("b.x", "B1")] == 8
+    assert extension_within([wide, wider, narrow], SimpleNamespace(**{**vars(run), "budget_min": None}),
+                            {k: [v] for k, v in cost.items()}, 1e9)[("b.x", "B1")] == 16

@@ -13,6 +13,7 @@ from bench import stats
 from bench.sweep.cases import CaseState
 
 TARGET_CI = 0.8 * stats.CI_NOISY  # the extra rounds aim below the noisy threshold, not at it
+BUDGET_SHARE = 0.95  # the extra rounds are planned to end by this share of --budget-min: their cost is an estimate
 
 
 def rotate(items: list, rnd: int) -> list:
@@ -82,12 +83,12 @@ def mark_unavailable(states: list[CaseState], device: str) -> None:
 
 def extension_within(states: list[CaseState], settings, cost_s: dict, elapsed_s: float,
                      start_s: dict | None = None) -> dict:
-    """`extension` for a run: its base and most rounds, what remains of its --budget-min after
-    elapsed_s, each case's cost from its rounds' wall times here (cost_s: key -> seconds), or for a
+    """`extension` for a run: its base and most rounds, what remains of BUDGET_SHARE of its
+    --budget-min after elapsed_s, each case's cost from its rounds' wall times here (cost_s: key -> seconds), or for a
     resumed run that has none, from its sampling budget and first call; each framework's worker
     start (start_s) from this part of the run."""
     s = settings
-    budget_s = s.budget_min * 60 - elapsed_s if s.budget_min is not None else math.inf
+    budget_s = s.budget_min * 60 * BUDGET_SHARE - elapsed_s if s.budget_min is not None else math.inf
     cost = {k: sum(v) / len(v) for k, v in cost_s.items() if v}
     for st in states:
         first = st.first_call_s if math.isfinite(st.first_call_s) else 0.0
