@@ -76,10 +76,11 @@ def test_base_rounds_and_the_extension_are_processes_enough():
 
 @pytest.mark.parametrize("drift", DRIFTS)
 def test_aa_runs_are_called_changed_at_most_at_the_nominal_5_percent(drift):
-    """Stein's two-stage test holds its level exactly (normal logs), so an A/A rate sits at 5% or
-    below (the 3% threshold); 600 simulated pairs must not put it significantly above 5% (binomial,
-    one-sided p > 0.05: 39 of 600 or fewer). Every unit's sd in place of the base rounds' gives
-    5.7% at 0.04 over 3,000 pairs: the test below fails it."""
+    """Stein's two-stage test with the smaller side's df is conservative (normal logs), so an A/A
+    rate sits at 5% or below (the 3% threshold too); 600 simulated pairs must not put it
+    significantly above 5% (binomial, one-sided p > 0.05: 39 of 600 or fewer). Every unit's sd in
+    place of the base rounds' gives 5.7% at 0.04 over 3,000 pairs (the test below fails it), and
+    Welch-Satterthwaite's df in place of the smaller side's 5.6% (bench/stats.two_run_df)."""
     pairs = 600
     k = round(adaptive_rate(1.0, drift, seed=1, pairs=pairs) * pairs)
     assert sps.binomtest(k, pairs, 0.05, alternative="greater").pvalue > 0.05, k
@@ -120,8 +121,11 @@ def test_the_extension_asks_more_processes_only_where_the_ci_is_wide():
 def test_rounds_for_by_hand():
     m = np.exp([0.0, 0.1, -0.1, 0.05, -0.05, 0.0])  # sd of the logs 0.0707
     sd = np.log(m).std(ddof=1)
-    want = next(n for n in range(6, 100) if sps.t.ppf(0.975, n - 1) * sd / np.sqrt(n) <= np.log(1.04))
-    assert stats.rounds_for(m, 0.04, 100) == want == 15  # t(0.975, 14) 0.0707 / sqrt(15) = 0.0392 <= log 1.04
+    # the interval the row will report (Stein's): t with the first 6 processes' 5 degrees of freedom
+    want = next(n for n in range(6, 100) if sps.t.ppf(0.975, 5) * sd / np.sqrt(n) <= np.log(1.04))
+    assert stats.rounds_for(m, 0.04, 100) == want == 22  # 2.571 x 0.0707 / sqrt(22) = 0.0388 <= log 1.04 = 0.0392
+    _, lo, hi = stats.log_t_interval(np.concatenate([m, np.exp(np.zeros(16))]), first=6)  # 22 processes
+    assert np.log(hi) - np.log(lo) == pytest.approx(2 * sps.t.ppf(0.975, 5) * sd / np.sqrt(22))
     assert stats.rounds_for(m, 0.04, 10) == 10 and stats.rounds_for(m, 0.5, 10) == 6
     assert stats.rounds_for(m[:1], 0.04, 10) == 1
 
@@ -205,10 +209,13 @@ def test_detectable_change_by_hand():
     # a precise pair: the 3% threshold is the bar to clear, then t(0.8) se more
     tiny = stats.detectable_change(0.001, 8, 0.001, 8, 0.03)
     assert tiny == pytest.approx(np.expm1(np.log1p(0.03) + sps.t.ppf(0.8, 14) * 0.0005), rel=1e-9)
-    # unequal sides: Welch-Satterthwaite df from each side's own df (Stein: the base rounds')
+    # unequal sides without extra rounds: Welch-Satterthwaite df
     va, vb = 0.1**2 / 16, 0.05**2 / 5
-    df2 = (va + vb) ** 2 / (va**2 / 5 + vb**2 / 4)
-    want2 = np.expm1((sps.t.ppf(0.975, df2) + sps.t.ppf(0.8, df2)) * np.sqrt(va + vb))
+    df1 = (va + vb) ** 2 / (va**2 / 15 + vb**2 / 4)
+    want1 = np.expm1((sps.t.ppf(0.975, df1) + sps.t.ppf(0.8, df1)) * np.sqrt(va + vb))
+    assert stats.detectable_change(0.1, 16, 0.05, 5, 0.03) == pytest.approx(want1, rel=1e-9)
+    # A got extra rounds (its sd from its first 6: df 5): the smaller side's df, 4 (Stein's two-stage)
+    want2 = np.expm1((sps.t.ppf(0.975, 4) + sps.t.ppf(0.8, 4)) * np.sqrt(va + vb))
     assert stats.detectable_change(0.1, 16, 0.05, 5, 0.03, df_a=5) == pytest.approx(want2, rel=1e-9)
     assert np.isnan(stats.detectable_change(0.1, 1, 0.1, 8, 0.03))
     assert stats.detectable_change(0.0, 4, 0.0, 4, 0.03) == 0.03
@@ -228,41 +235,61 @@ def test_steins_interval_uses_the_base_units_sd_and_every_units_mean():
     ratio, lo, hi, p = stats.welch_log(a, b, first_a=5, first_b=5)
     va, vb = sd0**2 / 5, sd0**2 / 7
     d, se = np.log(b).mean() - np.log(a).mean(), np.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 4)
+    df = 4  # B got extra rounds: the smaller side's df, not Welch-Satterthwaite's (liberal after a two-stage rule)
     assert ratio == pytest.approx(np.exp(d)) and p == pytest.approx(2 * sps.t.sf(d / se, df))
     assert (lo, hi) == pytest.approx(tuple(np.exp(d + s * sps.t.ppf(0.975, df) * se) for s in (-1, 1)))
 
 
-def test_the_extension_is_capped_alike_to_fit_the_budget_with_the_worker_starts():
+def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
     from types import SimpleNamespace
 
     from bench.sweep.plan import extension
 
-    def case(name, fw, sd):
+    def case(name, sd):
         logs = np.array([0.0, sd, -sd, sd / 2, -sd / 2])
         return SimpleNamespace(key=(name, "B1"), status="ok", round_medians=list(np.exp(logs)), first_call_s=0.0,
-                               impl=SimpleNamespace(framework=fw))
+                               impl=SimpleNamespace(framework=name))
 
-    wide, wider, narrow = case("a.x", "a", 0.05), case("b.x", "b", 0.5), case("c.x", "c", 0.001)
-    need = {st.key: stats.rounds_for(st.round_medians, TARGET_CI, 16) for st in (wide, wider, narrow)}
-    assert need == {("a.x", "B1"): 7, ("b.x", "B1"): 16, ("c.x", "B1"): 5}
-    cost = {("a.x", "B1"): 1.0, ("b.x", "B1"): 1.0, ("c.x", "B1"): 1.0}
-    assert extension([wide, wider, narrow], 5, 16, cost, float("inf")) == {
-        ("a.x", "B1"): need[("a.x", "B1")], ("b.x", "B1"): 16}
-    # a budget of 6 s: cap 9 costs 2 + 4 case-rounds = 6 s, cap 10 would cost 7
-    assert extension([wide, wider, narrow], 5, 16, cost, 6.0) == {("a.x", "B1"): 7, ("b.x", "B1"): 9}
-    # each extra round also starts each framework's worker (2 s each): cap 6 costs 2 + 4 = 6 s
-    assert extension([wide, wider, narrow], 5, 16, cost, 6.0, {"a": 2.0, "b": 2.0}) == {("a.x", "B1"): 6,
-                                                                                     ("b.x", "B1"): 6}
-    assert extension([wide, wider, narrow], 5, 16, cost, 5.9, {"a": 2.0, "b": 2.0}) == {}
-    assert extension([narrow], 5, 16, cost, float("inf")) == {}
-    # a run's budget: 95% of --budget-min less what the run took so far (1 min: 57 s - 51 s = 6 s)
+    a, d, b, narrow = case("a", 0.05), case("d", 0.06), case("b", 0.5), case("c", 0.001)
+    # rounds in all: the fewest n with Stein's half-width t(0.975, 4) sd / sqrt(n) <= log 1.04, or none within 16
+    for st, want in ((a, 8), (d, 12), (b, None), (narrow, 5)):
+        sd = np.log(st.round_medians).std(ddof=1)
+        n = next((n for n in range(5, 17) if sps.t.ppf(0.975, 4) * sd / np.sqrt(n) <= np.log(1.04)), None)
+        assert n == want
+    key = {st.key[0]: st.key for st in (a, d, b, narrow)}
+    cases = [a, d, b, narrow]
+    one = {k: 1.0 for k in key.values()}
+    assert extension(cases, 5, 16, one, float("inf")) == {key["a"]: 8, key["d"]: 12, key["b"]: 16}
+    assert extension(cases, 5, 16, one, 3.0) == {key["a"]: 8}  # 3 extra case-rounds
+    assert extension(cases, 5, 16, one, 10.0) == {key["a"]: 8, key["d"]: 12}  # 3 + 7
+    assert extension(cases, 5, 16, one, 20.9) == {key["a"]: 8, key["d"]: 12}  # b would make it 3 + 7 + 11
+    assert extension(cases, 5, 16, one, 2.9) == {}
+    # the rows that reach the target first, whatever they cost; then the rest with what is left
+    cheap_b = {**one, key["b"]: 0.1}
+    assert extension(cases, 5, 16, cheap_b, 3.0) == {key["a"]: 8}
+    assert extension(cases, 5, 16, cheap_b, 4.1) == {key["a"]: 8, key["b"]: 16}
+    # among those, the cheapest first: d's 7 rounds at 0.1 s before a's 3 at 1 s
+    assert extension(cases, 5, 16, {**one, key["d"]: 0.1}, 1.0) == {key["d"]: 12}
+    # each extra round also starts the worker of each framework it needs (2 s): a costs 3 + 3 x 2
+    starts = {"a": 2.0, "d": 2.0}
+    assert extension(cases, 5, 16, one, 8.9, starts) == {}
+    assert extension(cases, 5, 16, one, 9.0, starts) == {key["a"]: 8}
+    assert extension(cases, 5, 16, one, 9.0 + 7 + 7 * 2, starts) == {key["a"]: 8, key["d"]: 12}
+    assert extension(cases, 5, 16, one, 9.0 + 7 + 7 * 2 - 0.1, {**starts, "b": 2.0}) == {key["a"]: 8}
+    # two cases of one framework share its worker's start in each round: a and a2 cost 3 + 3 + 3 x 2
+    a2 = SimpleNamespace(**{**vars(a), "key": ("a2", "B1")})
+    assert extension([a, a2], 5, 16, {a.key: 1.0, a2.key: 1.0}, 12.0, starts) == {a.key: 8, a2.key: 8}
+    assert extension([narrow], 5, 16, one, float("inf")) == {}
+    wide, wider = a, d
+    cost = {key["a"]: 1.0, key["d"]: 1.0, key["b"]: 1.0, key["c"]: 1.0}
+    # a run's budget: 95% of --budget-min less what the run took so far
     from bench.sweep.plan import extension_within
     from bench.timing import Budget
 
     run = SimpleNamespace(budget_min=1.0, rounds=5, most_rounds=16, budget=Budget())
-    assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 51.0) == {
-        ("a.x", "B1"): 7, ("b.x", "B1"): 9}
-    assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 51.1)[("b.x", "B1")] == 8
+    # 57 s - 47 s = 10 s: a and d; 0.1 s later, a only
+    assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 47.0) == {
+        key["a"]: 8, key["d"]: 12}
+    assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 47.1) == {key["a"]: 8}
     assert extension_within([wide, wider, narrow], SimpleNamespace(**{**vars(run), "budget_min": None}),
-                            {k: [v] for k, v in cost.items()}, 1e9)[("b.x", "B1")] == 16
+                            {k: [v] for k, v in cost.items()}, 1e9) == {key["a"]: 8, key["d"]: 12}

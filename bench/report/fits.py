@@ -10,7 +10,7 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
-from bench.stats import spread
+from bench.stats import spread, two_run_df
 
 
 def fit_fixed_cost(flops: np.ndarray, t: np.ndarray) -> tuple[float, float]:
@@ -44,12 +44,12 @@ def diff_ci(a: np.ndarray, b: np.ndarray, first: int | None = None) -> tuple[flo
         g = float(np.exp(logs.mean()))
         sd, df = spread(logs, first) if m.size > 1 else (math.nan, 0)
         var = (g * sd) ** 2 / m.size if m.size > 1 else math.nan  # delta method
-        parts.append((g, var, df))
-    (ga, va, da), (gb, vb, db) = parts
+        parts.append((g, var, df, m.size))
+    (ga, va, da, na), (gb, vb, db, nb) = parts
     d = ga - gb
     se2 = va + vb
     if not (math.isfinite(se2) and se2 > 0):
         return d, (d if se2 == 0 else math.nan), (d if se2 == 0 else math.nan)
-    dof = se2**2 / (va**2 / da + vb**2 / db)
+    dof = two_run_df(va, vb, na, nb, da, db)  # Welch's, or the smaller side's after extra rounds
     half = float(sps.t.ppf(0.975, dof)) * math.sqrt(se2)
     return d, d - half, d + half

@@ -3,7 +3,8 @@ which cases cannot run here.
 
 A run measures its base rounds (`rounds`) for every case; then each case whose CI is still wider
 than the target gets the extra rounds bench/stats.rounds_for asks for, decided once from its base
-rounds, capped by `max_rounds` and by the run's time budget (two-stage: never "stop when narrow")."""
+rounds, up to `max_rounds`, as many cases as the run's time budget pays for (two-stage: never
+"stop when narrow")."""
 
 from __future__ import annotations
 
@@ -50,25 +51,32 @@ def plan(states: list[CaseState], rounds: int | dict, by_framework: bool = False
 
 def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict, budget_s: float,
               start_s: dict | None = None) -> dict:
-    """{case key: total rounds} for the ok cases that need more than `base` (stats.rounds_for at
-    TARGET_CI), every need capped at the same largest round count whose estimated cost fits
-    budget_s: cost_s (seconds of one round of a case) for each extra case-round, plus start_s
-    (seconds to start a framework's worker) for each framework in each extra round, since every
-    round starts fresh workers. {} when nothing needs more or fits."""
-    need = {st.key: (stats.rounds_for(st.round_medians, TARGET_CI, max_rounds), st.impl.framework)
-            for st in states if st.status == "ok" and len(st.round_medians) >= 2}
-    need = {k: v for k, v in need.items() if v[0] > base}
+    """{case key: total rounds} for the ok cases whose CI after `base` rounds is wider than TARGET_CI.
+    Each gets the rounds stats.rounds_for asks for, whole or not at all, within budget_s: first the
+    cases that reach the target within max_rounds, cheapest first, then those that cannot (at
+    max_rounds), cheapest first; so the budget makes as many rows precise as it can. The cost of a
+    choice: cost_s (seconds of one round of a case) per extra case-round, plus start_s (seconds to
+    start a framework's worker) for each framework in each extra round, since every round starts
+    fresh workers. A function of the base rounds only, decided once (Stein's two-stage rule holds).
+    {} when nothing needs more or fits."""
     start_s = start_s or {}
+    need = {}  # key -> (rounds in all, framework, reaches the target)
+    for st in states:
+        if st.status == "ok" and len(st.round_medians) >= 2:
+            n = stats.rounds_for(st.round_medians, TARGET_CI, max_rounds + 1)
+            if n > base:
+                need[st.key] = (min(n, max_rounds), st.impl.framework, n <= max_rounds)
 
-    def cost(cap: int) -> float:
-        cases = sum((min(n, cap) - base) * cost_s.get(k, math.inf) for k, (n, _) in need.items())
-        return cases + sum(start_s.get(fw, 0.0) for rnd in range(base, cap)
-                           for fw in {fw for n, fw in need.values() if min(n, cap) > rnd})
+    def cost(chosen: dict) -> float:
+        cases = sum((n - base) * cost_s.get(k, math.inf) for k, n in chosen.items())
+        return cases + sum(start_s.get(fw, 0.0) for rnd in range(base, max(chosen.values(), default=base))
+                           for fw in {need[k][1] for k, n in chosen.items() if n > rnd})
 
-    for cap in range(max((n for n, _ in need.values()), default=base), base, -1):
-        if cost(cap) <= budget_s:
-            return {k: min(n, cap) for k, (n, _) in need.items()}
-    return {}
+    chosen: dict = {}
+    for k in sorted(need, key=lambda k: (not need[k][2], (need[k][0] - base) * cost_s.get(k, math.inf), k)):
+        if cost({**chosen, k: need[k][0]}) <= budget_s:
+            chosen[k] = need[k][0]
+    return chosen
 
 
 def mark_unavailable(states: list[CaseState], device: str) -> None:
