@@ -3,7 +3,7 @@ the median round_sd (sd of the log process medians) overall and per size, the me
 within-process IQR, the share of noisy rows, the run's minutes, and its median step time against
 the first variation's (what a setting costs in throughput). Writes DIR/summary.csv and summary.md.
 
-    python scripts/noise_summary.py results/noise_study
+    python scripts/noise_summary.py results/noise_study       # or results/noise_study_gpt
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from bench.results import read_run
 from bench.schema import SchemaError
 
 ORDER = ["old-default", "t2-passive", "t2-bound", "t2-thp-off", "t2-haswell", "t2-one-worker", "t1-shared",
-         "t1-harness-core", "new-default", "old-default-b", "t2-thp-off-b", "old-default-c", "t2-thp-off-c"]
+         "t1-harness-core", "new-default", "old-default-b", "t2-thp-off-b", "old-default-c", "t2-thp-off-c",
+         "gpt-t1-default", "gpt-t1-hugetlb", "gpt-t2-old-default", "gpt-t1-default-b", "gpt-t1-hugetlb-b"]
+
+
+def short_names(sizes: list[str]) -> dict[str, str]:
+    """A column name per size: its first field (B32) where that tells the sizes apart, else the label."""
+    first = [z.split("-")[0] for z in sizes]
+    return {z: (f if len(set(first)) == len(first) else z) for z, f in zip(sizes, first, strict=True)}
 
 
 def minutes(meta: dict) -> float:
@@ -48,6 +55,7 @@ def main(root: Path) -> int:
     names = [n for n in ORDER if n in runs] + sorted(n for n in runs if n not in ORDER)
     base = runs[names[0]][0].set_index(["impl", "size"])["median_s"]
     sizes = list(dict.fromkeys(runs[names[0]][0]["size"]))
+    short = short_names(sizes)
     rows = []
     for n in names:
         df, meta = runs[n]
@@ -57,7 +65,7 @@ def main(root: Path) -> int:
             "variation": n, "threads": s["threads"], "harness_cpu": s.get("harness_cpu", False),
             "live_workers": s.get("live_workers", "all"), "rows": len(df),
             "median_round_sd": float(df["round_sd"].median()),
-            **{f"round_sd_{z.split('-')[0]}": float(df.loc[df["size"] == z, "round_sd"].median()) for z in sizes},
+            **{f"round_sd_{short[z]}": float(df.loc[df["size"] == z, "round_sd"].median()) for z in sizes},
             "median_within_iqr": float(df["round_iqr_rel"].median()),
             "noisy_pct": float(100 * df["noisy"].astype(bool).mean()),
             "step_vs_first": float(np.exp(np.log(ratio).median())) if len(ratio) else float("nan"),
@@ -65,7 +73,8 @@ def main(root: Path) -> int:
         })
     table = pd.DataFrame(rows)
     (root / "summary.csv").write_text(table.to_csv(index=False, float_format="%.4g"))
-    md = ["# Noise study", "", f"`bash scripts/noise_study.sh` (then `python scripts/noise_summary.py {root}`). "
+    md = ["# Noise study", "", "`bash scripts/noise_study.sh` or `bash scripts/noise_study_gpt.sh` "
+          f"(then `python scripts/noise_summary.py {root}`). "
           "round_sd: sd of the log per-process medians of a case (median over its cases); within IQR: the "
           "median within-process IQR / median; step vs first: geometric median of each case's median step "
           f"over the same case in `{names[0]}` (above 1: slower).", "",
