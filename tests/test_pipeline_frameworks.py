@@ -208,6 +208,13 @@ def test_fastest_is_named_only_where_the_cis_separate():
     value, lo, hi = (float(v) for v in r.replace("x [", " ").replace(",", " ").rstrip("]").split())
     assert value == 1.3 and lo < 1.3 < hi and 1.25 < lo and hi < 1.35
     assert ratio(None, ("c", "gpipe", 4), ("torch", "gpipe", 4)) == "ratio n/a"
+    # rows with extra rounds (8 base of 12 here): the sd of the base 8 and their df (Stein's, as the rows' CIs)
+    from bench.stats import welch_log
+
+    wide = {("c", "gpipe", 4): np.r_[a, 0.02, 0.005, 0.02, 0.005], ("torch", "gpipe", 4): np.r_[b, 0.013, 0.013, 0.013, 0.013]}
+    _, lo, hi, _ = welch_log(*wide.values(), first_a=8, first_b=8)
+    _, lo_all, hi_all, _ = welch_log(*wide.values())
+    assert ratio(wide, *wide, first=8).endswith(f"[{lo:.2f}, {hi:.2f}]") and (lo, hi) != (lo_all, hi_all)
 
 
 def test_a_row_with_extra_rounds_takes_its_ci_from_the_base_rounds():

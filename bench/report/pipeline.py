@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.results import atomic_write, read_meta, read_table  # noqa: E402
+from bench.results import atomic_write, base_rounds, read_meta, read_table  # noqa: E402
 from bench.schema import PIPELINE_COLUMNS, PIPELINE_SAMPLE_COLUMNS, SchemaError  # noqa: E402
 from bench.stats import welch_log  # noqa: E402
 
@@ -118,15 +118,16 @@ def round_medians(run_dir: Path) -> dict | None:
     return {k: g.to_numpy() for k, g in med.groupby(level=[0, 1, 2])}
 
 
-def ratio(meds: dict | None, a: tuple, b: tuple) -> str:
-    """b / a, the ratio of geometric means over rounds, with its 95% Welch CI (rounds as units)."""
+def ratio(meds: dict | None, a: tuple, b: tuple, first: int | None = None) -> str:
+    """b / a, the ratio of geometric means over rounds, with its 95% Welch CI (rounds as units; a
+    row with extra rounds: Stein's, its sd from its `first` base rounds, bench/stats.welch_log)."""
     if meds is None or a not in meds or b not in meds:
         return "ratio n/a"
-    r, lo, hi, _ = welch_log(meds[a], meds[b])
+    r, lo, hi, _ = welch_log(meds[a], meds[b], first_a=first, first_b=first)
     return f"{r:.2f}x [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else f"{r:.2f}x [CI n/a: < 2 rounds]"
 
 
-def fastest(at: pd.DataFrame, meds: dict | None) -> str:
+def fastest(at: pd.DataFrame, meds: dict | None, first: int | None = None) -> str:
     """The fastest row, named only when its CI separates it from every other (Welch, rounds as
     units); otherwise the rows it ties with."""
     keys = list(at.index)
@@ -138,7 +139,7 @@ def fastest(at: pd.DataFrame, meds: dict | None) -> str:
         if meds is None or k not in meds or best not in meds:
             separate = at.loc[k, "ci_low_s"] > at.loc[best, "ci_high_s"]
         else:
-            separate = welch_log(meds[best], meds[k])[1] > 1
+            separate = welch_log(meds[best], meds[k], first_a=first, first_b=first)[1] > 1
         if not separate:
             tied.append(k)
     name = " ".join(best[:2])
@@ -148,7 +149,7 @@ def fastest(at: pd.DataFrame, meds: dict | None) -> str:
     return f"no single fastest: {name} {ms(at.loc[best, 'step_s'])} ms ties with {others} (95% CIs overlap)"
 
 
-def headlines(df: pd.DataFrame, meds: dict | None = None) -> list[str]:
+def headlines(df: pd.DataFrame, meds: dict | None = None, first: int | None = None) -> list[str]:
     """Per M: the fastest (or the tie); the C floor against each framework's best schedule, as a
     ratio with its CI and as what the framework adds (ms and share of its step); the cost of
     running PyTorch's GPipe and 1F1B against ours. Then each pipeline's speed-up over its
@@ -158,7 +159,7 @@ def headlines(df: pd.DataFrame, meds: dict | None = None) -> list[str]:
     pipes = ok[~ok.index.get_level_values("schedule").str.startswith("one-process")]
     for m in sorted({k[2] for k in pipes.index}):
         at = pipes[pipes.index.get_level_values("microbatches") == m]
-        part = f"M = {m}: {fastest(at, meds)}"
+        part = f"M = {m}: {fastest(at, meds, first)}"
         best = {fw: g["step_s"].idxmin() for fw, g in at.groupby(level="framework")}
         if "c" in best:
             c = best["c"]
@@ -166,13 +167,13 @@ def headlines(df: pd.DataFrame, meds: dict | None = None) -> list[str]:
                 k = best[fw]
                 add = at.loc[k, "step_s"] - at.loc[c, "step_s"]
                 part += (f"; {label(*k[:2])} {ms(at.loc[k, 'step_s'])} ms against the C floor's {c[1]} "
-                         f"{ms(at.loc[c, 'step_s'])} ms: {ratio(meds, c, k)}, the framework adds {ms(add)} ms "
+                         f"{ms(at.loc[c, 'step_s'])} ms: {ratio(meds, c, k, first)}, the framework adds {ms(add)} ms "
                          f"({add / at.loc[k, 'step_s']:.0%} of its step)")
         for torch_name, hand in (("gpipe", "hand-gpipe"), ("1f1b", "hand-1f1b")):
             t, h = ("torch", torch_name, m), ("torch", hand, m)
             if t in at.index and h in at.index:
                 part += (f"; schedule cost of PyTorch's {torch_name} {ms(at.loc[t, 'residual_s'])} ms vs ours "
-                         f"{ms(at.loc[h, 'residual_s'])} ms (steps {ratio(meds, h, t)})")
+                         f"{ms(at.loc[h, 'residual_s'])} ms (steps {ratio(meds, h, t, first)})")
         out.append(part + ".")
     for fw in dict.fromkeys(k[0] for k in ok.index):
         base = (fw, "one-process", 1)
@@ -183,7 +184,7 @@ def headlines(df: pd.DataFrame, meds: dict | None = None) -> list[str]:
             continue
         k = fw_pipes["step_s"].idxmin()
         out.append(f"{label(fw, 'one-process')} (P threads on the ranks' CPUs) {ms(ok.loc[base, 'step_s'])} ms; its "
-                   f"best pipeline {k[1]} M = {k[2]} {ms(fw_pipes.loc[k, 'step_s'])} ms: {ratio(meds, base, k)} "
+                   f"best pipeline {k[1]} M = {k[2]} {ms(fw_pipes.loc[k, 'step_s'])} ms: {ratio(meds, base, k, first)} "
                    "(below 1: the pipeline is faster).")
     return out
 
@@ -210,7 +211,7 @@ def write_report(run_dir: Path) -> Path:
           f"{s['rounds']} rounds (each fresh processes){extra(meta)}, {s['steps']} timed steps per case and round; model "
           f"config {s['config']}; commit {meta['machine'].get('git_commit')}; status {meta['status']}.",
           *[f"Note: {n}" for n in s.get("notes", [])], "", "## Headlines", ""]
-    md += [f"- {h}" for h in headlines(df, round_medians(run_dir))] + [""]
+    md += [f"- {h}" for h in headlines(df, round_medians(run_dir), base_rounds(meta))] + [""]
     md += ["Ratios are of geometric means over rounds with a 95% Welch CI, rounds (fresh process groups) as units; "
            "a fastest pick is made only where the CIs separate.", ""]
     ok = df[(df["status"] == "ok") & df["step_s"].notna()]
