@@ -3,8 +3,8 @@
 # on its own kernels; what the machine's environment cleared is recorded in run.json): the MLP
 # default sweep twice back to back (the second is the A/A pair's B: the same code and settings,
 # compared), the GPT default sweep, then the MLP and GPT pipeline probes (skipped with
-# SKIP_PIPELINES=1; ONLY_PIPELINES=1 runs only them). Prints the run directories. About 75 minutes
-# for the sweeps and 45 for the pipelines on this project's 2-core machine.
+# SKIP_PIPELINES=1; ONLY_PIPELINES=1 runs only them). Prints the run directories. About 35 minutes
+# for the sweeps (10 + 10 + 15) and 27 for the pipelines on this project's 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
