@@ -248,7 +248,7 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
     def case(name, sd):
         logs = np.array([0.0, sd, -sd, sd / 2, -sd / 2])
         return SimpleNamespace(key=(name, "B1"), status="ok", round_medians=list(np.exp(logs)), first_call_s=0.0,
-                               impl=SimpleNamespace(framework=name))
+                               impl=SimpleNamespace(framework=name, role=""))
 
     a, d, b, narrow = case("a", 0.05), case("d", 0.06), case("b", 0.5), case("c", 0.001)
     # rounds in all: the fewest n with Stein's half-width t(0.975, 4) sd / sqrt(n) <= log 1.04, or none within 16
@@ -280,6 +280,9 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
     a2 = SimpleNamespace(**{**vars(a), "key": ("a2", "B1")})
     assert extension([a, a2], 5, 16, {a.key: 1.0, a2.key: 1.0}, 12.0, starts) == {a.key: 8, a2.key: 8}
     assert extension([narrow], 5, 16, one, float("inf")) == {}
+    # the control row (null.noop) is never extended: its precision is not what the run is for
+    control = SimpleNamespace(**{**vars(b), "impl": SimpleNamespace(framework="b", role="control")})
+    assert extension([a, d, control], 5, 16, one, float("inf")) == {key["a"]: 8, key["d"]: 12}
     wide, wider = a, d
     cost = {key["a"]: 1.0, key["d"]: 1.0, key["b"]: 1.0, key["c"]: 1.0}
     # a run's budget: 95% of --budget-min less what the run took so far
@@ -291,5 +294,11 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
     assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 47.0) == {
         key["a"]: 8, key["d"]: 12}
     assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 47.1) == {key["a"]: 8}
+    # what the base rounds cost beyond their cases (5 rounds x 3 frameworks, 15 s beyond the 3 case-seconds of
+    # cost_s: 1 s per framework and round) is charged to each extra round: a then costs 3 + 3 x 1 = 6 s
+    walls = {k: [v] for k, v in cost.items() if k != key["b"]}
+    assert extension_within([wide, wider, narrow], run, walls, 51.0, base_wall_s=18.0) == {key["a"]: 8}
+    assert extension_within([wide, wider, narrow], run, walls, 51.1, base_wall_s=18.0) == {}
+    assert extension_within([wide, wider, narrow], run, walls, 51.1, base_wall_s=3.0) == {key["a"]: 8}
     assert extension_within([wide, wider, narrow], SimpleNamespace(**{**vars(run), "budget_min": None}),
                             {k: [v] for k, v in cost.items()}, 1e9) == {key["a"]: 8, key["d"]: 12}

@@ -62,7 +62,7 @@ def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict,
     start_s = start_s or {}
     need = {}  # key -> (rounds in all, framework, reaches the target)
     for st in states:
-        if st.status == "ok" and len(st.round_medians) >= 2:
+        if st.status == "ok" and st.impl.role != "control" and len(st.round_medians) >= 2:  # not null.noop
             n = stats.rounds_for(st.round_medians, TARGET_CI, max_rounds + 1)
             if n > base:
                 need[st.key] = (min(n, max_rounds), st.impl.framework, n <= max_rounds)
@@ -90,15 +90,22 @@ def mark_unavailable(states: list[CaseState], device: str) -> None:
 
 
 def extension_within(states: list[CaseState], settings, cost_s: dict, elapsed_s: float,
-                     start_s: dict | None = None) -> dict:
+                     start_s: dict | None = None, base_wall_s: float | None = None) -> dict:
     """`extension` for a run: its base and most rounds, what remains of BUDGET_SHARE of its
-    --budget-min after elapsed_s, each case's cost from its rounds' wall times here (cost_s: key -> seconds), or for a
-    resumed run that has none, from its sampling budget and first call; each framework's worker
-    start (start_s) from this part of the run."""
+    --budget-min after elapsed_s, each case's cost from its rounds' wall times here (cost_s: key ->
+    seconds), or for a resumed run that has none, from its sampling budget and first call; each
+    framework's worker start (start_s) from this part of the run, plus what each framework's round
+    cost in the base rounds beyond its cases' own times (base_wall_s, the base rounds' wall time:
+    stopping workers, writing the tables), so the estimate of an extra round is the base rounds' own."""
     s = settings
     budget_s = s.budget_min * 60 * BUDGET_SHARE - elapsed_s if s.budget_min is not None else math.inf
     cost = {k: sum(v) / len(v) for k, v in cost_s.items() if v}
     for st in states:
         first = st.first_call_s if math.isfinite(st.first_call_s) else 0.0
         cost.setdefault(st.key, 2 * (s.budget.seconds + s.budget.warmup_s) + first)
-    return extension(states, s.rounds, s.most_rounds, cost, budget_s, start_s)
+    start = dict(start_s or {})
+    fws = {st.impl.framework for st in states}
+    if base_wall_s is not None and fws:
+        rest = max(0.0, base_wall_s - sum(sum(v) for v in cost_s.values())) / (s.rounds * len(fws))
+        start = {fw: start.get(fw, 0.0) + rest for fw in fws}
+    return extension(states, s.rounds, s.most_rounds, cost, budget_s, start)

@@ -112,19 +112,21 @@ class Runner:
                 for w in measure_peaks(self.pool, self.states, self.meta, s.case_timeout_s, self.stop, progress):
                     self.warn(w)
                 self.run_dir.write_meta(self.meta)
+                t_base = time.monotonic()
                 self.measure_all(plan(self.states, s.rounds, one), progress)
                 if not self.stop.is_set() and s.most_rounds > s.rounds:
-                    extra = self.extra_rounds(time.monotonic() - t0)
+                    extra = self.extra_rounds(time.monotonic() - t0, time.monotonic() - t_base)
                     self.measure_all(plan(self.states, extra, one, start=s.rounds), progress)
         finally:
             self.finish()
         return self.rows()
 
-    def extra_rounds(self, elapsed_s: float) -> dict:
+    def extra_rounds(self, elapsed_s: float, base_wall_s: float | None = None) -> dict:
         """{case key: total rounds} of the cases that get extra rounds: run.json's, when a resumed
-        run decided them already, else decided now from the base rounds and written there."""
+        run decided them already, else decided now from the base rounds (base_wall_s: their wall
+        time) and written there."""
         if "extra_rounds" not in self.meta:
-            got = extension_within(self.states, self.settings, self.cost_s, elapsed_s, self.pool.start_s)
+            got = extension_within(self.states, self.settings, self.cost_s, elapsed_s, self.pool.start_s, base_wall_s)
             self.meta["extra_rounds"] = {f"{i}|{z}": n for (i, z), n in got.items()}
             self.run_dir.write_meta(self.meta)
         return {tuple(k.split("|", 1)): n for k, n in self.meta["extra_rounds"].items()}
