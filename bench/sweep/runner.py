@@ -99,9 +99,8 @@ class Runner:
             self.run_dir.append_rounds([round_row])
 
     def run(self, progress: ProgressFn | None = None) -> list[dict]:
-        """Measure every (case, round) not yet on disk: the base rounds, then the extra rounds of
-        the cases whose CI is still wide (decided once, recorded in run.json as extra_rounds).
-        Returns the rows; meta["status"] says complete or interrupted."""
+        """Measure every (case, round) not yet on disk: the base rounds, then the extra rounds of the cases whose CI
+        is still wide (decided once, run.json's extra_rounds). The rows; meta["status"]: complete or interrupted."""
         mark_unavailable(self.states, self.settings.device)
         self.meta["status"] = "running"
         self.run_dir.write_meta(self.meta)
@@ -112,7 +111,7 @@ class Runner:
                 for w in measure_peaks(self.pool, self.states, self.meta, s.case_timeout_s, self.stop, progress):
                     self.warn(w)
                 self.run_dir.write_meta(self.meta)
-                t_base = time.monotonic()
+                t_base = time.monotonic()  # the base rounds start
                 self.measure_all(plan(self.states, s.rounds, one), progress)
                 if not self.stop.is_set() and s.most_rounds > s.rounds:
                     extra = self.extra_rounds(time.monotonic() - t0, time.monotonic() - t_base)
@@ -122,9 +121,8 @@ class Runner:
         return self.rows()
 
     def extra_rounds(self, elapsed_s: float, base_wall_s: float | None = None) -> dict:
-        """{case key: total rounds} of the cases that get extra rounds: run.json's, when a resumed
-        run decided them already, else decided now from the base rounds (base_wall_s: their wall
-        time) and written there."""
+        """{case key: total rounds} of the cases that get extra rounds: run.json's, when a resumed run
+        decided them already, else decided now from the base rounds (their wall time: base_wall_s)."""
         if "extra_rounds" not in self.meta:
             got = extension_within(self.states, self.settings, self.cost_s, elapsed_s, self.pool.start_s, base_wall_s)
             self.meta["extra_rounds"] = {f"{i}|{z}": n for (i, z), n in got.items()}
