@@ -13,7 +13,7 @@ from models.registry import model_module
 # the log process medians holds its false-positive rate and finds a 10% slowdown
 # (tests/test_statistics.py), and the default MLP sweep fits in about 10 minutes on 2 cores.
 DEFAULT_ROUNDS, QUICK_ROUNDS = 5, 6  # base rounds: every case gets these ...
-DEFAULT_MAX_ROUNDS = 16  # ... and a case whose CI is still wide gets extra ones, up to this many in all
+DEFAULT_MAX_ROUNDS = 32  # ... and a case whose CI is still wide gets extra ones, up to this many in all
 DEFAULT_BUDGET_S, QUICK_BUDGET_S = 0.05, 0.03
 DEFAULT_BUDGET_MIN = {"mlp": 10.0, "gpt": 15.0}  # the default sweep's time goal on the 2-core reference VM
 

@@ -95,7 +95,10 @@ def test_native_kernels_clears_the_coretype_for_the_workers_only(tmp_path):
     assert meta["native_kernels"]["cleared_for_workers"] == {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"}
     assert meta["settings"]["native_kernels"] is True
     arch = {p["internal_api"]: p["architecture"] for p in meta["workers"]["numpy"]["kernels"]["blas"]}
-    assert arch.get("openblas") not in ("Haswell", None)  # OpenBLAS picked the CPU's own kernels
+    if kernels.cpu_isa()["level"] in ("avx512", "amx"):
+        assert arch.get("openblas") not in ("Haswell", None)  # OpenBLAS picked the CPU's own kernels
+    else:  # an AVX2 CPU's own kernels may be Haswell's (OpenBLAS's pick on a Zen 3 VM, family 25 model 1)
+        assert arch.get("openblas") is not None
     assert meta["machine"]["env"]["OPENBLAS_CORETYPE"] == "Haswell"  # the parent's environment, as it was
     assert meta["kernel_warnings"] == [] and "--native-kernels: cleared for the workers: OPENBLAS_CORETYPE" in err
 

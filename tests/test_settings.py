@@ -15,7 +15,7 @@ def test_the_gpt_default_sweep_leaves_out_torch_scan_with_why():
     assert "torch.scan" not in s.impls and "torch.fullgraph" in s.impls and "jax.scan" in s.impls
     assert list(s.left_out) == ["torch.scan"]
     assert "every worker process" in s.left_out["torch.scan"] and "scan operator" in s.left_out["torch.scan"]
-    assert (s.rounds, s.max_rounds, s.budget_min) == (5, 16, 15.0)
+    assert (s.rounds, s.max_rounds, s.budget_min) == (5, 32, 15.0)
 
 
 @pytest.mark.parametrize("model,impl,sizes", [("gpt", "all", "default"), ("gpt", None, "quick"),

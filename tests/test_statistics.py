@@ -118,6 +118,24 @@ def test_the_extension_asks_more_processes_only_where_the_ci_is_wide():
     assert set(narrow) == {DEFAULT_ROUNDS} and np.median(wide) == DEFAULT_MAX_ROUNDS
 
 
+@pytest.mark.parametrize("sd", (0.045, 0.055, 0.065, 0.08))
+def test_a_row_given_the_rounds_it_was_planned_is_not_noisy_whatever_they_measure(sd):
+    """TARGET_CI is the noisy threshold itself: the interval a row reports after its extra rounds is
+    Stein's, its base rounds' sd over sqrt(all its rounds), fixed when they are planned; so the
+    extra rounds, fast or slow, cannot make a planned row noisy."""
+    rng = np.random.default_rng(11)
+    z = rng.normal(0, 1, DEFAULT_ROUNDS)
+    base = np.exp(sd * (z - z.mean()) / z.std(ddof=1))  # base rounds whose logs' sd is exactly sd
+    n = stats.rounds_for(base, TARGET_CI, DEFAULT_MAX_ROUNDS)
+    assert DEFAULT_ROUNDS < n <= DEFAULT_MAX_ROUNDS
+    for extra in (np.exp(rng.normal(0, 0.3, n - DEFAULT_ROUNDS)), np.full(n - DEFAULT_ROUNDS, 3.0)):
+        center, lo, hi = stats.log_t_interval(np.concatenate([base, extra]), first=DEFAULT_ROUNDS)
+        assert stats.noisy_reason({"median_s": center, "ci_low_s": lo, "ci_high_s": hi}) == ""
+    # one round fewer than planned would leave it noisy: the plan is the fewest that do not
+    center, lo, hi = stats.log_t_interval(np.concatenate([base, np.ones(n - 1 - DEFAULT_ROUNDS)]), first=DEFAULT_ROUNDS)
+    assert stats.noisy_reason({"median_s": center, "ci_low_s": lo, "ci_high_s": hi}).startswith("median CI")
+
+
 def test_rounds_for_by_hand():
     m = np.exp([0.0, 0.1, -0.1, 0.05, -0.05, 0.0])  # sd of the logs 0.0707
     sd = np.log(m).std(ddof=1)
@@ -250,11 +268,12 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
         return SimpleNamespace(key=(name, "B1"), status="ok", round_medians=list(np.exp(logs)), first_call_s=0.0,
                                impl=SimpleNamespace(framework=name, role=""))
 
-    a, d, b, narrow = case("a", 0.05), case("d", 0.06), case("b", 0.5), case("c", 0.001)
-    # rounds in all: the fewest n with Stein's half-width t(0.975, 4) sd / sqrt(n) <= log 1.04, or none within 16
+    s = np.log1p(TARGET_CI) / np.log(1.04)  # the spreads below scaled to the target: the counts stay as written
+    a, d, b, narrow = case("a", 0.05 * s), case("d", 0.06 * s), case("b", 0.5), case("c", 0.001)
+    # rounds in all: the fewest n with Stein's half-width t(0.975, 4) sd / sqrt(n) <= log(1 + TARGET_CI), or none within 16
     for st, want in ((a, 8), (d, 12), (b, None), (narrow, 5)):
         sd = np.log(st.round_medians).std(ddof=1)
-        n = next((n for n in range(5, 17) if sps.t.ppf(0.975, 4) * sd / np.sqrt(n) <= np.log(1.04)), None)
+        n = next((n for n in range(5, 17) if sps.t.ppf(0.975, 4) * sd / np.sqrt(n) <= np.log1p(TARGET_CI)), None)
         assert n == want
     key = {st.key[0]: st.key for st in (a, d, b, narrow)}
     cases = [a, d, b, narrow]

@@ -114,6 +114,24 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     }
 
 
+class RowCache:
+    """The results rows of a run's cases, each computed again only when its case changed: one round
+    changes one case, and every row is 0.1 s a call on a sweep (minutes a run)."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, str], dict] = {}
+        self.seen = ""  # the workers' report the rows used (threads_used)
+
+    def rows(self, states: list[CaseState], settings: Settings, meta: dict, changed: CaseState | None = None) -> list[dict]:
+        """Every case's row; with `changed`, only its row computed again, unless the workers' report changed."""
+        seen = repr(meta["workers"])
+        todo = states if changed is None or seen != self.seen else [changed]
+        for st in todo:
+            self.by_key[st.key] = case_row(st, settings, meta["run_id"], meta["peaks"], meta["workers"])
+        self.seen = seen
+        return [self.by_key[st.key] for st in states]
+
+
 def restore(states: list[CaseState], results: pd.DataFrame, samples: pd.DataFrame, rounds: pd.DataFrame,
             case_info: dict) -> None:
     """Case states from the files of an interrupted run (case_info: run.json's)."""

@@ -62,11 +62,16 @@ def gate(step: Step, model: str, cfg) -> GateResult:
     return GateResult("mismatch" if finite else "diverged", loss_err, update_err, why)
 
 
+TAIL_STEPS = 1  # steps after timing: the loss of the parameters the timed calls left must be finite
+
+
 def tail_steps(step: Step) -> int:
-    """Steps the after-timing check runs: GATE_STEPS, or one call's K for a fused step, so that
-    the check reuses the program that was timed (a scan of another length is another compile:
-    torch.scan's costs 10 s or more in every process, its cache does not keep it)."""
-    return step.steps_per_call if step.steps_per_call > 1 else GATE_STEPS
+    """Steps the after-timing check runs: TAIL_STEPS (one is enough to see whether the timed calls
+    left non-finite parameters, and every round pays it: 5 cost JAX's eager GPT about 4 s a round),
+    or one call's K for a fused step, so that the check reuses the program that was timed (a scan
+    of another length is another compile: torch.scan's costs 10 s or more in every process, its
+    cache does not keep it)."""
+    return step.steps_per_call if step.steps_per_call > 1 else TAIL_STEPS
 
 
 def still_finite(step: Step) -> str:

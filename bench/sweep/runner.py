@@ -17,7 +17,7 @@ from bench import envinfo, frameworks, kernels, protocol
 from bench.results import RunDir, read_meta, read_results, read_rounds, read_samples
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.supervisor import ChildFailure
-from bench.sweep.cases import CaseState, case_row, restore
+from bench.sweep.cases import CaseState, RowCache, restore
 from bench.sweep.plan import extension_within, mark_unavailable, plan
 from bench.sweep.pool import WorkerPool
 from bench.sweep.settings import Settings
@@ -57,6 +57,7 @@ class Runner:
         self.cost_s: dict[tuple[str, str], list[float]] = {}  # wall seconds of each case's rounds here
         self.pool.info = meta["workers"]  # what each worker reports lands in run.json
         self.warn: Callable[[str], None] = lambda w: None  # told each kernel warning once, when the workers know it
+        self.table = RowCache()
 
     @classmethod
     def resume(cls, run: RunDir, argv: list[str]) -> Runner:
@@ -71,9 +72,8 @@ class Runner:
         meta.setdefault("workers", {})
         return cls(settings, run, argv, meta)
 
-    def rows(self) -> list[dict]:
-        m = self.meta
-        return [case_row(st, self.settings, m["run_id"], m["peaks"], m["workers"]) for st in self.states]
+    def rows(self, changed: CaseState | None = None) -> list[dict]:
+        return self.table.rows(self.states, self.settings, self.meta, changed)
 
     def measure(self, st: CaseState, rnd: int) -> None:
         """One round of one case: a request to its worker, the reply folded into the case."""
@@ -142,7 +142,7 @@ class Runner:
                 progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
             if st.status in ("pending", "ok"):
                 self.measure(st, rnd)
-                self.run_dir.write_results(self.rows())
+                self.run_dir.write_results(self.rows(changed=st))
 
     def finish(self) -> None:
         """Stop the workers and write the final state of every file."""
