@@ -8,6 +8,7 @@ block's median ns) and OUT/summary.md: how much a window of W seconds of that fi
 two CPUs move together. A harness cannot remove this part of the spread between processes.
 
     python scripts/host_canary.py [SECONDS] [OUT]     (default 300 s, results/noise_study/host_canary)
+    python scripts/host_canary.py --summary OUT      (summary.md again from OUT/blocks.csv)
 From a clean tree, on an otherwise idle machine.
 """
 
@@ -55,11 +56,19 @@ def blocks(cpu: int, seconds: float, q) -> None:
 def window_sd(t: np.ndarray, ns: np.ndarray, w: float) -> float:
     """sd of the log median of each w-second window, windows at least 5 s apart (as processes are)."""
     logs = np.log(ns)
-    meds = [np.median(logs[(t >= s) & (t < s + w)]) for s in np.arange(0, t.max() - w, max(5.0, w))]
-    return float(np.std([m for m in meds if np.isfinite(m)], ddof=1))
+    wins = [logs[(t >= s) & (t < s + w)] for s in np.arange(0, t.max() - w, max(5.0, w))]
+    return float(np.std([np.median(x) for x in wins if x.size], ddof=1))
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--summary"]:  # summary.md again from a committed blocks.csv
+        out = Path(argv[1])
+        df = np.loadtxt(out / "blocks.csv", delimiter=",", skiprows=1)
+        rows = [(int(c), float(t), float(n)) for c, t, n in df]
+        cpus = sorted({r[0] for r in rows})
+        seconds = max(r[1] for r in rows)
+        seconds = 60 * round(seconds / 60) if seconds > 60 else seconds
+        return summarize(rows, cpus, seconds, out)
     seconds = float(argv[0]) if argv else 300.0
     out = Path(argv[1] if len(argv) > 1 else "results/noise_study/host_canary")
     out.mkdir(parents=True, exist_ok=True)
@@ -73,6 +82,10 @@ def main(argv: list[str]) -> int:
         p.join()
     rows.sort(key=lambda r: (r[0], r[1]))
     (out / "blocks.csv").write_text("cpu,t_s,block_ns\n" + "".join(f"{c},{t},{n}\n" for c, t, n in rows))
+    return summarize(rows, cpus, seconds, out)
+
+
+def summarize(rows: list, cpus: list[int], seconds: float, out: Path) -> int:
     lines = [f"# Host canary: {seconds:.0f} s of fixed work on CPUs {cpus}, nothing else running",
              "", f"`python scripts/host_canary.py {seconds:.0f} {out}`. A block: the median of 10 timings of the "
              "same ~0.9 ms of work. sd over W s: sd of the log median of W-second windows 5 s apart "

@@ -55,8 +55,8 @@ def plan(states: list[CaseState], rounds: int | dict, by_framework: bool = False
 
 
 def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict, budget_s: float,
-              start_s: dict | None = None) -> dict:
-    """{case key: total rounds} for the ok cases whose CI after `base` rounds is wider than TARGET_CI.
+              start_s: dict | None = None, target: float = TARGET_CI) -> dict:
+    """{case key: total rounds} for the ok cases whose CI after `base` rounds is wider than `target`.
     Each gets the rounds stats.rounds_for asks for, whole or not at all, within budget_s: first the
     cases that reach the target within max_rounds, cheapest first, then those that cannot (at
     max_rounds), cheapest first; so the budget makes as many rows precise as it can. The cost of a
@@ -68,7 +68,7 @@ def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict,
     need = {}  # key -> (rounds in all, framework, reaches the target)
     for st in states:
         if st.status == "ok" and st.impl.role != "control" and len(st.round_medians) >= 2:  # not null.noop
-            n = stats.rounds_for(st.round_medians, TARGET_CI, max_rounds + 1)
+            n = stats.rounds_for(st.round_medians, target, max_rounds + 1)
             if n > base:
                 need[st.key] = (min(n, max_rounds), st.impl.framework, n <= max_rounds)
 
