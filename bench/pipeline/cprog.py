@@ -36,13 +36,20 @@ def unavailable_reason() -> str:
     return launch_problem()
 
 
+LAUNCH_TRIES = 3  # a launch probe fails only when every try does
+
+
 @cache
 def launch_problem() -> str:
     """'' when mpiexec starts a program on this machine, else why not (asked once per process)."""
     from bench.supervisor import query
 
-    code, _ = query([mpiexec(), "-launcher", "fork", "-n", "1", "true"], 60)
-    return "" if code == 0 else f"{mpiexec()} cannot start a program here (exit {code})"
+    code = 0
+    for _ in range(LAUNCH_TRIES):  # hydra's mpiexec dies of SIGPIPE (exit -13) now and then when `true` exits at once
+        code, _ = query([mpiexec(), "-launcher", "fork", "-n", "1", "true"], 60)
+        if code == 0:
+            return ""
+    return f"{mpiexec()} cannot start a program here (exit {code})"
 
 
 def build(stage_source: Path) -> Path:
