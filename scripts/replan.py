@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.sweep.plan import extension
+from bench.sweep.plan import extension, plan_cost
 
 START_S = {"torch": 1.8, "jax": 0.9}  # other frameworks' workers start in under 0.1 s
 
@@ -38,10 +38,10 @@ def case_round_s(r: pd.DataFrame, budget: dict) -> float:
 
 
 def noisy_after(logs: np.ndarray, n: int, base: int, iqr: float) -> bool:
-    """bench/stats's noisy rule on the row's interval at n processes in all: Stein's, so the extra
-    processes' values do not change its width (they stand in at the base rounds' mean here)."""
-    first = np.exp(logs[:base])
-    m = np.concatenate([first, np.full(max(0, n - base), np.exp(logs[:base].mean()))])
+    """bench/stats's noisy rule on the row's interval at n processes in all, from its base rounds'
+    logs: Stein's, so the extra processes' values do not change its width (they stand in at the
+    base rounds' mean here)."""
+    m = np.concatenate([np.exp(logs), np.full(max(0, n - base), np.exp(logs.mean()))])
     center, lo, hi = stats.log_t_interval(m, first=base)
     return stats.noisy_reason({"median_s": center, "ci_low_s": lo, "ci_high_s": hi, "round_iqr_rel": iqr}) != ""
 
@@ -57,6 +57,9 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     run = Path(argv[0])
+    if not all((run / f).is_file() for f in ("run.json", "rounds.csv", "results.csv")):
+        print(f"replan: {run} is not a finished run directory (run.json, rounds.csv, results.csv)", file=sys.stderr)
+        return 2
     meta = json.loads((run / "run.json").read_text())
     s = meta["settings"]
     base, rounds = s["rounds"], pd.read_csv(run / "rounds.csv")
@@ -69,18 +72,17 @@ def main(argv: list[str]) -> int:
         r = r.sort_values("round")
         b = r[r["round"] < base]
         key = (impl, size)
-        logs[key], iqr[key] = np.log(r["median_s"].to_numpy()), float(ok.loc[key, "round_iqr_rel"])
+        logs[key], iqr[key] = np.log(b["median_s"].to_numpy()), float(ok.loc[key, "round_iqr_rel"])
         cost[key] = case_round_s(b, s["budget"])
         cases.append(SimpleNamespace(key=key, status="ok", round_medians=list(b["median_s"]),
                                      impl=SimpleNamespace(framework=impl.split(".")[0], role="")))
     got = {tuple(k.split("|", 1)): n for k, n in meta.get("extra_rounds", {}).items()}
     got = {k: n for k, n in got.items() if k in cost}
 
+    framework = {c.key: c.impl.framework for c in cases}
+
     def spend(plan: dict) -> float:
-        cases_s = sum((n - base) * cost[k] for k, n in plan.items())
-        fws = lambda rnd: {k[0].split(".")[0] for k, n in plan.items() if n > rnd}  # noqa: E731
-        return cases_s + sum(START_S.get(fw, 0.0) for rnd in range(base, max(plan.values(), default=base))
-                             for fw in fws(rnd))
+        return plan_cost(plan, base, cost, START_S, framework)
 
     budget = spend(got)
     actual = int(ok["noisy"].astype(str).eq("True").sum())

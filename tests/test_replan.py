@@ -36,3 +36,8 @@ def test_the_replay_of_a_run_s_own_extra_rounds_gives_its_noisy_rows(run):
 def test_replan_without_a_run_says_how_to_use_it():
     p = replan()
     assert p.returncode == 2 and "replan.py RUN_DIR" in p.stderr
+
+
+def test_replan_on_a_directory_that_is_no_run_is_a_one_line_error(tmp_path):
+    p = replan(str(tmp_path))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "not a finished run directory" in p.stderr

@@ -116,7 +116,7 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
 
 class RowCache:
     """The results rows of a run's cases, each computed again only when its case changed: one round
-    changes one case, and every row is 0.1 s a call on a sweep (minutes a run)."""
+    changes one case, and computing every row took 0.1 s or more late in a sweep, after each round."""
 
     def __init__(self) -> None:
         self.by_key: dict[tuple[str, str], dict] = {}

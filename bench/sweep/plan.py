@@ -72,16 +72,20 @@ def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict,
             if n > base:
                 need[st.key] = (min(n, max_rounds), st.impl.framework, n <= max_rounds)
 
-    def cost(chosen: dict) -> float:
-        cases = sum((n - base) * cost_s.get(k, math.inf) for k, n in chosen.items())
-        return cases + sum(start_s.get(fw, 0.0) for rnd in range(base, max(chosen.values(), default=base))
-                           for fw in {need[k][1] for k, n in chosen.items() if n > rnd})
-
+    framework = {k: fw for k, (_, fw, _) in need.items()}
     chosen: dict = {}
     for k in sorted(need, key=lambda k: (not need[k][2], (need[k][0] - base) * cost_s.get(k, math.inf), k)):
-        if cost({**chosen, k: need[k][0]}) <= budget_s:
+        if plan_cost({**chosen, k: need[k][0]}, base, cost_s, start_s, framework) <= budget_s:
             chosen[k] = need[k][0]
     return chosen
+
+
+def plan_cost(chosen: dict, base: int, cost_s: dict, start_s: dict, framework: dict) -> float:
+    """Estimated seconds of extra rounds ({case key: rounds in all}): cost_s per extra case-round,
+    plus start_s of each framework (framework: key -> its name) in each extra round it has a case in."""
+    cases = sum((n - base) * cost_s.get(k, math.inf) for k, n in chosen.items())
+    return cases + sum(start_s.get(fw, 0.0) for rnd in range(base, max(chosen.values(), default=base))
+                       for fw in {framework[k] for k, n in chosen.items() if n > rnd})
 
 
 def mark_unavailable(states: list[CaseState], device: str) -> None:
@@ -98,7 +102,7 @@ def extension_within(states: list[CaseState], settings, cost_s: dict, elapsed_s:
                      start_s: dict | None = None, base_wall_s: float | None = None) -> dict:
     """`extension` for a run: its base and most rounds, what remains of BUDGET_SHARE of its
     --budget-min after elapsed_s, each case's cost from its rounds' wall times here (cost_s: key ->
-    seconds), or for a resumed run that has none, from its sampling budget and first call; each
+    seconds; their median, since round 0 also gates and describes), or for a resumed run that has none, from its sampling budget and first call; each
     framework's worker start (start_s) from this part of the run, plus what each framework's round
     cost in the base rounds beyond its cases' own times (base_wall_s, the base rounds' wall time:
     stopping workers, writing the tables), so the estimate of an extra round is the base rounds' own."""
