@@ -22,6 +22,7 @@ from scipy import stats as sps
 CI_NOISY = 0.05  # a row is noisy when the 95% CI of its median is wider than +-5% ...
 IQR_NOISY = 0.25  # ... or its processes' median within-process IQR exceeds 25% of their median
 LEVEL = 0.95
+SLOW_PROCESS = 1.3  # a process this many times its row's fastest is a slow one (slow_share)
 
 
 def pooled(samples_s: np.ndarray) -> dict[str, float]:
@@ -174,3 +175,11 @@ def welch_log(a: np.ndarray, b: np.ndarray, level: float = LEVEL, first_a: int |
     se, df = math.sqrt(va + vb), two_run_df(va, vb, la.size, lb.size, dfa, dfb)
     d, half = lb.mean() - la.mean(), sps.t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb)
     return ratio, math.exp(d - half), math.exp(d + half), float(2 * sps.t.sf(abs(d) / se, df))
+
+
+def slow_share(rows) -> float:
+    """The share of the processes (rows: each row's per-process medians) whose median is
+    SLOW_PROCESS times or more their row's fastest: what moves where a host slows whole processes,
+    not single calls; NaN with no row of 2 or more processes."""
+    rel = [m / m.min() for m in map(np.asarray, rows) if len(m) >= 2 and m.min() > 0]
+    return float(np.mean(np.concatenate(rel) >= SLOW_PROCESS)) if rel else math.nan

@@ -436,3 +436,22 @@ def test_depth_points_keep_one_row_per_size():
     rows = pd.DataFrame({"size": ["s2", "s2", "s4", "s8", "other"], "sweep": ["width", "depth", "depth", "depth", "width"],
                          "batch": [8, 8, 8, 8, 16], "width": [8, 8, 8, 8, 8], "ops_per_step": [2, 2, 4, 8, 2]})
     assert list(analysis.depth_points(rows)["size"]) == ["s2", "s4", "s8"]
+
+
+def test_slow_share_counts_processes_slowed_against_their_rows_fastest():
+    from bench.stats import slow_share
+
+    # hand-made: a row of 4 processes (1.0, 1.1, 1.35, 2.0: two at 1.3x or more), one of 2 (2.0, 2.58:
+    # 1.29x, none); a 1-process row tells nothing and is left out
+    assert slow_share([[1.0, 1.1, 1.35, 2.0], [2.0, 2.58], [5.0]]) == pytest.approx(2 / 6)
+    assert slow_share([[1.0, 2.6], [3.0, 3.0]]) == pytest.approx(1 / 4)
+    assert np.isnan(slow_share([[3.0]])) and np.isnan(slow_share([]))
+
+
+def test_precision_headline_names_the_slow_processes(reported):
+    line = headline((reported / "report.md").read_text(), "Precision")
+    share = re.search(r"(\d+)% of the processes 1\.3x or more their row's fastest", line)
+    r = pd.read_csv(reported / "rounds.csv")
+    r = r[r["impl"] != "null.noop"]
+    want = (r["median_s"] / r.groupby(["impl", "size"])["median_s"].transform("min") >= 1.3).mean()
+    assert share and int(share.group(1)) == round(100 * want)

@@ -25,7 +25,9 @@ DEFINITIONS = {
     "control": "null.noop, a step that does nothing, timed through the whole path; median over sizes",
     "precision": "round_sd: sd of the log per-process medians of a row; noisy: 95% CI of the median wider than "
                  "+-5% or within-process IQR over 25%; detectable: the smallest change `bench compare` calls with "
-                 "80% power against a run like this one (same drift and processes; bench/stats.detectable_change)",
+                 "80% power against a run like this one (same drift and processes; bench/stats.detectable_change); "
+                 f"slow processes: processes whose median is {analysis.SLOW_PROCESS:g}x or more their row's fastest, "
+                 "where a host that slows whole processes shows",
 }
 
 
@@ -132,8 +134,9 @@ def extremes(sh: pd.DataFrame) -> list[str]:
     return out
 
 
-def precision(res: pd.DataFrame, roles) -> list[str]:
-    """How precise the run is, from its own rows: drift, noisy rows, processes, detectable change."""
+def precision(res: pd.DataFrame, roles, slow: float = math.nan) -> list[str]:
+    """How precise the run is, from its own rows: drift, noisy rows, processes, detectable change,
+    and the share of slow processes (analysis.slow_share)."""
     from bench.report.compare import THRESHOLD
     from bench.stats import detectable_change
 
@@ -147,7 +150,9 @@ def precision(res: pd.DataFrame, roles) -> list[str]:
                  f"median round_sd {ok['round_sd'].median():.3f} (per size: {sizes}); "
                  f"{int(ok['noisy'].astype(bool).sum())} of {len(ok)} rows noisy; "
                  f"{lo if lo == hi else f'{lo} to {hi}'} processes per row; "
-                 f"detectable change median ±{pd.Series(det).median():.1%} (largest ±{max(det):.1%}).")]
+                 f"detectable change median ±{pd.Series(det).median():.1%} (largest ±{max(det):.1%})"
+                 + (f"; {slow:.0%} of the processes {analysis.SLOW_PROCESS:g}x or more their row's fastest"
+                    if math.isfinite(slow) else "") + ".")]
 
 
 def runtime(meta: dict) -> list[str]:
@@ -181,4 +186,4 @@ def headlines(a: analysis.Analysis) -> list[str]:
     if not bad.empty:
         out.append(f"{len(bad)} case(s) not ok: "
                    + ", ".join(f"{r['impl']} {r['size']} ({r['status']})" for _, r in bad.iterrows()) + ".")
-    return out + precision(res, roles) + runtime(meta)
+    return out + precision(res, roles, a.slow_processes) + runtime(meta)
