@@ -14,6 +14,7 @@ From a clean tree, on an otherwise idle machine.
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -67,7 +68,7 @@ def main(argv: list[str]) -> int:
         rows = [(int(c), float(t), float(n)) for c, t, n in df]
         cpus = sorted({r[0] for r in rows})
         seconds = max(r[1] for r in rows)
-        seconds = 60 * round(seconds / 60) if seconds > 60 else seconds
+        seconds = float(math.ceil(seconds))  # the last block starts just before the end
         return summarize(rows, cpus, seconds, out)
     seconds = float(argv[0]) if argv else 300.0
     out = Path(argv[1] if len(argv) > 1 else "results/noise_study/host_canary")
