@@ -1,6 +1,7 @@
 """The noise study's table (scripts/noise_study.sh): for each variation's run directory under DIR,
 the median round_sd (sd of the log process medians) overall and per size, the median
-within-process IQR, the share of noisy rows, the run's minutes, and its median step time against
+within-process IQR, the share of noisy rows, the share of slow processes (1.3x or more their
+case's fastest: bench/stats.slow_share), the run's minutes, and its median step time against
 the first variation's (what a setting costs in throughput). Writes DIR/summary.csv and summary.md.
 
     python scripts/noise_summary.py results/noise_study       # or results/noise_study_gpt
@@ -17,6 +18,7 @@ import pandas as pd
 
 from bench.results import read_run
 from bench.schema import SchemaError
+from bench.stats import slow_share
 
 ORDER = ["old-default", "t2-passive", "t2-bound", "t2-thp-off", "t2-haswell", "t2-one-worker", "t1-shared",
          "t1-harness-core", "new-default", "old-default-b", "t2-thp-off-b", "old-default-c", "t2-thp-off-c",
@@ -44,11 +46,14 @@ def main(root: Path) -> int:
     runs = {}
     for d in sorted(p for p in root.iterdir() if (p / "results.csv").is_file()):
         try:
-            results, _, _, meta = read_run(d, samples=False)
+            results, rounds, _, meta = read_run(d, samples=False)
         except SchemaError as e:
             print(f"noise_summary: skipping {d}: {e}", file=sys.stderr)
             continue
-        runs[d.name] = (results[results["status"] == "ok"], meta)
+        ok = results[results["status"] == "ok"]
+        keys = set(zip(ok["impl"], ok["size"], strict=True))
+        slow = slow_share(g["median_s"].to_numpy() for k, g in rounds.groupby(["impl", "size"]) if k in keys)
+        runs[d.name] = (ok, meta, slow)
     if not runs:
         print(f"noise_summary: no run directories under {root}", file=sys.stderr)
         return 2
@@ -58,7 +63,7 @@ def main(root: Path) -> int:
     short = short_names(sizes)
     rows = []
     for n in names:
-        df, meta = runs[n]
+        df, meta, slow = runs[n]
         s = meta["settings"]
         ratio = (df.set_index(["impl", "size"])["median_s"] / base).dropna()
         rows.append({
@@ -68,15 +73,16 @@ def main(root: Path) -> int:
             **{f"round_sd_{short[z]}": float(df.loc[df["size"] == z, "round_sd"].median()) for z in sizes},
             "median_within_iqr": float(df["round_iqr_rel"].median()),
             "noisy_pct": float(100 * df["noisy"].astype(bool).mean()),
+            "slow_pct": 100 * slow,
             "step_vs_first": float(np.exp(np.log(ratio).median())) if len(ratio) else float("nan"),
             "minutes": round(minutes(meta), 1),
         })
     table = pd.DataFrame(rows)
     (root / "summary.csv").write_text(table.to_csv(index=False, float_format="%.4g"))
-    md = ["# Noise study", "", "`bash scripts/noise_study.sh` or `bash scripts/noise_study_gpt.sh` "
+    md = ["# Noise study", "", "`bash scripts/noise_study.sh`, `bash scripts/noise_study_gpt.sh` or `bash scripts/noise_study_budget.sh` "
           f"(then `python scripts/noise_summary.py {root}`). "
           "round_sd: sd of the log per-process medians of a case (median over its cases); within IQR: the "
-          "median within-process IQR / median; step vs first: geometric median of each case's median step "
+          "median within-process IQR / median; slow: processes 1.3x or more their case's fastest; step vs first: geometric median of each case's median step "
           f"over the same case in `{names[0]}` (above 1: slower).", "",
           *markdown(table), ""]
     (root / "summary.md").write_text("\n".join(md))
