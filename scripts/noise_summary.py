@@ -58,6 +58,10 @@ def main(root: Path) -> int:
         print(f"noise_summary: no run directories under {root}", file=sys.stderr)
         return 2
     names = [n for n in ORDER if n in runs] + sorted(n for n in runs if n not in ORDER)
+    same = set(runs[names[0]][0]["size"])  # a run of other cases (a check kept beside the study) is not a variation
+    for n in [n for n in names if set(runs[n][0]["size"]) != same]:
+        print(f"noise_summary: leaving out {n}: other cases than {names[0]}", file=sys.stderr)
+        names.remove(n)
     base = runs[names[0]][0].set_index(["impl", "size"])["median_s"]
     sizes = list(dict.fromkeys(runs[names[0]][0]["size"]))
     short = short_names(sizes)
