@@ -254,6 +254,16 @@ def unit_medians(rounds: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     return {k: g["median_s"].to_numpy(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
 
 
+def slow_process_share(results: pd.DataFrame, rounds: pd.DataFrame, control=frozenset()) -> float:
+    """bench/stats.slow_share over the processes of a run's ok rows (those of the `control`
+    implementations left out)."""
+    from bench.stats import slow_share
+
+    ok = results[(results["status"] == "ok") & ~results["impl"].isin(control)]
+    keys = set(zip(ok["impl"], ok["size"], strict=True))
+    return slow_share(m for k, m in unit_medians(rounds).items() if k in keys)
+
+
 def base_rounds(meta: dict) -> int | None:
     """The rounds every case got before any extra ones (bench/stats.spread: a row with no more
     processes than these uses them all), or None when run.json does not say."""

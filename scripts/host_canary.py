@@ -67,8 +67,7 @@ def main(argv: list[str]) -> int:
         df = np.loadtxt(out / "blocks.csv", delimiter=",", skiprows=1)
         rows = [(int(c), float(t), float(n)) for c, t, n in df]
         cpus = sorted({r[0] for r in rows})
-        seconds = max(r[1] for r in rows)
-        seconds = float(math.ceil(seconds))  # the last block starts just before the end
+        seconds = float(math.ceil(max(r[1] for r in rows)))  # the last block starts just before the end
         return summarize(rows, cpus, seconds, out)
     seconds = float(argv[0]) if argv else 300.0
     out = Path(argv[1] if len(argv) > 1 else "results/noise_study/host_canary")

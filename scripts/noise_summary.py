@@ -1,7 +1,7 @@
 """The noise study's table (scripts/noise_study.sh): for each variation's run directory under DIR,
 the median round_sd (sd of the log process medians) overall and per size, the median
 within-process IQR, the share of noisy rows, the share of slow processes (1.3x or more their
-case's fastest: bench/stats.slow_share), the run's minutes, and its median step time against
+case's fastest: bench/results.slow_process_share), the run's minutes, and its median step time against
 the first variation's (what a setting costs in throughput). Writes DIR/summary.csv and summary.md.
 
     python scripts/noise_summary.py results/noise_study       # or results/noise_study_gpt
@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.results import read_run
+from bench.results import read_run, slow_process_share
 from bench.schema import SchemaError
-from bench.stats import slow_share
 
 ORDER = ["old-default", "t2-passive", "t2-bound", "t2-thp-off", "t2-haswell", "t2-one-worker", "t1-shared",
          "t1-harness-core", "new-default", "old-default-b", "t2-thp-off-b", "old-default-c", "t2-thp-off-c",
@@ -50,10 +49,7 @@ def main(root: Path) -> int:
         except SchemaError as e:
             print(f"noise_summary: skipping {d}: {e}", file=sys.stderr)
             continue
-        ok = results[results["status"] == "ok"]
-        keys = set(zip(ok["impl"], ok["size"], strict=True))
-        slow = slow_share(g["median_s"].to_numpy() for k, g in rounds.groupby(["impl", "size"]) if k in keys)
-        runs[d.name] = (ok, meta, slow)
+        runs[d.name] = (results[results["status"] == "ok"], meta, slow_process_share(results, rounds))
     if not runs:
         print(f"noise_summary: no run directories under {root}", file=sys.stderr)
         return 2

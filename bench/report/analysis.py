@@ -29,8 +29,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench.report.fits import boot_centers, diff_ci, fit_fixed_cost, rel_rms  # noqa: F401 (re-exported)
-from bench.results import base_rounds, read_run, unit_medians  # noqa: F401 (unit_medians re-exported)
-from bench.stats import SLOW_PROCESS, slow_share  # noqa: F401 (re-exported)
+from bench.results import base_rounds, read_run, slow_process_share, unit_medians  # noqa: F401 (unit_medians re-exported)
+from bench.stats import SLOW_PROCESS  # noqa: F401 (re-exported: the headline names it)
 
 SHARE_THRESHOLD = 0.05
 N_BOOT = 300
@@ -124,7 +124,7 @@ class Analysis:
     roles: Roles
     shares: pd.DataFrame  # per ok row: the floor, the overhead and its CI, the share, the slowdown
     summaries: tuple[ImplSummary, ...]
-    slow_processes: float = math.nan  # bench/stats.slow_share of the ok rows but the control's
+    slow_processes: float = math.nan  # bench/results.slow_process_share
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -142,9 +142,7 @@ def analyze(run_dir: Path, seed: int = 0) -> Analysis:
     results, rounds, meta = load(run_dir)
     r = roles(results)
     sh = shares(results, rounds, r, base_rounds(meta))
-    ok = results[(results["status"] == "ok") & ~results["impl"].isin(r.control)]
-    keys = set(zip(ok["impl"], ok["size"], strict=True))
-    slow = slow_share(m for k, m in unit_medians(rounds).items() if k in keys)
+    slow = slow_process_share(results, rounds, r.control)
     return Analysis(results, meta, r, sh, tuple(summarize(results, rounds, meta, seed, sh, r)), slow)
 
 

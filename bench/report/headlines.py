@@ -136,7 +136,7 @@ def extremes(sh: pd.DataFrame) -> list[str]:
 
 def precision(res: pd.DataFrame, roles, slow: float = math.nan) -> list[str]:
     """How precise the run is, from its own rows: drift, noisy rows, processes, detectable change,
-    and the share of slow processes (analysis.slow_share)."""
+    and the share of slow processes (bench/results.slow_process_share)."""
     from bench.report.compare import THRESHOLD
     from bench.stats import detectable_change
 
