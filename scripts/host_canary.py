@@ -26,12 +26,12 @@ import numpy as np
 WINDOWS_S = (0.06, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def blocks(cpu: int, seconds: float, q) -> None:
-    os.sched_setaffinity(0, {cpu})
+def canary_work(seed: int):
+    """The fixed work, on one BLAS thread: 20 float32 96x96 matmuls, then a 3,000-step Python loop."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    a = np.random.default_rng(cpu).random((96, 96), dtype=np.float32)
+    a = np.random.default_rng(seed).random((96, 96), dtype=np.float32)
     c = np.empty_like(a)
 
     def work() -> None:
@@ -41,6 +41,12 @@ def blocks(cpu: int, seconds: float, q) -> None:
         for i in range(3000):
             s += i * i
 
+    return work
+
+
+def blocks(cpu: int, seconds: float, q) -> None:
+    os.sched_setaffinity(0, {cpu})
+    work = canary_work(cpu)
     out, t0 = [], time.monotonic()
     while time.monotonic() - t0 < seconds:
         t = time.monotonic() - t0
