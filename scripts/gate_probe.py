@@ -102,7 +102,8 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--summary"]:
         out = Path(argv[1])
         df = pd.read_csv(out / "blocks.csv")
-        return summarize(df, float(np.ceil(df.t_s.max())), out)
+        first = df[df.case == df.case.iloc[0]]  # its last turn starts just before the end
+        return summarize(df, float(np.ceil(first.t_s.max())), out)
     seconds = float(argv[0]) if argv else 180.0
     out = Path(argv[1] if len(argv) > 1 else "results/noise_study/gate_probe")
     out.mkdir(parents=True, exist_ok=True)
