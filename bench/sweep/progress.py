@@ -21,7 +21,7 @@ class Bar:
 
     def __enter__(self) -> Bar:
         self.live = console.is_terminal
-        self.start = time.monotonic()
+        self.start = self.stage_start = time.monotonic()
         if self.live:
             self.progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -32,11 +32,18 @@ class Bar:
         return self
 
     def update(self, desc: str, rnd: int, done: int, total: int) -> None:
+        """done of total cases measured in this stage (the base rounds, then the extra rounds): the
+        ETA is this stage's pace, not the run's (the base rounds' pace overstated the extra rounds')."""
+        if done == 0:
+            self.stage_start = time.monotonic()
         if self.live:
+            if done == 0:
+                self.progress.reset(self.task)
             self.progress.update(self.task, description=f"round {rnd + 1}: {desc:<32}", completed=done, total=total)
             return
-        elapsed = time.monotonic() - self.start
-        eta = f"{elapsed / done * (total - done):.0f} s" if done else "?"
+        now = time.monotonic()
+        elapsed, stage = now - self.start, now - self.stage_start
+        eta = f"{stage / done * (total - done):.0f} s" if done else "?"
         console.print(f"[{done}/{total}] round {rnd + 1}: {desc}  (elapsed {elapsed:.0f} s, ETA {eta})", highlight=False)
 
     def __exit__(self, *exc) -> None:
