@@ -16,12 +16,7 @@
 #   t1-harness-core  --threads 1 on the second CPU, the first left to the runner and the system
 #   new-default      --threads 1, harness core, one live worker
 set -euo pipefail
-cd "$(dirname "$0")/.."
-py=${PYTHON:-.venv/bin/python}
-if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-  echo "noise_study: the tree has uncommitted changes; commit first" >&2
-  exit 2
-fi
+source "$(dirname "$0")/common.sh"
 out=${1:-results/noise_study}
 mkdir -p "$out"
 cases=(--impl numpy.loop,torch.eager,jax.jit,c.ref --sizes 32x32x2,128x128x2,512x512x2 --rounds 8 --max-rounds 8
@@ -31,7 +26,6 @@ old=(--threads 2 --no-harness-core --live-workers all)
 nothp() { "$py" -c 'import ctypes, os, sys
 if ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0) != 0: sys.exit("prctl(PR_SET_THP_DISABLE) failed")
 os.execv(sys.executable, [sys.executable, "-m", "bench", *sys.argv[1:]])' "$@"; }
-run() { local name=$1; shift; [ -f "$out/$name/results.csv" ] || "$@" --out "$out/$name"; }
 run old-default      "$py" -m bench run "${common[@]}" "${old[@]}"
 run t2-passive       env OMP_WAIT_POLICY=PASSIVE "$py" -m bench run "${common[@]}" "${old[@]}"
 run t2-bound         env OMP_PROC_BIND=close OMP_PLACES=cores "$py" -m bench run "${common[@]}" "${old[@]}"

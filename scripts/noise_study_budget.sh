@@ -6,17 +6,11 @@
 # 0.25, alternating twice; then the table (results/noise_study_budget/summary.md: round_sd, the
 # within-process IQR, the share of slow processes). About 6 minutes on the 2-core VM. From a clean tree.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-py=${PYTHON:-.venv/bin/python}
-if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-  echo "noise_study_budget: the tree has uncommitted changes; commit first" >&2
-  exit 2
-fi
+source "$(dirname "$0")/common.sh"
 out=${1:-results/noise_study_budget}
 mkdir -p "$out"
 cases=(--impl numpy.loop,torch.eager,jax.jit,c.ref --sizes 1x1x2,32x32x2,128x128x2 --rounds 8 --max-rounds 8
        --no-report --native-kernels)
-run() { local name=$1; shift; [ -f "$out/$name/results.csv" ] || "$@" --out "$out/$name"; }
 for rep in a b; do
   run "budget-0.05-$rep" "$py" -m bench run "${cases[@]}" --budget 0.05
   run "budget-0.25-$rep" "$py" -m bench run "${cases[@]}" --budget 0.25

@@ -7,17 +7,11 @@
 # mmap'd chunk madvised, against madvise-only THP on this VM) twice each, alternating. Table:
 # results/noise_study_gpt/summary.md (scripts/noise_summary.py). About 8 minutes on the 2-core VM.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-py=${PYTHON:-.venv/bin/python}
-if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-  echo "noise_study_gpt: the tree has uncommitted changes; commit first" >&2
-  exit 2
-fi
+source "$(dirname "$0")/common.sh"
 out=${1:-results/noise_study_gpt}
 mkdir -p "$out"
 common=(--model gpt --impl c.ref,numpy.loop,torch.eager,jax.jit --sizes 4x64x32x2x2,4x64x32x8x2,4x64x128x2x4
         --rounds 8 --max-rounds 8 --no-report --native-kernels)
-run() { local name=$1; shift; [ -f "$out/$name/results.csv" ] || "$@" --out "$out/$name"; }
 run gpt-t1-default   "$py" -m bench run "${common[@]}"
 run gpt-t1-hugetlb   env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "$py" -m bench run "${common[@]}"
 run gpt-t2-old-default "$py" -m bench run "${common[@]}" --threads 2 --no-harness-core

@@ -6,12 +6,7 @@
 # SKIP_PIPELINES=1; ONLY_PIPELINES=1 runs only them). Prints the run directories. About 35 minutes
 # for the sweeps (10 + 10 + 15) and 27 for the pipelines on this project's 2-core machine.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-py=${PYTHON:-.venv/bin/python}
-if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-  echo "reference_runs: the tree has uncommitted changes; commit first (a committed run comes from a clean tree)" >&2
-  exit 2
-fi
+source "$(dirname "$0")/common.sh"
 stamp() { date -u +%Y%m%dT%H%M%SZ; }
 host=$(hostname)
 if [ -z "${ONLY_PIPELINES:-}" ]; then
