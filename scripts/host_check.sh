@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Is this hour quiet enough to regenerate the committed runs (issue "precise numbers")? About 20 s:
+# GPT B4-T64-C32-L2 and C128-L2 for c.ref and numpy.loop, 6 processes each, in a scratch directory,
+# compared with a committed run made at a quiet hour on a VM of the reference kind (default
+# results/20261129T192711Z_vm; round_sd 0.013 to 0.040 at these rows). A quiet hour gives B/A near 1
+# and a detectable change of a few percent; the busy hours of 2026-12-03 gave B/A 1.1 to 1.6 and
+# detectable changes of ±12% to ±31%, and the runs made then were noisy. Not a committed run.
+#
+#   bash scripts/host_check.sh [QUIET_RUN]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=${PYTHON:-.venv/bin/python}
+base=${1:-results/20261129T192711Z_vm}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+out=$dir/host_check
+"$py" -m bench run --model gpt --impl c.ref,numpy.loop --sizes 4x64x32x2x2,4x64x128x2x4 --rounds 6 \
+  --native-kernels --no-report --out "$out" > "$out.log" 2>&1 || { cat "$out.log" >&2; exit 1; }
+"$py" -m bench compare "$base" "$out" | grep -v ": only in A$"
