@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host_canary import canary_work  # noqa: E402
+from host_canary import canary_work, median_ns  # noqa: E402
 
 GATES = (1.1, 1.2, 1.3)
 
@@ -49,15 +49,6 @@ def cases() -> dict:
             h = np.tanh(h @ w) * 0.1
 
     return {"small": small, "large": large}
-
-
-def median_ns(f, n: int) -> int:
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        f()
-        ts.append(time.perf_counter_ns() - t)
-    return int(np.median(ts))
 
 
 def probe(seconds: float) -> pd.DataFrame:

@@ -44,18 +44,23 @@ def canary_work(seed: int):
     return work
 
 
+def median_ns(f, n: int) -> int:
+    """The median of n timings of f(), in ns."""
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        f()
+        ts.append(time.perf_counter_ns() - t)
+    return int(np.median(ts))
+
+
 def blocks(cpu: int, seconds: float, q) -> None:
     os.sched_setaffinity(0, {cpu})
     work = canary_work(cpu)
     out, t0 = [], time.monotonic()
     while time.monotonic() - t0 < seconds:
         t = time.monotonic() - t0
-        ts = []
-        for _ in range(10):
-            s0 = time.perf_counter_ns()
-            work()
-            ts.append(time.perf_counter_ns() - s0)
-        out.append((cpu, round(t, 3), int(np.median(ts))))
+        out.append((cpu, round(t, 3), median_ns(work, 10)))
         time.sleep(0.05)
     q.put(out)
 

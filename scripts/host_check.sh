@@ -3,8 +3,9 @@
 # GPT B4-T64-C32-L2 and C128-L2 for c.ref and numpy.loop, 6 processes each, in a scratch directory,
 # compared with a committed run made at a quiet hour on a VM of the reference kind (default
 # results/20261129T192711Z_vm; round_sd 0.013 to 0.040 at these rows). A quiet hour gives B/A near 1
-# and a detectable change of a few percent; the busy hours of 2026-12-03 gave B/A 1.1 to 1.6 and
-# detectable changes of ±12% to ±31%, and the runs made then were noisy. Not a committed run.
+# and a detectable change of a few percent; the busy afternoon of 2026-12-03 gave B/A 1.07 to 1.69
+# (results/noise_study/host_checks_20261203.md), an hour like those when the morning's runs came out
+# noisy. Not a committed run.
 #
 #   bash scripts/host_check.sh [QUIET_RUN]
 set -euo pipefail

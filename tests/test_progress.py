@@ -18,5 +18,5 @@ def test_the_eta_of_the_extra_rounds_is_their_own_pace(monkeypatch, capsys):
             clock[0] += 1.0
     lines = capsys.readouterr().err.splitlines()
     assert lines[100].endswith("(elapsed 600 s, ETA ?)")
-    assert lines[102] == "[2/10] round 6: b  (elapsed 602 s, ETA 8 s)"  # 8 left at 1 s, not at 6 s (48 s)
+    assert lines[102] == "[2/10] round 6: b  (elapsed 602 s, ETA 8 s)"  # 8 left at 1 s; the run's pace (602 s / 2) said 2408 s
     assert lines[50] == "[50/100] round 1: a  (elapsed 300 s, ETA 300 s)"
