@@ -34,7 +34,9 @@ class CaseRequest:
     config: dict  # the model Config's fields
     steps_per_call: int  # for fused implementations (the others run 1)
     gate: bool  # run the equivalence gate first (the case's first round)
-    budget: dict  # timing.Budget as a dict
+    budget: dict  # timing.Budget as a dict (of this chunk: timing.chunk_budget)
+    chunk: int = 0  # which of the case's sampling chunks in this process; 0 (or a fresh build): full warm-up
+    last: bool = True  # the case's last chunk in this process: the loss check after timing
     op: str = "case"
 
 

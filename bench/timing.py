@@ -15,9 +15,13 @@ class Budget:
     warmup_s: float = 0.05  # warm-up time after the first call, at least 2 calls
 
 
-def warm_up(call: Callable[[], None], budget: Budget) -> int:
+REWARM_S = 0.002  # untimed calls before a case's later chunk (at least one): the caches its neighbours took
+
+
+def warm_up(call: Callable[[], None], budget: Budget, min_calls: int = 2) -> int:
+    """Untimed calls: at least min_calls, and for budget.warmup_s. The calls made."""
     n, end = 0, time.perf_counter() + budget.warmup_s
-    while n < 2 or time.perf_counter() < end:
+    while n < min_calls or time.perf_counter() < end:
         call()
         n += 1
     return n
@@ -35,6 +39,13 @@ def sample(call: Callable[[], None], budget: Budget) -> list[int]:
         out.append(t1 - t0)
         if len(out) >= budget.max_samples or (len(out) >= budget.min_samples and t1 >= deadline):
             return out
+
+
+def chunk_budget(budget: Budget, chunks: int) -> Budget:
+    """One of a case's `chunks` sampling chunks in a process: its share of the sampling time and of
+    the fewest samples (at least one)."""
+    return Budget(seconds=budget.seconds / chunks, min_samples=-(-budget.min_samples // chunks),
+                  max_samples=max(1, budget.max_samples // chunks), warmup_s=budget.warmup_s)
 
 
 def per_step_s(call_ns, steps_per_call):

@@ -4,7 +4,7 @@ within-process IQR, the share of noisy rows, the share of slow processes (1.3x o
 case's fastest: bench/results.slow_process_share), the run's minutes, and its median step time against
 the first variation's (what a setting costs in throughput). Writes DIR/summary.csv and summary.md.
 
-    python scripts/noise_summary.py results/noise_study       # or results/noise_study_gpt
+    python scripts/noise_summary.py results/noise_study       # or results/noise_study_gpt, _budget, _chunks
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def main(root: Path) -> int:
         ratio = (df.set_index(["impl", "size"])["median_s"] / base).dropna()
         rows.append({
             "variation": n, "threads": s["threads"], "harness_cpu": s.get("harness_cpu", False),
-            "live_workers": s.get("live_workers", "all"), "rows": len(df),
+            "live_workers": s.get("live_workers", "all"), "chunks": s.get("chunks", 1), "rows": len(df),
             "median_round_sd": float(df["round_sd"].median()),
             **{f"round_sd_{short[z]}": float(df.loc[df["size"] == z, "round_sd"].median()) for z in sizes},
             "median_within_iqr": float(df["round_iqr_rel"].median()),
@@ -79,7 +79,7 @@ def main(root: Path) -> int:
         })
     table = pd.DataFrame(rows)
     (root / "summary.csv").write_text(table.to_csv(index=False, float_format="%.4g"))
-    md = ["# Noise study", "", "`bash scripts/noise_study.sh`, `bash scripts/noise_study_gpt.sh` or `bash scripts/noise_study_budget.sh` "
+    md = ["# Noise study", "", "`bash scripts/noise_study.sh`, `bash scripts/noise_study_gpt.sh` or `bash scripts/noise_study_budget.sh` or `bash scripts/noise_study_chunks.sh` "
           f"(then `python scripts/noise_summary.py {root}`). "
           "round_sd: sd of the log per-process medians of a case (median over its cases); within IQR: the "
           "median within-process IQR / median; slow: processes 1.3x or more their case's fastest; step vs first: geometric median of each case's median step "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["reference_runs", "noise_study", "noise_study_budget", "noise_study_gpt"]
+SCRIPTS = ["reference_runs", "noise_study", "noise_study_budget", "noise_study_gpt", "noise_study_chunks"]
 
 
 def repo(tmp_path: Path) -> Path:

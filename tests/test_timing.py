@@ -140,16 +140,33 @@ def test_fold_keeps_the_first_processs_build_and_gate_and_each_processs_samples(
     st = CaseState(REGISTRY["mlp"]["jax.scan"], mlp(2, 3, 1, "custom"))
     first = CaseReply("ok", first_call_s=2.0, ops_per_step=5.0, info={"op_unit": "x"}, loss_rel_err=1e-6,
                       update_rel_err=2e-6, samples_ns=[4000, 8000], steps_per_call=4, pid=7, peak_rss_mb=100.0)
-    assert st.fold(first, 0)[3:8] == (0, 7, 2.0, 2, pytest.approx(1.5e-6))  # round, pid, first call, n, median
+    row, ns = st.fold(first, 0)
+    assert row[3:8] == (0, 7, 2.0, 2, pytest.approx(1.5e-6)) and ns == [4000, 8000]  # round, pid, first call, n, median
     later = CaseReply("ok", first_call_s=0.5, samples_ns=[4000], steps_per_call=4, pid=8, peak_rss_mb=120.0)
     st.fold(later, 1)
     assert (st.first_call_s, st.first_calls, st.framework_ops_per_step, st.info) == (2.0, [2.0, 0.5], 5.0, {"op_unit": "x"})
     assert (st.loss_rel_err, st.update_rel_err, st.peak_rss_mb, st.steps_per_call) == (1e-6, 2e-6, 120.0, 4)
-    row = st.fold(CaseReply("ok", samples_ns=[8000], steps_per_call=4, pid=9), 2)
+    row, _ = st.fold(CaseReply("ok", samples_ns=[8000], steps_per_call=4, pid=9), 2)
     assert math.isnan(row[5]) and math.isnan(st.first_calls[-1])  # no build in this process
     assert st.fold(CaseReply("error", error="boom", first_call_s=1.0), 3) is None
     assert (st.status, st.error, st.round_medians) == ("error", "boom", [1.5e-6, 1e-6, 2e-6])
     assert st.first_call_s == 2.0
+
+
+def test_a_round_in_chunks_is_one_process_median_over_every_chunk_and_nothing_before_its_last():
+    from bench.protocol import CaseReply
+    st = CaseState(REGISTRY["mlp"]["numpy.loop"], mlp(2, 3, 1, "custom"))
+    assert st.fold(CaseReply("ok", first_call_s=3.0, samples_ns=[1000, 9000], steps_per_call=1, pid=5), 0,
+                   chunk=0, last=False) is None
+    assert st.fold(CaseReply("ok", samples_ns=[2000], steps_per_call=1, pid=5), 0, chunk=1, last=False) is None
+    assert st.round_medians == [] and st.done_rounds == set()  # not a round until its last chunk
+    row, ns = st.fold(CaseReply("ok", samples_ns=[3000, 4000], steps_per_call=1, pid=5), 0, chunk=2, last=True)
+    assert ns == [1000, 9000, 2000, 3000, 4000] and row[5:8] == (3.0, 5, pytest.approx(3e-6))  # first call, n, median
+    assert st.round_medians == [pytest.approx(3e-6)] and st.done_rounds == {0}
+    # a round cut short (its worker crashed before the last chunk) leaves nothing in the next round
+    st.fold(CaseReply("ok", samples_ns=[50_000], steps_per_call=1, pid=6), 1, chunk=0, last=False)
+    row, ns = st.fold(CaseReply("ok", samples_ns=[7000], steps_per_call=1, pid=7), 2, chunk=0, last=True)
+    assert ns == [7000] and st.round_medians[-1] == pytest.approx(7e-6) and st.done_rounds == {0, 2}
 
 
 def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():

@@ -109,8 +109,14 @@ def header(meta: dict) -> list[str]:
             f"{m['os']}; Python {m['python']}; "
             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f"; commit {commit}; "
             f"{s['rounds']} rounds (each in fresh worker processes), {s['budget']['seconds']} s sampling per case "
-            f"and round; started {meta['created_utc']}, finished {meta.get('finished_utc')}, status {meta['status']}."
+            f"and round{chunks_note(s)}; started {meta['created_utc']}, finished {meta.get('finished_utc')}, status {meta['status']}."
             + dirty, "", noise_line(meta), *left_out_lines(s)]
+
+
+def chunks_note(settings: dict) -> str:
+    """How a run's sampling was split (--chunks), when it was."""
+    n = settings.get("chunks", 1)
+    return f" in {n} chunks, the process's cases taking turns" if n > 1 else ""
 
 
 def left_out_lines(settings: dict) -> list[str]:

@@ -40,6 +40,8 @@ class CaseState:
     peak_rss_mb: float = math.nan
     framework_ops_per_step: float = math.nan  # counted by the implementation (info["op_unit"])
     info: dict = field(default_factory=dict)  # the step's describe() on its first build
+    chunk_ns: list[int] = field(default_factory=list)  # the round's samples so far, chunk by chunk (fold)
+    chunk_first_s: float = math.nan  # the round's process's first call, from its fresh build's chunk
 
     @property
     def key(self) -> tuple[str, str]:
@@ -60,8 +62,10 @@ class CaseState:
                 self.round_medians[-1], self.round_iqr_rel[-1], steps_per_call)
 
 
-    def fold(self, reply, rnd: int) -> tuple | None:
-        """A worker's CaseReply into this case; the rounds.csv row when it brought samples."""
+    def fold(self, reply, rnd: int, chunk: int = 0, last: bool = True) -> tuple[tuple, list[int]] | None:
+        """A worker's CaseReply to one of a round's sampling chunks into this case. After the round's
+        last chunk: (its rounds.csv row, the round's samples in ns, every chunk's) when it brought
+        samples; a round whose last chunk never came (a crash, a stop) leaves nothing."""
         self.peak_rss_mb = reply.peak_rss_mb
         if reply.first_call_s is not None and math.isnan(self.first_call_s):  # the first process's build
             self.first_call_s = reply.first_call_s
@@ -70,10 +74,16 @@ class CaseState:
         if reply.loss_rel_err is not None:
             self.loss_rel_err, self.update_rel_err = reply.loss_rel_err, reply.update_rel_err
         self.status, self.error = reply.status, reply.error
-        if not reply.samples_ns:
+        if chunk == 0:
+            self.chunk_ns, self.chunk_first_s = [], math.nan
+        if reply.first_call_s is not None:
+            self.chunk_first_s = reply.first_call_s
+        self.chunk_ns += reply.samples_ns or []
+        if not last or not self.chunk_ns:
             return None
-        first = reply.first_call_s if reply.first_call_s is not None else math.nan
-        return self.add_round(rnd, reply.samples_ns, reply.steps_per_call, first, reply.pid)
+        ns, first = self.chunk_ns, self.chunk_first_s
+        self.chunk_ns, self.chunk_first_s = [], math.nan
+        return self.add_round(rnd, ns, reply.steps_per_call, first, reply.pid), ns
 
 
 def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, workers: dict | None = None) -> dict:

@@ -54,6 +54,23 @@ def plan(states: list[CaseState], rounds: int | dict, by_framework: bool = False
             if rnd < total.get(st.key, 0) and rnd not in st.done_rounds]
 
 
+def chunked(todo: list[tuple[int, CaseState]], chunks: int, by_framework: bool = False) -> list[tuple[int, CaseState, int]]:
+    """Each (round, case) of `plan` as `chunks` requests (round, case, chunk): a round's cases (with
+    by_framework, each framework's run of them, one live worker at a time) take turns, chunk after
+    chunk, so that a case's samples in a process are spread over the process's life, not bunched in
+    one stretch of the host's drift (random interleaving in Google Benchmark; asv interleaves too)."""
+    out: list[tuple[int, CaseState, int]] = []
+    i = 0
+    while i < len(todo):
+        rnd, fw = todo[i][0], todo[i][1].impl.framework
+        j = i + 1
+        while j < len(todo) and todo[j][0] == rnd and (not by_framework or todo[j][1].impl.framework == fw):
+            j += 1
+        out += [(r, st, c) for c in range(chunks) for r, st in todo[i:j]]
+        i = j
+    return out
+
+
 def extension(states: list[CaseState], base: int, max_rounds: int, cost_s: dict, budget_s: float,
               start_s: dict | None = None, target: float = TARGET_CI) -> dict:
     """{case key: total rounds} for the ok cases whose CI after `base` rounds is wider than `target`.

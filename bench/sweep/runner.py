@@ -18,10 +18,10 @@ from bench.results import RunDir, read_meta, read_results, read_rounds, read_sam
 from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
 from bench.supervisor import ChildFailure
 from bench.sweep.cases import CaseState, RowCache, restore
-from bench.sweep.plan import extension_within, mark_unavailable, plan
+from bench.sweep.plan import chunked, extension_within, mark_unavailable, plan
 from bench.sweep.pool import WorkerPool
 from bench.sweep.settings import Settings
-from bench.timing import Budget
+from bench.timing import Budget, chunk_budget
 from models.registry import REGISTRY, get
 
 PEAK_N = 2048  # the peak matmul is (N, N) @ (N, N), float32
@@ -75,28 +75,36 @@ class Runner:
     def rows(self, changed: CaseState | None = None) -> list[dict]:
         return self.table.rows(self.states, self.settings, self.meta, changed)
 
-    def measure(self, st: CaseState, rnd: int) -> None:
-        """One round of one case: a request to its worker, the reply folded into the case."""
+    def measure(self, st: CaseState, rnd: int, chunk: int = 0) -> bool:
+        """One sampling chunk of one round of one case: a request to its worker, the reply folded into
+        the case; the round's samples go to disk after its last chunk. Whether its row changed (a
+        round done, or the case failed)."""
         s = self.settings
         msg = protocol.CaseRequest(
             model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
-            config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending", budget=asdict(s.budget))
+            config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",
+            budget=asdict(chunk_budget(s.budget, s.chunks)), chunk=chunk, last=chunk == s.chunks - 1)
         t0 = time.monotonic()
         try:
             reply = self.pool.ask(st.impl.framework, msg, protocol.CaseReply, s.case_timeout_s)
-            self.cost_s.setdefault(st.key, []).append(time.monotonic() - t0)  # with its worker's start, if first
+            cost = self.cost_s.setdefault(st.key, [])  # each round's wall time, with its worker's start if first
+            if chunk and cost:
+                cost[-1] += time.monotonic() - t0
+            else:
+                cost.append(time.monotonic() - t0)
         except ChildFailure as f:
             if f.status != "interrupted" or st.status == "pending":  # finished rounds keep their status
                 st.status, st.error = f.status, f.reason
-            return
-        if reply.samples_ns:
-            self.run_dir.append_samples([(SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, reply.steps_per_call)
-                                         for i, v in enumerate(reply.samples_ns)])
-        round_row = st.fold(reply, rnd)
+            return True
+        done = st.fold(reply, rnd, chunk, msg.last)
         if reply.info:
             self.meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = reply.info
-        if round_row:
+        if done:
+            round_row, ns = done
+            self.run_dir.append_samples([(SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, reply.steps_per_call)
+                                         for i, v in enumerate(ns)])
             self.run_dir.append_rounds([round_row])
+        return bool(done) or st.status != "ok"
 
     def run(self, progress: ProgressFn | None = None) -> list[dict]:
         """Measure every (case, round) not yet on disk: the base rounds, then the extra rounds of the cases whose CI
@@ -112,10 +120,10 @@ class Runner:
                     self.warn(w)
                 self.run_dir.write_meta(self.meta)
                 t_base = time.monotonic()  # the base rounds start
-                self.measure_all(plan(self.states, s.rounds, one), progress)
+                self.measure_all(chunked(plan(self.states, s.rounds, one), s.chunks, one), progress)
                 if not self.stop.is_set() and s.most_rounds > s.rounds:
                     extra = self.extra_rounds(time.monotonic() - t0, time.monotonic() - t_base)
-                    self.measure_all(plan(self.states, extra, one, start=s.rounds), progress)
+                    self.measure_all(chunked(plan(self.states, extra, one, start=s.rounds), s.chunks, one), progress)
         finally:
             self.finish()
         return self.rows()
@@ -131,7 +139,7 @@ class Runner:
 
     def measure_all(self, todo: list, progress: ProgressFn | None) -> None:
         self.pool.close()  # a new stage starts a new round: fresh workers
-        for done, (rnd, st) in enumerate(todo):
+        for done, (rnd, st, chunk) in enumerate(todo):
             if self.stop.is_set():
                 break
             if done and rnd != todo[done - 1][0]:
@@ -140,8 +148,7 @@ class Runner:
                 self.pool.close(keep=st.impl.framework)  # no idle worker alive beside the measured one
             if progress:
                 progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
-            if st.status in ("pending", "ok"):
-                self.measure(st, rnd)
+            if st.status in ("pending", "ok") and self.measure(st, rnd, chunk):
                 self.run_dir.write_results(self.rows(changed=st))
 
     def finish(self) -> None:

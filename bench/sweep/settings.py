@@ -44,6 +44,7 @@ class Settings:
     live_workers: str = "all"  # "one": one worker process alive at a time, framework by framework
     max_rounds: int = 0  # extra rounds for wide CIs up to this many in all (bench/sweep/plan.py); 0: rounds
     budget_min: float | None = None  # no extra round past this many minutes of estimated run time
+    chunks: int = 1  # each case's sampling in a process, in this many turns (bench/sweep/plan.chunked)
     left_out: dict[str, str] = field(default_factory=dict)  # impl -> why the preset left it out (no --impl)
 
     def to_json(self) -> dict:
@@ -61,7 +62,7 @@ class Settings:
             case_timeout_s=float(d["case_timeout_s"]), device=d.get("device", "cpu"), tf32=bool(d.get("tf32", False)),
             native_kernels=bool(d.get("native_kernels", False)), harness_cpu=bool(d.get("harness_cpu", False)),
             live_workers=d.get("live_workers", "all"), max_rounds=int(d.get("max_rounds", 0)),
-            budget_min=d.get("budget_min"), left_out=dict(d.get("left_out") or {}),
+            budget_min=d.get("budget_min"), left_out=dict(d.get("left_out") or {}), chunks=int(d.get("chunks", 1)),
         )
 
     @property
@@ -72,7 +73,8 @@ class Settings:
 def new_settings(model: str, impl_text: str | None, sizes_text: str, threads: int | None, rounds: int | None,
                  budget_s: float | None, min_samples: int, case_timeout_s: float, device: str,
                  tf32: bool, native_kernels: bool = False, harness_cpu: bool | None = None,
-                 live_workers: str = "all", max_rounds: int | None = None, budget_min: float | None = None) -> Settings:
+                 live_workers: str = "all", max_rounds: int | None = None, budget_min: float | None = None,
+                 chunks: int = 1) -> Settings:
     """A new run's settings from the command's options (implementations, threads, harness core,
     rounds, extra rounds, time budget and sampling time: the defaults of the machine and the preset
     unless given; impl_text None: every implementation that can run, less what the preset leaves
@@ -99,4 +101,5 @@ def new_settings(model: str, impl_text: str | None, sizes_text: str, threads: in
                     budget=Budget(seconds=budget_s if budget_s is not None else pre.budget_s, min_samples=min_samples),
                     case_timeout_s=case_timeout_s, device=dev, tf32=tf32, native_kernels=native_kernels,
                     harness_cpu=harness_cpu, live_workers=live_workers, max_rounds=most,
-                    budget_min=budget_min if budget_min is not None else pre.budget_min, left_out=left_out)
+                    budget_min=budget_min if budget_min is not None else pre.budget_min, left_out=left_out,
+                    chunks=chunks)

@@ -48,14 +48,15 @@ class Worker:
 
     def case(self, msg: protocol.CaseRequest) -> protocol.CaseReply:
         from bench.sweep import prepare
-        from bench.timing import Budget, sample, warm_up
+        from bench.timing import REWARM_S, Budget, sample, warm_up
         from models.registry import get, model_module
 
         impl = get(msg.model, msg.impl)
         cfg = model_module(msg.model).Config(**msg.config)
         out = protocol.CaseReply(status="ok", pid=os.getpid())
         built = self.steps.get((impl.name, cfg))
-        if built is None:
+        fresh = built is None
+        if fresh:
             try:
                 built = prepare.build(impl, cfg, msg.steps_per_call, msg.device, describe=msg.gate)
             except ImportError as e:
@@ -70,10 +71,13 @@ class Worker:
                 out.status, out.error = g.status, g.error
                 return out
         budget = Budget(**msg.budget)
-        warm_up(step.call, budget)
+        if fresh or msg.chunk == 0:
+            warm_up(step.call, budget)
+        else:  # a later chunk, after the process's other cases: their caches, not this case's
+            warm_up(step.call, Budget(warmup_s=REWARM_S), min_calls=1)
         out.samples_ns = sample(step.call, budget)
         out.steps_per_call = step.steps_per_call
-        if step.gate:
+        if step.gate and msg.last:
             why = prepare.still_finite(step)
             if why:
                 out.status, out.error = "diverged", why

@@ -1,0 +1,137 @@
+"""Chunked sampling (--chunks): a case's sampling in a process is split into turns that its round's
+other cases take in between, and the round is still one process median over every chunk's samples."""
+
+import pandas as pd
+import pytest
+
+from bench import protocol
+from bench.results import RunDir
+from bench.sizes import parse_sizes
+from bench.sweep import runner as runner_mod
+from bench.sweep.cases import CaseState
+from bench.sweep.plan import chunked, plan
+from bench.sweep.settings import new_settings
+from bench.timing import Budget, chunk_budget
+from models.registry import REGISTRY
+
+
+def states(impls, sizes="1x1x1,4x8x2"):
+    return [CaseState(REGISTRY["mlp"][i], z) for z in parse_sizes(sizes) for i in impls]
+
+
+def names(todo):
+    return [(r, st.impl.name, st.size.label, c) for r, st, c in todo]
+
+
+def test_chunks_take_turns_within_a_round_and_never_cross_into_the_next():
+    sts = states(["numpy.loop", "c.ref"])
+    got = names(chunked(plan(sts, 2), 2))
+    one_round = [(st.impl.name, st.size.label) for st in sts]  # plan's order of round 0 (rotated in round 1)
+    assert [(i, z) for r, i, z, c in got[:4]] == [(i, z) for i, z in [one_round[k] for k in (0, 1, 2, 3)]]
+    assert [c for *_, c in got[:8]] == [0, 0, 0, 0, 1, 1, 1, 1]  # every case's first chunk, then every second
+    assert [r for r, *_ in got] == [0] * 8 + [1] * 8
+    assert sorted(got[:8]) == sorted((0, i, z, c) for i, z in one_round for c in (0, 1))
+
+
+def test_with_one_live_worker_chunks_take_turns_within_each_framework_only():
+    sts = states(["numpy.loop", "c.ref"])
+    got = names(chunked(plan(sts, 1, by_framework=True), 3, by_framework=True))
+    fws = [REGISTRY["mlp"][i].framework for _, i, _, _ in got]
+    assert fws == [fws[0]] * 6 + [fws[6]] * 6 and fws[0] != fws[6]  # a framework's worker is never closed mid-turns
+    assert [c for *_, c in got[:6]] == [0, 0, 1, 1, 2, 2]
+
+
+def test_one_chunk_is_the_plan_itself():
+    sts = states(["numpy.loop", "c.ref"])
+    assert names(chunked(plan(sts, 2), 1)) == [(r, st.impl.name, st.size.label, 0) for r, st in plan(sts, 2)]
+
+
+def test_a_chunk_has_its_share_of_the_time_and_of_the_fewest_samples():
+    b = chunk_budget(Budget(seconds=0.05, min_samples=5, max_samples=5000, warmup_s=0.05), 3)
+    assert b.seconds == pytest.approx(0.05 / 3) and b.min_samples == 2 and b.max_samples == 1666 and b.warmup_s == 0.05
+    assert chunk_budget(Budget(min_samples=5), 10).min_samples == 1
+    assert chunk_budget(Budget(), 1) == Budget()
+
+
+class FakePool:
+    """Answers every case request with one sample per chunk: 1000 ns x (chunk + 1), so the round's
+    median over its chunks is known; records what was asked."""
+
+    def __init__(self, *a, **kw):
+        self.asked, self.info, self.start_s, self.base_env, self.closed = [], {}, {}, None, 0
+
+    def ask(self, fw, msg, reply_type, timeout_s):
+        if msg.op == "peak":
+            return protocol.PeakReply(result={"gflops": 1.0, "n": msg.n})
+        self.asked.append((msg.impl, msg.chunk, msg.last, msg.budget["seconds"], self.closed))
+        return protocol.CaseReply(status="ok", samples_ns=[1000 * (msg.chunk + 1)], steps_per_call=1, pid=100 + self.closed,
+                                  first_call_s=0.5 if msg.chunk == 0 else None)
+
+    def close(self, keep=None):
+        self.closed += 1
+
+
+@pytest.mark.parametrize("live", ["all", "one"])
+def test_the_runner_asks_each_chunk_in_turn_and_writes_one_round_of_every_chunk(tmp_path, monkeypatch, live):
+    monkeypatch.setattr(runner_mod, "WorkerPool", FakePool)
+    s = new_settings("mlp", "numpy.loop,c.ref", "1x1x1,4x8x2", None, 2, 0.06, 5, 60.0, "cpu", False,
+                     live_workers=live, chunks=3)
+    run = runner_mod.Runner(s, RunDir.create(tmp_path / "run"), ["test"])
+    run.run()
+    asked = run.pool.asked
+    assert len(asked) == 2 * 2 * 2 * 3  # impls x sizes x rounds x chunks
+    assert [a[3] for a in asked] == pytest.approx([0.02] * len(asked))  # each chunk: a third of --budget
+    per_round = [0] * 4 + [1] * 4 + [2] * 4 if live == "all" else [0, 0, 1, 1, 2, 2] * 2  # one: framework by framework
+    assert [c for _, c, *_ in asked] == per_round * 2
+    assert all(last == (c == 2) for _, c, last, *_ in asked)
+    rounds = pd.read_csv(tmp_path / "run" / "rounds.csv")
+    assert len(rounds) == 2 * 2 * 2 and (rounds["n_samples"] == 3).all()  # one row per case and round
+    assert list(rounds["median_s"]) == pytest.approx([2e-6] * 8)  # the median of 1, 2 and 3 us: every chunk's
+    assert (rounds["first_call_s"] == 0.5).all()
+    samples = pd.read_csv(tmp_path / "run" / "samples.csv.gz")
+    assert sorted(samples.groupby(["impl", "size", "round"])["call_ns"].apply(sorted).map(tuple).unique()) == [(1000, 2000, 3000)]
+    assert (samples.groupby(["impl", "size", "round"])["i"].apply(list).map(sorted) == [[0, 1, 2]] * 8).all()
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert (results["rounds"] == 2).all() and (results["n_samples"] == 6).all()
+    assert run.meta["settings"]["chunks"] == 3
+    assert all(len(v) == 2 for v in run.cost_s.values())  # a round's cost: its chunks together
+
+
+def test_the_report_header_says_how_the_sampling_was_split_only_when_it_was():
+    from bench.report.render import header
+    meta = {"run_id": "r", "created_utc": "2026-12-03T00:00:00Z", "status": "complete",
+            "machine": {"cpu_model": "cpu", "cores_logical": 2, "memory_total_gb": 1, "os": "os", "python": "3",
+                        "versions": {}},
+            "settings": {"model": "mlp", "threads": 1, "rounds": 5, "budget": {"seconds": 0.05}}}
+    line = lambda m: next(x for x in header(m) if "sampling per case" in x)  # noqa: E731
+    assert "0.05 s sampling per case and round;" in line(meta)  # a run before --chunks
+    meta["settings"]["chunks"] = 5
+    assert "0.05 s sampling per case and round in 5 chunks, the process's cases taking turns;" in line(meta)
+
+
+def test_a_worker_warms_a_case_fully_once_then_briefly_and_checks_its_loss_after_the_last_chunk(monkeypatch):
+    from dataclasses import asdict
+
+    import bench.timing as timing
+    from bench.sweep import prepare
+    from bench.sweep.worker import Worker
+
+    warm, checked, real = [], [], timing.warm_up
+    monkeypatch.setattr(timing, "warm_up", lambda call, b, min_calls=2: warm.append((b.warmup_s, min_calls)) or real(call, b, min_calls))
+    monkeypatch.setattr(prepare, "still_finite", lambda step: checked.append(1) or "")
+    wk = Worker("numpy", 1, "cpu", False)
+    size = parse_sizes("4x8x2")[0]
+    budget = asdict(Budget(seconds=0.002, min_samples=2, warmup_s=0.01))
+
+    def ask(chunk, last, gate=False):
+        return wk.case(protocol.CaseRequest(model="mlp", impl="numpy.loop", device="cpu", config=asdict(size.config()),
+                                            steps_per_call=1, gate=gate, budget=budget, chunk=chunk, last=last))
+
+    replies = [ask(0, False, gate=True), ask(1, False), ask(2, True)]
+    assert [r.status for r in replies] == ["ok"] * 3 and all(len(r.samples_ns) >= 2 for r in replies)
+    assert replies[0].first_call_s > 0 and replies[1].first_call_s is None  # built once, in chunk 0
+    assert warm == [(0.01, 2), (timing.REWARM_S, 1), (timing.REWARM_S, 1)]
+    assert checked == [1]  # the loss after timing: once, after the last chunk
+    wk.steps.clear()  # a worker that lost its build (a crash mid-round) warms a later chunk fully
+    ask(1, True)
+    assert warm[-1] == (0.01, 2)
