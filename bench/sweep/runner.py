@@ -79,19 +79,10 @@ class Runner:
         """One sampling chunk of one round of one case: a request to its worker, the reply folded into
         the case; the round's samples go to disk after its last chunk. Whether its row changed (a
         round done, or the case failed)."""
-        s = self.settings
-        msg = protocol.CaseRequest(
-            model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
-            config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",
-            budget=asdict(chunk_budget(s.budget, s.chunks)), chunk=chunk, last=chunk == s.chunks - 1)
-        t0 = time.monotonic()
+        msg, t0 = case_request(st, self.settings, chunk), time.monotonic()
         try:
-            reply = self.pool.ask(st.impl.framework, msg, protocol.CaseReply, s.case_timeout_s)
-            cost = self.cost_s.setdefault(st.key, [])  # each round's wall time, with its worker's start if first
-            if chunk and cost:
-                cost[-1] += time.monotonic() - t0
-            else:
-                cost.append(time.monotonic() - t0)
+            reply = self.pool.ask(st.impl.framework, msg, protocol.CaseReply, self.settings.case_timeout_s)
+            add_cost(self.cost_s.setdefault(st.key, []), chunk, time.monotonic() - t0)
         except ChildFailure as f:
             if f.status != "interrupted" or st.status == "pending":  # finished rounds keep their status
                 st.status, st.error = f.status, f.reason
@@ -165,6 +156,23 @@ class Runner:
         if self.meta["status"] == "complete":
             self.run_dir.compress_samples()
         self.run_dir.write_meta(self.meta)
+
+
+def add_cost(cost: list[float], chunk: int, seconds: float) -> None:
+    """A case's wall seconds per round (with its worker's start, if first): a round's first chunk
+    starts its entry, each later chunk adds to it."""
+    if chunk and cost:
+        cost[-1] += seconds
+    else:
+        cost.append(seconds)
+
+
+def case_request(st: CaseState, s: Settings, chunk: int) -> protocol.CaseRequest:
+    """The request for one sampling chunk of a case's round (its first gates a pending case)."""
+    return protocol.CaseRequest(
+        model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
+        config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",
+        budget=asdict(chunk_budget(s.budget, s.chunks)), chunk=chunk, last=chunk == s.chunks - 1)
 
 
 def new_meta(settings: Settings, run: RunDir, argv: list[str]) -> dict:
