@@ -34,9 +34,9 @@ class CaseRequest:
     config: dict  # the model Config's fields
     steps_per_call: int  # for fused implementations (the others run 1)
     gate: bool  # run the equivalence gate first (the case's first round)
-    budget: dict  # timing.Budget as a dict (of this chunk: timing.chunk_budget)
-    chunk: int = 0  # which of the case's sampling chunks in this process; 0 (or a fresh build): full warm-up
-    last: bool = True  # the case's last chunk in this process: the loss check after timing
+    budget: dict  # timing.Budget as a dict: the case's whole round (a chunk samples its share: timing.chunk_budget)
+    chunks: int = 1  # the round's sampling in this many turns (--chunks)
+    chunk: int = 0  # which turn this is; 0 (or a fresh build): full warm-up
     op: str = "case"
 
 
@@ -61,6 +61,7 @@ class CaseReply:
     steps_per_call: int = 1
     pid: int = 0  # the worker process (each round runs in its own)
     peak_rss_mb: float = math.nan
+    last: bool = True  # the round's sampling is complete (its last chunk, or it took the whole round at once)
 
 
 @dataclass

@@ -55,20 +55,23 @@ def test_a_chunk_has_its_share_of_the_time_and_of_the_fewest_samples():
 
 class FakePool:
     """Answers every case request with one sample per chunk: 1000 ns x (chunk + 1), so the round's
-    median over its chunks is known; records what was asked."""
+    median over its chunks is known; c.ref at B4 takes its whole round in its first chunk, as a worker
+    does for a case bound by its fewest samples. Records what was asked."""
 
     def __init__(self, *a, **kw):
-        self.asked, self.info, self.start_s, self.base_env, self.closed = [], {}, {}, None, 0
+        self.asked, self.info, self.start_s, self.base_env = [], {}, {}, None
 
     def ask(self, fw, msg, reply_type, timeout_s):
         if msg.op == "peak":
             return protocol.PeakReply(result={"gflops": 1.0, "n": msg.n})
-        self.asked.append((msg.impl, msg.chunk, msg.last, msg.budget["seconds"], self.closed))
-        return protocol.CaseReply(status="ok", samples_ns=[1000 * (msg.chunk + 1)], steps_per_call=1, pid=100 + self.closed,
-                                  first_call_s=0.5 if msg.chunk == 0 else None)
+        self.asked.append((msg.impl, msg.config["batch"], msg.chunk, msg.chunks, msg.budget["seconds"]))
+        whole = msg.impl == "c.ref" and msg.config["batch"] == 4
+        return protocol.CaseReply(status="ok", samples_ns=[7000] * 5 if whole else [1000 * (msg.chunk + 1)],
+                                  steps_per_call=1, pid=100, first_call_s=0.5 if msg.chunk == 0 else None,
+                                  last=whole or msg.chunk == msg.chunks - 1)
 
     def close(self, keep=None):
-        self.closed += 1
+        pass
 
 
 @pytest.mark.parametrize("live", ["all", "one"])
@@ -79,20 +82,26 @@ def test_the_runner_asks_each_chunk_in_turn_and_writes_one_round_of_every_chunk(
     run = runner_mod.Runner(s, RunDir.create(tmp_path / "run"), ["test"])
     run.run()
     asked = run.pool.asked
-    assert len(asked) == 2 * 2 * 2 * 3  # impls x sizes x rounds x chunks
-    assert [a[3] for a in asked] == pytest.approx([0.02] * len(asked))  # each chunk: a third of --budget
-    per_round = [0] * 4 + [1] * 4 + [2] * 4 if live == "all" else [0, 0, 1, 1, 2, 2] * 2  # one: framework by framework
-    assert [c for _, c, *_ in asked] == per_round * 2
-    assert all(last == (c == 2) for _, c, last, *_ in asked)
+    assert {(a[3], a[4]) for a in asked} == {(3, 0.06)}  # the round's budget; the worker samples a third of it a turn
+    whole = [a for a in asked if a[:2] == ("c.ref", 4)]
+    assert [a[2] for a in whole] == [0, 0]  # a case that took its round at once is not asked again in it
+    assert len(asked) == (2 * 2 - 1) * 2 * 3 + 2  # the other cases: every chunk of both rounds
+    if live == "all":  # every case's first turn, then every second, then every third
+        assert [a[2] for a in asked[:10]] == [0] * 4 + [1] * 3 + [2] * 3
+    else:  # framework by framework: a worker is never closed between its cases' turns
+        fws = [REGISTRY["mlp"][a[0]].framework for a in asked[:8]]
+        assert len({fws[0], fws[-1]}) == 2 and fws == sorted(fws, key=fws.index)
     rounds = pd.read_csv(tmp_path / "run" / "rounds.csv")
-    assert len(rounds) == 2 * 2 * 2 and (rounds["n_samples"] == 3).all()  # one row per case and round
-    assert list(rounds["median_s"]) == pytest.approx([2e-6] * 8)  # the median of 1, 2 and 3 us: every chunk's
+    assert len(rounds) == 2 * 2 * 2  # one row per case and round
+    turns = rounds[~((rounds["impl"] == "c.ref") & (rounds["size"] == "B4-H8-L2"))]
+    assert (turns["n_samples"] == 3).all() and list(turns["median_s"]) == pytest.approx([2e-6] * 6)  # every chunk's
+    assert list(rounds.loc[rounds["size"] == "B4-H8-L2"].query("impl == 'c.ref'")["median_s"]) == pytest.approx([7e-6] * 2)
     assert (rounds["first_call_s"] == 0.5).all()
     samples = pd.read_csv(tmp_path / "run" / "samples.csv.gz")
-    assert sorted(samples.groupby(["impl", "size", "round"])["call_ns"].apply(sorted).map(tuple).unique()) == [(1000, 2000, 3000)]
-    assert (samples.groupby(["impl", "size", "round"])["i"].apply(list).map(sorted) == [[0, 1, 2]] * 8).all()
+    assert (samples.groupby(["impl", "size", "round"])["i"].apply(list).map(sorted)
+            .map(lambda i: i == list(range(len(i))))).all()
     results = pd.read_csv(tmp_path / "run" / "results.csv")
-    assert (results["rounds"] == 2).all() and (results["n_samples"] == 6).all()
+    assert (results["rounds"] == 2).all()
     assert run.meta["settings"]["chunks"] == 3
     assert all(len(v) == 2 for v in run.cost_s.values())  # a round's cost: its chunks together
 
@@ -121,17 +130,22 @@ def test_a_worker_warms_a_case_fully_once_then_briefly_and_checks_its_loss_after
     monkeypatch.setattr(prepare, "still_finite", lambda step: checked.append(1) or "")
     wk = Worker("numpy", 1, "cpu", False)
     size = parse_sizes("4x8x2")[0]
-    budget = asdict(Budget(seconds=0.002, min_samples=2, warmup_s=0.01))
+    budget = asdict(Budget(seconds=0.03, min_samples=2, warmup_s=0.01))
 
-    def ask(chunk, last, gate=False):
+    def ask(chunk, gate=False, chunks=3):
         return wk.case(protocol.CaseRequest(model="mlp", impl="numpy.loop", device="cpu", config=asdict(size.config()),
-                                            steps_per_call=1, gate=gate, budget=budget, chunk=chunk, last=last))
+                                            steps_per_call=1, gate=gate, budget=budget, chunks=chunks, chunk=chunk))
 
-    replies = [ask(0, False, gate=True), ask(1, False), ask(2, True)]
-    assert [r.status for r in replies] == ["ok"] * 3 and all(len(r.samples_ns) >= 2 for r in replies)
+    replies = [ask(0, gate=True), ask(1), ask(2)]
+    assert [r.status for r in replies] == ["ok"] * 3 and all(len(r.samples_ns) >= 1 for r in replies)
+    assert [r.last for r in replies] == [False, False, True]
     assert replies[0].first_call_s > 0 and replies[1].first_call_s is None  # built once, in chunk 0
     assert warm == [(0.01, 2), (timing.REWARM_S, 1), (timing.REWARM_S, 1)]
     assert checked == [1]  # the loss after timing: once, after the last chunk
     wk.steps.clear()  # a worker that lost its build (a crash mid-round) warms a later chunk fully
-    ask(1, True)
-    assert warm[-1] == (0.01, 2)
+    assert ask(1).last is False and warm[-1] == (0.01, 2)
+    one = ask(0, chunks=1)  # no chunks: the whole round at once
+    assert one.last and len(checked) == 2
+    budget["seconds"] = 1e-7  # a round bound by its fewest samples: at once, however many chunks were asked
+    bound = ask(0)
+    assert bound.last and len(bound.samples_ns) == budget["min_samples"] and len(checked) == 3

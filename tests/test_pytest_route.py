@@ -296,6 +296,8 @@ def test_header_flags_name_every_difference_that_makes_runs_unlike():
                                   "different machine: cores_logical 2 vs 4", "different torch: 2.1 vs 2.2",
                                   "different threads: 1 vs 2"]  # jax only in B: not a difference of versions
     assert header_flags({}, {"machine": {"versions": None}, "settings": {}}) == []
+    assert header_flags(a, {**a, "settings": {"threads": 1, "chunks": 1}}) == []  # a run before --chunks had 1
+    assert header_flags(a, {**a, "settings": {"threads": 1, "chunks": 5}})[0].startswith("different chunks: 1 vs 5 (")
 
 
 def test_import_pytest_carries_every_field_the_route_recorded(tmp_path, monkeypatch):

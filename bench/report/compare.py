@@ -40,6 +40,10 @@ def header_flags(meta_a: dict, meta_b: dict) -> list[str]:
     ta, tb = meta_a.get("settings", {}).get("threads"), meta_b.get("settings", {}).get("threads")
     if ta != tb:
         flags.append(f"different threads: {ta} vs {tb}")
+    ca, cb = (m.get("settings", {}).get("chunks", 1) for m in (meta_a, meta_b))  # runs before --chunks: 1
+    if ca != cb:
+        flags.append(f"different chunks: {ca} vs {cb} (on a host that moves, a process median over chunks and one "
+                     "over a single stretch differ)")
     return flags
 
 

@@ -64,8 +64,9 @@ class CaseState:
 
     def fold(self, reply, rnd: int, chunk: int = 0, last: bool = True) -> tuple[tuple, list[int]] | None:
         """A worker's CaseReply to one of a round's sampling chunks into this case. After the round's
-        last chunk: (its rounds.csv row, the round's samples in ns, every chunk's) when it brought
-        samples; a round whose last chunk never came (a crash, a stop) leaves nothing."""
+        last chunk (`last`: the worker's reply.last): (its rounds.csv row, the round's samples in ns,
+        every chunk's) when that chunk brought samples; a round whose last chunk never came (a
+        crash, a stop) or failed leaves nothing."""
         self.peak_rss_mb = reply.peak_rss_mb
         if reply.first_call_s is not None and math.isnan(self.first_call_s):  # the first process's build
             self.first_call_s = reply.first_call_s
@@ -79,7 +80,7 @@ class CaseState:
         if reply.first_call_s is not None:
             self.chunk_first_s = reply.first_call_s
         self.chunk_ns += reply.samples_ns or []
-        if not last or not self.chunk_ns:
+        if not last or not reply.samples_ns:  # a failed last chunk leaves its round unwritten, as a failed round
             return None
         ns, first = self.chunk_ns, self.chunk_first_s
         self.chunk_ns, self.chunk_first_s = [], math.nan

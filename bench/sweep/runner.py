@@ -21,7 +21,7 @@ from bench.sweep.cases import CaseState, RowCache, restore
 from bench.sweep.plan import chunked, extension_within, mark_unavailable, plan
 from bench.sweep.pool import WorkerPool
 from bench.sweep.settings import Settings
-from bench.timing import Budget, chunk_budget
+from bench.timing import Budget
 from models.registry import REGISTRY, get
 
 PEAK_N = 2048  # the peak matmul is (N, N) @ (N, N), float32
@@ -87,7 +87,7 @@ class Runner:
             if f.status != "interrupted" or st.status == "pending":  # finished rounds keep their status
                 st.status, st.error = f.status, f.reason
             return True
-        done = st.fold(reply, rnd, chunk, msg.last)
+        done = st.fold(reply, rnd, chunk, reply.last)
         if reply.info:
             self.meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = reply.info
         if done:
@@ -139,7 +139,7 @@ class Runner:
                 self.pool.close(keep=st.impl.framework)  # no idle worker alive beside the measured one
             if progress:
                 progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
-            if st.status in ("pending", "ok") and self.measure(st, rnd, chunk):
+            if st.status in ("pending", "ok") and rnd not in st.done_rounds and self.measure(st, rnd, chunk):
                 self.run_dir.write_results(self.rows(changed=st))
 
     def finish(self) -> None:
@@ -172,7 +172,7 @@ def case_request(st: CaseState, s: Settings, chunk: int) -> protocol.CaseRequest
     return protocol.CaseRequest(
         model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
         config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",
-        budget=asdict(chunk_budget(s.budget, s.chunks)), chunk=chunk, last=chunk == s.chunks - 1)
+        budget=asdict(s.budget), chunks=s.chunks, chunk=chunk)
 
 
 def new_meta(settings: Settings, run: RunDir, argv: list[str]) -> dict:
