@@ -55,8 +55,8 @@ def test_a_chunk_has_its_share_of_the_time_and_of_the_fewest_samples():
 
 class FakePool:
     """Answers every case request with one sample per chunk: 1000 ns x (chunk + 1), so the round's
-    median over its chunks is known; c.ref at B4 takes its whole round in its first chunk, as a worker
-    does for a case bound by its fewest samples. Records what was asked."""
+    median over its chunks is known; c.ref at B4 says its round is complete after its first chunk
+    (the runner follows the worker's word). Records what was asked."""
 
     def __init__(self, *a, **kw):
         self.asked, self.info, self.start_s, self.base_env = [], {}, {}, None
@@ -146,6 +146,6 @@ def test_a_worker_warms_a_case_fully_once_then_briefly_and_checks_its_loss_after
     assert ask(1).last is False and warm[-1] == (0.01, 2)
     one = ask(0, chunks=1)  # no chunks: the whole round at once
     assert one.last and len(checked) == 2
-    budget["seconds"] = 1e-7  # a round bound by its fewest samples: at once, however many chunks were asked
-    bound = ask(0)
-    assert bound.last and len(bound.samples_ns) == budget["min_samples"] and len(checked) == 3
+    budget["seconds"] = 1e-7  # a round bound by its fewest samples still takes turns, a sample each
+    slow = [ask(c) for c in range(3)]
+    assert [len(r.samples_ns) for r in slow] == [1, 1, 1] and [r.last for r in slow] == [False, False, True]

@@ -13,7 +13,6 @@ import faulthandler
 import os
 import resource
 import sys
-import time
 import traceback
 
 from bench import frameworks, protocol
@@ -71,16 +70,13 @@ class Worker:
             if g.status != "ok":
                 out.status, out.error = g.status, g.error
                 return out
-        budget, whole = Budget(**msg.budget), msg.chunks == 1
+        budget = Budget(**msg.budget)
         if fresh or msg.chunk == 0:
-            t0, n = time.perf_counter(), warm_up(step.call, budget)
-            # a case whose round is bound by its fewest samples, not its time, takes it in one stretch: in turns
-            # it would pay a warm-up call per turn for one sample each
-            whole = whole or (time.perf_counter() - t0) / n * budget.min_samples >= budget.seconds
+            warm_up(step.call, budget)
         else:  # a later chunk, after the process's other cases: their caches, not this case's
             warm_up(step.call, Budget(warmup_s=REWARM_S), min_calls=1)
-        out.samples_ns = sample(step.call, budget if whole else chunk_budget(budget, msg.chunks))
-        out.steps_per_call, out.last = step.steps_per_call, whole or msg.chunk == msg.chunks - 1
+        out.samples_ns = sample(step.call, chunk_budget(budget, msg.chunks))
+        out.steps_per_call, out.last = step.steps_per_call, msg.chunk == msg.chunks - 1
         if step.gate and out.last:
             why = prepare.still_finite(step)
             if why:
