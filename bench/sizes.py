@@ -16,6 +16,10 @@ DEFAULT_ROUNDS, QUICK_ROUNDS = 5, 6  # base rounds: every case gets these ...
 DEFAULT_MAX_ROUNDS = 32  # ... and a case whose CI is still wide gets extra ones, up to this many in all
 DEFAULT_BUDGET_S, QUICK_BUDGET_S = 0.05, 0.03
 DEFAULT_BUDGET_MIN = {"mlp": 10.0, "gpt": 15.0}  # the default sweep's time goal on the 2-core reference VM
+# Each case's sampling in a process in this many turns, the process's other cases taking theirs in
+# between (bench/sweep/plan.chunked): at a busy hour it cut the spread between processes by a third
+# in every case of results/noise_study_chunks (scripts/noise_study_chunks.sh).
+DEFAULT_CHUNKS = 5
 
 
 # Implementations a default sweep leaves out unless --impl names them (or says all), with why.
@@ -33,6 +37,7 @@ class PresetDefaults:
     budget_s: float  # sampling seconds per case and round
     budget_min: float | None  # no extra round past this estimated run time
     left_out: dict[str, str] = field(default_factory=dict)  # impl -> why, unless --impl is given
+    chunks: int = DEFAULT_CHUNKS  # sampling turns per case and process
 
 
 def preset_defaults(sizes_text: str, model: str = "mlp") -> PresetDefaults:

@@ -149,3 +149,14 @@ def test_a_worker_warms_a_case_fully_once_then_briefly_and_checks_its_loss_after
     budget["seconds"] = 1e-7  # a round bound by its fewest samples still takes turns, a sample each
     slow = [ask(c) for c in range(3)]
     assert [len(r.samples_ns) for r in slow] == [1, 1, 1] and [r.last for r in slow] == [False, False, True]
+
+
+@pytest.mark.parametrize("sizes", ["default", "quick", "1x1x1"])
+def test_every_preset_samples_in_five_turns_unless_told_and_an_old_run_json_in_one(sizes):
+    from bench.sweep.settings import Settings
+    s = new_settings("mlp", "numpy.loop", sizes, None, None, None, 5, 60.0, "cpu", False)
+    assert s.chunks == 5
+    assert new_settings("mlp", "numpy.loop", sizes, None, None, None, 5, 60.0, "cpu", False, chunks=1).chunks == 1
+    old = s.to_json()
+    del old["chunks"]  # a run.json written before --chunks: resumed as it was made, in one stretch
+    assert Settings.from_json(old).chunks == 1 and Settings.from_json(s.to_json()).chunks == 5

@@ -20,6 +20,7 @@ from bench.commands.common import (
 from bench.sizes import (
     DEFAULT_BUDGET_MIN,
     DEFAULT_BUDGET_S,
+    DEFAULT_CHUNKS,
     DEFAULT_MAX_ROUNDS,
     DEFAULT_ROUNDS,
     QUICK_BUDGET_S,
@@ -62,9 +63,10 @@ def add_arguments(r) -> None:
                         + ", ".join(f"{m} {v:g}" for m, v in DEFAULT_BUDGET_MIN.items()) + "; otherwise none)")
     s.add_argument("--budget", type=positive(float, 0.001, 600, "--budget"), default=None,
                    help=f"sampling seconds per case and round (default {DEFAULT_BUDGET_S}; quick {QUICK_BUDGET_S})")
-    s.add_argument("--chunks", type=positive(int, 1, 50, "--chunks"), default=1,
-                   help="split each case's sampling in a process into this many chunks, the process's cases taking "
-                        "turns, so its samples spread over the process's life (default 1: one stretch; README: Precision)")
+    s.add_argument("--chunks", type=positive(int, 1, 50, "--chunks"), default=None,
+                   help="split each case's sampling in a process into this many turns, the process's cases taking "
+                        f"theirs in between, so its samples spread over the process's life (default {DEFAULT_CHUNKS}; "
+                        "1: one stretch; README: Precision)")
     s.add_argument("--min-samples", type=positive(int, 1, 10**6, "--min-samples"), default=Budget.min_samples,
                    help=f"timed calls per case and round at least, whatever the time (default {Budget.min_samples})")
     s.add_argument("--case-timeout", type=positive(float, 1, 86400, "--case-timeout"), default=600.0,

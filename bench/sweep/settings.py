@@ -74,7 +74,7 @@ def new_settings(model: str, impl_text: str | None, sizes_text: str, threads: in
                  budget_s: float | None, min_samples: int, case_timeout_s: float, device: str,
                  tf32: bool, native_kernels: bool = False, harness_cpu: bool | None = None,
                  live_workers: str = "all", max_rounds: int | None = None, budget_min: float | None = None,
-                 chunks: int = 1) -> Settings:
+                 chunks: int | None = None) -> Settings:
     """A new run's settings from the command's options (implementations, threads, harness core,
     rounds, extra rounds, time budget and sampling time: the defaults of the machine and the preset
     unless given; impl_text None: every implementation that can run, less what the preset leaves
@@ -102,4 +102,4 @@ def new_settings(model: str, impl_text: str | None, sizes_text: str, threads: in
                     case_timeout_s=case_timeout_s, device=dev, tf32=tf32, native_kernels=native_kernels,
                     harness_cpu=harness_cpu, live_workers=live_workers, max_rounds=most,
                     budget_min=budget_min if budget_min is not None else pre.budget_min, left_out=left_out,
-                    chunks=chunks)
+                    chunks=chunks or pre.chunks)
