@@ -5,7 +5,8 @@
 # results/20261129T192711Z_vm; round_sd 0.013 to 0.040 at these rows). A quiet hour gives B/A near 1
 # and a detectable change of a few percent; the busy afternoon of 2026-12-03 gave B/A 1.07 to 1.69
 # (results/noise_study/host_checks_20261203.md), an hour like those when the morning's runs came out
-# noisy. Not a committed run.
+# noisy. In one stretch per process (--chunks 1), as the quiet run was made; on a VM of another CPU
+# kind compare warns "different machine" and B/A says nothing of the hour. Not a committed run.
 #
 #   bash scripts/host_check.sh [QUIET_RUN]
 set -euo pipefail
@@ -16,5 +17,5 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 out=$dir/host_check
 "$py" -m bench run --model gpt --impl c.ref,numpy.loop --sizes 4x64x32x2x2,4x64x128x2x4 --rounds 6 \
-  --native-kernels --no-report --out "$out" > "$out.log" 2>&1 || { cat "$out.log" >&2; exit 1; }
+  --chunks 1 --native-kernels --no-report --out "$out" > "$out.log" 2>&1 || { cat "$out.log" >&2; exit 1; }
 "$py" -m bench compare "$base" "$out" | grep -v ": only in A$"

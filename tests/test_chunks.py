@@ -80,8 +80,10 @@ def test_the_runner_asks_each_chunk_in_turn_and_writes_one_round_of_every_chunk(
     s = new_settings("mlp", "numpy.loop,c.ref", "1x1x1,4x8x2", None, 2, 0.06, 5, 60.0, "cpu", False,
                      live_workers=live, chunks=3)
     run = runner_mod.Runner(s, RunDir.create(tmp_path / "run"), ["test"])
-    run.run()
+    said = []
+    run.run(lambda desc, rnd, done, total: said.append((desc, total)))
     asked = run.pool.asked
+    assert said[-1][1] == 2 * 2 * 2 * 3 and said[-1][0].endswith("(turn 3/3)")  # each turn counted and named
     assert {(a[3], a[4]) for a in asked} == {(3, 0.06)}  # the round's budget; the worker samples a third of it a turn
     whole = [a for a in asked if a[:2] == ("c.ref", 4)]
     assert [a[2] for a in whole] == [0, 0]  # a case that took its round at once is not asked again in it

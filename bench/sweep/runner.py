@@ -138,7 +138,8 @@ class Runner:
             elif self.settings.live_workers == "one":
                 self.pool.close(keep=st.impl.framework)  # no idle worker alive beside the measured one
             if progress:
-                progress(f"{st.impl.name} {st.size.label}", rnd, done, len(todo))
+                turn = f" (turn {chunk + 1}/{self.settings.chunks})" if self.settings.chunks > 1 else ""
+                progress(f"{st.impl.name} {st.size.label}{turn}", rnd, done, len(todo))
             if st.status in ("pending", "ok") and rnd not in st.done_rounds and self.measure(st, rnd, chunk):
                 self.run_dir.write_results(self.rows(changed=st))
 
