@@ -61,7 +61,7 @@ class CaseReply:
     steps_per_call: int = 1
     pid: int = 0  # the worker process (each round runs in its own)
     peak_rss_mb: float = math.nan
-    last: bool = True  # the round's sampling is complete (its last chunk, or it took the whole round at once)
+    last: bool = True  # the round's sampling is complete (its last chunk): the runner asks no more of it
 
 
 @dataclass
