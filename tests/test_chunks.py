@@ -108,6 +108,22 @@ def test_the_runner_asks_each_chunk_in_turn_and_writes_one_round_of_every_chunk(
     assert all(len(v) == 2 for v in run.cost_s.values())  # a round's cost: its chunks together
 
 
+def test_a_round_whose_worker_was_replaced_between_its_turns_keeps_only_the_new_process_samples():
+    st = states(["numpy.loop"], "4x8x2")[0]
+    reply = lambda pid, ns, first=None, last=False: protocol.CaseReply(  # noqa: E731
+        status="ok", samples_ns=ns, steps_per_call=1, pid=pid, first_call_s=first, last=last)
+    assert st.fold(reply(100, [1000, 1000], 0.5), 0, 0, False) is None
+    assert st.fold(reply(100, [1000]), 0, 1, False) is None
+    # another case crashed the framework's worker; a new one (pid 200) built this case afresh
+    assert st.fold(reply(200, [9000, 9000], 0.7), 0, 2, False) is None
+    row, ns = st.fold(reply(200, [9000], last=True), 0, 3, True)
+    assert ns == [9000, 9000, 9000] and row[4] == 200 and row[5] == 0.7  # one process: the new one
+    assert st.round_medians == pytest.approx([9e-6])
+    assert st.fold(reply(300, [2000], 0.4), 1, 0, False) is None  # a new round starts at its first chunk
+    row, ns = st.fold(reply(300, [4000], last=True), 1, 1, True)
+    assert ns == [2000, 4000] and row[4] == 300
+
+
 def test_the_report_header_says_how_the_sampling_was_split_only_when_it_was():
     from bench.report.render import header
     meta = {"run_id": "r", "created_utc": "2026-12-03T00:00:00Z", "status": "complete",

@@ -42,6 +42,7 @@ class CaseState:
     info: dict = field(default_factory=dict)  # the step's describe() on its first build
     chunk_ns: list[int] = field(default_factory=list)  # the round's samples so far, chunk by chunk (fold)
     chunk_first_s: float = math.nan  # the round's process's first call, from its fresh build's chunk
+    chunk_pid: int = 0  # the process the round's chunks so far came from
 
     @property
     def key(self) -> tuple[str, str]:
@@ -66,7 +67,9 @@ class CaseState:
         """A worker's CaseReply to one of a round's sampling chunks into this case. After the round's
         last chunk (`last`: the worker's reply.last): (its rounds.csv row, the round's samples in ns,
         every chunk's) when that chunk brought samples; a round whose last chunk never came (a
-        crash, a stop) or failed leaves nothing."""
+        crash, a stop) or failed leaves nothing. A chunk from another process than the round's
+        earlier ones (the framework's worker died in another case's turn, and a new one built this
+        case afresh) starts the round again from it: a round is one process."""
         self.peak_rss_mb = reply.peak_rss_mb
         if reply.first_call_s is not None and math.isnan(self.first_call_s):  # the first process's build
             self.first_call_s = reply.first_call_s
@@ -75,8 +78,8 @@ class CaseState:
         if reply.loss_rel_err is not None:
             self.loss_rel_err, self.update_rel_err = reply.loss_rel_err, reply.update_rel_err
         self.status, self.error = reply.status, reply.error
-        if chunk == 0:
-            self.chunk_ns, self.chunk_first_s = [], math.nan
+        if chunk == 0 or reply.pid != self.chunk_pid:
+            self.chunk_ns, self.chunk_first_s, self.chunk_pid = [], math.nan, reply.pid
         if reply.first_call_s is not None:
             self.chunk_first_s = reply.first_call_s
         self.chunk_ns += reply.samples_ns or []
