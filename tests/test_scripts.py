@@ -45,3 +45,24 @@ def test_on_a_clean_tree_the_script_runs_from_the_repository_root(tmp_path):
     ran = (r / "ran.log").read_text().splitlines()
     assert ran[0].startswith("ran: -m bench run --native-kernels --out results/")
     assert any(line.startswith("ran: -m bench compare results/") for line in ran)
+
+
+@pytest.mark.slow
+def test_host_check_appends_its_rows_to_a_log_under_one_header(tmp_path):
+    import sys
+
+    import pandas as pd
+
+    log = tmp_path / "checks.csv"
+    log.write_text("utc,cpu_model,impl,size,ratio_b_a,detectable\nearlier,cpu,c.ref,B1,1.0,0.05\n")
+    p = subprocess.run(["bash", "scripts/host_check.sh", "results/20261129T192711Z_vm", str(log)], cwd=ROOT,
+                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
+    assert p.returncode == 0, p.stderr
+    assert "B/A" in p.stdout
+    got = pd.read_csv(log)
+    assert list(got.columns) == ["utc", "cpu_model", "impl", "size", "ratio_b_a", "detectable"]
+    assert len(got) == 1 + 4 and got["utc"].iloc[0] == "earlier"  # appended, one header
+    new = got.iloc[1:]
+    assert set(new["impl"]) == {"c.ref", "numpy.loop"} and new["size"].nunique() == 2
+    assert (new["ratio_b_a"] > 0).all() and (new["detectable"] > 0).all()
+    assert new["utc"].str.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all()
