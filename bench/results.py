@@ -254,6 +254,12 @@ def unit_medians(rounds: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     return {k: g["median_s"].to_numpy(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
 
 
+def unit_series(rounds: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
+    """(impl, size) -> the per-process medians indexed by round: two rows' processes of one round ran
+    in the same stretch of the run (bench/report/fits.paired_diff_ci pairs them)."""
+    return {k: g.set_index("round")["median_s"].astype(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
+
+
 def slow_process_share(results: pd.DataFrame, rounds: pd.DataFrame, control=frozenset()) -> float:
     """bench/stats.slow_share over the processes of a run's ok rows (those of the `control`
     implementations left out)."""

@@ -80,7 +80,10 @@ def test_overhead_against_the_floor_is_the_true_difference(loaded):
             assert row["overhead_s"] == pytest.approx(want, abs=0.03 * true_time(impl, cfg)), (impl, label)
             assert row["overhead_lo_s"] <= row["overhead_s"] <= row["overhead_hi_s"]
             half = (row["overhead_hi_s"] - row["overhead_lo_s"]) / 2
-            assert 0 < half < 0.05 * true_time(impl, cfg), (impl, label)  # a CI, and a narrow one
+            if impl == FLOOR:  # paired by round with itself: exactly no difference
+                assert (row["overhead_s"], half) == (0.0, 0.0)
+            else:
+                assert 0 < half < 0.05 * true_time(impl, cfg), (impl, label)  # a CI, and a narrow one
             assert row["share"] == pytest.approx(want / true_time(impl, cfg), abs=0.03)
 
 
@@ -203,6 +206,66 @@ def test_diff_ci_covers_the_true_difference_about_95_percent():
         _, lo, hi = analysis.diff_ci(a, b)
         covered.append(lo <= 1e-3 <= hi)
     assert 0.91 <= np.mean(covered) <= 0.99
+
+
+def test_paired_diff_ci_on_hand_examples():
+    # b = a / 2 round by round (one slow host stretch slows both): z_r = A log a_r - B log b_r
+    # = 2 log a_r - (log a_r - ln 2) = log a_r + ln 2, so var = var(log a) / 3 = (ln 2)^2 / 3 exactly
+    a = pd.Series([1.0, 2.0, 4.0], index=[0, 1, 2])
+    d, lo, hi = analysis.paired_diff_ci(a, a / 2)
+    half = sps.t.ppf(0.975, 2) * np.log(2) / np.sqrt(3)
+    assert (d, lo, hi) == pytest.approx((1.0, 1 - half, 1 + half))
+    # the unpaired interval of the same rows is wider: it adds both variances
+    _, ulo, uhi = analysis.diff_ci(a.to_numpy(), (a / 2).to_numpy())
+    assert uhi - ulo > 1.5 * (hi - lo)
+    # the same medians in opposite rounds (anti-correlated): the covariance widens the interval
+    b = pd.Series([2.0, 1.0, 0.5], index=[0, 1, 2])
+    d, lo, hi = analysis.paired_diff_ci(a, b)
+    s = np.log(2)  # sd of log a and of log b; their covariance -s^2
+    half = sps.t.ppf(0.975, 2) * np.sqrt((4 * s**2 + 1 * s**2 + 2 * 2 * 1 * s**2) / 3)
+    assert (d, lo, hi) == pytest.approx((1.0, 1 - half, 1 + half))
+    # rounds in another order are matched by their index, not their position
+    assert analysis.paired_diff_ci(a.iloc[::-1], a / 2) == pytest.approx((1.0, 1 - np.log(2) / np.sqrt(3)
+                                                                          * sps.t.ppf(0.975, 2), 1 + np.log(2)
+                                                                          / np.sqrt(3) * sps.t.ppf(0.975, 2)))
+
+
+def test_paired_diff_ci_with_extra_rounds_and_too_few_shared_ones():
+    rng = np.random.default_rng(1)
+    la, lb = rng.normal(0, 0.1, 9), rng.normal(-0.7, 0.1, 5)
+    a, b = pd.Series(np.exp(la), index=range(9)), pd.Series(np.exp(lb), index=range(5))
+    d, lo, hi = analysis.paired_diff_ci(a, b, first=5)  # a got 4 extra rounds; the base rounds set the sd
+    ga, gb = np.exp(la.mean()), np.exp(lb.mean())
+    c = np.cov(la[:5], lb, ddof=1)
+    var = ga**2 * c[0, 0] / 9 + gb**2 * c[1, 1] / 5 - 2 * ga * gb * c[0, 1] * 5 / (9 * 5)
+    half = sps.t.ppf(0.975, 4) * np.sqrt(var)
+    assert (d, lo, hi) == pytest.approx((ga - gb, ga - gb - half, ga - gb + half))
+    # two shared rounds are too few to pair: the unpaired interval
+    a2, b2 = pd.Series([1.0, 1.1, 0.9], index=[0, 1, 2]), pd.Series([0.5, 0.6, 0.4], index=[1, 2, 3])
+    assert analysis.paired_diff_ci(a2, b2) == pytest.approx(analysis.diff_ci(a2.to_numpy(), b2.to_numpy()))
+    same = pd.Series([1.0, 2.0, 4.0])
+    assert analysis.paired_diff_ci(same, same) == (0.0, 0.0, 0.0)  # no spread in the difference
+
+
+@pytest.mark.parametrize("common, own", [(0.0, 0.04), (0.0, 0.15), (0.13, 0.075), (0.15, 0.02)])
+@pytest.mark.parametrize("n_a", [5, 9])
+def test_paired_diff_ci_covers_the_true_difference_about_95_percent(common, own, n_a):
+    # a host effect shared by the round (sd `common`) on top of each process's own (sd `own`): the
+    # round_sd of each row is about 0.04 to 0.15, as measured; a row with 4 extra rounds as well
+    rng = np.random.default_rng(7)
+    covered, width_p, width_u = [], [], []
+    for _ in range(800):
+        host = common * rng.standard_normal(n_a)
+        a = pd.Series(np.exp(np.log(2e-3) + host + own * rng.standard_normal(n_a)))
+        b = pd.Series(np.exp(np.log(1.8e-3) + host[:5] + own * rng.standard_normal(5)))
+        _, lo, hi = analysis.paired_diff_ci(a, b, first=5)
+        _, ulo, uhi = analysis.diff_ci(a.to_numpy(), b.to_numpy(), first=5)
+        covered.append(lo <= 0.2e-3 <= hi)
+        width_p.append(hi - lo)
+        width_u.append(uhi - ulo)
+    assert 0.92 <= np.mean(covered) <= 0.98
+    if common > own:  # a shared host effect: pairing narrows the interval a lot
+        assert np.median(width_p) < 0.75 * np.median(width_u)
 
 
 def test_rel_rms_on_a_hand_example():
@@ -459,3 +522,18 @@ def test_precision_headline_names_the_slow_processes(tmp_path, monkeypatch):
     r = r[r["impl"] != "null.noop"]
     want = (r["median_s"] / r.groupby(["impl", "size"])["median_s"].transform("min") >= 1.3).mean()
     assert share and 0 < want and int(share.group(1)) == round(100 * want)
+
+
+def test_the_paired_ci_effect_script_reads_a_run_and_says_how_much_pairing_narrowed(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = make_run(tmp_path / "run")
+    p = subprocess.run([sys.executable, str(root / "scripts" / "paired_ci_effect.py"), str(run)], cwd=root,
+                       capture_output=True, text=True, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"chunks 1; paired/unpaired CI width, median (\d\.\d\d) \((\d+) of (\d+) rows narrower\)", p.stdout)
+    assert m and 0.5 < float(m.group(1)) < 2 and 0 <= int(m.group(2)) <= int(m.group(3)), p.stdout
+    assert int(m.group(3)) == (len(TRUTH) - 1) * (len(WIDTH) + 3)  # every row but the floor's, every size

@@ -4,8 +4,10 @@ states beside each number which one it uses):
 
 - Overhead against the floor, per size: t_impl - t_floor, where t_floor is the bare C + BLAS
   implementation (the registry's floor, c.ref) of the same model at the same size on the same
-  device. 95% CI from the two rows' per-process medians (delta method on their geometric means,
-  Welch-Satterthwaite degrees of freedom). Without a floor row there is no overhead.
+  device. 95% CI from the two rows' per-process medians, paired by round (delta method on their
+  geometric means with their covariance over the rounds both ran: a slow stretch of the host slows
+  both rows' processes of that round; bench/report/fits.paired_diff_ci). Without a floor row there
+  is no overhead.
 - Overhead share: (t_impl - t_floor) / t_impl; crossover: the smallest width-sweep size from
   which the share stays under 5%, with the earliest and latest such size the CIs allow.
 - Fixed cost per call a (per step: a / K for fused rows, K steps per call) and effective rate r:
@@ -28,8 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from bench.report.fits import boot_centers, diff_ci, fit_fixed_cost, rel_rms  # noqa: F401 (re-exported)
-from bench.results import base_rounds, read_run, slow_process_share, unit_medians  # noqa: F401 (unit_medians re-exported)
+from bench.report.fits import boot_centers, diff_ci, fit_fixed_cost, paired_diff_ci, rel_rms  # noqa: F401 (re-exported)
+from bench.results import base_rounds, read_run, slow_process_share, unit_medians, unit_series  # noqa: F401 (unit_medians re-exported)
 from bench.stats import SLOW_PROCESS  # noqa: F401 (re-exported: the headline names it)
 
 SHARE_THRESHOLD = 0.05
@@ -177,7 +179,9 @@ def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles |
     it has more), the share, the slowdown against the fastest."""
     r = r or roles(results)
     ok = results[(results["status"] == "ok") & ~results["impl"].isin(r.control)].copy()
-    units = unit_medians(rounds) if rounds is not None else {}
+    paired = rounds is not None and "round" in rounds.columns  # rounds.csv has it; hand-made frames may not
+    units = (unit_series(rounds) if paired else unit_medians(rounds)) if rounds is not None else {}
+    ci = paired_diff_ci if paired else diff_ci
     floor = ok[ok["impl"].isin(r.floor)].set_index(["model", "device", "size"])
     key = pd.MultiIndex.from_frame(ok[["model", "device", "size"]])
     ok["floor_impl"] = floor["impl"].reindex(key).to_numpy() if not floor.empty else None
@@ -186,7 +190,7 @@ def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles |
     lo, hi = [], []
     for row in ok.itertuples():
         a, b = units.get((row.impl, row.size)), units.get((row.floor_impl, row.size))
-        _, l_, h_ = diff_ci(a, b, first) if a is not None and b is not None and isinstance(row.floor_impl, str) \
+        _, l_, h_ = ci(a, b, first) if a is not None and b is not None and isinstance(row.floor_impl, str) \
             else (math.nan, math.nan, math.nan)
         lo.append(l_)
         hi.append(h_)

@@ -12,7 +12,7 @@ from bench.tables import fmt_us
 
 DEFINITIONS = {
     "overhead": "t_impl - t_floor, the floor being the bare C + BLAS implementation (c.ref) of the same model, "
-                "size and device; 95% CI from both rows' per-process medians",
+                "size and device; 95% CI from both rows' per-process medians, paired by round",
     "fixed": "intercept a of t = a + FLOPs / r over the width sweep, per step; it holds all work that does not "
              "grow with the matrix products (elementwise layers, memory traffic), not only framework overhead; "
              "fused rows run K steps per call and show a / K",
