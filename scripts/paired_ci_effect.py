@@ -19,8 +19,7 @@ def main(runs: list[str]) -> int:
         res, rounds, _, meta = read_run(run)
         first = base_rounds(meta)
         paired = analysis.shares(res, rounds, first=first)
-        # without the round column shares() falls back to the unpaired interval, in round order
-        unpaired = analysis.shares(res, rounds.sort_values("round", kind="stable").drop(columns="round"), first=first)
+        unpaired = analysis.shares(res, rounds, first=first, paired=False)
         paired = paired[paired["impl"] != paired["floor_impl"]]
         unpaired = unpaired.loc[paired.index]
         ratio = (paired["overhead_hi_s"] - paired["overhead_lo_s"]) / (unpaired["overhead_hi_s"] - unpaired["overhead_lo_s"])

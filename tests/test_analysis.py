@@ -87,6 +87,15 @@ def test_overhead_against_the_floor_is_the_true_difference(loaded):
             assert row["share"] == pytest.approx(want / true_time(impl, cfg), abs=0.03)
 
 
+def test_unpaired_overhead_ci_on_request_treats_the_rounds_as_independent(loaded):
+    res, rounds, _, sh, _ = loaded
+    un = analysis.shares(res, rounds, paired=False)
+    floor = un[un["impl"] == FLOOR]
+    assert (floor["overhead_hi_s"] > floor["overhead_lo_s"]).all()  # the floor against itself, unpaired: a CI
+    assert (un["overhead_s"] == sh["overhead_s"]).all()  # the same differences, other intervals
+    assert not np.allclose(un["overhead_hi_s"], sh["overhead_hi_s"])
+
+
 def expected_crossover(impl: str) -> str:
     shares = [1 - true_time(FLOOR, cfg) / true_time(impl, cfg) for _, cfg in width_cfgs()]
     for i in range(len(shares)):
@@ -215,6 +224,8 @@ def test_paired_diff_ci_on_hand_examples():
     d, lo, hi = analysis.paired_diff_ci(a, a / 2)
     half = sps.t.ppf(0.975, 2) * np.log(2) / np.sqrt(3)
     assert (d, lo, hi) == pytest.approx((1.0, 1 - half, 1 + half))
+    # rounds in another order are matched by their index, not their position
+    assert analysis.paired_diff_ci(a.iloc[::-1], a / 2) == pytest.approx((d, lo, hi))
     # the unpaired interval of the same rows is wider: it adds both variances
     _, ulo, uhi = analysis.diff_ci(a.to_numpy(), (a / 2).to_numpy())
     assert uhi - ulo > 1.5 * (hi - lo)
@@ -224,10 +235,6 @@ def test_paired_diff_ci_on_hand_examples():
     s = np.log(2)  # sd of log a and of log b; their covariance -s^2
     half = sps.t.ppf(0.975, 2) * np.sqrt((4 * s**2 + 1 * s**2 + 2 * 2 * 1 * s**2) / 3)
     assert (d, lo, hi) == pytest.approx((1.0, 1 - half, 1 + half))
-    # rounds in another order are matched by their index, not their position
-    assert analysis.paired_diff_ci(a.iloc[::-1], a / 2) == pytest.approx((1.0, 1 - np.log(2) / np.sqrt(3)
-                                                                          * sps.t.ppf(0.975, 2), 1 + np.log(2)
-                                                                          / np.sqrt(3) * sps.t.ppf(0.975, 2)))
 
 
 def test_paired_diff_ci_with_extra_rounds_and_too_few_shared_ones():

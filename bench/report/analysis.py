@@ -173,13 +173,13 @@ def copy_bandwidth(meta: dict, device: str = "cpu") -> float:
 
 
 def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles | None = None,
-           first: int | None = None) -> pd.DataFrame:
+           first: int | None = None, paired: bool = True) -> pd.DataFrame:
     """Per ok row: t_floor (the C floor, same model, size and device), the overhead t - t_floor
-    with its CI (from the process medians in rounds; the first `first` of each row set its sd when
-    it has more), the share, the slowdown against the fastest."""
+    with its CI (from the process medians in rounds, paired by round unless `paired` is False; the
+    first `first` of each row set its sd when it has more), the share, the slowdown against the fastest."""
     r = r or roles(results)
     ok = results[(results["status"] == "ok") & ~results["impl"].isin(r.control)].copy()
-    paired = rounds is not None and "round" in rounds.columns  # rounds.csv has it; hand-made frames may not
+    paired = paired and rounds is not None and "round" in rounds.columns  # hand-made frames may lack it
     units = (unit_series(rounds) if paired else unit_medians(rounds)) if rounds is not None else {}
     ci = paired_diff_ci if paired else diff_ci
     floor = ok[ok["impl"].isin(r.floor)].set_index(["model", "device", "size"])
