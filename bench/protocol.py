@@ -37,6 +37,7 @@ class CaseRequest:
     budget: dict  # timing.Budget as a dict: the case's whole round (a chunk samples its share: timing.chunk_budget)
     chunks: int = 1  # the round's sampling in this many turns (--chunks)
     chunk: int = 0  # which turn this is; 0 (or a fresh build): full warm-up
+    describe: bool = False  # count the step's ops and describe it after the round's last chunk (or a failed gate)
     op: str = "case"
 
 

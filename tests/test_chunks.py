@@ -178,3 +178,67 @@ def test_every_preset_samples_in_five_turns_unless_told_and_an_old_run_json_in_o
     old = s.to_json()
     del old["chunks"]  # a run.json written before --chunks: resumed as it was made, in one stretch
     assert Settings.from_json(old).chunks == 1 and Settings.from_json(s.to_json()).chunks == 5
+
+
+def ask_case(wk, impl, size, chunk, chunks=2, gate=False, describe=True):
+    from dataclasses import asdict
+
+    budget = asdict(Budget(seconds=0.02, min_samples=2, warmup_s=0.01))
+    return wk.case(protocol.CaseRequest(model="mlp", impl=impl, device="cpu", config=asdict(size.config()),
+                                        steps_per_call=size.steps_per_call(), gate=gate, budget=budget,
+                                        chunks=chunks, chunk=chunk, describe=describe))
+
+
+def test_a_case_is_described_after_its_rounds_last_chunk_or_its_failed_gate(monkeypatch):
+    """Describing a torch step resets Dynamo, so the worker describes a case once its round's timing
+    is done: the last chunk's reply brings the op count and description, the earlier ones nothing."""
+    from bench.sweep import prepare
+    from bench.sweep.worker import Worker
+
+    order, real = [], prepare.still_finite
+    monkeypatch.setattr(prepare, "still_finite", lambda step: order.append("checked") or real(step))
+    monkeypatch.setattr(prepare, "describe_step", lambda built, real=prepare.describe_step: order.append("described") or real(built))
+    wk, size = Worker("numpy", 1, "cpu", False), parse_sizes("4x8x2")[0]
+    replies = [ask_case(wk, "numpy.loop", size, 0, chunks=3, gate=True), ask_case(wk, "numpy.loop", size, 1, chunks=3),
+               ask_case(wk, "numpy.loop", size, 2, chunks=3)]
+    assert [(r.info, r.ops_per_step) for r in replies[:2]] == [(None, None)] * 2
+    assert replies[2].info["op_unit"] == "NumPy calls" and replies[2].ops_per_step > 0
+    assert order == ["checked", "described"]  # after the timing and its check
+    assert ask_case(wk, "numpy.loop", size, 1, describe=False).info is None  # described already: not again
+    monkeypatch.setattr(prepare, "gate", lambda step, model, cfg: prepare.GateResult("mismatch", 0.5, 0.5, "off"))
+    failed = ask_case(wk, "numpy.loop", parse_sizes("8x8x2")[0], 0, gate=True)  # no turn follows a failed gate
+    assert failed.status == "mismatch" and failed.info["op_unit"] == "NumPy calls" and not failed.samples_ns
+
+
+def test_the_runner_asks_for_a_description_until_a_case_has_one():
+    from bench.sweep.runner import case_request
+
+    st = states(["torch.fullgraph"], "4x8x2")[0]
+    s = new_settings("mlp", "torch.fullgraph", "4x8x2", None, None, None, 5, 60.0, "cpu", False, chunks=2)
+    assert case_request(st, s, 1).describe
+    st.info = {"op_unit": "ATen ops", "graphs": 1}
+    assert not case_request(st, s, 1).describe
+
+
+def test_describing_after_the_timing_leaves_the_other_cases_compiled(monkeypatch):
+    """Two compiled torch cases take turns in one worker. Described at its build, the first would
+    be reset by the second's description and compile again in its second turn; described after its
+    last turn, it compiles nothing there, and only the second compiles again, once."""
+    pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    from bench.sweep import prepare
+    from bench.sweep.worker import Worker
+
+    graphs, real = [], prepare.describe_step
+    monkeypatch.setattr(prepare, "describe_step", lambda built: graphs.append(counters["stats"]["unique_graphs"]) or real(built))
+    wk, (a, b) = Worker("torch", 1, "cpu", False), parse_sizes("4x8x2,8x16x2")
+    assert ask_case(wk, "torch.fullgraph", a, 0, gate=True).status == "ok"
+    assert ask_case(wk, "torch.fullgraph", b, 0, gate=True).status == "ok"
+    turn1 = counters["stats"]["unique_graphs"]
+    last_a = ask_case(wk, "torch.fullgraph", a, 1)
+    after_a = counters["stats"]["unique_graphs"]  # and the description's own graph
+    last_b = ask_case(wk, "torch.fullgraph", b, 1)
+    assert graphs[0] == turn1  # a's last turn compiled nothing before its description
+    assert graphs[1] == after_a + 1  # b's compiled again, once: a's description reset Dynamo
+    assert (last_a.info["graphs"], last_b.info["graphs"]) == (1, 1) and last_a.status == last_b.status == "ok"

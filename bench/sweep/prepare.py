@@ -41,8 +41,16 @@ def build(impl: Impl, cfg, steps_per_call: int, device: str = "cpu", describe: b
     step.call()
     built = Built(step, (time.perf_counter_ns() - t0) / 1e9)
     if describe:
-        built.ops_per_step, built.info = step.count_ops(), {**step.describe(), "op_unit": step.op_unit}
+        describe_step(built)
     return built
+
+
+def describe_step(built: Built) -> None:
+    """Count the step's ops and ask how it runs (graphs, breaks, ...) into built. It may run the step
+    (count_ops runs one step eagerly) and torch's describe() resets Dynamo (torch._dynamo.explain
+    does): every step compiled in the process compiles again at its next call. So a sweep worker
+    describes a case only when its round's timing is done (bench/sweep/worker.py)."""
+    built.ops_per_step, built.info = built.step.count_ops(), {**built.step.describe(), "op_unit": built.step.op_unit}
 
 
 @functools.lru_cache(maxsize=4)

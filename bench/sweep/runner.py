@@ -169,11 +169,12 @@ def add_cost(cost: list[float], chunk: int, seconds: float) -> None:
 
 
 def case_request(st: CaseState, s: Settings, chunk: int) -> protocol.CaseRequest:
-    """The request for one sampling chunk of a case's round (its first gates a pending case)."""
+    """The request for one sampling chunk of a case's round (its first gates a pending case; a case
+    not yet described is described after its round's last chunk, bench/sweep/prepare.describe)."""
     return protocol.CaseRequest(
         model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
         config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",
-        budget=asdict(s.budget), chunks=s.chunks, chunk=chunk)
+        budget=asdict(s.budget), chunks=s.chunks, chunk=chunk, describe=not st.info)
 
 
 def new_meta(settings: Settings, run: RunDir, argv: list[str]) -> dict:

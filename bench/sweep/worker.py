@@ -58,10 +58,10 @@ class Worker:
         fresh = built is None
         if fresh:
             try:
-                built = prepare.build(impl, cfg, msg.steps_per_call, msg.device, describe=msg.gate)
+                built = prepare.build(impl, cfg, msg.steps_per_call, msg.device, describe=False)
             except ImportError as e:
                 return protocol.CaseReply(status="unavailable", error=error_line(e))
-            out.first_call_s, out.ops_per_step, out.info = built.first_call_s, built.ops_per_step, built.info
+            out.first_call_s = built.first_call_s
             self.steps[(impl.name, cfg)] = built
         step = built.step
         if msg.gate and step.gate:
@@ -69,7 +69,7 @@ class Worker:
             out.loss_rel_err, out.update_rel_err = g.loss_rel_err, g.update_rel_err
             if g.status != "ok":
                 out.status, out.error = g.status, g.error
-                return out
+                return self.described(out, built, msg.describe)
         budget = Budget(**msg.budget)
         if fresh or msg.chunk == 0:
             warm_up(step.call, budget)
@@ -81,6 +81,21 @@ class Worker:
             why = prepare.still_finite(step)
             if why:
                 out.status, out.error = "diverged", why
+        return self.described(out, built, msg.describe and out.last)
+
+    @staticmethod
+    def described(out: protocol.CaseReply, built, describe: bool) -> protocol.CaseReply:
+        """out with the step's op count and description, when asked. After the case's timing in the
+        round: describing a torch step resets Dynamo (torch._dynamo.explain), so every case compiled
+        in the process compiles again at its next call. Described at its build, a case compiled again
+        in its gate and every earlier case in its next turn; described here, its own round loses
+        nothing and a case after it compiles again once, in its last turn's warm-up (or not at all
+        with one turn). Untimed either way, but each costs a second or more, torch.scan's more."""
+        if describe:
+            from bench.sweep import prepare
+
+            prepare.describe_step(built)
+            out.ops_per_step, out.info = built.ops_per_step, built.info
         return out
 
     def handle(self, msg):
