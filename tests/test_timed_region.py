@@ -80,7 +80,7 @@ def test_no_step_is_faster_than_half_the_machine_peak(impl, peaks):
     (size,) = parse_sizes(PHYSICS_SIZE)
     flops = flops_per_step(size.config())
     assert flops > 1e9
-    step = prepare.build(impl, size.config(), 2, describe=False).step
+    step = prepare.build(impl, size.config(), 2).step
     warm_up(step.call, Budget(warmup_s=0.1))
     ns = []
     for _ in range(5):  # one call at a time, nothing queued before it: an unsynced call returns early

@@ -58,7 +58,7 @@ def test_the_check_after_timing_reuses_the_timed_scan_program():
 
     from bench.sweep import prepare
 
-    step = prepare.build(REGISTRY["mlp"]["torch.scan"], CFG["mlp"], 4, describe=False).step
+    step = prepare.build(REGISTRY["mlp"]["torch.scan"], CFG["mlp"], 4).step
     before = counters["stats"]["unique_graphs"]
     assert prepare.still_finite(step) == ""
     assert prepare.tail_steps(step) == 4

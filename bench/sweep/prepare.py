@@ -21,7 +21,7 @@ GATE_STEPS = 5  # steps compared against the float64 reference before timing
 class Built:
     step: Step
     first_call_s: float  # the first call on a fresh build: tracing, compilation, lazy loads
-    ops_per_step: int | None = None  # counted on the case's first build only
+    ops_per_step: int | None = None  # set by describe_step, after the case's timing
     info: dict | None = None  # step.describe(), likewise
 
 
@@ -33,23 +33,21 @@ class GateResult:
     error: str = ""
 
 
-def build(impl: Impl, cfg, steps_per_call: int, device: str = "cpu", describe: bool = True) -> Built:
-    """Build the step (steps_per_call steps per call for fused implementations) and time its first call; with
-    describe (a case's first build), also count its ops and ask how it runs (graphs, ...)."""
+def build(impl: Impl, cfg, steps_per_call: int, device: str = "cpu") -> Built:
+    """Build the step (steps_per_call steps per call for fused implementations) and time its first
+    call. Its op count and description come later, from describe_step."""
     step = impl.load()(cfg, steps_per_call if impl.fused else 1, device)
     t0 = time.perf_counter_ns()
     step.call()
-    built = Built(step, (time.perf_counter_ns() - t0) / 1e9)
-    if describe:
-        describe_step(built)
-    return built
+    return Built(step, (time.perf_counter_ns() - t0) / 1e9)
 
 
 def describe_step(built: Built) -> None:
     """Count the step's ops and ask how it runs (graphs, breaks, ...) into built. It may run the step
     (count_ops runs one step eagerly) and torch's describe() resets Dynamo (torch._dynamo.explain
-    does): every step compiled in the process compiles again at its next call. So a sweep worker
-    describes a case only when its round's timing is done (bench/sweep/worker.py)."""
+    does): every step compiled in the process compiles again at its next call. So a caller describes
+    a case once its timing is done (the sweep worker after the round's last turn, the pytest route
+    after its benchmark)."""
     built.ops_per_step, built.info = built.step.count_ops(), {**built.step.describe(), "op_unit": built.step.op_unit}
 
 

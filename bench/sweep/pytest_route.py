@@ -32,7 +32,7 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str
     cfg = size.config()
     mod = model_module(size.model)
     _, limits = frameworks.setup(impl.framework, threads, dev, tf32)
-    built = prepare.build(impl, cfg, size.steps_per_call(), dev, describe=False)  # described after timing
+    built = prepare.build(impl, cfg, size.steps_per_call(), dev)
     step = built.step
     info = {"loss_rel_err": None, "update_rel_err": None}
     if step.gate:
@@ -58,6 +58,6 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str
         "first_call_s": built.first_call_s, **info, "versions": envinfo.versions(),
     })
     benchmark.pedantic(step.call, rounds=rounds, iterations=1, warmup_rounds=max(2, rounds // 20))
-    prepare.describe_step(built)  # after timing: torch's resets Dynamo (prepare.describe_step)
+    prepare.describe_step(built)  # after the timing: torch's resets Dynamo
     benchmark.extra_info.update({"ops_per_step": built.ops_per_step, "op_unit": built.info.get("op_unit", "")})
     del limits

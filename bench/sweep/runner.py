@@ -170,7 +170,7 @@ def add_cost(cost: list[float], chunk: int, seconds: float) -> None:
 
 def case_request(st: CaseState, s: Settings, chunk: int) -> protocol.CaseRequest:
     """The request for one sampling chunk of a case's round (its first gates a pending case; a case
-    not yet described is described after its round's last chunk, bench/sweep/prepare.describe)."""
+    not yet described is described after its round's last chunk, bench/sweep/prepare.describe_step)."""
     return protocol.CaseRequest(
         model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
         config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",

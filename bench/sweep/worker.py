@@ -58,7 +58,7 @@ class Worker:
         fresh = built is None
         if fresh:
             try:
-                built = prepare.build(impl, cfg, msg.steps_per_call, msg.device, describe=False)
+                built = prepare.build(impl, cfg, msg.steps_per_call, msg.device)
             except ImportError as e:
                 return protocol.CaseReply(status="unavailable", error=error_line(e))
             out.first_call_s = built.first_call_s
@@ -85,12 +85,9 @@ class Worker:
 
     @staticmethod
     def described(out: protocol.CaseReply, built, describe: bool) -> protocol.CaseReply:
-        """out with the step's op count and description, when asked. After the case's timing in the
-        round: describing a torch step resets Dynamo (torch._dynamo.explain), so every case compiled
-        in the process compiles again at its next call. Described at its build, a case compiled again
-        in its gate and every earlier case in its next turn; described here, its own round loses
-        nothing and a case after it compiles again once, in its last turn's warm-up (or not at all
-        with one turn). Untimed either way, but each costs a second or more, torch.scan's more."""
+        """out with the step's op count and description, when asked: after the case's timing in the
+        round (prepare.describe_step resets Dynamo), so a case after it in the process compiles again
+        once, in its last turn's warm-up, and none with one turn."""
         if describe:
             from bench.sweep import prepare
 
