@@ -37,8 +37,18 @@ class CaseRequest:
     budget: dict  # timing.Budget as a dict: the case's whole round (a chunk samples its share: timing.chunk_budget)
     chunks: int = 1  # the round's sampling in this many turns (--chunks)
     chunk: int = 0  # which turn this is; 0 (or a fresh build): full warm-up
-    describe: bool = False  # count the step's ops and describe it after the round's last chunk (or a failed gate)
     op: str = "case"
+
+
+@dataclass(frozen=True)
+class DescribeRequest:
+    """Count the ops of a case the worker built and describe it: sent after the round's timing of
+    every case in that worker (describing a torch step resets Dynamo: bench/sweep/prepare.describe_step)."""
+
+    model: str
+    impl: str
+    config: dict  # the model Config's fields
+    op: str = "describe"
 
 
 @dataclass
@@ -54,8 +64,6 @@ class CaseReply:
     status: str  # ok, mismatch, diverged, error, unavailable
     error: str = ""
     first_call_s: float | None = None  # set when the step was built in this call (once per process)
-    ops_per_step: float | None = None  # set on the case's first build (with gate)
-    info: dict | None = None  # the step's describe(), likewise
     loss_rel_err: float | None = None  # set when the gate ran
     update_rel_err: float | None = None
     samples_ns: list[int] = field(default_factory=list)  # one per timed call
@@ -63,6 +71,15 @@ class CaseReply:
     pid: int = 0  # the worker process (each round runs in its own)
     peak_rss_mb: float = math.nan
     last: bool = True  # the round's sampling is complete (its last chunk): the runner asks no more of it
+
+
+@dataclass
+class DescribeReply:
+    status: str  # ok; absent (this worker did not build the case: asked again after a later round); error
+    error: str = ""
+    ops_per_step: float | None = None  # counted by the implementation (info["op_unit"])
+    info: dict = field(default_factory=dict)  # the step's describe(), with its op_unit
+    peak_rss_mb: float = math.nan
 
 
 @dataclass
@@ -125,7 +142,7 @@ class RankDone:
     op: str = "done"
 
 
-REQUESTS = {cls.op: cls for cls in (Hello, Exit, PeakRequest, CaseRequest)}  # type: ignore[attr-defined]
+REQUESTS = {cls.op: cls for cls in (Hello, Exit, PeakRequest, CaseRequest, DescribeRequest)}  # type: ignore[attr-defined]
 
 
 def encode(msg) -> str:

@@ -56,22 +56,33 @@ def test_a_chunk_has_its_share_of_the_time_and_of_the_fewest_samples():
 class FakePool:
     """Answers every case request with one sample per chunk: 1000 ns x (chunk + 1), so the round's
     median over its chunks is known; c.ref at B4 says its round is complete after its first chunk
-    (the runner follows the worker's word). Records what was asked."""
+    (the runner follows the worker's word). Records what was asked (asked: the case requests;
+    log: every request, descriptions too, and every worker stopped)."""
 
     def __init__(self, *a, **kw):
         self.asked, self.info, self.start_s, self.base_env = [], {}, {}, None
+        self.log, self.alive = [], set()
 
     def ask(self, fw, msg, reply_type, timeout_s):
         if msg.op == "peak":
             return protocol.PeakReply(result={"gflops": 1.0, "n": msg.n})
+        self.alive.add(fw)
+        if msg.op == "describe":
+            self.log.append(("describe", msg.impl, msg.config["batch"]))
+            return protocol.DescribeReply(status="ok", ops_per_step=3, info={"op_unit": f"{fw} calls"})
+        self.log.append(("case", msg.impl, msg.config["batch"], msg.chunk))
         self.asked.append((msg.impl, msg.config["batch"], msg.chunk, msg.chunks, msg.budget["seconds"]))
         whole = msg.impl == "c.ref" and msg.config["batch"] == 4
         return protocol.CaseReply(status="ok", samples_ns=[7000] * 5 if whole else [1000 * (msg.chunk + 1)],
                                   steps_per_call=1, pid=100, first_call_s=0.5 if msg.chunk == 0 else None,
                                   last=whole or msg.chunk == msg.chunks - 1)
 
+    def live(self):
+        return sorted(self.alive)
+
     def close(self, keep=None):
-        pass
+        self.log += [("stop", fw) for fw in sorted(self.alive - {keep})]
+        self.alive &= {keep}
 
 
 @pytest.mark.parametrize("live", ["all", "one"])
@@ -106,6 +117,15 @@ def test_the_runner_asks_each_chunk_in_turn_and_writes_one_round_of_every_chunk(
     assert (results["rounds"] == 2).all()
     assert run.meta["settings"]["chunks"] == 3
     assert all(len(v) == 2 for v in run.cost_s.values())  # a round's cost: its chunks together
+    described = [e[1:] for e in run.pool.log if e[0] == "describe"]
+    assert sorted(described) == sorted({(a[0], a[1]) for a in asked})  # every case once, in its first round
+    assert (results["framework_ops_per_step"] == 3).all() and set(results["framework_op"]) == {"numpy calls", "c calls"}
+    assert run.meta["case_info"]["c.ref"]["B4-H8-L2"] == {"op_unit": "c calls"}
+    for fw in ("numpy", "c"):  # after every turn of its round in its worker, before that worker stops
+        mine = [i for i, e in enumerate(run.pool.log) if e[0] != "stop" and REGISTRY["mlp"][e[1]].framework == fw]
+        first_stop = run.pool.log.index(("stop", fw))
+        turns = [i for i in mine if run.pool.log[i][0] == "case" and i < first_stop]
+        assert [run.pool.log[i][0] for i in mine if i < first_stop] == ["case"] * len(turns) + ["describe"] * 2
 
 
 def test_a_round_whose_worker_was_replaced_between_its_turns_keeps_only_the_new_process_samples():
@@ -180,65 +200,102 @@ def test_every_preset_samples_in_five_turns_unless_told_and_an_old_run_json_in_o
     assert Settings.from_json(old).chunks == 1 and Settings.from_json(s.to_json()).chunks == 5
 
 
-def ask_case(wk, impl, size, chunk, chunks=2, gate=False, describe=True):
+def ask_case(wk, impl, size, chunk, chunks=2, gate=False):
     from dataclasses import asdict
 
     budget = asdict(Budget(seconds=0.02, min_samples=2, warmup_s=0.01))
     return wk.case(protocol.CaseRequest(model="mlp", impl=impl, device="cpu", config=asdict(size.config()),
                                         steps_per_call=size.steps_per_call(), gate=gate, budget=budget,
-                                        chunks=chunks, chunk=chunk, describe=describe))
+                                        chunks=chunks, chunk=chunk))
 
 
-def test_a_case_is_described_after_its_rounds_last_chunk_or_its_failed_gate(monkeypatch):
-    """Describing a torch step resets Dynamo, so the worker describes a case once its round's timing
-    is done: the last chunk's reply brings the op count and description, the earlier ones nothing."""
+def ask_description(wk, impl, size):
+    from dataclasses import asdict
+
+    return wk.handle(protocol.DescribeRequest(model="mlp", impl=impl, config=asdict(size.config())))
+
+
+def test_the_worker_describes_a_case_it_built_when_asked_and_only_then(monkeypatch):
+    """Describing a torch step resets Dynamo, so a case's replies bring no description: the runner
+    asks for it once the round's timing is done; a case whose gate failed is described as well, a
+    case the process never built is absent, and a description that raises is an error reply."""
     from bench.sweep import prepare
     from bench.sweep.worker import Worker
 
-    order, real = [], prepare.still_finite
-    monkeypatch.setattr(prepare, "still_finite", lambda step: order.append("checked") or real(step))
-    monkeypatch.setattr(prepare, "describe_step", lambda built, real=prepare.describe_step: order.append("described") or real(built))
     wk, size = Worker("numpy", 1, "cpu", False), parse_sizes("4x8x2")[0]
-    replies = [ask_case(wk, "numpy.loop", size, 0, chunks=3, gate=True), ask_case(wk, "numpy.loop", size, 1, chunks=3),
-               ask_case(wk, "numpy.loop", size, 2, chunks=3)]
-    assert [(r.info, r.ops_per_step) for r in replies[:2]] == [(None, None)] * 2
-    assert replies[2].info["op_unit"] == "NumPy calls" and replies[2].ops_per_step > 0
-    assert order == ["checked", "described"]  # after the timing and its check
-    assert ask_case(wk, "numpy.loop", size, 1, describe=False).info is None  # described already: not again
+    calls = []
+    monkeypatch.setattr(prepare, "describe_step", lambda built, real=prepare.describe_step: calls.append(1) or real(built))
+    replies = [ask_case(wk, "numpy.loop", size, c, chunks=3, gate=c == 0) for c in range(3)]
+    assert all(r.status == "ok" and r.samples_ns for r in replies) and not calls
+    assert not {"ops_per_step", "info"} & set(vars(replies[0]))  # a case reply has no description to carry
+    got = ask_description(wk, "numpy.loop", size)
+    assert (got.status, got.info["op_unit"], calls) == ("ok", "NumPy calls", [1]) and got.ops_per_step > 0
+    assert ask_description(wk, "numpy.loop", parse_sizes("8x8x2")[0]).status == "absent"
     monkeypatch.setattr(prepare, "gate", lambda step, model, cfg: prepare.GateResult("mismatch", 0.5, 0.5, "off"))
-    failed = ask_case(wk, "numpy.loop", parse_sizes("8x8x2")[0], 0, gate=True)  # no turn follows a failed gate
-    assert failed.status == "mismatch" and failed.info["op_unit"] == "NumPy calls" and not failed.samples_ns
+    failed = ask_case(wk, "numpy.loop", parse_sizes("8x8x2")[0], 0, gate=True)
+    assert failed.status == "mismatch" and not failed.samples_ns
+    assert ask_description(wk, "numpy.loop", parse_sizes("8x8x2")[0]).info["op_unit"] == "NumPy calls"
+    monkeypatch.setattr(prepare, "describe_step", lambda built: 1 / 0)
+    err = ask_description(wk, "numpy.loop", size)
+    assert (type(err).__name__, err.status, err.error) == ("DescribeReply", "error", "ZeroDivisionError: division by zero")
 
 
-def test_the_runner_asks_for_a_description_until_a_case_has_one():
-    from bench.sweep.runner import case_request
+class DescribingPool:
+    """A live worker per framework that answers descriptions: ok, absent or error by impl name, or
+    dies (c.step)."""
 
-    st = states(["torch.fullgraph"], "4x8x2")[0]
-    s = new_settings("mlp", "torch.fullgraph", "4x8x2", None, None, None, 5, 60.0, "cpu", False, chunks=2)
-    assert case_request(st, s, 1).describe
-    st.info = {"op_unit": "ATen ops", "graphs": 1}
-    assert not case_request(st, s, 1).describe
+    def __init__(self):
+        self.asked = []
+
+    def ask(self, fw, msg, reply_type, timeout_s):
+        from bench.supervisor import ChildFailure
+
+        self.asked.append(msg.impl)
+        if msg.impl == "c.step":
+            raise ChildFailure("crashed", "segfault in describe")
+        status = {"torch.eager": "ok", "torch.compile": "absent"}.get(msg.impl, "error")
+        return protocol.DescribeReply(status=status, error="boom" if status == "error" else "",
+                                      ops_per_step=4 if status == "ok" else None,
+                                      info={"op_unit": "ATen ops"} if status == "ok" else {})
 
 
-def test_describing_after_the_timing_leaves_the_other_cases_compiled(monkeypatch):
-    """Two compiled torch cases take turns in one worker. Described at its build, the first would
-    be reset by the second's description and compile again in its second turn; described after its
-    last turn, it compiles nothing there, and only the second compiles again, once."""
+def test_describe_cases_asks_its_frameworks_undescribed_cases_and_records_each_answer():
+    from bench.sweep.runner import describe_cases
+
+    sts = {st.impl.name: st for st in states(["torch.eager", "torch.compile", "torch.fullgraph", "torch.scan",
+                                               "c.ref", "c.step"], "4x8x2")}
+    for st in sts.values():
+        st.status = "ok"
+    sts["torch.scan"].status = "pending"  # never measured: nothing built to describe
+    meta, pool = {}, DescribingPool()
+    changed = describe_cases(pool, "torch", list(sts.values()), 5.0, meta)
+    assert pool.asked == ["torch.eager", "torch.compile", "torch.fullgraph"]  # torch's measured cases, none of c's
+    assert [st.impl.name for st in changed] == ["torch.eager", "torch.fullgraph"]  # absent changes nothing
+    assert (sts["torch.eager"].framework_ops_per_step, sts["torch.eager"].info) == (4, {"op_unit": "ATen ops"})
+    assert meta == {"case_info": {"torch.eager": {"B4-H8-L2": {"op_unit": "ATen ops"}}}}
+    assert (sts["torch.compile"].status, sts["torch.compile"].info) == ("ok", {})  # asked again after a later round
+    assert (sts["torch.fullgraph"].status, sts["torch.fullgraph"].error) == ("error", "boom")
+    assert describe_cases(pool, "torch", list(sts.values()), 5.0, meta) == []  # nothing left: described or failed
+    assert pool.asked[3:] == ["torch.compile"]
+    pool.asked.clear()
+    changed = describe_cases(pool, "c", [sts["c.step"], sts["c.ref"]], 5.0, meta)
+    assert pool.asked == ["c.step"] and [st.status for st in changed] == ["crashed"]  # the worker is gone: no more asked
+
+
+def test_described_after_the_round_no_compiled_case_compiles_again(monkeypatch):
+    """Two compiled torch cases take turns in one worker, then are described, as the runner asks.
+    Nothing compiles in their last turns (a description in a turn would reset Dynamo, and the
+    other case would compile again in its next one), and each description says one graph."""
     pytest.importorskip("torch")
     from torch._dynamo.utils import counters
 
-    from bench.sweep import prepare
     from bench.sweep.worker import Worker
 
-    graphs, real = [], prepare.describe_step
-    monkeypatch.setattr(prepare, "describe_step", lambda built: graphs.append(counters["stats"]["unique_graphs"]) or real(built))
     wk, (a, b) = Worker("torch", 1, "cpu", False), parse_sizes("4x8x2,8x16x2")
     assert ask_case(wk, "torch.fullgraph", a, 0, gate=True).status == "ok"
     assert ask_case(wk, "torch.fullgraph", b, 0, gate=True).status == "ok"
-    turn1 = counters["stats"]["unique_graphs"]
-    last_a = ask_case(wk, "torch.fullgraph", a, 1)
-    after_a = counters["stats"]["unique_graphs"]  # and the description's own graph
-    last_b = ask_case(wk, "torch.fullgraph", b, 1)
-    assert graphs[0] == turn1  # a's last turn compiled nothing before its description
-    assert graphs[1] == after_a + 1  # b's compiled again, once: a's description reset Dynamo
-    assert (last_a.info["graphs"], last_b.info["graphs"]) == (1, 1) and last_a.status == last_b.status == "ok"
+    built = counters["stats"]["unique_graphs"]
+    assert ask_case(wk, "torch.fullgraph", a, 1).status == ask_case(wk, "torch.fullgraph", b, 1).status == "ok"
+    assert counters["stats"]["unique_graphs"] == built  # no compile in the last turns
+    got = [ask_description(wk, "torch.fullgraph", z) for z in (a, b)]
+    assert [(d.status, d.info["graphs"], d.info["graph_breaks"]) for d in got] == [("ok", 1, 0)] * 2

@@ -321,7 +321,7 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
     assert extension_within([wide, wider, narrow], run, walls, 51.1, base_wall_s=3.0) == {key["a"]: 8}
     assert extension_within([wide, wider, narrow], SimpleNamespace(**{**vars(run), "budget_min": None}),
                             {k: [v] for k, v in cost.items()}, 1e9) == {key["a"]: 8, key["d"]: 12}
-    # a case's round costs its median base round, not the mean: round 0 also builds, gates and
-    # describes (5 s here), which no extra round repeats; the mean (1.8 s a round) would leave d out
+    # a case's round costs its median base round, not the mean: round 0 also builds and gates
+    # (5 s here), which no extra round repeats; the mean (1.8 s a round) would leave d out
     gated = {k: [5.0, 1.0, 1.0, 1.0, 1.0] for k in cost}
     assert extension_within([wide, wider, narrow], run, gated, 47.0) == {key["a"]: 8, key["d"]: 12}

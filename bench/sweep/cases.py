@@ -39,7 +39,7 @@ class CaseState:
     update_rel_err: float = math.nan
     peak_rss_mb: float = math.nan
     framework_ops_per_step: float = math.nan  # counted by the implementation (info["op_unit"])
-    info: dict = field(default_factory=dict)  # the step's describe() on its first build
+    info: dict = field(default_factory=dict)  # the step's describe(), after its first round's timing
     chunk_ns: list[int] = field(default_factory=list)  # the round's samples so far, chunk by chunk (fold)
     chunk_first_s: float = math.nan  # the round's process's first call, from its fresh build's chunk
     chunk_pid: int = 0  # the process the round's chunks so far came from
@@ -73,8 +73,6 @@ class CaseState:
         self.peak_rss_mb = reply.peak_rss_mb
         if reply.first_call_s is not None and math.isnan(self.first_call_s):  # the first process's build
             self.first_call_s = reply.first_call_s
-        if reply.ops_per_step is not None:
-            self.framework_ops_per_step, self.info = reply.ops_per_step, reply.info or {}
         if reply.loss_rel_err is not None:
             self.loss_rel_err, self.update_rel_err = reply.loss_rel_err, reply.update_rel_err
         self.status, self.error = reply.status, reply.error

@@ -119,7 +119,7 @@ def extension_within(states: list[CaseState], settings, cost_s: dict, elapsed_s:
                      start_s: dict | None = None, base_wall_s: float | None = None) -> dict:
     """`extension` for a run: its base and most rounds, what remains of BUDGET_SHARE of its
     --budget-min after elapsed_s, each case's cost from its rounds' wall times here (cost_s: key ->
-    seconds; their median, since round 0 also gates and describes), or for a resumed run that has none, from its sampling budget and first call; each
+    seconds; their median, since round 0 also builds and gates), or for a resumed run that has none, from its sampling budget and first call; each
     framework's worker start (start_s) from this part of the run, plus what each framework's round
     cost in the base rounds beyond its cases' own times (base_wall_s, the base rounds' wall time:
     stopping workers, writing the tables), so the estimate of an extra round is the base rounds' own."""

@@ -82,6 +82,10 @@ class WorkerPool:
                 self.unavailable[framework] = f.reason
             raise
 
+    def live(self) -> list[str]:
+        """The frameworks whose worker is alive."""
+        return [fw for fw, w in self.workers.items() if w.alive()]
+
     def close(self, keep: str | None = None) -> None:
         """Stop every worker (but `keep`'s framework's)."""
         for fw in [fw for fw in self.workers if fw != keep]:

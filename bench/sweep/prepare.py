@@ -46,8 +46,8 @@ def describe_step(built: Built) -> None:
     """Count the step's ops and ask how it runs (graphs, breaks, ...) into built. It may run the step
     (count_ops runs one step eagerly) and torch's describe() resets Dynamo (torch._dynamo.explain
     does): every step compiled in the process compiles again at its next call. So a caller describes
-    a case once its timing is done (the sweep worker after the round's last turn, the pytest route
-    after its benchmark)."""
+    a case once the timing of every case in its process is done (the sweep runner asks each worker
+    after the round, bench/sweep/runner.describe_cases; the pytest route after its benchmark)."""
     built.ops_per_step, built.info = built.step.count_ops(), {**built.step.describe(), "op_unit": built.step.op_unit}
 
 

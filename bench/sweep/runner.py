@@ -65,12 +65,7 @@ class Runner:
 
         Raises SchemaError if the directory is not a resumable run."""
         meta = resumable(run)
-        settings = Settings.from_json(meta["settings"])
-        unknown = [n for n in settings.impls if n not in REGISTRY.get(settings.model, {})]
-        if unknown:
-            raise SchemaError(f"{run.path} names {settings.model} implementations unknown here: {', '.join(unknown)}")
-        meta.setdefault("workers", {})
-        return cls(settings, run, argv, meta)
+        return cls(Settings.from_json(meta["settings"]), run, argv, meta)
 
     def rows(self, changed: CaseState | None = None) -> list[dict]:
         return self.table.rows(self.states, self.settings, self.meta, changed)
@@ -88,8 +83,6 @@ class Runner:
                 st.status, st.error = f.status, f.reason
             return True
         done = st.fold(reply, rnd, chunk, reply.last)
-        if reply.info:
-            self.meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = reply.info
         if done:
             round_row, ns = done
             self.run_dir.append_samples([(SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, reply.steps_per_call)
@@ -129,23 +122,31 @@ class Runner:
         return {tuple(k.split("|", 1)): n for k, n in self.meta["extra_rounds"].items()}
 
     def measure_all(self, todo: list, progress: ProgressFn | None) -> None:
-        self.pool.close()  # a new stage starts a new round: fresh workers
+        self.close_workers()  # a new stage starts a new round: fresh workers
         for done, (rnd, st, chunk) in enumerate(todo):
             if self.stop.is_set():
                 break
             if done and rnd != todo[done - 1][0]:
-                self.pool.close()  # each round in fresh worker processes: the unit of replication
+                self.close_workers()  # each round in fresh worker processes: the unit of replication
             elif self.settings.live_workers == "one":
-                self.pool.close(keep=st.impl.framework)  # no idle worker alive beside the measured one
+                self.close_workers(keep=st.impl.framework)  # no idle worker alive beside the measured one
             if progress:
                 turn = f" (turn {chunk + 1}/{self.settings.chunks})" if self.settings.chunks > 1 else ""
                 progress(f"{st.impl.name} {st.size.label}{turn}", rnd, done, len(todo))
             if st.status in ("pending", "ok") and rnd not in st.done_rounds and self.measure(st, rnd, chunk):
                 self.run_dir.write_results(self.rows(changed=st))
 
+    def close_workers(self, keep: str | None = None) -> None:
+        """Stop every worker (but keep's), each after describing its cases not yet described: after
+        their round's timing, as describing a torch step resets Dynamo (describe_cases)."""
+        for fw in [fw for fw in self.pool.live() if fw != keep and not self.stop.is_set()]:
+            for st in describe_cases(self.pool, fw, self.states, self.settings.case_timeout_s, self.meta):
+                self.run_dir.write_results(self.rows(changed=st))
+        self.pool.close(keep)
+
     def finish(self) -> None:
         """Stop the workers and write the final state of every file."""
-        self.pool.close()
+        self.close_workers()
         if self.stop.is_set():
             for st in self.states:
                 if st.status == "pending":
@@ -169,12 +170,39 @@ def add_cost(cost: list[float], chunk: int, seconds: float) -> None:
 
 
 def case_request(st: CaseState, s: Settings, chunk: int) -> protocol.CaseRequest:
-    """The request for one sampling chunk of a case's round (its first gates a pending case; a case
-    not yet described is described after its round's last chunk, bench/sweep/prepare.describe_step)."""
+    """The request for one sampling chunk of a case's round (its first gates a pending case)."""
     return protocol.CaseRequest(
         model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
         config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",
-        budget=asdict(s.budget), chunks=s.chunks, chunk=chunk, describe=not st.info)
+        budget=asdict(s.budget), chunks=s.chunks, chunk=chunk)
+
+
+DESCRIBED = ("ok", "mismatch", "diverged")  # statuses of a case its worker still holds built
+
+
+def describe_cases(pool: WorkerPool, fw: str, states: list[CaseState], timeout_s: float, meta: dict) -> list[CaseState]:
+    """The op count and description (run.json's case_info) of fw's cases that have none, from fw's
+    live worker, once the round's timing is done there: describing a torch step resets Dynamo, so
+    every step compiled in that process would compile again. The cases it did not build stay
+    undescribed until a later round; a description that fails fails its case (a full-graph torch
+    step that is not one graph: models/torch_util.py). The cases that changed."""
+    changed = []
+    for st in [st for st in states if st.impl.framework == fw and not st.info and st.status in DESCRIBED]:
+        msg = protocol.DescribeRequest(model=st.impl.model, impl=st.impl.name, config=asdict(st.size.config()))
+        try:
+            reply = pool.ask(fw, msg, protocol.DescribeReply, timeout_s)
+        except ChildFailure as f:
+            if f.status != "interrupted":
+                st.status, st.error = f.status, f.reason
+                changed.append(st)
+            break  # the worker is gone, and its built cases with it
+        if reply.status == "ok":
+            st.framework_ops_per_step, st.info = reply.ops_per_step, reply.info
+            meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = reply.info
+        elif reply.status == "error":
+            st.status, st.error = "error", reply.error
+        changed += [st] if reply.status != "absent" else []
+    return changed
 
 
 def new_meta(settings: Settings, run: RunDir, argv: list[str]) -> dict:
@@ -207,7 +235,8 @@ def measure_peaks(pool: WorkerPool, states: list[CaseState], meta: dict, timeout
 
 
 def resumable(run: RunDir) -> dict:
-    """The run.json of a run this harness can finish; SchemaError naming why not."""
+    """The run.json of a run this harness can finish (its settings name only implementations known
+    here); SchemaError naming why not."""
     meta = read_meta(run.path)
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise SchemaError(f"{run.path} was written by schema {meta.get('schema_version')}; resume it with the "
@@ -216,6 +245,11 @@ def resumable(run: RunDir) -> dict:
         raise SchemaError(f"{run.path} is complete; nothing to resume")
     if not run.samples_path.is_file():
         raise SchemaError(f"{run.path} has no samples.csv to append to")
+    settings = Settings.from_json(meta["settings"])
+    unknown = [n for n in settings.impls if n not in REGISTRY.get(settings.model, {})]
+    if unknown:
+        raise SchemaError(f"{run.path} names {settings.model} implementations unknown here: {', '.join(unknown)}")
+    meta.setdefault("workers", {})
     return meta
 
 

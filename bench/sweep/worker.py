@@ -69,7 +69,7 @@ class Worker:
             out.loss_rel_err, out.update_rel_err = g.loss_rel_err, g.update_rel_err
             if g.status != "ok":
                 out.status, out.error = g.status, g.error
-                return self.described(out, built, msg.describe)
+                return out
         budget = Budget(**msg.budget)
         if fresh or msg.chunk == 0:
             warm_up(step.call, budget)
@@ -81,29 +81,31 @@ class Worker:
             why = prepare.still_finite(step)
             if why:
                 out.status, out.error = "diverged", why
-        return self.described(out, built, msg.describe and out.last)
-
-    @staticmethod
-    def described(out: protocol.CaseReply, built, describe: bool) -> protocol.CaseReply:
-        """out with the step's op count and description, when asked: after the case's timing in the
-        round (prepare.describe_step resets Dynamo), so a case after it in the process compiles again
-        once, in its last turn's warm-up, and none with one turn."""
-        if describe:
-            from bench.sweep import prepare
-
-            prepare.describe_step(built)
-            out.ops_per_step, out.info = built.ops_per_step, built.info
         return out
+
+    def describe(self, msg: protocol.DescribeRequest) -> protocol.DescribeReply:
+        """The op count and description of a case this process built (its gate failed or its round's
+        timing is done: prepare.describe_step resets Dynamo, so the runner asks after the round)."""
+        from bench.sweep import prepare
+        from models.registry import model_module
+
+        built = self.steps.get((msg.impl, model_module(msg.model).Config(**msg.config)))
+        if built is None:  # a new process since (its worker died): described after a later round
+            return protocol.DescribeReply(status="absent")
+        prepare.describe_step(built)
+        return protocol.DescribeReply(status="ok", ops_per_step=built.ops_per_step, info=built.info)
 
     def handle(self, msg):
         """The reply to one request (exceptions become an error reply of the right type)."""
-        handler = {"hello": self.hello, "peak": self.peak, "case": self.case}[msg.op]
+        handler = {"hello": self.hello, "peak": self.peak, "case": self.case, "describe": self.describe}[msg.op]
         try:
             return handler(msg)
         except Exception as e:
             traceback.print_exc()
-            return protocol.PeakReply(error=error_line(e)) if msg.op == "peak" else \
-                protocol.CaseReply(status="error", error=error_line(e))
+            if msg.op == "peak":
+                return protocol.PeakReply(error=error_line(e))
+            reply_type = protocol.DescribeReply if msg.op == "describe" else protocol.CaseReply
+            return reply_type(status="error", error=error_line(e))
 
 
 def main(argv: list[str]) -> int:
