@@ -43,8 +43,15 @@ def test_on_a_clean_tree_the_script_runs_from_the_repository_root(tmp_path):
                        env={"PATH": "/usr/bin:/bin", "PYTHON": str(r / "fake_python"), "SKIP_PIPELINES": "1"})
     assert p.returncode == 0, p.stderr
     ran = (r / "ran.log").read_text().splitlines()
-    assert ran[0].startswith("ran: -m bench run --native-kernels --out results/")
+    assert ran[0].startswith("ran: -m bench run --native-kernels --rounds 1 --max-rounds 1 --no-report --out /")
+    assert ran[1].startswith("ran: -m bench run --model gpt --native-kernels --rounds 1 --max-rounds 1 --no-report")
+    assert not Path(ran[0].split("--out ")[1]).parent.exists()  # the warm-up runs are not kept
+    assert ran[2].startswith("ran: -m bench run --native-kernels --out results/")
     assert any(line.startswith("ran: -m bench compare results/") for line in ran)
+    p = subprocess.run(["bash", str(r / "scripts" / "reference_runs.sh")], cwd=tmp_path, capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "PYTHON": str(r / "fake_python"), "SKIP_PIPELINES": "1",
+                            "SKIP_WARMUP": "1"})
+    assert (r / "ran.log").read_text().splitlines()[len(ran)].startswith("ran: -m bench run --native-kernels --out results/")
 
 
 @pytest.mark.slow
