@@ -263,20 +263,22 @@ def test_describe_cases_asks_its_frameworks_undescribed_cases_and_records_each_a
     from bench.sweep.runner import describe_cases
 
     sts = {st.impl.name: st for st in states(["torch.eager", "torch.compile", "torch.fullgraph", "torch.scan",
-                                               "c.ref", "c.step"], "4x8x2")}
+                                               "torch.cudagraphs", "c.ref", "c.step"], "4x8x2")}
     for st in sts.values():
         st.status = "ok"
     sts["torch.scan"].status = "pending"  # never measured: nothing built to describe
+    sts["torch.cudagraphs"].status, sts["torch.cudagraphs"].error = "mismatch", "loss off"  # its gate failed
     meta, pool = {}, DescribingPool()
     changed = describe_cases(pool, "torch", list(sts.values()), 5.0, meta)
-    assert pool.asked == ["torch.eager", "torch.compile", "torch.fullgraph"]  # torch's measured cases, none of c's
-    assert [st.impl.name for st in changed] == ["torch.eager", "torch.fullgraph"]  # absent changes nothing
+    assert pool.asked == ["torch.eager", "torch.compile", "torch.fullgraph", "torch.cudagraphs"]  # torch's measured cases, none of c's
+    assert [st.impl.name for st in changed] == ["torch.eager", "torch.fullgraph"]  # the rows an answer changed
     assert (sts["torch.eager"].framework_ops_per_step, sts["torch.eager"].info) == (4, {"op_unit": "ATen ops"})
     assert meta == {"case_info": {"torch.eager": {"B4-H8-L2": {"op_unit": "ATen ops"}}}}
     assert (sts["torch.compile"].status, sts["torch.compile"].info) == ("ok", {})  # asked again after a later round
     assert (sts["torch.fullgraph"].status, sts["torch.fullgraph"].error) == ("error", "boom")
-    assert describe_cases(pool, "torch", list(sts.values()), 5.0, meta) == []  # nothing left: described or failed
-    assert pool.asked[3:] == ["torch.compile"]
+    assert (sts["torch.cudagraphs"].status, sts["torch.cudagraphs"].error) == ("mismatch", "loss off")  # the gate's word
+    assert describe_cases(pool, "torch", list(sts.values()), 5.0, meta) == []  # no row changes again
+    assert pool.asked[4:] == ["torch.compile", "torch.cudagraphs"]  # a failed gate's description: asked again
     pool.asked.clear()
     changed = describe_cases(pool, "c", [sts["c.step"], sts["c.ref"]], 5.0, meta)
     assert pool.asked == ["c.step"] and [st.status for st in changed] == ["crashed"]  # the worker is gone: no more asked

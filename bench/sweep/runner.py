@@ -184,24 +184,26 @@ def describe_cases(pool: WorkerPool, fw: str, states: list[CaseState], timeout_s
     """The op count and description (run.json's case_info) of fw's cases that have none, from fw's
     live worker, once the round's timing is done there: describing a torch step resets Dynamo, so
     every step compiled in that process would compile again. The cases it did not build stay
-    undescribed until a later round; a description that fails fails its case (a full-graph torch
-    step that is not one graph: models/torch_util.py). The cases that changed."""
+    undescribed until a later round; a description that fails fails its case, unless its gate
+    failed first (a full-graph torch step that is not one graph: models/torch_util.py). The cases
+    that changed."""
     changed = []
     for st in [st for st in states if st.impl.framework == fw and not st.info and st.status in DESCRIBED]:
         msg = protocol.DescribeRequest(model=st.impl.model, impl=st.impl.name, config=asdict(st.size.config()))
         try:
             reply = pool.ask(fw, msg, protocol.DescribeReply, timeout_s)
         except ChildFailure as f:
-            if f.status != "interrupted":
+            if f.status != "interrupted" and st.status == "ok":
                 st.status, st.error = f.status, f.reason
                 changed.append(st)
             break  # the worker is gone, and its built cases with it
         if reply.status == "ok":
             st.framework_ops_per_step, st.info = reply.ops_per_step, reply.info
             meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = reply.info
-        elif reply.status == "error":
+            changed.append(st)
+        elif reply.status == "error" and st.status == "ok":  # a failed gate keeps its own status
             st.status, st.error = "error", reply.error
-        changed += [st] if reply.status != "absent" else []
+            changed.append(st)
     return changed
 
 
