@@ -74,7 +74,7 @@ def test_a_fused_call_is_reported_per_step_by_the_route(sleep_json):
     by = {b["extra_info"]["impl"]: b for b in doc["benchmarks"]}
     assert by["fault.sleepk"]["extra_info"]["steps_per_call"] == 64 and by["fault.sleep"]["extra_info"]["steps_per_call"] == 1
     for b in by.values():  # time.sleep overshoots a little, never undershoots; per call would be 64 x
-        assert SLEEP_S <= b["stats"]["median"] <= 2 * SLEEP_S, b["stats"]["median"]
+        assert SLEEP_S <= b["stats"]["min"] <= 2 * SLEEP_S, b["stats"]["min"]  # the least: a busy host's stalls aside
 
 
 SLEEPERS_JSON = ROOT / "tests" / "data" / "route_sleepers.json"  # the route's JSON of the sleepers, as above
@@ -257,8 +257,7 @@ def test_the_route_times_a_step_not_a_call_in_process(name, k, monkeypatch):
     bench_case(b, impl, size, threads=1, budget_s=0.02)
     assert b.extra_info["steps_per_call"] == k and b.extra_info["time_unit"] == "seconds per training step"
     assert len(b.data) >= 10
-    median = sorted(b.data)[len(b.data) // 2]
-    assert SLEEP_S <= median <= 2 * SLEEP_S, median  # per step; per call would be 64 x
+    assert SLEEP_S <= min(b.data) <= 2 * SLEEP_S, min(b.data)  # per step; per call would be 64 x
     assert (b.rounds, b.warmup_rounds, b.iterations) == (10, 2, 1)  # 0.02 s holds under 10 calls: the least
     info = b.extra_info
     # forward 2 (784 + 10), both weight gradients as much again, the second layer's input gradient 2 x 10
@@ -272,16 +271,22 @@ def test_the_route_times_a_step_not_a_call_in_process(name, k, monkeypatch):
     assert info["versions"]["numpy"] == np.__version__
 
 
-def test_the_route_sizes_its_rounds_from_the_budget(monkeypatch):
-    """fault.sleep takes 2 ms a call: 0.3 s of budget is about 150 rounds, and a 20th of them warm up."""
-    from bench.sweep.pytest_route import bench_case
+@pytest.mark.parametrize("budget_s, rounds", [(0.3, 150), (0.01, 10)])
+def test_the_route_sizes_its_rounds_from_the_budget(budget_s, rounds, monkeypatch):
+    """The estimate's three calls read as 6 ms on a stubbed clock (2 ms a call, whatever the host's
+    load): 0.3 s of budget is 150 rounds, at least 10, and a 20th of them warm up."""
+    from types import SimpleNamespace
+
+    from bench.sweep import pytest_route
     from tests.faulty import EXTRA_IMPLS
 
+    reads = iter([0.0, 0.0059999999])  # the two reads around the estimate's three calls
+    monkeypatch.setattr(pytest_route, "time", SimpleNamespace(perf_counter=lambda: next(reads)))
     impl = next(i for i in EXTRA_IMPLS if i.name == "fault.sleep")
     (size,) = parse_sizes("1x1x1")
     b = FakeBenchmark()
-    bench_case(b, impl, size, threads=1, budget_s=0.3)
-    assert 110 <= b.rounds <= 150 and b.warmup_rounds == max(2, b.rounds // 20) and len(b.data) == b.rounds
+    pytest_route.bench_case(b, impl, size, threads=1, budget_s=budget_s)
+    assert b.rounds == rounds and b.warmup_rounds == max(2, rounds // 20) and len(b.data) == rounds
 
 
 def test_header_flags_name_every_difference_that_makes_runs_unlike():
@@ -422,7 +427,7 @@ def test_the_route_divides_by_k_from_two_steps_per_call_on(monkeypatch):
     b = FakeBenchmark()
     bench_case(b, next(i for i in EXTRA_IMPLS if i.name == "fault.sleepk"), two, threads=1, budget_s=0.02, device="cpu")
     assert b.extra_info["steps_per_call"] == 2
-    assert SLEEP_S <= sorted(b.data)[len(b.data) // 2] <= 1.5 * SLEEP_S  # per call would be 2 x
+    assert SLEEP_S <= min(b.data) <= 1.5 * SLEEP_S  # per call would be 2 x; the least: a busy host's stalls aside
 
 
 def test_compare_uses_the_base_rounds_sd_of_a_run_with_extra_rounds(tmp_path):

@@ -33,9 +33,11 @@ def sleep_run(tmp_path_factory):
 @pytest.mark.parametrize("impl", ["fault.sleep", "fault.sleepk"])
 def test_a_known_sleep_is_measured_per_step(sleep_run, impl):
     row = sleep_run.loc[impl]
-    # time.sleep overshoots by a scheduler tick at most, never undershoots: [1, 1.25] x the sleep
-    assert SLEEP_S <= row["median_s"] <= 1.25 * SLEEP_S, row["median_s"]
-    assert row["min_s"] >= SLEEP_S
+    # time.sleep overshoots by a scheduler tick at most, never undershoots: the least sample in [1, 1.25] x
+    # the sleep (nothing of the harness in the timed region); the median only within 4 x, as a busy host
+    # (CI's) stretches sleeps
+    assert SLEEP_S <= row["min_s"] <= 1.25 * SLEEP_S, row["min_s"]
+    assert SLEEP_S <= row["median_s"] <= 4 * SLEEP_S, row["median_s"]
     if impl == "fault.sleepk":
         assert row["steps_per_call"] > 1
         assert row["median_call_s"] == pytest.approx(row["median_s"] * row["steps_per_call"])
