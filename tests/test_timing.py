@@ -15,13 +15,37 @@ from bench.timing import Budget
 from models.registry import REGISTRY
 
 
-def test_sample_times_each_call_and_respects_the_budget():
-    def call():
-        time.sleep(0.002)
+class VirtualClock:
+    """bench.timing's clock, advanced only by sleep(): calls of a known time whatever the host's load."""
 
-    ns = timing.sample(call, Budget(seconds=0.03, min_samples=3, max_samples=100))
-    assert 5 <= len(ns) <= 16  # about 30 ms of 2 ms calls
-    assert all(2e6 <= v < 2e7 for v in ns)  # each sample holds one call, never less than its sleep
+    def __init__(self):
+        self.ns = 10**12
+
+    def perf_counter_ns(self) -> int:
+        return self.ns
+
+    def perf_counter(self) -> float:
+        return self.ns / 1e9
+
+    def sleep(self, s: float) -> None:
+        self.ns += round(s * 1e9)
+
+
+@pytest.fixture
+def vclock(monkeypatch):
+    clock = VirtualClock()
+    monkeypatch.setattr(timing, "time", clock)
+    return clock
+
+
+def test_sample_times_each_call_and_respects_the_budget(vclock):
+    ns = timing.sample(lambda: vclock.sleep(0.002), Budget(seconds=0.03, min_samples=3, max_samples=100))
+    assert ns == [2_000_000] * 15  # 30 ms of 2 ms calls: the 15th ends on the deadline
+
+
+def test_sample_times_each_call_on_the_real_clock():
+    ns = timing.sample(lambda: time.sleep(0.002), Budget(seconds=0.01, min_samples=3, max_samples=100))
+    assert len(ns) >= 3 and all(v >= 2e6 for v in ns)  # each sample holds one call, never less than its sleep
 
 
 def test_sample_keeps_its_minimum_and_maximum():
@@ -198,34 +222,31 @@ def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
     assert (failed.status, failed.error, failed.round_medians) == ("error", "boom", [])
 
 
-def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch):
+def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch, vclock):
     """A matmul that takes a known 5 ms: n = 500 is 2 x 500^3 = 2.5e8 FLOP, so 50 GFLOP/s (not 25)."""
-    import time
     from types import SimpleNamespace
 
     from bench.sweep import peak
 
     def slow_matmul(a, b, device):
         assert a.shape == b.shape == (500, 500)
-        return lambda: time.sleep(0.005)
+        return lambda: vclock.sleep(0.005)
 
     monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=slow_matmul if name == "torch" else None))
     out = peak.measure("torch", 500, Budget(seconds=0.05, min_samples=5, warmup_s=0.01))
     assert out["device"] == "cpu"  # the default
     assert out["flops"] == 2.5e8
-    assert 0.005 <= out["median_s"] <= 0.007  # a sleep overshoots, by up to 2 ms on a loaded machine
-    assert out["gflops"] == pytest.approx(2.5e8 / out["median_s"] / 1e9, rel=1e-9)
-    assert 2.5e8 / 0.007 / 1e9 <= out["gflops"] <= out["gflops_best"] <= 50  # n^3 would give 25 at most
+    assert out["median_s"] == pytest.approx(0.005, rel=1e-12)
+    assert out["gflops"] == pytest.approx(50, rel=1e-12) and out["gflops_best"] == pytest.approx(50, rel=1e-12)
     assert "copy_gbytes_per_s" not in out  # torch on a CPU: the bandwidth comes from numpy's worker
 
 
 @pytest.mark.parametrize("framework, device, copy_bytes", [("numpy", "cpu", 1 << 28), ("torch", "cuda", 1 << 30),
                                                           ("jax", "cpu", None)])
-def test_the_peak_record_by_hand(monkeypatch, framework, device, copy_bytes):
+def test_the_peak_record_by_hand(monkeypatch, vclock, framework, device, copy_bytes):
     """Known-time fakes: a 2 ms matmul of n = 100 (2e6 FLOP: 1 GFLOP/s) and a 4 ms copy (read + write
     of nbytes: 2 nbytes / 4 ms). The copy is the device's memory: numpy on the CPU (256 MiB), a GPU
     framework on CUDA (1 GiB); jax on the CPU has none."""
-    import time
     from types import SimpleNamespace
 
     from bench.sweep import peak
@@ -234,11 +255,11 @@ def test_the_peak_record_by_hand(monkeypatch, framework, device, copy_bytes):
 
     def matmul(a, b, dev):
         seen["mm"] = (a.copy(), b.copy(), dev)
-        return lambda: time.sleep(0.002)
+        return lambda: vclock.sleep(0.002)
 
     def copy_call(fw, nbytes):
         seen["copy"] = (fw, nbytes)
-        return lambda: time.sleep(0.004)
+        return lambda: vclock.sleep(0.004)
 
     monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=matmul))
     monkeypatch.setattr(peak.frameworks, "copy_call", copy_call)
@@ -249,14 +270,13 @@ def test_the_peak_record_by_hand(monkeypatch, framework, device, copy_bytes):
     np.testing.assert_array_equal(b, rng.standard_normal((100, 100), dtype=np.float32))
     assert a.dtype == b.dtype == np.float32 and dev == device
     assert (out["n"], out["flops"], out["device"]) == (100, 2e6, device)
-    assert 0.002 <= out["median_s"] <= 0.004 and out["n_samples"] >= 5
-    assert out["gflops"] == pytest.approx(2e6 / out["median_s"] / 1e9) and out["gflops"] <= out["gflops_best"] <= 1.0
+    assert out["median_s"] == pytest.approx(0.002, rel=1e-12) and out["n_samples"] == 15  # 30 ms of 2 ms calls
+    assert out["gflops"] == pytest.approx(1.0, rel=1e-12) and out["gflops_best"] == pytest.approx(1.0, rel=1e-12)
     if copy_bytes is None:
         assert "copy_gbytes_per_s" not in out and "copy" not in seen
     else:
         assert seen["copy"] == (framework, copy_bytes)
-        want = 2 * copy_bytes / 0.004 / 1e9
-        assert want * 0.6 < out["copy_gbytes_per_s"] <= want  # 4 ms, up to 2 ms more
+        assert out["copy_gbytes_per_s"] == pytest.approx(2 * copy_bytes / 0.004 / 1e9, rel=1e-12)  # read + write
 
 
 def test_a_framework_without_a_matmul_has_no_peak(monkeypatch):
