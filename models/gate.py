@@ -32,6 +32,8 @@ def compare_to_reference(
         p = np.asarray(p, np.float64)  # pragma: no mutate (equivalent: dtype only)
         if p.shape != r.shape:
             return loss_err, np.inf, f"param {i} shape {p.shape} != {r.shape}"
+        if not np.all(np.isfinite(p)):  # the last step's update, after its (finite) loss, can be the one
+            return loss_err, np.inf, f"non-finite values in param {i}"
         ref_update = r - p0
         # A tensor the reference leaves (almost) unchanged, e.g. behind dead ReLUs, is judged
         # against float32 resolution of the tensor itself instead of its vanishing update.

@@ -89,3 +89,73 @@ def test_gate_rejects_a_10_percent_error_in_any_single_tensor_update(size):
             wrong[i] = (start[i] + nudge).astype(np.float32)
         why = mod.compare(cfg, ref[0], wrong, ref)[2]
         assert "update rel. error" in why, (size.label, i, start[i].shape)
+
+
+@pytest.mark.parametrize("k, steps", [(1, 5), (2, 6), (4, 8), (5, 5), (8, 8), (16, 16), (64, 64)])
+def test_the_gate_runs_whole_calls_of_a_fused_step(k, steps):
+    from types import SimpleNamespace
+
+    from bench.sweep import prepare
+
+    assert prepare.gate_steps(SimpleNamespace(steps_per_call=k)) == steps
+
+
+class Scripted:
+    """A fused step (K = 4) whose gate losses and parameters are given: the reference's own, with
+    changes planted."""
+
+    gate, steps_per_call = True, 4
+
+    def __init__(self, losses, params):
+        self._losses, self._params = losses, params
+
+    def reset(self):
+        pass
+
+    def losses(self, n):
+        return self._losses[:n]
+
+    def params(self):
+        return self._params
+
+
+@pytest.mark.parametrize("plant, status, why", [
+    (None, "ok", ""),
+    ("loss 6", "diverged", "non-finite loss"),  # after the 5 compared: the finite check sees it
+    ("loss 7 off", "ok", ""),  # a loss after the 5 compared is not compared (its float32 error grows)
+    ("param nan", "diverged", "non-finite values in param 0"),
+    ("update", "mismatch", "update rel. error"),
+    ("short", "mismatch", "5 losses for 8 steps"),
+])
+def test_a_fused_gate_compares_the_first_five_losses_and_the_updates_after_all_steps(plant, status, why):
+    from bench.sweep import prepare
+
+    cfg = MLPConfig(batch=4, width=8, depth=2)
+    ref_losses, ref_params = prepare.reference("mlp", cfg, 8)
+    losses, params = ref_losses.copy(), [p.astype(np.float32) for p in ref_params]
+    if plant == "loss 6":
+        losses[6] = np.nan
+    elif plant == "loss 7 off":
+        losses[7] *= 1.5
+    elif plant == "param nan":
+        params[0][0, 0] = np.nan
+    elif plant == "update":
+        params[0] = params[0] + 0.1 * (params[0] - mlp.init_params(cfg)[0])
+    elif plant == "short":
+        losses = losses[:5]
+    g = prepare.gate(Scripted(losses, params), "mlp", cfg)
+    assert g.status == status and why in g.error, g
+
+
+def test_the_gate_of_jax_scan_reuses_the_timed_program():
+    """jax.scan's gate runs whole calls of the jitted K-step scan that is timed: no second entry in
+    its compile cache, where a scan 5 steps long is one."""
+    pytest.importorskip("jax")
+    from bench.sweep import prepare
+
+    cfg = MLPConfig(batch=4, width=8, depth=2)
+    step = prepare.build(REGISTRY["mlp"]["jax.scan"], cfg, 2).step
+    assert step.scanned._cache_size() == 1
+    assert prepare.gate(step, "mlp", cfg).status == "ok" and step.scanned._cache_size() == 1
+    step.losses(5)
+    assert step.scanned._cache_size() == 2

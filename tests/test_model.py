@@ -148,6 +148,19 @@ def test_gate_limits_are_inclusive_and_its_message_names_both_failures():
     assert why == "loss rel. error 2.50e-01 > 1e-01; update rel. error 5.00e-01 > 1e-01"
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_parameter_fails_the_gate_though_every_loss_is_finite(bad):
+    """The last step's loss comes before its update: an update that leaves NaN or inf shows only in
+    the parameters."""
+    p0, ref = _synthetic()
+    params = [p0[0] + 0.5, p0[1] - 0.25]
+    assert compare_to_reference(p0, ref[0], params, ref, 0.1, 0.1) == (0.0, 0.0, "")
+    params[1] = params[1].copy()
+    params[1][0] = bad
+    loss_err, update_err, why = compare_to_reference(p0, ref[0], params, ref, 0.1, 0.1)
+    assert (loss_err, update_err, why) == (0.0, np.inf, "non-finite values in param 1")
+
+
 def test_a_tensor_the_reference_leaves_unchanged_is_judged_against_its_own_size():
     p0 = [np.full(4, 100.0)]
     ref = (np.array([1.0]), [p0[0].copy()])  # no update at all, e.g. behind dead ReLUs

@@ -65,3 +65,21 @@ def test_the_check_after_timing_reuses_the_timed_scan_program():
     assert counters["stats"]["unique_graphs"] == before  # nothing compiled for the check
     step.losses(prepare.GATE_STEPS)
     assert counters["stats"]["unique_graphs"] == before + 1  # a length-5 scan is a new graph
+
+
+@pytest.mark.parametrize("k, steps", [(2, 6), (4, 8)])
+def test_the_gate_runs_the_timed_scan_program_in_whole_calls(k, steps):
+    """The equivalence gate of a fused torch.scan row runs whole calls of the K-step scan that is
+    timed (ceil(5 / K) of them) and passes; it compiles nothing more, where a 5-step gate would
+    compile a scan of another length."""
+    from torch._dynamo.utils import counters
+
+    from bench.sweep import prepare
+
+    step = prepare.build(REGISTRY["mlp"]["torch.scan"], CFG["mlp"], k).step
+    assert prepare.gate_steps(step) == steps
+    before = counters["stats"]["unique_graphs"]
+    g = prepare.gate(step, "mlp", CFG["mlp"])
+    assert g.status == "ok" and g.loss_rel_err < 1e-6 and g.update_rel_err < 1e-3, g
+    assert counters["stats"]["unique_graphs"] == before  # nothing compiled for the gate
+    assert len(step.losses(steps)) == steps and counters["stats"]["unique_graphs"] == before
