@@ -35,10 +35,8 @@ class ModeStep:
         jax.block_until_ready(self._scan(self.steps_per_call) if self.mode == "scan" else self._one())
 
     def losses(self, n: int) -> np.ndarray:
-        if self.mode == "scan":  # the timed K-step scan n / K times when K divides n, else one n steps long
-            k = self.steps_per_call
-            parts = [self._scan(k) for _ in range(n // k)] if n % k == 0 else [self._scan(n)]
-            return np.concatenate([np.asarray(x, np.float64).reshape(-1) for x in parts]) if parts else np.zeros(0)
+        if self.mode == "scan":  # the same fused scan, n steps long
+            return np.asarray(self._scan(n), np.float64)
         return np.array([float(self._one()) for _ in range(n)])
 
     def one_step(self):

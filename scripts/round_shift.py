@@ -3,9 +3,9 @@ to the next: for each run, the log per-process medians of its ok rows (controls 
 rounds only) less each row's mean; the shared shift of a round is the mean of those residuals over
 every row of that round. Prints, per run, the within-row sd (the rows' variances pooled: round_sd's
 scale), the sd of the round shifts, the share of that variance they hold, and the sd left once
-they are removed. A share near 0 is spread of the processes
-themselves (or of each case's moment); near 1, a host whose speed moves between rounds, which more
-processes average only as fast as rounds accrue.
+they are removed. A share near 0 is spread of the processes themselves (or of each case's
+moment); near 1, a host whose speed moves between rounds, which more processes average only as
+fast as rounds accrue.
 
     python scripts/round_shift.py RUN [RUN ...]
 """
@@ -24,21 +24,19 @@ from bench.schema import SchemaError
 def shift_table(results: pd.DataFrame, rounds: pd.DataFrame, meta: dict) -> dict[str, float]:
     """residual_sd (pooled within rows), shift_sd, shift_share, within_sd (after the shifts) and the
     rows and rounds counted (NaNs when no row has two base rounds)."""
-    control = set(results.loc[results.get("role", pd.Series("", index=results.index)).eq("control"), "impl"])
-    ok = results[(results["status"] == "ok") & ~results["impl"].isin(control)]
-    keys = set(zip(ok["impl"], ok["size"], strict=True))
-    r = rounds[[k in keys for k in zip(rounds["impl"], rounds["size"], strict=True)]]
+    ok = results[(results["status"] == "ok") & (results["role"] != "control")]
+    r = rounds.merge(ok[["impl", "size"]], on=["impl", "size"])
     base = base_rounds(meta)
     if base is not None:
         r = r[r["round"] < base]
     r = r[r["median_s"] > 0]
-    res = np.log(r["median_s"]) - np.log(r["median_s"]).groupby([r["impl"], r["size"]]).transform("mean")
-    n = res.groupby([r["impl"], r["size"]]).transform("size")
-    res, rnd = res[n > 1], r["round"][n > 1]
-    if len(res) < 2:
+    r = r[r.groupby(["impl", "size"])["round"].transform("size") > 1]  # rows with two processes or more
+    if len(r) < 2:
         return {"rows": 0, "rounds": 0, "residual_sd": np.nan, "shift_sd": np.nan, "shift_share": np.nan,
                 "within_sd": np.nan}
-    rows, k = len(set(zip(r["impl"][n > 1], r["size"][n > 1], strict=True))), int(rnd.nunique())
+    logm = np.log(r["median_s"])
+    res, rnd = logm - logm.groupby([r["impl"], r["size"]]).transform("mean"), r["round"]
+    rows, k = r.groupby(["impl", "size"]).ngroups, int(rnd.nunique())
     shift = res.groupby(rnd).transform("mean")
     pooled = float((res**2).sum()) / (len(res) - rows)  # each row's variance about its mean, pooled: round_sd's
     within = float(((res - shift) ** 2).sum()) / max(len(res) - rows - k + 1, 1)  # after the rounds' shifts too

@@ -107,13 +107,15 @@ class Scripted:
     gate, steps_per_call = True, 4
 
     def __init__(self, losses, params):
-        self._losses, self._params = losses, params
+        self._losses, self._params, self.asked = losses, params, []
 
     def reset(self):
-        pass
+        self.at = 0
 
-    def losses(self, n):
-        return self._losses[:n]
+    def losses(self, n):  # the next n of the given losses
+        self.asked.append(n)
+        self.at += n
+        return self._losses[self.at - n:self.at]
 
     def params(self):
         return self._params
@@ -143,8 +145,10 @@ def test_a_fused_gate_compares_the_first_five_losses_and_the_updates_after_all_s
         params[0] = params[0] + 0.1 * (params[0] - mlp.init_params(cfg)[0])
     elif plant == "short":
         losses = losses[:5]
-    g = prepare.gate(Scripted(losses, params), "mlp", cfg)
+    step = Scripted(losses, params)
+    g = prepare.gate(step, "mlp", cfg)
     assert g.status == status and why in g.error, g
+    assert step.asked == [4, 4]  # whole calls of K steps: the timed program
 
 
 def test_the_gate_of_jax_scan_reuses_the_timed_program():

@@ -70,8 +70,8 @@ def test_the_check_after_timing_reuses_the_timed_scan_program():
 @pytest.mark.parametrize("k, steps", [(2, 6), (4, 8)])
 def test_the_gate_runs_the_timed_scan_program_in_whole_calls(k, steps):
     """The equivalence gate of a fused torch.scan row runs whole calls of the K-step scan that is
-    timed (ceil(5 / K) of them) and passes; it compiles nothing more, where a 5-step gate would
-    compile a scan of another length."""
+    timed (ceil(5 / K) of them) and passes; it compiles nothing more, where a 5-step scan is
+    another graph (test_the_check_after_timing_reuses_the_timed_scan_program)."""
     from torch._dynamo.utils import counters
 
     from bench.sweep import prepare
@@ -82,4 +82,4 @@ def test_the_gate_runs_the_timed_scan_program_in_whole_calls(k, steps):
     g = prepare.gate(step, "mlp", CFG["mlp"])
     assert g.status == "ok" and g.loss_rel_err < 1e-6 and g.update_rel_err < 1e-3, g
     assert counters["stats"]["unique_graphs"] == before  # nothing compiled for the gate
-    assert len(step.losses(steps)) == steps and counters["stats"]["unique_graphs"] == before
+    assert len(step.losses(k)) == k and counters["stats"]["unique_graphs"] == before  # the gate's unit: one call

@@ -61,7 +61,7 @@ def reference(model: str, cfg, steps: int = GATE_STEPS):
 
 def gate_steps(step: Step) -> int:
     """Steps the gate runs: GATE_STEPS, or for a fused step of K steps per call the fewest whole
-    calls that hold them (K x ceil(GATE_STEPS / K): 6, 8, 16 or 64), so that the gate runs the very
+    calls that hold them (K x ceil(GATE_STEPS / K): 6, 8, 16 or 64), each losses(K): the very
     program that is timed, across calls (a scan of another length is another compile: 2 to 3 s for
     torch.scan at each MLP size, which its caches do not keep)."""
     k = step.steps_per_call
@@ -72,22 +72,23 @@ def gate(step: Step, model: str, cfg) -> GateResult:
     """gate_steps(step) steps from the shared start against the float64 reference: the losses of the
     first GATE_STEPS (float32's loss error grows with the steps: at B32-H32 1e-7 after 5, 3e-5 after
     64, against the 1e-4 tolerance) and the updates after all of them (that error stays far inside
-    its 1e-2: 8e-6 after 5, 1.5e-4 after 64; at most 5e-3 at any default size); every loss must be
-    finite. results/noise_study/gate_timed_program_20261204.md has the figures."""
+    its 1e-2: 8e-6 after 5, 1.5e-4 after 64; at most 5e-3 at any default size); every loss and
+    parameter must be finite (`python scripts/gate_cost.py` gives these figures)."""
     n = gate_steps(step)
+    per_call = n if step.steps_per_call <= 1 else step.steps_per_call
     step.reset()
-    losses = np.asarray(step.losses(n), np.float64)  # pragma: no mutate (equivalent: dtype only)
+    losses = np.concatenate([np.asarray(step.losses(per_call), np.float64) for _ in range(n // per_call)])  # pragma: no mutate (equivalent: dtype only)
     if losses.shape != (n,):
         return GateResult("mismatch", math.inf, math.inf, f"{losses.size} losses for {n} steps")
     ref_losses, ref_params = reference(model, cfg, n)
-    loss_err, update_err, why = model_module(model).compare(cfg, losses[:GATE_STEPS], step.params(),
+    params = step.params()
+    loss_err, update_err, why = model_module(model).compare(cfg, losses[:GATE_STEPS], params,
                                                             (ref_losses[:GATE_STEPS], ref_params))
-    if not why and not np.all(np.isfinite(losses)):
-        why = f"non-finite loss {losses.tolist()}"
-    if not why:
-        return GateResult("ok", loss_err, update_err)
-    finite = bool(np.all(np.isfinite(losses))) and not why.startswith("non-finite")
-    return GateResult("mismatch" if finite else "diverged", loss_err, update_err, why)
+    finite = bool(np.isfinite(losses).all()) and all(np.isfinite(p).all() for p in params)
+    if why or not finite:
+        return GateResult("mismatch" if finite else "diverged", loss_err, update_err,
+                          why or f"non-finite loss {losses.tolist()}")
+    return GateResult("ok", loss_err, update_err)
 
 
 TAIL_STEPS = 1  # steps after timing: the loss of the parameters the timed calls left must be finite
