@@ -37,10 +37,11 @@ def shift_table(results: pd.DataFrame, rounds: pd.DataFrame, meta: dict) -> dict
     logm = np.log(r["median_s"])
     res, rnd = logm - logm.groupby([r["impl"], r["size"]]).transform("mean"), r["round"]
     rows, k = r.groupby(["impl", "size"]).ngroups, int(rnd.nunique())
-    shift = res.groupby(rnd).transform("mean")
+    shifts = res.groupby(rnd).mean()  # each round's shift, shared by its rows
+    shift = rnd.map(shifts)
     pooled = float((res**2).sum()) / (len(res) - rows)  # each row's variance about its mean, pooled: round_sd's
     within = float(((res - shift) ** 2).sum()) / max(len(res) - rows - k + 1, 1)  # after the rounds' shifts too
-    return {"rows": rows, "rounds": k, "residual_sd": pooled**0.5, "shift_sd": float(res.groupby(rnd).mean().std(ddof=1)),
+    return {"rows": rows, "rounds": k, "residual_sd": pooled**0.5, "shift_sd": float(shifts.std(ddof=1)),
             "shift_share": max(0.0, 1 - within / pooled) if pooled > 0 else np.nan, "within_sd": within**0.5}
 
 

@@ -123,7 +123,7 @@ class Scripted:
 
 @pytest.mark.parametrize("plant, status, why", [
     (None, "ok", ""),
-    ("loss 6", "diverged", "non-finite loss"),  # after the 5 compared: the finite check sees it
+    ("loss 6", "diverged", "non-finite loss at step 7 of 8: nan"),  # after the 5 compared: the finite check sees it
     ("loss 7 off", "ok", ""),  # a loss after the 5 compared is not compared (its float32 error grows)
     ("param nan", "diverged", "non-finite values in param 0"),
     ("update", "mismatch", "update rel. error"),

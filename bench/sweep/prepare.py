@@ -84,10 +84,11 @@ def gate(step: Step, model: str, cfg) -> GateResult:
     params = step.params()
     loss_err, update_err, why = model_module(model).compare(cfg, losses[:GATE_STEPS], params,
                                                             (ref_losses[:GATE_STEPS], ref_params))
-    finite = bool(np.isfinite(losses).all()) and all(np.isfinite(p).all() for p in params)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    finite = bad.size == 0 and all(np.isfinite(p).all() for p in params)
     if why or not finite:
         return GateResult("mismatch" if finite else "diverged", loss_err, update_err,
-                          why or f"non-finite loss {losses.tolist()}")
+                          why or f"non-finite loss at step {bad[0] + 1} of {n}: {losses[bad[0]]}")
     return GateResult("ok", loss_err, update_err)
 
 
