@@ -89,43 +89,63 @@ def simulate(orders: dict[int, list[tuple[int, str, int]]], n_stages: int, f: di
     its inputs exist (a forward needs the previous stage's forward, a backward the next stage's
     backward, plus `comm` when that stage is on another rank; W follows its I). I and W each take
     half the stage's backward."""
-    done: dict[tuple[int, str, int], float] = {}
-    free = dict.fromkeys(orders, 0.0)
-    pos = dict.fromkeys(orders, 0)
-    dur = {"F": f, "B": b, "I": {s: t / 2 for s, t in b.items()}, "W": {s: t / 2 for s, t in b.items()}}
-    while any(pos[r] < len(orders[r]) for r in orders):
-        progressed = False  # pragma: no mutate (None is as false)
-        for r in orders:
-            while pos[r] < len(orders[r]):  # each rank as far as its inputs allow
-                s, kind, m = orders[r][pos[r]]
-                ready = _ready(s, kind, m, done, n_stages, comm, rank_of, r)
-                if ready is None:
-                    break
-                start = max(free[r], ready)
-                free[r] = done[(s, kind, m)] = start + dur[kind][s]
-                if kind == "B":
-                    done[(s, "I", m)] = done[(s, kind, m)]
-                pos[r] += 1
-                progressed = True
-        if not progressed:
-            raise ValueError("the action orders deadlock")
-    return max(free.values())
+    return Plan.of(orders, n_stages, rank_of).makespan(f, b, comm)
 
 
-def _ready(s, kind, m, done, n_stages, comm, rank_of, r):
-    """When the inputs of an action exist, or None if they do not yet."""
+@dataclass(frozen=True)
+class Plan:
+    """A schedule's actions in an order where each comes after its inputs, with what it waits for:
+    built once per (orders, stages), then timed for any stage times by one pass (max-plus), so a
+    model can simulate thousands of layouts. The order of building does not depend on the times."""
+
+    actions: tuple[tuple[int, int, str, tuple[tuple[int, bool], ...]], ...]  # rank, stage, kind, deps
+    ranks: tuple[int, ...]
+
+    @classmethod
+    def of(cls, orders: dict[int, list[tuple[int, str, int]]], n_stages: int,
+           rank_of: dict[int, int]) -> Plan:
+        index: dict[tuple[int, str, int], int] = {}
+        actions = []
+        pos = dict.fromkeys(orders, 0)
+        while any(pos[r] < len(orders[r]) for r in orders):
+            progressed = False  # pragma: no mutate (None is as false)
+            for r in orders:
+                while pos[r] < len(orders[r]):  # each rank as far as its inputs allow
+                    s, kind, m = orders[r][pos[r]]
+                    deps = _inputs(s, kind, m, n_stages)
+                    if any(d not in index for d in deps):
+                        break
+                    index[(s, kind, m)] = len(actions)
+                    if kind == "B":
+                        index[(s, "I", m)] = len(actions)  # a whole backward is its own input half
+                    actions.append((r, s, kind, tuple((index[d], rank_of[d[0]] != r) for d in deps)))
+                    pos[r] += 1
+                    progressed = True
+            if not progressed:
+                raise ValueError("the action orders deadlock")
+        return cls(tuple(actions), tuple(orders))
+
+    def makespan(self, f: dict[int, float], b: dict[int, float], comm: float) -> float:
+        free = dict.fromkeys(self.ranks, 0.0)
+        done = []
+        for r, s, kind, deps in self.actions:
+            start = free[r]
+            for i, cross in deps:
+                start = max(start, done[i] + (comm if cross else 0.0))
+            end = start + (f[s] if kind == "F" else b[s] if kind == "B" else b[s] / 2)
+            free[r] = end
+            done.append(end)
+        return max(free.values())
+
+
+def _inputs(s: int, kind: str, m: int, n_stages: int) -> list[tuple[int, str, int]]:
+    """The actions whose results an action needs: a forward the previous stage's forward, a
+    backward (or its input half I) its own forward and the next stage's input gradient, W its I."""
     if kind == "F":
-        deps = [(s - 1, "F", m)] if s > 0 else []
-    elif kind in ("B", "I"):
-        deps = [(s, "F", m)] + ([(s + 1, "I", m)] if s < n_stages - 1 else [])
-    else:
-        deps = [(s, "I", m)]
-    t = 0.0
-    for d in deps:
-        if d not in done:
-            return None
-        t = max(t, done[d] + (comm if rank_of[d[0]] != r else 0.0))
-    return t
+        return [(s - 1, "F", m)] if s > 0 else []
+    if kind in ("B", "I"):
+        return [(s, "F", m)] + ([(s + 1, "I", m)] if s < n_stages - 1 else [])
+    return [(s, "I", m)]
 
 
 def interleaved_order(rank: int, P: int, M: int, v: int) -> list[tuple[int, str, int]]:

@@ -86,3 +86,14 @@ def test_schema_descriptions_name_every_value_in_the_committed_runs():
         fused = set(df.loc[df["steps_per_call"] > 1, "impl"])
         assert all(i in described["steps_per_call"] for i in fused), fused
         assert set(df["status"]) <= set(STATUSES)
+
+
+CLAIM = re.compile(r"<!-- claim: (results/[\w.-]+) -->\n(.*?)<!-- end claim -->", re.S)
+
+
+def test_the_readme_claim_block_is_the_committed_claim_reports_headlines():
+    blocks = CLAIM.findall(README)
+    assert blocks, "the README has no claim block"
+    for where, block in blocks:
+        lines = [headlines((ROOT / where / name).read_text()) for name in ("seed.md", "validation.md")]
+        assert block.strip() == "\n".join(lines)

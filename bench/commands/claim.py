@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.commands.common import EXIT_OK, UsageError
 
-HELP = "the step-time model of a GPU cluster: which terms dominate, and what removing the framework would save"
+HELP = ("the step-time model of a GPU cluster: which terms dominate, the best layout for each "
+        "stack, and what removing the framework would save")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("config", type=Path, nargs="?", default=None, help="a TOML config ([model], [parallel], "
-                   "[hardware], [software]); or --preset")
-    p.add_argument("--preset", default=None, help="seed, or a published run's name (--list-presets)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (step_s, mfu, breakdown_s, ...)")
-    p.add_argument("--sweep", action="store_true", help="also find where the framework-free share passes 5%% and 20%%")
-    p.add_argument("--validate", action="store_true", help="predict the published A100 runs and this project's "
-                   "pipeline probe")
-    p.add_argument("--refit", action="store_true", help="with --validate: fit the named parameters again")
-    p.add_argument("--list-hardware", action="store_true", help="print the GPU table with its sources")
+    p.add_argument("config", type=Path, nargs="?", default=None, help="a TOML config ([model], "
+                   "[parallel], [hardware], [software]); or --preset")
+    p.add_argument("--preset", default=None, help="seed, or a published run's name "
+                   "(--list-presets)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (step_s, mfu, "
+                   "breakdown_s, ...; with --search: best, best_framework_free, saving_share)")
+    p.add_argument("--search", action="store_true", help="search every layout of the GPU count "
+                   "that fits in memory, for the framework stack and for a framework-free one")
+    p.add_argument("--validate", action="store_true", help="predict both published tables, leave "
+                   "one model out, and replay this project's pipeline probe")
+    p.add_argument("--refit", action="store_true", help="with --validate: fit the named "
+                   "parameters again")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the committed "
+                   "reports (validation.md, seed.md, seed.png) into DIR")
+    p.add_argument("--list-hardware", action="store_true", help="print the GPU table with its "
+                   "sources")
     p.add_argument("--list-presets", action="store_true", help="print the preset names")
 
 
@@ -32,23 +41,49 @@ def run(args) -> int:
     if args.list_presets:
         print("\n".join(presets.presets()))
         return EXIT_OK
+    if args.report is not None:
+        from bench.claim import reports
+
+        with _bar("layouts") as tick:
+            paths = reports.write(args.report, progress=tick)
+        print("\n".join(str(p) for p in paths))
+        return EXIT_OK
     if args.validate:
         return validate(args.refit, args.json)
-    c = load(args)
+    return evaluate(load(args), args.search, args.json)
+
+
+def evaluate(c, search: bool, as_json: bool) -> int:
     from bench.claim import answer, render
 
     try:
-        s = answer.evaluate(c)
-    except ValueError as e:  # a framework without a measured host cost
+        s = answer.model.step(c, answer.framework_host(c))
+        with _bar("layouts") as tick:
+            v = answer.verdict(c, progress=tick) if search else None
+    except ValueError as e:  # a framework without a measured host cost; no layout fits
         raise UsageError(str(e)) from None
-    rows = answer.sweep(c) if args.sweep else None
-    print(json.dumps(render.as_json(s, rows), indent=2) if args.json else render.markdown(s, rows))
+    print(json.dumps(render.as_json(s, v), indent=2) if as_json else render.markdown(s, v))
     return EXIT_OK
+
+
+@contextmanager
+def _bar(what: str):
+    """A callback that advances a transient progress bar on stderr (None off a terminal)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda: bar.advance(task)
 
 
 def load(args):
     from bench.claim import config, presets
-    from bench.claim.formulas import check_memory
+    from bench.claim.memory import check_memory
 
     if (args.config is None) == (args.preset is None):
         raise UsageError("give a CONFIG.toml or --preset NAME (one of them)")
@@ -66,28 +101,11 @@ def load(args):
 
 
 def validate(refit: bool, as_json: bool) -> int:
-    from bench.claim import validate as v
-    from bench.claim.host import host_cost
+    from bench.claim import reports
 
-    host = host_cost("torch.eager", "xeon")  # Megatron-LM: PyTorch eager on DGX A100's Xeon hosts
-    pr, df = v.refit(host) if refit else (None, v.predict(host))
-    mae, worst = v.summary(df)
-    probe = v.probe()
+    result = reports.validation(refit)
     if as_json:
-        print(json.dumps({"published": df.to_dict("records"), "mae": mae, "max_abs_error": worst,
-                          "probe": probe.to_dict("records"), **({"refit": pr.__dict__} if pr else {})}, indent=2))
-        return EXIT_OK
-    print("| run | measured s | predicted s | error | MFU |\n|---|---:|---:|---:|---:|")
-    for r in df.itertuples():
-        print(f"| {r.run} | {r.measured_s:.2f} | {r.predicted_s:.2f} | {100 * r.error:+.1f}% | {100 * r.mfu:.1f}% |")
-    print(f"\nmean absolute error {100 * mae:.2f}%, largest {100 * worst:.2f}% (goal: <= 3.5% and <= 8.5%; Calculon "
-          "3.65% and 8.87%); source: Korthikanti et al. 2022 (arXiv 2205.05198) Table 5")
-    if pr:
-        print(f"refit: {pr}")
-    print("\nThis project's P = 2 CPU pipeline probe: measured step [95% CI] against the simulation of the "
-          "schedule's order with its measured stage times and send; the difference is the schedule's cost.\n")
-    print("| schedule | M | measured ms [CI] | predicted ms | within CI | schedule cost ms |\n|---|---:|---:|---:|---|---:|")
-    for r in probe.itertuples():
-        print(f"| {r.schedule} | {r.M} | {1e3 * r.measured_s:.2f} [{1e3 * r.ci_low_s:.2f}, {1e3 * r.ci_high_s:.2f}] | "
-              f"{1e3 * r.predicted_s:.2f} | {'yes' if r.within_ci else 'no'} | {1e3 * r.schedule_cost_s:.2f} |")
+        print(json.dumps(reports.validation_json(result), indent=2))
+    else:
+        print(reports.validation_markdown(result))
     return EXIT_OK
