@@ -7,8 +7,9 @@
 //
 // Per case, rank 0 prints one JSON line (protocol.PipeResult; bench/pipeline/c_rank.py adds the
 // gate's error): the step times (each from a barrier before it to a barrier after it, as the torch
-// ranks), each stage's forward and backward alone on one microbatch, the one-way send time. With
-// GATE 1 the summed gradient of the first step goes to GRADS.<schedule>.<M>.bin first.
+// ranks), each stage's forward and backward alone on one microbatch, the one-way send time, every
+// rank's action order. With GATE 1 the summed gradient of the first step goes to
+// GRADS.<schedule>.<M>.bin first.
 #define _GNU_SOURCE
 #include <math.h>
 #include <mpi.h>
@@ -159,6 +160,21 @@ static double tied_drift(Pipe *p) {
     return drift / big;
 }
 
+// Every rank's (F|B, microbatch) order as this program runs it, as "stage kind microbatch" actions
+// ("0F1"), the torch ranks' notation: the probe simulates the ideal of the order that ran.
+static void print_orders(const Pipe *p) {
+    char kind[4096];
+    int mb[4096];
+    for (int r = 0; r < p->P; r++) {
+        Pipe q = *p;
+        q.rank = r;
+        int n = order(&q, kind, mb);
+        printf("%s\"%d\": [", r ? ", " : "", r);
+        for (int i = 0; i < n; i++) printf("%s\"%d%c%d\"", i ? ", " : "", r, kind[i], mb[i]);
+        printf("]");
+    }
+}
+
 static float **buffers(int M, size_t n) {
     float **b = malloc(sizeof(float *) * M);
     for (int m = 0; m < M; m++) b[m] = calloc(n ? n : 1, sizeof(float));
@@ -223,7 +239,9 @@ static int run_case(const char *name, int M, int *dims, int ndims, char **argv, 
         for (int r = 0; r < P; r++) printf("%s\"%d\": %.9g", r ? ", " : "", r, all[2 * r]);
         printf("}, \"stage_b_s\": {");
         for (int r = 0; r < P; r++) printf("%s\"%d\": %.9g", r ? ", " : "", r, all[2 * r + 1]);
-        printf("}, \"comm_s\": %.9g}\n", comm);
+        printf("}, \"comm_s\": %.9g, \"order\": {", comm);
+        print_orders(&p);
+        printf("}}\n");
         fflush(stdout);
     }
     free(ns); free(p.req);
