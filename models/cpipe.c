@@ -161,7 +161,7 @@ static double tied_drift(Pipe *p) {
 }
 
 // Every rank's (F|B, microbatch) order as this program runs it, as "stage kind microbatch" actions
-// ("0F1"), the torch ranks' notation: the probe simulates the ideal of the order that ran.
+// ("0F1"), the torch ranks' notation (tests/test_pipeline_numbers.py checks it per schedule).
 static void print_orders(const Pipe *p) {
     char kind[4096];
     int mb[4096];

@@ -21,7 +21,7 @@ def orders_of(res: dict, P: int, M: int) -> tuple[dict, dict] | None:
     """({rank: [(stage, kind, microbatch)]}, {stage: rank}) of a case, or None when its order has
     actions the simulation does not model."""
     sched = SCHEDULES[res["schedule"]]
-    if res.get("order"):  # the order the ranks ran (torch's multi-stage schedules, C); else the textbook
+    if res.get("order") and sched.layout != "one":  # one stage per rank: the textbook order (hand_order)
         orders = {}
         for r, acts in res["order"].items():
             flat = [a for act in acts for a in OVERLAP.sub(r"\1 \2", act).split()]  # an overlapped F;B: one after the other
