@@ -1,25 +1,23 @@
 """pytest options for the pytest-benchmark route: `pytest bench/ --benchmark-only [--sizes S]
-[--impl A,B] [--threads N]`. Not collected by the project's own test command (testpaths=tests)."""
+[--impl A,B] [--threads N]`, with bench run's defaults (bench/options.py). Not collected by the
+project's own test command (testpaths=tests)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from bench import options
 from bench.frameworks import pin_process
 from bench.sweep.pytest_route import cases
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("bench", "framework-overhead benchmarks")
-    g.addoption("--model", default="mlp", help="mlp or gpt")
-    g.addoption("--sizes", default="quick", help="quick | default | BxHxL[,BxHxL...] (default quick)")
+    options.add(g, "model", "sizes")  # the same options and defaults as bench run (bench/options.py)
     g.addoption("--impl", default="all", help="comma-separated implementation names, or all")
-    g.addoption("--threads", type=int, default=len(os.sched_getaffinity(0)), help="threads for every framework")
+    options.add(g, "threads")
     g.addoption("--budget", type=float, default=0.5, help="sampling seconds per benchmark")
-    g.addoption("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="as bench run --device")
-    g.addoption("--tf32", action="store_true", help="allow TF32 matmuls on CUDA")
+    options.add(g, "device", "tf32")
 
 
 def pytest_configure(config):
@@ -30,7 +28,8 @@ def pytest_configure(config):
         config.bench_device = devices.resolve(config.getoption("--device"))
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
-    pin_process(config.getoption("--threads"), config.bench_device)
+    config.bench_threads = options.threads_or_default(config.getoption("--threads"))
+    pin_process(config.bench_threads, config.bench_device)
 
 
 def pytest_generate_tests(metafunc):

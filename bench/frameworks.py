@@ -1,31 +1,29 @@
-"""Each framework described once: where it runs, how its threads (and TF32) are set, its matmul
-for the peak, and its plot colours. The runner, worker, pytest route, peak and report ask here
-instead of naming frameworks.
+"""Each framework described once, as one record: the packages it needs, whether it runs on a GPU,
+how a worker sets it up, its matmul for the peak and copy for the memory bandwidth, the kernels
+its libraries run, its profiler, its plot colours, whether it is the floor, and its forms in the
+pipeline probe. Nothing else in bench/ branches on a framework's name: the runner, workers,
+pytest route, peak, devices, reports, pipeline probe and claim ask here.
 
 Importing this module imports no framework, NumPy included (a worker pins its CPUs first);
-`setup()` and the matmul calls do, inside a worker.
+`setup()` and the calls the records name (bench/framework_calls.py) do, inside a worker.
+A framework of one's own is one more record: a module listing it in FRAMEWORKS, named in
+BENCH_EXTRA_FRAMEWORKS (comma-separated), which every worker's environment carries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import kernels
+from bench import framework_calls as calls
+from bench.schedules import SCHEDULES
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@dataclass(frozen=True)
-class Framework:
-    name: str
-    setup: Callable[[int, str, bool], dict]  # (threads, device, tf32) -> what it actually uses
-    matmul: Callable | None  # (a, b, device) -> a call computing a @ b, synced (a, b: float32 NumPy)
-    styles: dict[str, tuple[str, str]] = field(default_factory=dict)  # mode -> (colour, marker) in plots
-    profiler: str = "python_profile"  # its own profiler, a function of bench/profilers.py
 
 
 def thread_env(threads: int, device: str) -> dict[str, str]:
@@ -96,120 +94,148 @@ def pin_process(threads: int, device: str = "cpu", first: int = 0, cpus: list[in
     return cpus
 
 
-def _gpu_info() -> dict:
-    """What run.json records of the GPU (through torch)."""
-    import torch
+@dataclass(frozen=True)
+class PipelineForm:
+    """One value of `bench pipeline --framework`: the processes its stages run in."""
 
-    from bench.supervisor import query
-
-    props = torch.cuda.get_device_properties(0)
-    driver = query(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])[1].strip()
-    return {"name": props.name, "capability": f"{props.major}.{props.minor}",
-            "memory_gb": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count,
-            "cuda_runtime": torch.version.cuda, "driver": driver}
-
-
-def _setup_torch(threads: int, device: str, tf32: bool) -> dict:
-    import torch
-
-    torch.set_num_threads(threads)
-    # fp32 means fp32: TF32 tensor-core matmuls only with --tf32 (recorded)
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")
-    info = {"torch_num_threads": torch.get_num_threads(), "threads_used": torch.get_num_threads(),
-            "torch_interop_threads": torch.get_num_interop_threads(), "torch_version": torch.__version__,
-            "tf32": tf32, "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""),
-            "torch_build": f"cuda {torch.version.cuda}" if torch.version.cuda else "cpu"}
-    if device == "cuda":
-        info["gpu"] = _gpu_info()
-    return info
+    name: str  # pipeline.csv's framework column: torch, jax, jax-dist, c
+    label: str  # in reports: PyTorch, JAX, ...
+    schedules: tuple[str, ...]  # what it runs (bench/schedules.py names)
+    costed: tuple[str, ...]  # the schedules of the report's schedule-cost table
+    rank_module: str  # the rank program (python -m MODULE SPEC_JSON)
+    single: str  # the form of its one-process baseline (P threads)
+    launch: str  # "store": a process per stage, joined by a store (c10d); "coordinator": a process
+    #              per stage, joined at a coordinator's port (jax.distributed); "one": one process
+    #              drives every stage (shard_map; mpiexec)
+    stage_threads: bool = False  # "one" launch: the process gets P threads (one per stage)
+    available: str = ""  # "module:function" -> '' or why its pipeline cannot run here
+    nodes: bool = False  # runs across machines (--nnodes)
+    gpu: bool = False  # runs on CUDA, one GPU per stage
 
 
-def _setup_jax(threads: int, device: str, tf32: bool) -> dict:
-    import jax
-
-    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
-    # XLA's CPU client sizes its thread pool from the affinity mask (pin_cpus).
-    return {"tf32": tf32, "jax_version": jax.__version__, "jax_devices": [str(d) for d in jax.devices()],
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "threads_used": len(os.sched_getaffinity(0)),
-            "compilation_cache": jax.config.jax_compilation_cache_dir}
-
-
-def _setup_c(threads: int, device: str, tf32: bool) -> dict:
-    from models import cbuild
-
-    why = cbuild.unavailable_reason()  # a missing compiler or BLAS makes the rows unavailable
-    if why:
-        raise ImportError(why)
-    used = cbuild.set_threads(threads)  # OpenBLAS's own setting, shared by every C library
-    return {"openblas_threads": used, "threads_used": used, "blas_library": cbuild.blas()._name,
-            "c_cache": str(cbuild.cache_root())}
-
-
-def _setup_none(threads: int, device: str, tf32: bool) -> dict:
-    return {}
+@dataclass(frozen=True)
+class Framework:
+    name: str
+    packages: tuple[str, ...]  # what its implementations need installed
+    setup: Callable[[int, str, bool], dict] = calls.setup_none  # (threads, device, tf32) -> what it uses
+    matmul: Callable | None = None  # (a, b, device) -> a synced call computing a @ b (the peak)
+    copy: Callable | None = None  # (nbytes, device) -> a synced copy within the device's memory
+    copy_devices: tuple[str, ...] = ()  # the devices whose memory bandwidth its copy measures
+    gpu: bool = False  # its implementations run on the run's device; the others stay on the CPU
+    floor: bool = False  # the bare floor the pipeline report compares every framework with
+    probe: str = ""  # "module:function" -> '' or why its rows cannot run, beyond the packages
+    kernels: Callable[[], dict] | None = None  # what its libraries run, beyond the BLAS pools
+    blas: str = ""  # the BLAS its matmuls go through, when a CPU-level variable can hold it
+    blas_threads: bool = False  # threads_used is its BLAS pool's count
+    sees_cuda: Callable[[], bool] | None = None  # whether it sees a CUDA GPU (bench/devices.py)
+    styles: dict[str, tuple[str, str]] = field(default_factory=dict)  # mode -> (colour, marker)
+    profiler: str = "python_profile"  # its own profiler, a function of bench/sweep/profilers.py
+    schedule_cost: str = ""  # the probe schedule whose residual is its schedule's cost (claim)
+    pipeline: tuple[PipelineForm, ...] = ()
 
 
-def _matmul_numpy(a, b, device):
-    import numpy as np
-
-    out = np.empty((a.shape[0], b.shape[1]), np.float32)
-    return lambda: np.matmul(a, b, out=out)
-
-
-def _matmul_torch(a, b, device):
-    import torch
-
-    ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
-    out = torch.empty(a.shape[0], b.shape[1], device=device)
-    if device == "cuda":
-        return lambda: (torch.mm(ta, tb, out=out), torch.cuda.synchronize())
-    return lambda: torch.mm(ta, tb, out=out)
-
-
-def _matmul_jax(a, b, device):
-    import jax
-    import jax.numpy as jnp
-
-    f = jax.jit(jnp.matmul)
-    ja, jb = jnp.asarray(a), jnp.asarray(b)
-    return lambda: f(ja, jb).block_until_ready()
-
-
-def _matmul_c(a, b, device):
-    import numpy as np
-
-    from models import cbuild
-
-    out = np.empty((a.shape[0], b.shape[1]), np.float32)
-    n = a.shape[0]
-    return lambda: cbuild.square_sgemm(n, a.ctypes.data, b.ctypes.data, out.ctypes.data)
+FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
+    Framework("numpy", ("numpy",), matmul=calls.matmul_numpy, copy=calls.copy_numpy,
+              copy_devices=("cpu",), kernels=calls.kernels_numpy, blas="openblas",
+              blas_threads=True, styles={"loop": ("#4c72b0", "o")}),
+    Framework("torch", ("torch",), calls.setup_torch, calls.matmul_torch, calls.copy_torch,
+              ("cuda",), gpu=True, kernels=calls.kernels_torch, sees_cuda=calls.sees_cuda_torch,
+              styles={"eager": ("#dd8452", "s"), "compile": ("#c44e52", "D"),
+                      "fullgraph": ("#e377c2", "h"), "cudagraphs": ("#bcbd22", "d"),
+                      "scan": ("#8c564b", "p")},
+              profiler="torch_profile", schedule_cost="1f1b",
+              pipeline=(PipelineForm("torch", "PyTorch", tuple(SCHEDULES),
+                                     ("gpipe", "1f1b", "hand-gpipe", "hand-1f1b"),
+                                     "bench.pipeline.rank", "torch", "store", nodes=True, gpu=True),)),
+    Framework("jax", ("jax",), calls.setup_jax, calls.matmul_jax, calls.copy_jax, ("cuda",),
+              gpu=True, kernels=calls.kernels_jax, sees_cuda=calls.sees_cuda_jax,
+              styles={"eager": ("#55a868", "^"), "jit": ("#8172b3", "v"), "scan": ("#937860", "P")},
+              profiler="jax_profile",
+              pipeline=(PipelineForm("jax", "JAX", ("gpipe", "one-process"), ("gpipe",),
+                                     "bench.pipeline.jax_rank", "jax-single", "one",
+                                     stage_threads=True),  # shard_map over P host devices
+                        PipelineForm("jax-dist", "JAX dist", ("gpipe",), ("gpipe",),
+                                     "bench.pipeline.jax_rank", "jax-single", "coordinator"))),
+    Framework("c", ("scipy_openblas32",), calls.setup_c, calls.matmul_c, floor=True,
+              probe="models.cbuild:unavailable_reason", blas="openblas",
+              styles={"ref": ("#222222", "*"), "step": ("#777777", "X")},
+              pipeline=(PipelineForm("c", "C", ("gpipe", "1f1b", "one-process"), ("gpipe", "1f1b"),
+                                     "bench.pipeline.c_rank", "c-single", "one",
+                                     available="bench.pipeline.cprog:unavailable_reason"),)),
+    Framework("null", ()),
+)}
 
 
-FRAMEWORKS: dict[str, Framework] = {
-    "numpy": Framework("numpy", _setup_none, _matmul_numpy, {"loop": ("#4c72b0", "o")}),
-    "torch": Framework("torch", _setup_torch, _matmul_torch, {
-        "eager": ("#dd8452", "s"), "compile": ("#c44e52", "D"), "fullgraph": ("#e377c2", "h"),
-        "cudagraphs": ("#bcbd22", "d"), "scan": ("#8c564b", "p")}, "torch_profile"),
-    "jax": Framework("jax", _setup_jax, _matmul_jax, {
-        "eager": ("#55a868", "^"), "jit": ("#8172b3", "v"), "scan": ("#937860", "P")}, "jax_profile"),
-    "c": Framework("c", _setup_c, _matmul_c, {"ref": ("#222222", "*"), "step": ("#777777", "X")}),
-    "null": Framework("null", _setup_none, None),
-}
+_EXTRA: list[str] = []  # the modules of BENCH_EXTRA_FRAMEWORKS already registered
+
+
+def known() -> dict[str, Framework]:
+    """Every framework: the records above, and those of the modules named in
+    BENCH_EXTRA_FRAMEWORKS (comma-separated), added on first use (such a module imports this
+    one for the Framework record, so not while this one is being imported)."""
+    names = [m.strip() for m in os.environ.get("BENCH_EXTRA_FRAMEWORKS", "").split(",") if m.strip()]
+    for module in (m for m in names if m not in _EXTRA):
+        _EXTRA.append(module)
+        for fw in importlib.import_module(module).FRAMEWORKS:
+            FRAMEWORKS[fw.name] = fw
+    return FRAMEWORKS
 
 
 def get(name: str) -> Framework:
     """ImportError for a framework this harness does not know (its rows become unavailable)."""
-    if name not in FRAMEWORKS:
+    if name not in known():
         raise ImportError(f"unknown framework {name!r}")
-    return FRAMEWORKS[name]
+    return known()[name]
+
+
+def _call(target: str):
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)()
+
+
+def unavailable(name: str) -> str:
+    """'' when a framework's implementations can run here, else why not (packages, its probe)."""
+    if name not in known():
+        return f"unknown framework {name!r}"
+    fw = known()[name]
+    missing = [p for p in fw.packages if importlib.util.find_spec(p) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (pip install -c constraints.txt -e '.[all]')"
+    return _call(fw.probe) if fw.probe else ""
+
+
+def devices(impl) -> tuple[str, ...]:
+    """Where an implementation (models/registry.Impl) can run."""
+    if impl.cuda_only:
+        return ("cuda",)
+    return ("cpu", "cuda") if get(impl.framework).gpu else ("cpu",)
+
+
+def device_of(framework: str, device: str) -> str:
+    """Where a framework's implementations run in a run on `device`: a GPU framework's follow it;
+    the others (and an unknown one) stay on the CPU."""
+    return device if framework in known() and known()[framework].gpu else "cpu"
+
+
+def run_device(impl, device: str) -> str:
+    """Where an implementation (models/registry.Impl) runs in a run on `device`."""
+    return device_of(impl.framework, device)
+
+
+def impl_unavailable(impl, device: str | None = None) -> str:
+    """'' when an implementation can run here (and, given a run's device, there), else why."""
+    why = unavailable(impl.framework)
+    if why or device is None:
+        return why
+    if run_device(impl, device) not in devices(impl):
+        return f"runs on {', '.join(devices(impl))} only; this run is on {device} (--device)"
+    return ""
 
 
 def style(impl: str) -> tuple[str, str]:
     """(colour, marker) of an implementation name in every plot; grey dots for unknown ones."""
     fw, _, mode = impl.partition(".")
-    return FRAMEWORKS[fw].styles.get(mode, ("#999999", ".")) if fw in FRAMEWORKS else ("#999999", ".")
+    return known()[fw].styles.get(mode, ("#999999", ".")) if fw in known() else ("#999999", ".")
 
 
 def setup(name: str, threads: int, device: str = "cpu", tf32: bool = False) -> tuple[dict, object]:
@@ -217,35 +243,84 @@ def setup(name: str, threads: int, device: str = "cpu", tf32: bool = False) -> t
     to keep alive: NumPy's BLAS and any OpenMP runtime stay limited while it lives)."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    info: dict = {"framework": name, "pid": os.getpid(), "affinity": sorted(os.sched_getaffinity(0)), "device": device}
-    info.update(get(name).setup(threads, device, tf32))
+    fw = get(name)
+    info: dict = {"framework": name, "pid": os.getpid(), "affinity": sorted(os.sched_getaffinity(0)),
+                  "device": device}
+    info.update(fw.setup(threads, device, tf32))
     limits = threadpool_limits(limits=threads)
-    info["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "prefix",
-                                                  "architecture")} for p in threadpool_info()]
-    info["kernels"] = kernels.worker_kernels(name)
+    info["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version",
+                                                  "prefix", "architecture")} for p in threadpool_info()]
+    info["kernels"] = worker_kernels(name)
     if "threads_used" not in info:  # numpy: its BLAS pool; null: nothing but the affinity
         blas = [p["num_threads"] for p in info["threadpools"] if p["user_api"] == "blas"]
-        info["threads_used"] = blas[0] if blas and name == "numpy" else len(info["affinity"])
+        info["threads_used"] = blas[0] if blas and fw.blas_threads else len(info["affinity"])
     return info, limits
 
 
-def copy_call(name: str, nbytes: int) -> Callable[[], object]:
-    """A copy of nbytes within the device's memory, synced on return: NumPy for the CPU's memory
-    bandwidth, torch or jax for a GPU's."""
-    if name == "numpy":
-        import numpy as np
+def worker_kernels(name: str) -> dict:
+    """In a worker, after its framework's setup: what its libraries run (bench/kernels.py)."""
+    from threadpoolctl import threadpool_info
 
-        src, dst = np.ones(nbytes // 4, np.float32), np.empty(nbytes // 4, np.float32)
-        return lambda: np.copyto(dst, src)
-    if name == "torch":
-        import torch
+    fw = get(name)
+    extra = fw.kernels() if fw.kernels else {}
+    keys = ("user_api", "internal_api", "version", "architecture", "num_threads", "prefix", "filepath")
+    return {"blas": [{k: p.get(k) for k in keys} for p in threadpool_info()], **extra}
 
-        src = torch.empty(nbytes // 4, device="cuda")
-        dst = torch.empty_like(src)
-        return lambda: (dst.copy_(src), torch.cuda.synchronize())
-    import jax
-    import jax.numpy as jnp
 
-    src = jnp.ones(nbytes // 4, jnp.float32)
-    f = jax.jit(lambda x: x + 0)  # one read and one write of every element
-    return lambda: f(src).block_until_ready()
+def blas_users(blas: str) -> tuple[str, ...]:
+    """The frameworks whose matmuls go through this BLAS."""
+    return tuple(f.name for f in known().values() if f.blas == blas)
+
+
+def copy_call(name: str, nbytes: int, device: str = "cpu") -> Callable[[], object]:
+    """A copy of nbytes within the device's memory, synced on return."""
+    return get(name).copy(nbytes, device)
+
+
+def measures_bandwidth(name: str, device: str) -> bool:
+    """Whether this framework's copy measures the memory bandwidth of this device."""
+    return device in get(name).copy_devices
+
+
+def gpu_frameworks() -> list[Framework]:
+    return [f for f in known().values() if f.gpu]
+
+
+def sees_cuda() -> dict:
+    """{name: bool, name_error: why} for every GPU framework (run in a probe subprocess)."""
+    out = {}
+    for fw in gpu_frameworks():
+        try:
+            out[fw.name], out[f"{fw.name}_error"] = bool(fw.sees_cuda()), ""
+        except Exception as e:  # a broken install: no GPU for it, and why
+            out[fw.name], out[f"{fw.name}_error"] = False, f"{type(e).__name__}: {e}".splitlines()[0]
+    return out
+
+
+def pipeline_forms() -> dict[str, PipelineForm]:
+    """Every `bench pipeline --framework` value, in the records' order."""
+    return {form.name: form for fw in known().values() for form in fw.pipeline}
+
+
+def pipeline_framework(form: str) -> Framework:
+    """The record a pipeline form belongs to."""
+    return next(fw for fw in known().values() if any(f.name == form for f in fw.pipeline))
+
+
+def rank_modules() -> dict[str, str]:
+    """Every pipeline process form (a --framework value or its one-process baseline) -> its rank
+    program."""
+    out = {}
+    for pf in pipeline_forms().values():
+        out[pf.name] = out[pf.single] = pf.rank_module
+    return out
+
+
+def pipeline_unavailable(form: str) -> str:
+    """'' when a pipeline form can run here, else why not."""
+    pf = pipeline_forms()[form]
+    if pf.available:
+        return _call(pf.available)
+    fw = pipeline_framework(form)
+    missing = [p for p in fw.packages if importlib.util.find_spec(p) is None]
+    return f"{missing[0]} is not installed (pip install -e '.[{missing[0]}]')" if missing else ""

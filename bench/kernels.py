@@ -33,7 +33,6 @@ OPENBLAS_LEVEL = {  # OpenBLAS core types (threadpoolctl's `architecture`)
 }
 TORCH_LEVEL = {"default": "sse", "no_avx": "sse", "avx": "avx", "avx2": "avx2", "avx512": "avx512",
                "zvector": "sse", "sve256": "sse"}
-OPENBLAS_USERS = ("numpy", "c")  # whose matrix products go through OpenBLAS (torch: MKL; jax: XLA's own dot)
 VARIABLE_FOR = {"openblas": ("OPENBLAS_CORETYPE", "GOTOBLAS_CORETYPE"), "torch": ("ATEN_CPU_CAPABILITY",),
                 "mkl": ("MKL_DEBUG_CPU_TYPE", "MKL_ENABLE_INSTRUCTIONS")}
 
@@ -78,39 +77,17 @@ def native_env(environ: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]
     return env, cleared
 
 
-def worker_kernels(framework: str) -> dict:
-    """In a worker, after its framework's setup: what its libraries run."""
-    from threadpoolctl import threadpool_info
-
-    if framework == "numpy":
-        import numpy  # noqa: F401 (its BLAS is what threadpoolctl should see)
-    out: dict = {"blas": [{k: p.get(k) for k in ("user_api", "internal_api", "version", "architecture",
-                                                  "num_threads", "prefix", "filepath")}
-                          for p in threadpool_info()]}
-    if framework == "torch":
-        import torch
-
-        config = torch.__config__.show()
-        blas = re.search(r"BLAS_INFO=(\w+)", config)
-        dnnl = re.search(r"(MKL-DNN|oneDNN) v([\d.]+)", config)
-        out["torch"] = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                        "blas": blas.group(1) if blas else "", "onednn": dnnl.group(2) if dnnl else "",
-                        "onednn_max_isa": os.environ.get("DNNL_MAX_CPU_ISA", os.environ.get("ONEDNN_MAX_CPU_ISA", ""))}
-    if framework == "jax":
-        out["xla"] = {"xla_flags": os.environ.get("XLA_FLAGS", ""), "note": "XLA's CPU client compiles for the host "
-                      "CPU's features unless --xla_cpu_max_isa (in XLA_FLAGS) limits it"}
-    return out
-
-
-def handicaps(cpu: dict, kernels: dict[str, dict], env: dict[str, str]) -> list[str]:
+def handicaps(cpu: dict, kernels: dict[str, dict], env: dict[str, str],
+              openblas_users: tuple[str, ...] = ()) -> list[str]:
     """One sentence per library that runs below the CPU's ISA, with the cause where the
-    environment names one. kernels: framework -> worker_kernels()."""
+    environment names one. kernels: framework -> frameworks.worker_kernels(); openblas_users:
+    the frameworks whose matmuls go through OpenBLAS (frameworks.blas_users)."""
     have = LEVELS.index(cpu["level"])
     found: dict[str, tuple[str, list[str]]] = {}  # library -> (its level, frameworks)
     for fw, k in kernels.items():
         for pool in k.get("blas", []):
             arch = str(pool.get("architecture") or "").lower()
-            if pool.get("internal_api") == "openblas" and arch in OPENBLAS_LEVEL and fw in OPENBLAS_USERS:
+            if pool.get("internal_api") == "openblas" and arch in OPENBLAS_LEVEL and fw in openblas_users:
                 found.setdefault(f"openblas:{arch}", (OPENBLAS_LEVEL[arch], []))[1].append(fw)
         cap = str(k.get("torch", {}).get("cpu_capability", "")).lower()
         if cap in TORCH_LEVEL:

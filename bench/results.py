@@ -20,17 +20,27 @@ import numpy as np
 import pandas as pd
 
 from bench.schema import (
-    ADDED_IN,
-    LEGACY_ROLES,
-    RESULT_COLUMNS,
+    PIPELINE_COLUMNS,
+    PIPELINE_SAMPLE_COLUMNS,
     ROUND_COLUMNS,
     SAMPLE_COLUMNS,
     SCHEMA_VERSION,
+    SIZE_COLUMNS,
     STATUSES,
     TEXT_COLUMNS,
     SchemaError,
     check_version,
+    required_columns,
+    result_columns,
+    upgrade_meta,
+    upgrade_pipeline,
+    upgrade_pipeline_result,
+    upgrade_pipeline_samples,
+    upgrade_results,
+    upgrade_rounds,
+    upgrade_samples,
 )
+from models.registry import size_columns
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -101,14 +111,17 @@ class RunDir:
         append_csv(self.rounds_path, rows)
 
     def write_results(self, rows: list[dict]) -> None:
-        """ValueError for a row whose keys are not exactly the schema's (a misspelt key would
-        otherwise leave a column empty)."""
-        want = set(RESULT_COLUMNS) - {"schema_version"}
+        """ValueError for a row whose keys are not the schema's (a misspelt key would otherwise
+        leave a column empty); the size columns a row's model does not fill are left empty."""
+        sizes = size_columns()
+        columns = result_columns(sizes)
+        want, padded = set(columns) - {"schema_version"}, set(SIZE_COLUMNS) | set(sizes)
         for r in rows:
-            if set(r) != want:
-                missing, extra = sorted(want - set(r)), sorted(set(r) - want)
+            missing = sorted(want - set(r) - padded)
+            extra = sorted(set(r) - want)
+            if missing or extra:
                 raise ValueError(f"results row {r.get('impl')} {r.get('size')}: missing {missing}, unknown {extra}")
-        df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+        df = pd.DataFrame(rows, columns=list(columns))
         df["schema_version"] = SCHEMA_VERSION
         atomic_write(self.results_path, df.to_csv(index=False))
 
@@ -142,7 +155,7 @@ def read_meta(path: Path) -> dict:
     for key, kind in META_KEYS.items():
         if not isinstance(meta.get(key), kind):
             raise SchemaError(f"{f}: {key!r} is missing or not a {kind.__name__}")
-    return meta
+    return upgrade_meta(meta)
 
 
 def read_table(f: Path, columns: dict[str, str]) -> pd.DataFrame:
@@ -158,8 +171,7 @@ def read_table(f: Path, columns: dict[str, str]) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as e:
         raise SchemaError(f"{f} is not a readable CSV ({str(e).splitlines()[0]})") from None
     versions = {_int_or(v) for v in df["schema_version"].unique()} if "schema_version" in df.columns else set()
-    older = {c for c, v in ADDED_IN.items() if all(isinstance(x, int) and x < v for x in versions) and versions}
-    missing = [c for c in columns if c not in df.columns and c not in older]
+    missing = [c for c in required_columns(columns, versions) if c not in df.columns]
     extra = [c for c in df.columns if c not in columns]
     if missing or extra:
         raise SchemaError(f"{f}: columns differ from schema {SCHEMA_VERSION}: missing {missing}, unknown {extra}")
@@ -193,7 +205,7 @@ def _int_or(v):
 def read_results(path: Path) -> pd.DataFrame:
     read_meta(path)
     f = Path(path) / "results.csv"
-    df = read_table(f, RESULT_COLUMNS)
+    df = read_table(f, result_columns(size_columns()))
     bad = df[~df["status"].isin(list(STATUSES))]
     if not bad.empty:
         raise SchemaError(f"{f}: unknown status {bad['status'].iloc[0]!r} (allowed: {', '.join(STATUSES)})")
@@ -204,14 +216,7 @@ def read_results(path: Path) -> pd.DataFrame:
             r = empty.iloc[0]
             raise SchemaError(f"{f}: ok row {r['impl']} {r['size']} has no {col} (truncated?)")
     df["noisy"] = df["noisy"].astype(str).eq("True")
-    if "role" not in df.columns:  # an older schema: the roles of its harness, not today's registry
-        fused = df["steps_per_call"].fillna(1) > 1
-        df.insert(list(RESULT_COLUMNS).index("role"), "role",
-                  [LEGACY_ROLES.get(i, "fused" if f else "") for i, f in zip(df["impl"], fused, strict=True)])
-    df["role"] = df["role"].fillna("")
-    if "pct_machine_peak" not in df.columns:  # an older schema did not measure against the machine
-        df.insert(list(RESULT_COLUMNS).index("pct_machine_peak"), "pct_machine_peak", float("nan"))
-    return df
+    return upgrade_results(df, result_columns(size_columns()))
 
 
 def _samples_file(path: Path) -> Path:
@@ -222,11 +227,21 @@ def _samples_file(path: Path) -> Path:
 
 
 def read_samples(path: Path) -> pd.DataFrame:
-    return read_table(_samples_file(path), SAMPLE_COLUMNS)
+    return upgrade_samples(read_table(_samples_file(path), SAMPLE_COLUMNS))
 
 
 def read_rounds(path: Path) -> pd.DataFrame:
-    return read_table(Path(path) / "rounds.csv", ROUND_COLUMNS)
+    return upgrade_rounds(read_table(Path(path) / "rounds.csv", ROUND_COLUMNS))
+
+
+def read_pipeline(path: Path) -> pd.DataFrame:
+    """A probe's pipeline.csv, in the current schema."""
+    return upgrade_pipeline(read_table(Path(path) / "pipeline.csv", PIPELINE_COLUMNS))
+
+
+def read_pipeline_samples(path: Path) -> pd.DataFrame:
+    return upgrade_pipeline_samples(read_table(Path(path) / "pipeline_samples.csv",
+                                               PIPELINE_SAMPLE_COLUMNS))
 
 
 def read_run(path: Path, samples: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, dict]:
@@ -275,3 +290,41 @@ def base_rounds(meta: dict) -> int | None:
     processes than these uses them all), or None when run.json does not say."""
     rounds = meta.get("settings", {}).get("rounds")
     return int(rounds) if rounds is not None else None
+
+
+def _rewrite_csv(path: Path, df: pd.DataFrame) -> None:
+    text = df.to_csv(index=False)
+    if path.suffix == ".gz":
+        tmp = path.with_suffix(".gz.tmp")
+        with gzip.open(tmp, "wt", compresslevel=9, newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    else:
+        atomic_write(path, text)
+
+
+def upgrade_run(path: Path) -> list[Path]:
+    """Rewrite a run directory (a sweep or a probe) in the current schema, file by file, through
+    the readers' own upgrade chain (bench/schema.py); returns the files rewritten."""
+    path = Path(path)
+    meta = read_meta(path)
+    if (path / "pipeline.csv").is_file():
+        tables = [(path / "pipeline.csv", read_pipeline(path))]
+        if (path / "pipeline_samples.csv").is_file():
+            tables.append((path / "pipeline_samples.csv", read_pipeline_samples(path)))
+    else:
+        results, rounds, samples, _ = read_run(path)
+        results = results.assign(noisy=results["noisy"].map({True: "True", False: "False"}))
+        tables = [(path / "results.csv", results), (path / "rounds.csv", rounds),
+                  (_samples_file(path), samples)]
+    done = []
+    for f, df in tables:
+        _rewrite_csv(f, df)
+        done.append(f)
+    jsonl = path / "pipeline_results.jsonl"
+    if jsonl.is_file():
+        lines = [json.dumps(upgrade_pipeline_result(json.loads(ln))) for ln in jsonl.read_text().splitlines()]
+        atomic_write(jsonl, "".join(f"{ln}\n" for ln in lines))
+        done.append(jsonl)
+    atomic_write(path / "run.json", json.dumps({**meta, "schema_version": SCHEMA_VERSION}, indent=2))
+    return done + [path / "run.json"]

@@ -1,4 +1,6 @@
-"""The results schema, written down once. Readers refuse a schema version they do not know."""
+"""The results schema, written down once, and the one chain that lifts an older run to it (asv's
+update_to_N): readers refuse a version they do not know, call the upgrade of their file once,
+and hand the current schema to everything after them. `bench upgrade RUN_DIR` rewrites a run."""
 
 from __future__ import annotations
 
@@ -69,6 +71,22 @@ RESULT_COLUMNS: dict[str, str] = {
     "update_rel_err": "equivalence gate: max relative error of the parameter updates",
     "peak_rss_mb": "peak resident memory of the worker process so far, MiB",
 }
+
+SIZE_COLUMNS = ("batch", "width", "depth", "d_in", "classes", "seq_len", "heads", "vocab")  # each model
+# fills its own (models/<model>/__init__.py SPEC.size_columns); the schema pads the others with empty
+
+
+def result_columns(size_columns: tuple[str, ...] = ()) -> dict[str, str]:
+    """results.csv's columns for runs whose models fill these size columns: the schema's, with a
+    model's size columns the schema does not name yet after the others."""
+    new = [c for c in size_columns if c not in RESULT_COLUMNS]
+    if not new:
+        return RESULT_COLUMNS
+    cols = list(RESULT_COLUMNS.items())
+    at = [c for c, _ in cols].index(SIZE_COLUMNS[-1]) + 1
+    return dict(cols[:at] + [(c, "a size column of its model (models/<model>/model.py describe)")
+                             for c in new] + cols[at:])
+
 
 # samples.csv: every raw timed call, long format.
 SAMPLE_COLUMNS: dict[str, str] = {
@@ -172,3 +190,78 @@ if __name__ == "__main__":  # python -m bench.schema: the README's tables
     for name, cols in (("results.csv", RESULT_COLUMNS), ("samples.csv.gz", SAMPLE_COLUMNS), ("rounds.csv", ROUND_COLUMNS),
                        ("pipeline.csv", PIPELINE_COLUMNS), ("pipeline_samples.csv", PIPELINE_SAMPLE_COLUMNS)):
         print(f"`{name}` columns:\n\n{markdown_table(cols)}\n")
+
+
+# The upgrade chain. Each function takes a file of any readable version, as read, and returns it in
+# the current schema; the version steps are the comments.
+
+
+def table_version(df) -> int:
+    """The oldest schema version among a table's rows (the current one for an empty table)."""
+    if "schema_version" not in df.columns or not len(df):
+        return SCHEMA_VERSION
+    return min(int(v) for v in df["schema_version"].unique())
+
+
+def required_columns(columns: dict[str, str], versions: set) -> list[str]:
+    """The columns a table whose rows have these versions must have: the schema's, less those a
+    later version added."""
+    older = {c for c, v in ADDED_IN.items()
+             if versions and all(isinstance(x, int) and x < v for x in versions)}
+    return [c for c in columns if c not in older]
+
+
+def _current(df, columns: dict[str, str]):
+    df["schema_version"] = SCHEMA_VERSION
+    return df[[c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]]
+
+
+def upgrade_results(df, columns: dict[str, str] = RESULT_COLUMNS):
+    """results.csv. 3 -> 4: each row's role as that harness gave it (LEGACY_ROLES; fused where a
+    call held several steps), not today's registry's; no machine peak was measured."""
+    if table_version(df) < 4:
+        if "role" not in df.columns:
+            fused = df["steps_per_call"].fillna(1) > 1
+            df["role"] = [LEGACY_ROLES.get(i, "fused" if f else "")
+                          for i, f in zip(df["impl"], fused, strict=True)]
+        if "pct_machine_peak" not in df.columns:
+            df["pct_machine_peak"] = float("nan")
+    df["role"] = df["role"].fillna("")
+    return _current(df, columns)
+
+
+def upgrade_rounds(df):
+    """rounds.csv: unchanged since it came, in 3."""
+    return _current(df, ROUND_COLUMNS)
+
+
+def upgrade_samples(df):
+    """samples.csv(.gz): unchanged since 3."""
+    return _current(df, SAMPLE_COLUMNS)
+
+
+def upgrade_pipeline(df):
+    """pipeline.csv. 3, 4 -> 5: the probe ran torch only, so every row is torch's."""
+    if table_version(df) < 5 and "framework" not in df.columns:
+        df["framework"] = "torch"
+    return _current(df, PIPELINE_COLUMNS)
+
+
+def upgrade_pipeline_samples(df):
+    """pipeline_samples.csv. 3, 4 -> 5: torch's, as pipeline.csv."""
+    if table_version(df) < 5 and "framework" not in df.columns:
+        df["framework"] = "torch"
+    return _current(df, PIPELINE_SAMPLE_COLUMNS)
+
+
+def upgrade_pipeline_result(d: dict) -> dict:
+    """One line of pipeline_results.jsonl. Before 5: torch's (the line names no framework)."""
+    return {"framework": "torch", **d}
+
+
+def upgrade_meta(meta: dict) -> dict:
+    """run.json (its schema_version stays the one it was written with). Before 5 a probe's
+    settings named no frameworks: it ran torch only."""
+    if meta.get("kind") == "pipeline" and isinstance(meta.get("settings"), dict):
+        meta["settings"].setdefault("frameworks", ["torch"])
+    return meta

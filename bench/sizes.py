@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from models.registry import model_module
+from models.registry import MODELS, model_module, spec
 
 # Rounds (one worker process each: the unit of replication) and sampling seconds per case and
 # round, per preset. More processes matter more than more samples: at 8 processes a Welch test on
@@ -15,19 +15,10 @@ from models.registry import model_module
 DEFAULT_ROUNDS, QUICK_ROUNDS = 5, 6  # base rounds: every case gets these ...
 DEFAULT_MAX_ROUNDS = 32  # ... and a case whose CI is still wide gets extra ones, up to this many in all
 DEFAULT_BUDGET_S, QUICK_BUDGET_S = 0.05, 0.03
-DEFAULT_BUDGET_MIN = {"mlp": 10.0, "gpt": 15.0}  # the default sweep's time goal on the 2-core reference VM
 # Each case's sampling in a process in this many turns, the process's other cases taking theirs in
 # between (bench/sweep/plan.chunked): at a busy hour it cut the spread between processes by a third
 # in every case of results/noise_study_chunks (scripts/noise_study_chunks.sh).
 DEFAULT_CHUNKS = 5
-
-
-# Implementations a default sweep leaves out unless --impl names them (or says all), with why.
-DEFAULT_LEFT_OUT = {
-    "gpt": {"torch.scan": "its compile (6 to 36 s per GPT size on the 2-core VM) is paid again in every worker "
-                          "process, since torch 2.13's FX graph and AOTAutograd caches bypass the scan operator; at 5 "
-                          "rounds its first calls alone take about 9 of the sweep's 15 minutes"},
-}
 
 
 @dataclass(frozen=True)
@@ -48,8 +39,9 @@ def preset_defaults(sizes_text: str, model: str = "mlp") -> PresetDefaults:
         return PresetDefaults(QUICK_ROUNDS, QUICK_ROUNDS, QUICK_BUDGET_S, None)
     if sizes_text != "default":
         return PresetDefaults(DEFAULT_ROUNDS, DEFAULT_MAX_ROUNDS, DEFAULT_BUDGET_S, None)
-    return PresetDefaults(DEFAULT_ROUNDS, DEFAULT_MAX_ROUNDS, DEFAULT_BUDGET_S, DEFAULT_BUDGET_MIN.get(model),
-                          dict(DEFAULT_LEFT_OUT.get(model, {})))
+    m = spec(model)  # the model's own time goal, and what its default sweep leaves out
+    return PresetDefaults(DEFAULT_ROUNDS, DEFAULT_MAX_ROUNDS, DEFAULT_BUDGET_S, m.budget_min,
+                          dict(m.left_out))
 
 
 # Largest accepted dimensions for a custom size: beyond these a CPU step takes minutes or more
@@ -60,7 +52,7 @@ MAX_DEPTH = 256
 
 @dataclass(frozen=True)
 class Size:
-    model: str  # "mlp" or "gpt"
+    model: str  # a model's name (models/registry.MODELS)
     dims: tuple[tuple[str, int], ...]  # the model Config's fields that differ from its defaults
     sweep: str  # "width", "depth" or "custom"
 
@@ -87,60 +79,37 @@ class Size:
 
 
 def mlp(batch: int, width: int, depth: int, sweep: str) -> Size:
+    """An MLP size (the tests' shorthand)."""
     return Size("mlp", (("batch", batch), ("width", width), ("depth", depth)), sweep)
 
 
-def gpt(batch: int, seq_len: int, n_embd: int, n_layer: int, n_head: int, sweep: str, vocab: int = 512) -> Size:
-    return Size("gpt", (("batch", batch), ("seq_len", seq_len), ("n_embd", n_embd), ("n_layer", n_layer),
-                        ("n_head", n_head), ("vocab", vocab)), sweep)
+def presets(model: str) -> dict[str, list[Size]]:
+    """The model's presets (its SPEC), as sizes."""
+    return {name: [Size(model, tuple(dims.items()), sweep) for dims, sweep in sizes]
+            for name, sizes in spec(model).presets.items()}
 
 
-PRESETS: dict[str, dict[str, list[Size]]] = {
-    "mlp": {
-        # seconds: the smallest model and a small one
-        "quick": [mlp(1, 1, 2, "width"), mlp(32, 64, 2, "width")],
-        # width sweep B = H from dispatch-bound to compute-bound (B1024-H1024: 9.8 GFLOP per step),
-        # then a depth sweep at tiny width for the cost per op; its L=2 point is B8-H8-L2 above
-        "default": [mlp(b, b, 2, "width") for b in (1, 8, 32, 128, 256, 512, 1024)]
-        + [mlp(8, 8, d, "depth") for d in (1, 4, 8, 16)],
-        # for a large GPU: launch-bound at the small end, compute-bound at B = H = 8192
-        # (3.51 TFLOP per step), depth sweep at tiny width for the cost per launch
-        "gpu": [mlp(b, b, 2, "width") for b in (1, 64, 256, 1024, 2048, 4096, 8192)]
-        + [mlp(8, 8, d, "depth") for d in (1, 4, 8, 16)],
-    },
-    "gpt": {
-        "quick": [gpt(2, 16, 32, 1, 2, "width", vocab=64), gpt(2, 24, 64, 2, 4, "width", vocab=128)],
-        # width sweep from ~0.1 M parameters to > 1 GFLOP per step, at 2 layers and T = 64;
-        # depth sweep at tiny width (n_embd 32), its n_layer = 2 point is the first width size
-        "default": [gpt(4, 64, c, 2, h, "width") for c, h in ((32, 2), (64, 4), (128, 4), (256, 8), (384, 6))]
-        + [gpt(4, 64, 32, n, 2, "depth") for n in (1, 4, 8)],
-        # for a large GPU: up to C = 2048, T = 256, 4 layers (2.5 TFLOP per step)
-        "gpu": [gpt(8, 256, c, 4, h, "width") for c, h in ((64, 4), (256, 4), (512, 8), (1024, 16), (2048, 16))]
-        + [gpt(1, 16, 32, n, 2, "depth") for n in (1, 2, 4, 8)],
-    },
-}
-
-_CUSTOM = {"mlp": (re.compile(r"^(\d+)x(\d+)x(\d+)$"), "BxHxL", ("batch", "width", "depth")),
-           "gpt": (re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)x(\d+)$"), "BxTxCxLxNH",
-                   ("batch", "seq_len", "n_embd", "n_layer", "n_head"))}
+PRESETS: dict[str, dict[str, list[Size]]] = {model: presets(model) for model in MODELS}
 
 
 def parse_sizes(text: str, model: str = "mlp") -> list[Size]:
-    """A preset name, or comma-separated custom sizes (BxHxL for mlp, BxTxCxLxNH for gpt).
-    ValueError naming the problem if bad."""
+    """A preset name, or comma-separated custom sizes in the model's grammar (BxHxL for the MLP,
+    BxTxCxLxNH for the GPT). ValueError naming the problem if bad."""
     if text in PRESETS[model]:
         return PRESETS[model][text]
-    pattern, form, fields = _CUSTOM[model]
+    grammar = spec(model).grammar
+    pattern = re.compile(grammar.pattern)
     sizes = []
     for part in text.split(","):
         part = part.strip()
         m = pattern.match(part)
         if not m:
-            raise ValueError(f"unknown size {part!r} for {model}: use a preset ({', '.join(PRESETS[model])}) "
-                             f"or {form} values such as {'1x1x2,64x256x2' if model == 'mlp' else '2x16x32x1x2'}")
-        vals = dict(zip(fields, (int(g) for g in m.groups()), strict=True))
+            raise ValueError(f"unknown size {part!r} for {model}: use a preset "
+                             f"({', '.join(PRESETS[model])}) or {grammar.form} values such as "
+                             f"{grammar.example}")
+        vals = dict(zip(grammar.fields, (int(g) for g in m.groups()), strict=True))
         for name, v in vals.items():
-            hi = MAX_DEPTH if name in ("depth", "n_layer") else MAX_DIM
+            hi = MAX_DEPTH if name in grammar.depth_fields else MAX_DIM
             if not 1 <= v <= hi:
                 raise ValueError(f"size {part}: {name} {v} is outside 1..{hi}")
         try:

@@ -8,5 +8,5 @@ def test_step(benchmark, case, request):
 
     impl, size = case
     c = request.config
-    bench_case(benchmark, impl, size, c.getoption("--threads"), c.getoption("--budget"), c.bench_device,
+    bench_case(benchmark, impl, size, c.bench_threads, c.getoption("--budget"), c.bench_device,
                c.getoption("--tf32"))

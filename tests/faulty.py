@@ -1,5 +1,5 @@
 """Faulty implementations for the reliability tests, registered only when the tests set
-BENCH_EXTRA_IMPLS=tests.faulty (models.registry.register_extra). Each runs in the numpy worker,
+BENCH_EXTRA_IMPLS=tests.faulty (models.registry, on first use). Each runs in the numpy worker,
 so the real numpy.loop cases after it prove that the worker is replaced."""
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench import frameworks
 from models import cbuild
 from models.mlp import c_impl
 from models.registry import REGISTRY
@@ -42,7 +43,7 @@ def test_a_broken_source_reports_the_compiler_error(tmp_path):
 
 def test_missing_compiler_makes_c_rows_unavailable_not_a_crash(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    assert "not found" in REGISTRY["mlp"]["c.ref"].unavailable_reason()
+    assert "not found" in frameworks.impl_unavailable(REGISTRY["mlp"]["c.ref"])
     out = tmp_path / "run"
     env = {**os.environ, "CC": "/nonexistent/cc", "BENCH_C_CACHE": str(tmp_path / "cache")}
     p = subprocess.run(

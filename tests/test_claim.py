@@ -5,6 +5,7 @@ validation goals, bad configs (one line, exit 2) and the --json keys."""
 import json
 import random
 
+import pandas as pd
 import pytest
 
 from bench.claim import answer, formulas, memory, model, search, validate
@@ -156,10 +157,14 @@ def test_host_overhead_shows_only_where_the_host_is_slower_than_the_gpu():
 
 def test_the_schedule_residual_is_per_action_over_two_m(tmp_path):
     from bench.claim import host
+    from bench.schema import PIPELINE_COLUMNS
 
-    (tmp_path / "pipeline.csv").write_text(
-        "framework,schedule,status,microbatches,residual_s\n"
-        "torch,1f1b,ok,4,0.008\ntorch,1f1b,ok,8,0.032\ntorch,gpipe,ok,4,9\njax,1f1b,ok,4,9\n")
+    rows = [("torch", "1f1b", 4, 0.008), ("torch", "1f1b", 8, 0.032), ("torch", "gpipe", 4, 9.0),
+            ("jax", "1f1b", 4, 9.0)]
+    table = pd.DataFrame([dict.fromkeys(PIPELINE_COLUMNS, 0) | {
+        "schema_version": 5, "run_id": "x", "model": "mlp", "framework": fw, "schedule": name,
+        "status": "ok", "error": "", "microbatches": m, "residual_s": r} for fw, name, m, r in rows])
+    table.to_csv(tmp_path / "pipeline.csv", index=False)
     # 8 ms over 2 x 4 actions = 1000 µs; 32 ms over 2 x 8 = 2000 µs; median 1500
     assert host.schedule_us_per_action("torch.eager", str(tmp_path)) == pytest.approx(1500)
     (tmp_path / "analysis.csv").write_text("impl,us_per_op\nc.ref,2.0\ntorch.eager,7.5\n")

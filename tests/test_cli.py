@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import frameworks
 from bench.schema import RESULT_COLUMNS, ROUND_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
 from bench.sizes import parse_sizes
 from models.mlp.model import LOSS_RTOL, UPDATE_RTOL
@@ -16,7 +17,7 @@ from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 IMPLS = REGISTRY["mlp"]
-CPU_IMPLS = [n for n, i in IMPLS.items() if "cpu" in i.devices]  # torch.cudagraphs: tests/test_devices.py
+CPU_IMPLS = [n for n, i in IMPLS.items() if "cpu" in frameworks.devices(i)]  # torch.cudagraphs: tests/test_devices.py
 
 
 def bench(*args, timeout=600):

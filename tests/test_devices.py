@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from fixture_run import make_run
 
-from bench import devices
+from bench import devices, frameworks
 from bench.commands import main
 from bench.report import analysis
 from models.registry import REGISTRY
@@ -29,10 +29,10 @@ def test_resolve_device():
 
 def test_numpy_c_and_control_stay_on_the_cpu_in_a_gpu_run():
     mlp = REGISTRY["mlp"]
-    on = {n: i.run_device("cuda") for n, i in mlp.items()}
+    on = {n: frameworks.run_device(i, "cuda") for n, i in mlp.items()}
     assert on["numpy.loop"] == on["c.ref"] == on["c.step"] == on["null.noop"] == "cpu"
     assert on["torch.eager"] == on["torch.compile"] == on["torch.cudagraphs"] == on["jax.scan"] == "cuda"
-    assert mlp["torch.cudagraphs"].devices == ("cuda",)
+    assert frameworks.devices(mlp["torch.cudagraphs"]) == ("cuda",)
 
 
 def test_probe_reports_what_a_fake_torch_and_jax_say(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from bench import frameworks
 from models.mlp import model as mlp
 from models.mlp.model import MLPConfig
 from models.mlp.numpy_impl import reference
@@ -15,7 +16,7 @@ CONFIGS = [
     MLPConfig(batch=5, width=24, depth=3, classes=7, d_in=33),  # nothing square, odd sizes
     MLPConfig(batch=64, width=256, depth=2),  # a realistic size
 ]
-GATED = [n for n in IMPLS if n != "null.noop" and "cpu" in IMPLS[n].devices]  # CUDA-only ones need a GPU
+GATED = [n for n in IMPLS if n != "null.noop" and "cpu" in frameworks.devices(IMPLS[n])]  # CUDA-only ones need a GPU
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,8 @@ def refs():
 @pytest.mark.parametrize("name", GATED)
 def test_implementation_matches_float64_reference(name, cfg, refs):
     impl = IMPLS[name]
-    if impl.unavailable_reason():
-        pytest.skip(impl.unavailable_reason())
+    if frameworks.impl_unavailable(impl):
+        pytest.skip(frameworks.impl_unavailable(impl))
     builder = impl.load()
     step = builder(cfg, 5) if impl.fused else builder(cfg)  # K = 5: the gate's 5 steps reuse its compile
     step.call()  # the timed path runs, then the gate starts again from the shared start
@@ -47,8 +48,8 @@ def test_the_timed_call_trains_like_the_reference(name):
     """call() (the timed path, K steps when fused) moves every parameter as K reference steps do,
     in direction and size, not just somewhere."""
     impl, cfg = IMPLS[name], CONFIGS[1]
-    if impl.unavailable_reason():
-        pytest.skip(impl.unavailable_reason())
+    if frameworks.impl_unavailable(impl):
+        pytest.skip(frameworks.impl_unavailable(impl))
     step = impl.load()(cfg, 3) if impl.fused else impl.load()(cfg)
     step.reset()
     before = step.params()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import frameworks
 from models.gpt import model as gpt
 from models.gpt import numpy_impl as gpt_numpy
 from models.gpt.model import GPTConfig
@@ -20,7 +21,7 @@ CONFIGS = [
     GPTConfig(batch=1, seq_len=5, n_embd=8, n_layer=1, n_head=2, vocab=11),  # B = 1, T not a power of 2
     GPTConfig(batch=2, seq_len=12, n_embd=24, n_layer=2, n_head=3, vocab=64),  # 3 heads, odd sizes
 ]
-GATED = [n for n, i in REGISTRY["gpt"].items() if n != "null.noop" and "cpu" in i.devices]
+GATED = [n for n, i in REGISTRY["gpt"].items() if n != "null.noop" and "cpu" in frameworks.devices(i)]
 GPT_CPU_IMPLS = ["numpy.loop", "torch.eager", "torch.compile", "torch.fullgraph", "torch.scan", "jax.eager", "jax.jit",
                  "jax.scan", "c.ref", "c.step", "null.noop"]
 
@@ -83,8 +84,8 @@ def refs():
 @pytest.mark.parametrize("name", GATED)
 def test_gpt_implementation_matches_float64_reference(name, cfg, refs):
     impl = REGISTRY["gpt"][name]
-    if impl.unavailable_reason():
-        pytest.skip(impl.unavailable_reason())
+    if frameworks.impl_unavailable(impl):
+        pytest.skip(frameworks.impl_unavailable(impl))
     step = impl.load()(cfg, 5) if impl.fused else impl.load()(cfg)  # K = 5: the gate reuses its compile
     step.call()
     step.reset()  # the gate starts again from the shared start, optimizer state included
@@ -107,8 +108,8 @@ def test_layer_ops_count_by_hand():
 def test_framework_op_counts_grow_by_the_same_amount_per_block(name):
     """Whatever a framework counts, each extra block adds the same number of its ops."""
     impl = REGISTRY["gpt"][name]
-    if impl.unavailable_reason():
-        pytest.skip(impl.unavailable_reason())
+    if frameworks.impl_unavailable(impl):
+        pytest.skip(frameworks.impl_unavailable(impl))
     counts = [impl.load()(GPTConfig(batch=1, seq_len=4, n_embd=8, n_layer=n, n_head=2, vocab=11), 2).count_ops()
               for n in (1, 2, 3)]
     assert counts[2] - counts[1] == counts[1] - counts[0] > 0, counts
@@ -136,7 +137,7 @@ def test_cli_quick_gpt_run_gives_ok_rows_for_every_implementation(tmp_path):
     )
     assert p.returncode == 0, p.stderr[-3000:]
     df = pd.read_csv(out / "results.csv")
-    on_cpu = {n for n, i in REGISTRY["gpt"].items() if "cpu" in i.devices}
+    on_cpu = {n for n, i in REGISTRY["gpt"].items() if "cpu" in frameworks.devices(i)}
     assert set(df["impl"]) == on_cpu == set(GPT_CPU_IMPLS) and (df["model"] == "gpt").all()
     assert (df["status"] == "ok").all(), df[["impl", "size", "status", "error"]]
     assert df["seq_len"].notna().all() and df["heads"].notna().all() and df["d_in"].isna().all()

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import kernels
+from bench import frameworks, kernels
+
+USERS = frameworks.blas_users("openblas")  # numpy and c
 
 ROOT = Path(__file__).resolve().parent.parent
 AVX512 = "model name\t: Fake EPYC\ncpu family\t: 26\ncpu MHz\t\t: 3000.000\nflags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512_bf16\n"
@@ -28,17 +30,17 @@ def test_the_cpus_own_isa_from_cpuinfo():
 
 def test_a_haswell_openblas_on_an_avx512_cpu_is_named_with_its_cause():
     env = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"}
-    (w,) = kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell"), "c": blas("Haswell")}, env)
+    (w,) = kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell"), "c": blas("Haswell")}, env, USERS)
     assert w.startswith("OpenBLAS (c, numpy) runs haswell (AVX2) kernels on a CPU with AVX512 because "
                         "OPENBLAS_CORETYPE=Haswell is set")
-    (w,) = kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell")}, {})
+    (w,) = kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell")}, {}, USERS)
     assert "by its build or its own dispatch" in w  # no variable to blame
 
 
 def test_no_warning_where_the_library_matches_the_cpu():
-    assert kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("SkylakeX")}, {}) == []
-    assert kernels.handicaps(kernels.cpu_isa(AVX2), {"numpy": blas("Haswell")}, {}) == []  # an AVX2 CPU
-    assert kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell", "mkl")}, {}) == []  # not OpenBLAS
+    assert kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("SkylakeX")}, {}, USERS) == []
+    assert kernels.handicaps(kernels.cpu_isa(AVX2), {"numpy": blas("Haswell")}, {}, USERS) == []  # an AVX2 CPU
+    assert kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell", "mkl")}, {}, USERS) == []  # not OpenBLAS
     torch = {"torch": {"blas": [], "torch": {"cpu_capability": "AVX512"}}}
     assert kernels.handicaps(kernels.cpu_isa(AVX512), torch, {}) == []
 

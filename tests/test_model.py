@@ -188,8 +188,7 @@ def test_gpt_estimates_by_hand():
     # kept activations: L B T (16 C + 2 nh T) = 912, plus B T (2 C + 2 V) = 108
     assert gpt.bytes_per_step(cfg) == 4 * (10 * 528 + 3 * 1020)
     assert gpt.memory_bytes(cfg) == 528 * 72 + 1020 * 28
-    assert gpt.describe(cfg) == {"batch": 2, "width": 4, "depth": 2, "d_in": None, "classes": None,
-                                 "seq_len": 3, "heads": 2, "vocab": 5}
+    assert gpt.describe(cfg) == {"batch": 2, "width": 4, "depth": 2, "seq_len": 3, "heads": 2, "vocab": 5}
 
 
 def test_numpy_calls_per_step_by_hand():

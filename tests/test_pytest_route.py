@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from fixture_run import ROUNDS, make_run
 
+from bench import frameworks
 from bench.commands import main
 from bench.sizes import parse_sizes
 from models.registry import REGISTRY, for_model
@@ -35,7 +36,7 @@ def bench_json(tmp_path_factory):
 
 def test_route_benchmarks_every_available_impl_with_self_describing_json(bench_json):
     doc = json.loads(bench_json.read_text())
-    available = [i.name for i in for_model("mlp") if not i.unavailable_reason() and "cpu" in i.devices]
+    available = [i.name for i in for_model("mlp") if not frameworks.impl_unavailable(i) and "cpu" in frameworks.devices(i)]
     names = [b["extra_info"]["impl"] for b in doc["benchmarks"]]
     assert sorted(names) == sorted(available)
     (size,) = parse_sizes("1x1x1")

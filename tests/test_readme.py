@@ -97,3 +97,11 @@ def test_the_readme_claim_block_is_the_committed_claim_reports_headlines():
     for where, block in blocks:
         lines = [headlines((ROOT / where / name).read_text()) for name in ("seed.md", "validation.md")]
         assert block.strip() == "\n".join(lines)
+
+
+def test_the_readme_states_the_true_count_of_files_to_add_a_model():
+    block = re.search(r"<!-- adding -->\n(.*?)<!-- end adding -->", README, re.S).group(1)
+    files = [f for f in (ROOT / "models" / "mlp").iterdir() if f.name != "__pycache__"]
+    assert f"one package of {len(files)} files" in " ".join(block.split())
+    fake = (ROOT / "tests" / "fake_framework.py").read_text()
+    assert "FRAMEWORKS = [Framework(" in fake and "EXTRA_IMPLS = [Impl(" in fake  # 1 file: record + impl

@@ -1,5 +1,6 @@
-"""The code's shape: no import cycle, models/ never imports bench/, small classes and functions,
-and every registered implementation is a builder with the Step interface."""
+"""The code's shape: no import cycle, models/ never imports bench/, a wing never imports another,
+only the supervisor starts processes, and every registered implementation is a builder with the
+Step interface. Size is ruff's to check, by complexity and arguments (pyproject.toml)."""
 
 import ast
 from pathlib import Path
@@ -10,7 +11,6 @@ from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bench", "models")
-MAX_CLASS_LINES, MAX_FUNCTION_LINES = 120, 60
 
 
 def modules() -> dict[str, Path]:
@@ -105,18 +105,6 @@ def test_no_framework_implementation_imports_another_framework():
         assert not top & others, f"{name} imports {top & others}"
 
 
-def test_classes_and_functions_stay_small():
-    too_big = []
-    for name, path in modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
-            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                n = node.end_lineno - node.lineno + 1
-                if n > limit:
-                    too_big.append(f"{name}.{node.name}: {n} lines > {limit}")
-    assert not too_big, too_big
-
-
 @pytest.mark.parametrize("model", list(REGISTRY))
 def test_every_registered_builder_takes_cfg_steps_per_call_device(model):
     for impl in REGISTRY[model].values():
@@ -135,7 +123,6 @@ def test_every_registered_builder_takes_cfg_steps_per_call_device(model):
 
 WINGS = ("sweep", "pipeline", "report", "claim")  # bench/<wing>/: each imports the core, never another wing
 ENTRY = ("bench.commands", "bench.conftest", "bench.test_benchmarks", "bench.__main__")  # above the wings
-MAX_MODULE_LINES = 300
 
 
 def wing_of(module: str) -> str | None:
@@ -177,12 +164,6 @@ def test_every_wing_has_its_folder_and_no_flat_pipeline_module_is_left():
     for wing in WINGS:
         assert (ROOT / "bench" / wing / "__init__.py").is_file(), wing
     assert not list((ROOT / "bench").glob("pipe_*.py"))
-
-
-def test_no_module_in_bench_is_over_300_lines():
-    long = {name: n for name, path in modules().items() if name.startswith("bench")
-            and (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
-    assert not long, long
 
 
 def string_literals(path: Path) -> set[str]:

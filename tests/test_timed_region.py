@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench import frameworks
 from tests.faulty import SLEEP_S
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,7 @@ def peaks():
 def cpu_impls():
     from models.registry import REGISTRY
 
-    return [i for n, i in REGISTRY["mlp"].items() if "cpu" in i.devices and i.role != "control"]
+    return [i for n, i in REGISTRY["mlp"].items() if "cpu" in frameworks.devices(i) and i.role != "control"]
 
 
 @pytest.mark.slow
@@ -77,8 +78,8 @@ def test_no_step_is_faster_than_half_the_machine_peak(impl, peaks):
     from bench.timing import Budget, warm_up
     from models.mlp.model import flops_per_step
 
-    if impl.unavailable_reason() or impl.framework not in peaks:
-        pytest.skip(impl.unavailable_reason() or "framework missing")
+    if frameworks.impl_unavailable(impl) or impl.framework not in peaks:
+        pytest.skip(frameworks.impl_unavailable(impl) or "framework missing")
     (size,) = parse_sizes(PHYSICS_SIZE)
     flops = flops_per_step(size.config())
     assert flops > 1e9

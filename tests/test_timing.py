@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import timing
+from bench import frameworks, timing
 from bench.sizes import mlp
 from bench.sweep.cases import CaseState, case_row
 from bench.sweep.settings import Settings
@@ -123,9 +123,9 @@ def test_a_rounds_row_and_the_rounds_it_records():
 
 
 def test_row_device_keeps_cpu_only_frameworks_on_the_cpu():
-    assert REGISTRY["mlp"]["torch.eager"].run_device("cuda") == "cuda"
-    assert REGISTRY["mlp"]["numpy.loop"].run_device("cuda") == "cpu"
-    assert REGISTRY["mlp"]["torch.eager"].run_device("cpu") == "cpu"
+    assert frameworks.run_device(REGISTRY["mlp"]["torch.eager"], "cuda") == "cuda"
+    assert frameworks.run_device(REGISTRY["mlp"]["numpy.loop"], "cuda") == "cpu"
+    assert frameworks.run_device(REGISTRY["mlp"]["torch.eager"], "cpu") == "cpu"
 
 
 def test_case_row_carries_the_workers_and_the_compilers_facts():
@@ -224,7 +224,7 @@ def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
 
 def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch, vclock):
     """A matmul that takes a known 5 ms: n = 500 is 2 x 500^3 = 2.5e8 FLOP, so 50 GFLOP/s (not 25)."""
-    from types import SimpleNamespace
+    from dataclasses import replace
 
     from bench.sweep import peak
 
@@ -232,7 +232,9 @@ def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch, vclock):
         assert a.shape == b.shape == (500, 500)
         return lambda: vclock.sleep(0.005)
 
-    monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=slow_matmul if name == "torch" else None))
+    real = dict(peak.frameworks.FRAMEWORKS)
+    monkeypatch.setattr(peak.frameworks, "get",
+                        lambda name: replace(real[name], matmul=slow_matmul if name == "torch" else None))
     out = peak.measure("torch", 500, Budget(seconds=0.05, min_samples=5, warmup_s=0.01))
     assert out["device"] == "cpu"  # the default
     assert out["flops"] == 2.5e8
@@ -247,7 +249,7 @@ def test_the_peak_record_by_hand(monkeypatch, vclock, framework, device, copy_by
     """Known-time fakes: a 2 ms matmul of n = 100 (2e6 FLOP: 1 GFLOP/s) and a 4 ms copy (read + write
     of nbytes: 2 nbytes / 4 ms). The copy is the device's memory: numpy on the CPU (256 MiB), a GPU
     framework on CUDA (1 GiB); jax on the CPU has none."""
-    from types import SimpleNamespace
+    from dataclasses import replace
 
     from bench.sweep import peak
 
@@ -257,11 +259,12 @@ def test_the_peak_record_by_hand(monkeypatch, vclock, framework, device, copy_by
         seen["mm"] = (a.copy(), b.copy(), dev)
         return lambda: vclock.sleep(0.002)
 
-    def copy_call(fw, nbytes):
+    def copy_call(fw, nbytes, dev):
         seen["copy"] = (fw, nbytes)
         return lambda: vclock.sleep(0.004)
 
-    monkeypatch.setattr(peak.frameworks, "get", lambda name: SimpleNamespace(matmul=matmul))
+    real = dict(peak.frameworks.FRAMEWORKS)
+    monkeypatch.setattr(peak.frameworks, "get", lambda name: replace(real[name], matmul=matmul))
     monkeypatch.setattr(peak.frameworks, "copy_call", copy_call)
     out = peak.measure(framework, 100, Budget(seconds=0.03, min_samples=5, warmup_s=0.005), device)
     a, b, dev = seen["mm"]

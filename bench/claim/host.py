@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import frameworks
+from bench.results import read_pipeline
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 SWEEP_RUN = "results/20261129T105429Z_vm"  # the committed MLP default sweep
 PIPELINE_RUN = "results/20261126T042354Z_vm_pipeline"  # the committed GPT pipeline probe
 FLOOR = "c.ref"
 HOST_FACTOR = {"xeon": 1.0, "grace": 2.7}
-SCHEDULE_OF = {"torch": "1f1b"}  # the framework's pipeline schedule in the probe
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,12 @@ def per_op_us(framework: str, run: str = SWEEP_RUN) -> float:
 @cache
 def schedule_us_per_action(framework: str, run: str = PIPELINE_RUN) -> float:
     """The framework's 1F1B residual per action, median over M (0 without a probe of its own)."""
-    name = SCHEDULE_OF.get(framework.split(".")[0])
-    if name is None:
+    fw = framework.split(".")[0]  # its schedule in the probe, by its record (bench/frameworks.py)
+    name = frameworks.known()[fw].schedule_cost if fw in frameworks.known() else ""
+    if not name:
         return 0.0
-    df = pd.read_csv(ROOT / run / "pipeline.csv")
-    torch_rows = df["framework"] == "torch" if "framework" in df.columns else True  # schema 5 has JAX's and C's too
-    rows = df[(df["schedule"] == name) & (df["status"] == "ok") & torch_rows]
+    df = read_pipeline(ROOT / run)
+    rows = df[(df["schedule"] == name) & (df["status"] == "ok") & (df["framework"] == fw)]
     per = (rows["residual_s"] / (2 * rows["microbatches"])).clip(lower=0) * 1e6
     return float(per.median()) if len(per) else 0.0
 

@@ -23,6 +23,7 @@ from bench.claim.formulas import FITTED, PARAMS, Params
 from bench.claim.host import PIPELINE_RUN, ROOT, HostCost
 from bench.claim.memory import memory
 from bench.claim.presets import Run, published
+from bench.results import read_pipeline
 from bench.schedules import hand_order, interleaved_order, simulate
 
 GOALS = {"table5": (0.035, 0.085), "modern": (0.05, 0.12)}  # mean and largest |error|
@@ -90,7 +91,7 @@ def by(df: pd.DataFrame, column: str) -> pd.DataFrame:
 def probe(run: str = PIPELINE_RUN) -> pd.DataFrame:
     """The committed pipeline probe's GPipe, 1F1B and interleaved rows: measured step [CI] against
     the simulation of their order with the measured (slowest) stage times and send."""
-    df = pd.read_csv(Path(ROOT) / run / "pipeline.csv")
+    df = read_pipeline(Path(ROOT) / run)
     rows = []
     kinds = ["gpipe", "1f1b", "interleaved-1f1b", "hand-gpipe", "hand-1f1b"]
     for r in df[(df["status"] == "ok") & df["schedule"].isin(kinds)].itertuples():

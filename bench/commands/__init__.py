@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sys
 
-from bench.commands import claim, compare, env, import_pytest, pipeline, profile, report
+from bench.commands import claim, compare, env, import_pytest, pipeline, profile, report, upgrade
 from bench.commands import list as list_
 from bench.commands import run as run_
 from bench.commands.common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError, one_line
 
 COMMANDS = {"run": run_, "report": report, "import-pytest": import_pytest, "compare": compare, "list": list_,
-            "env": env, "pipeline": pipeline, "profile": profile, "claim": claim}
+            "env": env, "pipeline": pipeline, "profile": profile, "claim": claim, "upgrade": upgrade}
 
 
 def build_parser() -> Parser:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import socket
 import sys
 import time
 from pathlib import Path
+
+from bench.options import bounded
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -22,19 +23,7 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def positive(kind, lo, hi, what):
-    """An argparse type: a number of `kind` within lo..hi, else a one-line error naming the option."""
-
-    def conv(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
-        if not (lo <= v <= hi) or (isinstance(v, float) and not math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"{what} must be in {lo}..{hi}, got {text!r}")
-        return v
-
-    return conv
+positive = bounded  # an argparse number type within bounds (bench/options.py)
 
 
 def cores() -> int:

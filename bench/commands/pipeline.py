@@ -6,6 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bench import options
 from bench.commands.common import (
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
@@ -19,7 +20,6 @@ from bench.commands.common import (
     resumed,
 )
 from bench.pipeline.settings import PipelineSettings
-from models.registry import MODELS
 
 ROUNDS, MAX_ROUNDS, STEPS = 8, 24, 10  # the CI half-width of GPipe and 1F1B rows under 10% (README)
 HELP = "pipeline parallelism (torch.distributed, JAX, C over MPI): schedules against theory"
@@ -27,7 +27,7 @@ HELP = "pipeline parallelism (torch.distributed, JAX, C over MPI): schedules aga
 
 def add_arguments(pp) -> None:
     s = pp.add_argument_group("settings (a resumed probe takes them from its run.json)")
-    s.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    options.add(s, "model")
     s.add_argument("--framework", default="all",
                    help="comma-separated: torch, jax (shard_map, one process), jax-dist (jax.distributed), c (C over "
                         "MPI); all (default: every one on CPU; torch on CUDA or across nodes)")
@@ -45,7 +45,7 @@ def add_arguments(pp) -> None:
                         f"once from them (default {MAX_ROUNDS}; with an explicit --rounds, none)")
     s.add_argument("--steps", type=positive(int, 1, 10**4, "--steps"), default=STEPS,
                    help=f"timed steps per case and round (default {STEPS})")
-    s.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu: gloo; cuda: NCCL, one GPU per stage")
+    options.add(s, "device")
     s.add_argument("--case-timeout", type=positive(float, 1, 3600, "--case-timeout"), default=60.0,
                    help="seconds a rank may wait on its peers (gloo's timeout); a case whose group is silent for "
                         "twice that plus 60 s is killed")
@@ -73,14 +73,16 @@ def make_probe(args):
 
     if args.resume is not None:
         return resumed(args, Probe.resume, "pipeline_results.jsonl")
+    from bench import devices
     from bench.pipeline.nodes import check_endpoint
 
     try:
+        device = devices.resolve("auto") if args.device == "auto" else args.device  # cuda: counted below
         check_endpoint(args.rdzv_endpoint, args.nnodes, args.node_rank)
         if args.nnodes > 1 and args.stages % args.nnodes:
             raise ValueError(f"--stages {args.stages} is not a multiple of --nnodes {args.nnodes}")
         s = new_settings(args.model, args.batch, args.stages, args.microbatches, args.schedules, args.rounds or ROUNDS,
-                         args.steps, args.device, args.case_timeout, cores(), args.framework, args.nnodes,
+                         args.steps, device, args.case_timeout, cores(), args.framework, args.nnodes,
                          args.node_rank, args.rdzv_endpoint, max_rounds(args))
     except ValueError as e:
         raise UsageError(str(e)) from None

@@ -7,18 +7,17 @@ import signal
 import sys
 from pathlib import Path
 
+from bench import options
 from bench.commands.common import (
     EXIT_INTERRUPTED,
     UsageError,
     add_report_and_resume,
     check_out,
-    cores,
     default_out,
     positive,
     resumed,
 )
 from bench.sizes import (
-    DEFAULT_BUDGET_MIN,
     DEFAULT_BUDGET_S,
     DEFAULT_CHUNKS,
     DEFAULT_MAX_ROUNDS,
@@ -28,23 +27,18 @@ from bench.sizes import (
 )
 from bench.sweep.plan import TARGET_CI
 from bench.timing import Budget
-from models.registry import MODELS
+from models.registry import MODELS, spec
 
 HELP = "run the benchmark and write a run directory"
 
 
 def add_arguments(r) -> None:
-    n = cores()
     s = r.add_argument_group("settings (a resumed run takes them from its run.json)")
-    s.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    options.add(s, "model")
     s.add_argument("--impl", default=None,
                    help="comma-separated implementation names, or all (default: all, less what the default sweep "
                         "leaves out: the GPT's torch.scan, whose compile every worker process pays again)")
-    s.add_argument("--sizes", default="default",
-                   help="quick | default | gpu | custom: BxHxL,... (mlp) or BxTxCxLxNH,... (gpt)")
-    s.add_argument("--threads", type=positive(int, 1, n, "--threads"), default=None,
-                   help=f"threads for every framework (default: {max(n - 1, 1)} of the {n} CPUs, one left to the "
-                        "harness; README: Precision)")
+    options.add(s, "sizes", "threads")
     s.add_argument("--harness-core", action=argparse.BooleanOptionalAction, default=None,
                    help="leave the first CPU to the runner and the system, the workers pinned to the others "
                         "(default: on with 2 or more CPUs)")
@@ -60,7 +54,8 @@ def add_arguments(r) -> None:
                         "--rounds: none)")
     s.add_argument("--budget-min", type=positive(float, 0.1, 10**5, "--budget-min"), default=None,
                    help="no extra round beyond this estimated run time in minutes (default sweep: "
-                        + ", ".join(f"{m} {v:g}" for m, v in DEFAULT_BUDGET_MIN.items()) + "; otherwise none)")
+                        + ", ".join(f"{m} {spec(m).budget_min:g}" for m in MODELS if spec(m).budget_min)
+                        + "; otherwise none)")
     s.add_argument("--budget", type=positive(float, 0.001, 600, "--budget"), default=None,
                    help=f"sampling seconds per case and round (default {DEFAULT_BUDGET_S}; quick {QUICK_BUDGET_S})")
     s.add_argument("--chunks", type=positive(int, 1, 50, "--chunks"), default=None,
@@ -72,9 +67,7 @@ def add_arguments(r) -> None:
     s.add_argument("--case-timeout", type=positive(float, 1, 86400, "--case-timeout"), default=600.0,
                    help="seconds one case may take (build, compile, gate, samples) before its worker is killed")
     s.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>)")
-    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
-                   help="cpu (default), cuda, or auto (cuda when torch or jax sees a GPU); NumPy and C stay on the CPU")
-    s.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA for torch and jax (default: strict fp32)")
+    options.add(s, "device", "tf32")
     s.add_argument("--native-kernels", action="store_true",
                    help="clear, for the workers only, the variables that hold a library below the CPU's kernels "
                         "(OPENBLAS_CORETYPE, MKL_DEBUG_CPU_TYPE, ATEN_CPU_CAPABILITY, DNNL_MAX_CPU_ISA, XLA's max ISA; "

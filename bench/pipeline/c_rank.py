@@ -46,7 +46,7 @@ def run(spec: protocol.RankSpec, reply) -> int:
     mod, hooks = model_module(spec.model), pipeline_hooks(spec.model)
     cfg = mod.Config(**spec.config)
     ranks = 1 if spec.form == "c-single" else spec.world
-    prog = cprog.build(Path(cprog.MODELS_DIR / hooks.C_STAGE))
+    prog = cprog.build(Path(hooks.C_STAGE))
     work = Path(tempfile.mkdtemp(prefix="bench-cpipe-"))
     write_data(work / "data.bin", mod.init_params(cfg), *mod.make_batch(cfg))
     cases = [f"{c.schedule}:{c.microbatches if ranks > 1 else 1}" for c in spec.cases]

@@ -9,11 +9,8 @@ import threading
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench import protocol
+from bench import frameworks, protocol
 from bench.supervisor import Child, ChildFailure, how_it_ended, wait_line
-
-MODULES = {"torch": "bench.pipeline.rank", "jax": "bench.pipeline.jax_rank", "jax-dist": "bench.pipeline.jax_rank",
-           "jax-single": "bench.pipeline.jax_rank", "c": "bench.pipeline.c_rank", "c-single": "bench.pipeline.c_rank"}
 
 
 class Group:
@@ -26,7 +23,7 @@ class Group:
         """loopback False (across machines): gloo picks its interface (or the caller's GLOO_SOCKET_IFNAME)."""
         self.lines: queue.Queue = queue.Queue()
         base = self.ENV if loopback else {"OMP_NUM_THREADS": "1"}
-        self.ranks = [Child(MODULES[s.form], [json.dumps(asdict(s))], {**base, **(env or {})},
+        self.ranks = [Child(frameworks.rank_modules()[s.form], [json.dumps(asdict(s))], {**base, **(env or {})},
                             logs / f"{s.form}-rank{s.rank}.log", f"{s.form} rank {s.rank}", sink=self.lines, tag=s.rank)
                       for s in specs]
 

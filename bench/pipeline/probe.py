@@ -12,7 +12,6 @@ probe is finished by `bench pipeline --resume DIR`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 import tempfile
@@ -23,31 +22,27 @@ from itertools import groupby
 
 import numpy as np
 
-from bench import envinfo, protocol
+from bench import envinfo, frameworks, protocol
 from bench.pipeline.group import Group
 from bench.pipeline.rows import row
 from bench.pipeline.settings import PipelineSettings, cases
 from bench.results import append_csv, append_line, atomic_write, read_meta
 from bench.schedules import SCHEDULES
-from bench.schema import PIPELINE_COLUMNS, PIPELINE_SAMPLE_COLUMNS, SCHEMA_VERSION, SchemaError
+from bench.schema import (
+    PIPELINE_COLUMNS,
+    PIPELINE_SAMPLE_COLUMNS,
+    SCHEMA_VERSION,
+    SchemaError,
+    upgrade_pipeline_result,
+)
 from bench.stats import rounds_for
 
 FAILING = ("timeout", "crashed", "error", "unavailable")  # a case that ends so is not run again in later rounds
 TARGET_CI = 0.08  # extra rounds aim a case's 95% CI half-width here (10% is the goal; Stein's interval is wider)
 
 
-def unavailable(framework: str) -> str:
-    """'' when the framework's pipeline can run here, else why not (its rows say so)."""
-    if framework == "c":
-        from bench.pipeline.cprog import unavailable_reason
-
-        return unavailable_reason()
-    module = "torch" if framework == "torch" else "jax"
-    return "" if importlib.util.find_spec(module) else f"{module} is not installed (pip install -e '.[{module}]')"
-
-
 def key(res: dict) -> tuple[str, str, int]:
-    return res.get("framework", "torch"), res["schedule"], res["microbatches"]  # a schema-3 probe ran torch only
+    return res["framework"], res["schedule"], res["microbatches"]
 
 
 def free_port() -> int:
@@ -82,18 +77,19 @@ def group_specs(s: PipelineSettings, fw: str, single: bool, todo: list[tuple[str
                                  nnodes=s.nnodes)
 
     store = f"file://{tempfile.gettempdir()}/bench-pipeline-store-{uuid.uuid4().hex}"  # no socket: loopback only
+    form = frameworks.pipeline_forms()[fw]
     if single:
-        return [spec(0, 1, store, {"torch": "torch", "jax": "jax-single", "c": "c-single"}[fw], P)]
-    if fw == "torch":
+        return [spec(0, 1, store, form.single, P)]
+    if form.launch == "store":
         init, local = store, range(P)
         if s.nnodes > 1:  # node 0 of several: its ranks join the others at node 0's c10d store
             init, per = f"tcp://{s.rdzv_endpoint}", P // s.nnodes
             local = range(s.node_rank * per, (s.node_rank + 1) * per)
-        return [spec(r, P, init, "torch") for r in local]
-    if fw == "jax-dist":
+        return [spec(r, P, init, fw) for r in local]
+    if form.launch == "coordinator":
         init = f"127.0.0.1:{free_port()}"
-        return [spec(r, P, init, "jax-dist") for r in range(P)]
-    return [spec(0, P, "", fw, P if fw == "jax" else 1)]
+        return [spec(r, P, init, fw) for r in range(P)]
+    return [spec(0, P, "", fw, P if form.stage_threads else 1)]
 
 
 class Probe:
@@ -109,7 +105,8 @@ class Probe:
             append_csv(self.path / "pipeline_samples.csv", [tuple(PIPELINE_SAMPLE_COLUMNS)])
         else:
             meta.setdefault("resumed", []).append({"utc": envinfo.utc_now(), "argv": argv})
-            self.results = [json.loads(line) for line in (self.path / "pipeline_results.jsonl").read_text().splitlines()]
+            self.results = [upgrade_pipeline_result(json.loads(line))
+                            for line in (self.path / "pipeline_results.jsonl").read_text().splitlines()]
         self.meta, self.run_dir = meta, run_dir
         (self.path / "logs").mkdir(exist_ok=True)
 
@@ -168,7 +165,7 @@ class Probe:
                 and (only is None or c in only)]
         for (fw, single), batch in groupby(todo, lambda c: (c[0], SCHEDULES[c[1]].kind == "single")):
             batch = list(batch)
-            why = unavailable(fw)
+            why = frameworks.pipeline_unavailable(fw)
             if why:
                 for f, name, m in batch:
                     self.record({**asdict(protocol.PipeResult(name, m, rnd, "unavailable", why)), "framework": f})

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench import frameworks
 from bench.schedules import SCHEDULES
 from models.registry import model_module, pipeline_hooks
 
-FRAMEWORKS: dict[str, tuple[str, ...]] = {  # framework -> the schedules it runs (bench/schedules.py names)
-    "torch": tuple(SCHEDULES),  # torch.distributed.pipelining, ours over its send/recv, one process
-    "jax": ("gpipe", "one-process"),  # jax.shard_map over P host devices of one process (jax_pipe.py)
-    "jax-dist": ("gpipe",),  # the same program, one process per stage, jax.distributed + gloo
-    "c": ("gpipe", "1f1b", "one-process"),  # C + BLAS stages, the schedule in C, MPI_Send/MPI_Recv
-}
+FRAMEWORKS: dict[str, tuple[str, ...]] = {  # --framework value -> the schedules it runs
+    name: form.schedules for name, form in frameworks.pipeline_forms().items()}
 
 
 @dataclass
@@ -28,7 +25,7 @@ class PipelineSettings:
     timeout_s: float = 60.0  # gloo's own timeout; a case gets twice that before its group is killed
     grad_rtol: float = 1e-2  # the gate: the model's UPDATE_RTOL (an SGD update is lr x the gradient)
     notes: list[str] = field(default_factory=list)
-    frameworks: list[str] = field(default_factory=lambda: ["torch"])  # a probe before schema 5 ran torch only
+    frameworks: list[str] = field(default_factory=list)  # --framework values (an old probe's: schema.upgrade_meta)
     max_rounds: int = 0  # extra rounds up to this many for a case whose base rounds leave its CI wide (0: none)
     nnodes: int = 1  # machines; node 0 records, the others serve its process groups (bench/pipeline/nodes.py)
     node_rank: int = 0
@@ -90,17 +87,21 @@ def gpu_count() -> int:
 
 
 def parse_frameworks(text: str, device: str, nnodes: int) -> list[str]:
-    """--framework: `all` (on CPU every one; on CUDA or across nodes torch, the only one driven
-    there) or a comma-separated list of FRAMEWORKS; ValueError for anything else."""
+    """--framework: `all` (every form that can run on this device and node count: on CPU every
+    one; on CUDA or across nodes those whose record says so) or a comma-separated list of
+    FRAMEWORKS; ValueError for anything else."""
+    forms = frameworks.pipeline_forms()
+    fit = [n for n, f in forms.items() if (device == "cpu" or f.gpu) and (nnodes == 1 or f.nodes)]
     if text == "all":
-        return list(FRAMEWORKS) if device == "cpu" and nnodes == 1 else ["torch"]
+        return fit
     names = [n.strip() for n in text.split(",")]
     unknown = [n for n in names if n not in FRAMEWORKS]
     if unknown:
         raise ValueError(f"unknown framework {', '.join(unknown)}; allowed: {', '.join(FRAMEWORKS)}, all")
-    if (device != "cpu" or nnodes > 1) and names != ["torch"]:
+    if any(n not in fit for n in names):
         where = "--device cuda" if device != "cpu" else "--nnodes > 1"
-        raise ValueError(f"with {where} the probe drives torch only (JAX and C run on CPU, on one node)")
+        raise ValueError(f"with {where} the probe drives {' and '.join(fit)} only (the others run on "
+                         "the CPU, on one node)")
     return names
 
 

@@ -11,18 +11,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.results import atomic_write, base_rounds, read_meta, read_table  # noqa: E402
-from bench.schema import PIPELINE_COLUMNS, PIPELINE_SAMPLE_COLUMNS, SchemaError  # noqa: E402
+from bench import frameworks  # noqa: E402
+from bench.results import (  # noqa: E402
+    atomic_write,
+    base_rounds,
+    read_meta,
+    read_pipeline,
+    read_pipeline_samples,
+)
+from bench.schedules import SCHEDULES  # noqa: E402
+from bench.schema import SchemaError  # noqa: E402
 from bench.stats import welch_log  # noqa: E402
 
 
 def load(run_dir: Path) -> tuple[pd.DataFrame, dict]:
     meta = read_meta(run_dir)
-    df = read_table(Path(run_dir) / "pipeline.csv", PIPELINE_COLUMNS)
+    df = read_pipeline(run_dir)
     if df.empty:
         raise SchemaError(f"{Path(run_dir) / 'pipeline.csv'} has no rows")
-    if "framework" not in df.columns:
-        df.insert(list(PIPELINE_COLUMNS).index("framework"), "framework", "torch")  # schema 3 and 4: torch only
     return df, meta
 
 
@@ -75,14 +81,14 @@ def table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-COST_COLUMNS = (("torch", "gpipe"), ("torch", "1f1b"), ("torch", "hand-gpipe"), ("torch", "hand-1f1b"),
-                ("jax", "gpipe"), ("jax-dist", "gpipe"), ("c", "gpipe"), ("c", "1f1b"))
+FORMS = frameworks.pipeline_forms()
+COST_COLUMNS = tuple((fw, name) for fw, form in FORMS.items() for name in form.costed)
 
 
 def label(fw: str, name: str) -> str:
     if name.startswith("hand-"):
-        return f"ours {name[5:]} (torch send/recv)"
-    return {"torch": "PyTorch", "jax": "JAX", "jax-dist": "JAX dist", "c": "C"}.get(fw, fw) + " " + name
+        return f"ours {name[5:]} ({fw} send/recv)"
+    return (FORMS[fw].label if fw in FORMS else fw) + " " + name
 
 
 def cost_table(ok: pd.DataFrame) -> str:
@@ -109,11 +115,9 @@ def round_medians(run_dir: Path) -> dict | None:
     """{(framework, schedule, M): per-round median step seconds} from pipeline_samples.csv; None when
     the file is missing or damaged (the ratios then go without their CIs)."""
     try:
-        sm = read_table(Path(run_dir) / "pipeline_samples.csv", PIPELINE_SAMPLE_COLUMNS)
+        sm = read_pipeline_samples(run_dir)
     except SchemaError:
         return None
-    if "framework" not in sm.columns:
-        sm["framework"] = "torch"  # schema 3 and 4: torch only
     med = sm.groupby(["framework", "schedule", "microbatches", "round"])["step_ns"].median() / 1e9
     return {k: g.to_numpy() for k, g in med.groupby(level=[0, 1, 2])}
 
@@ -149,6 +153,33 @@ def fastest(at: pd.DataFrame, meds: dict | None, first: int | None = None) -> st
     return f"no single fastest: {name} {ms(at.loc[best, 'step_s'])} ms ties with {others} (95% CIs overlap)"
 
 
+def against_floor(at: pd.DataFrame, best: dict, meds, first) -> str:
+    """Each framework's best schedule against the floor's (the framework record that is one)."""
+    floors = [fw for fw in best if fw in FORMS and frameworks.pipeline_framework(fw).floor]
+    if not floors:
+        return ""
+    c, part = best[floors[0]], ""
+    for fw in (f for f in best if f != floors[0]):
+        k = best[fw]
+        add = at.loc[k, "step_s"] - at.loc[c, "step_s"]
+        part += (f"; {label(*k[:2])} {ms(at.loc[k, 'step_s'])} ms against the {FORMS[floors[0]].label} "
+                 f"floor's {c[1]} {ms(at.loc[c, 'step_s'])} ms: {ratio(meds, c, k, first)}, the framework "
+                 f"adds {ms(add)} ms ({add / at.loc[k, 'step_s']:.0%} of its step)")
+    return part
+
+
+def ours_against_theirs(at: pd.DataFrame, m: int, meds, first) -> str:
+    """The framework's own schedules against ours written over its send/recv (`hand-*`)."""
+    part = ""
+    for fw, form in FORMS.items():
+        for hand in (s for s in form.schedules if SCHEDULES[s].kind == "hand"):
+            t, h = (fw, hand[len("hand-"):], m), (fw, hand, m)
+            if t in at.index and h in at.index:
+                part += (f"; schedule cost of {form.label}'s {t[1]} {ms(at.loc[t, 'residual_s'])} ms vs "
+                         f"ours {ms(at.loc[h, 'residual_s'])} ms (steps {ratio(meds, h, t, first)})")
+    return part
+
+
 def headlines(df: pd.DataFrame, meds: dict | None = None, first: int | None = None) -> list[str]:
     """Per M: the fastest (or the tie); the C floor against each framework's best schedule, as a
     ratio with its CI and as what the framework adds (ms and share of its step); the cost of
@@ -161,19 +192,7 @@ def headlines(df: pd.DataFrame, meds: dict | None = None, first: int | None = No
         at = pipes[pipes.index.get_level_values("microbatches") == m]
         part = f"M = {m}: {fastest(at, meds, first)}"
         best = {fw: g["step_s"].idxmin() for fw, g in at.groupby(level="framework")}
-        if "c" in best:
-            c = best["c"]
-            for fw in (f for f in best if f != "c"):
-                k = best[fw]
-                add = at.loc[k, "step_s"] - at.loc[c, "step_s"]
-                part += (f"; {label(*k[:2])} {ms(at.loc[k, 'step_s'])} ms against the C floor's {c[1]} "
-                         f"{ms(at.loc[c, 'step_s'])} ms: {ratio(meds, c, k, first)}, the framework adds {ms(add)} ms "
-                         f"({add / at.loc[k, 'step_s']:.0%} of its step)")
-        for torch_name, hand in (("gpipe", "hand-gpipe"), ("1f1b", "hand-1f1b")):
-            t, h = ("torch", torch_name, m), ("torch", hand, m)
-            if t in at.index and h in at.index:
-                part += (f"; schedule cost of PyTorch's {torch_name} {ms(at.loc[t, 'residual_s'])} ms vs ours "
-                         f"{ms(at.loc[h, 'residual_s'])} ms (steps {ratio(meds, h, t, first)})")
+        part += against_floor(at, best, meds, first) + ours_against_theirs(at, m, meds, first)
         out.append(part + ".")
     for fw in dict.fromkeys(k[0] for k in ok.index):
         base = (fw, "one-process", 1)
@@ -202,7 +221,7 @@ def write_report(run_dir: Path) -> Path:
     df, meta = load(run_dir)
     why = plot(df, run_dir / "pipeline.png")
     s = meta["settings"]
-    fws = s.get("frameworks", ["torch"])
+    fws = s["frameworks"]
     where = (f"{s.get('nnodes')} nodes, rendezvous at node 0's c10d store" if s.get("nnodes", 1) > 1
              else "one node, loopback only")
     md = [f"# Pipeline parallelism, {s['model']}: run {meta['run_id']}", "",

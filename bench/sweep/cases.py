@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench import stats
+from bench import frameworks, stats
 from bench.schema import SCHEMA_VERSION
 from bench.sizes import Size
 from bench.sweep.settings import Settings
@@ -100,12 +100,12 @@ def case_row(st: CaseState, settings: Settings, run_id: str, peaks: dict, worker
     gflops = flops / u["median_s"] / 1e9 if st.impl.role != "control" else math.nan  # NaN without samples
     later = [f for f in st.first_calls[1:] if math.isfinite(f)]
     peak = peaks.get(st.impl.framework, {}).get("gflops")
-    device = st.impl.run_device(settings.device)
+    device = frameworks.run_device(st.impl, settings.device)
     machine = max((p["gflops"] for p in peaks.values() if "gflops" in p and p.get("device", "cpu") == device), default=None)
     return {
         "run_id": run_id, "model": settings.model, "impl": st.impl.name,
         "framework": st.impl.framework, "mode": st.impl.mode,
-        "role": st.impl.role or ("fused" if st.impl.fused else ""), "device": st.impl.run_device(settings.device),
+        "role": st.impl.role or ("fused" if st.impl.fused else ""), "device": frameworks.run_device(st.impl, settings.device),
         "size": st.size.label, "sweep": st.size.sweep, **mod.describe(cfg),
         "flops_per_step": flops, "other_flops_per_step": mod.other_flops_per_step(cfg),
         "bytes_per_step": mod.bytes_per_step(cfg), "params": mod.n_params(cfg), "threads": settings.threads,

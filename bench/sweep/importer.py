@@ -15,7 +15,7 @@ from bench.sizes import Size
 from bench.sweep.cases import CaseState, case_row
 from bench.sweep.settings import Settings
 from bench.timing import Budget, call_ns
-from models.registry import REGISTRY, get
+from models.registry import get, impls
 
 NEEDED = ("impl", "model", "size", "dims", "sweep", "steps_per_call", "threads")
 
@@ -41,7 +41,7 @@ def load_json(path: Path) -> list[dict]:
             name = b.get("name", "?") if isinstance(b, dict) else "?"
             raise ImportFailure(f"benchmark {name!r} in {path} lacks extra_info {', '.join(missing)}: "
                                 "not from `pytest bench/`")
-        if info["impl"] not in REGISTRY.get(info["model"], {}):
+        if info["impl"] not in impls(info["model"]):
             raise ImportFailure(f"benchmark {b.get('name')!r} names unknown implementation "
                                 f"{info['model']}/{info['impl']}")
         data = b.get("stats", {}).get("data")

@@ -9,7 +9,6 @@ import numpy as np
 
 from bench import frameworks
 from bench.timing import Budget, sample, warm_up
-from models.registry import GPU_FRAMEWORKS
 
 
 def measure(framework: str, n: int, budget: Budget, device: str = "cpu") -> dict:
@@ -22,9 +21,9 @@ def measure(framework: str, n: int, budget: Budget, device: str = "cpu") -> dict
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     out = {"n": n, "flops": 2.0 * n**3, "device": device, **_measure(fw.matmul(a, b, device), budget, 2.0 * n**3)}
-    if (device == "cuda" and framework in GPU_FRAMEWORKS) or framework == "numpy":  # the device's memory bandwidth
+    if frameworks.measures_bandwidth(framework, device):  # the device's memory bandwidth
         nbytes = 1 << 30 if device == "cuda" else 1 << 28
-        copy = _measure(frameworks.copy_call(framework, nbytes), budget, 2.0 * nbytes)  # bytes read + written
+        copy = _measure(frameworks.copy_call(framework, nbytes, device), budget, 2.0 * nbytes)  # bytes read + written
         out["copy_gbytes_per_s"] = copy["gflops"]
     return out
 

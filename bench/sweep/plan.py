@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from bench import stats
+from bench import frameworks, stats
 from bench.sweep.cases import CaseState
 
 # The extra rounds aim at the noisy threshold itself: the interval a row reports after them is
@@ -110,7 +110,7 @@ def mark_unavailable(states: list[CaseState], device: str) -> None:
     for st in states:
         if st.status != "pending":
             continue
-        why = st.impl.unavailable_reason(device)
+        why = frameworks.impl_unavailable(st.impl, device)
         if why:
             st.status, st.error = "unavailable", why
 

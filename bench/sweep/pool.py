@@ -9,7 +9,6 @@ from pathlib import Path
 
 from bench import frameworks, protocol
 from bench.supervisor import Child, ChildFailure, wait_line
-from models.registry import device_for
 
 
 class WorkerHandle(Child):
@@ -61,7 +60,7 @@ class WorkerPool:
             return w
         t0 = time.monotonic()
         w = WorkerHandle(framework, self.threads, self.logs / f"{framework}.log",
-                         device_for(framework, self.device), self.tf32, self.base_env, self.cpus)
+                         frameworks.device_of(framework, self.device), self.tf32, self.base_env, self.cpus)
         self.workers[framework] = w
         hello = w.request(protocol.Hello(), protocol.HelloReply, self.HELLO_TIMEOUT_S, self.stop)
         self.start_s[framework] = time.monotonic() - t0

@@ -14,7 +14,7 @@ from models.registry import Impl
 def profile(impl: Impl, size, threads: int, steps: int, device: str = "cpu") -> tuple[str, list[dict]]:
     """(a header line, rows sorted by time per step). Pins the threads as a worker does first."""
     frameworks.pin_process(threads, device)
-    dev = impl.run_device(device)
+    dev = frameworks.run_device(impl, device)
     _, keep = frameworks.setup(impl.framework, threads, dev)
     from bench.sweep import profilers
 

@@ -25,8 +25,8 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str
     step's op count and description after it."""
     import pytest
 
-    dev = impl.run_device(device)
-    why = impl.unavailable_reason(device)
+    dev = frameworks.run_device(impl, device)
+    why = frameworks.impl_unavailable(impl, device)
     if why:
         pytest.skip(why)
     cfg = size.config()

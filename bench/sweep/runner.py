@@ -22,7 +22,7 @@ from bench.sweep.plan import chunked, extension_within, mark_unavailable, plan
 from bench.sweep.pool import WorkerPool
 from bench.sweep.settings import Settings
 from bench.timing import Budget
-from models.registry import REGISTRY, get
+from models.registry import get, impls
 
 PEAK_N = 2048  # the peak matmul is (N, N) @ (N, N), float32
 PEAK_BUDGET = Budget(seconds=1.0, min_samples=10, warmup_s=0.3)
@@ -172,7 +172,7 @@ def add_cost(cost: list[float], chunk: int, seconds: float) -> None:
 def case_request(st: CaseState, s: Settings, chunk: int) -> protocol.CaseRequest:
     """The request for one sampling chunk of a case's round (its first gates a pending case)."""
     return protocol.CaseRequest(
-        model=st.impl.model, impl=st.impl.name, device=st.impl.run_device(s.device),
+        model=st.impl.model, impl=st.impl.name, device=frameworks.run_device(st.impl, s.device),
         config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",
         budget=asdict(s.budget), chunks=s.chunks, chunk=chunk)
 
@@ -248,7 +248,7 @@ def resumable(run: RunDir) -> dict:
     if not run.samples_path.is_file():
         raise SchemaError(f"{run.path} has no samples.csv to append to")
     settings = Settings.from_json(meta["settings"])
-    unknown = [n for n in settings.impls if n not in REGISTRY.get(settings.model, {})]
+    unknown = [n for n in settings.impls if n not in impls(settings.model)]
     if unknown:
         raise SchemaError(f"{run.path} names {settings.model} implementations unknown here: {', '.join(unknown)}")
     meta.setdefault("workers", {})
@@ -270,7 +270,7 @@ def new_kernel_warnings(meta: dict, worker_env: dict | None) -> list[str]:
     not yet in run.json's kernel_warnings are added there and returned."""
     found = kernels.handicaps(meta["machine"].get("cpu_isa") or kernels.cpu_isa(),
                               {fw: i.get("kernels", {}) for fw, i in meta["workers"].items()},
-                              kernels.kernel_env(worker_env))
+                              kernels.kernel_env(worker_env), frameworks.blas_users("openblas"))
     told = meta.setdefault("kernel_warnings", [])
     new = [w for w in found if w not in told]
     told += new

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+from bench import frameworks
 from bench.frameworks import cpu_layout
 from bench.schema import SCHEMA_VERSION
 from bench.sizes import Size
@@ -89,7 +90,9 @@ def new_settings(model: str, impl_text: str | None, sizes_text: str, threads: in
     dev = devices.resolve(device)
     pre = preset_defaults(sizes_text, model)
     left_out = pre.left_out if impl_text is None else {}
-    impls = [i for i in select(model, "all" if impl_text is None else impl_text, dev) if i.name not in left_out]
+    impls = [i for i in select(model, "all" if impl_text is None else impl_text) if i.name not in left_out]
+    if impl_text in (None, "all"):  # every one that can run on this device or on the CPU
+        impls = [i for i in impls if dev in frameworks.devices(i) or "cpu" in frameworks.devices(i)]
     n = len(os.sched_getaffinity(0))
     harness_cpu = n >= 2 if harness_cpu is None else harness_cpu
     threads = threads or (n - 1 if harness_cpu else n)

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from models import cbuild
-from models.gpt.model import GPTConfig, init_params, make_batch, ops_per_step
+
+from .model import GPTConfig, init_params, make_batch, ops_per_step
 
 SOURCE = Path(__file__).with_name("gpt.c")
 GEMM_ATTENTION = 1  # attention products as sgemm per (batch, head); 0: plain loops (README: figures)

@@ -11,8 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.gpt.model import BLOCK, GPTConfig, decay_mask, init_params, make_batch
 from models.jax_util import ModeStep
+
+from .model import BLOCK, GPTConfig, decay_mask, init_params, make_batch
 
 LN_EPS = 1e-5
 

@@ -167,5 +167,5 @@ def compare(cfg: GPTConfig, losses, params, ref) -> tuple[float, float, str]:
 
 
 def describe(cfg: GPTConfig) -> dict:
-    return {"batch": cfg.batch, "width": cfg.n_embd, "depth": cfg.n_layer, "d_in": None, "classes": None,
-            "seq_len": cfg.seq_len, "heads": cfg.n_head, "vocab": cfg.vocab}
+    return {"batch": cfg.batch, "width": cfg.n_embd, "depth": cfg.n_layer, "seq_len": cfg.seq_len,
+            "heads": cfg.n_head, "vocab": cfg.vocab}

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from models.gpt.model import BLOCK, GPTConfig, decay_mask, init_params, make_batch, ops_per_step
+from .model import BLOCK, GPTConfig, decay_mask, init_params, make_batch, ops_per_step
 
 LN_EPS = 1e-5
 GELU_S = math.sqrt(2.0 / math.pi)

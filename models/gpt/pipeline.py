@@ -5,18 +5,20 @@ torch stages and loss (models/gpt/torch_impl.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from models.gpt import numpy_impl
-from models.gpt.model import GPTConfig, init_params, make_batch
+from . import numpy_impl
+from .model import GPTConfig, init_params, make_batch
 
 CONFIG = {"batch": 16, "seq_len": 64, "n_embd": 128, "n_layer": 4, "n_head": 4}  # 4 blocks to split
 TIED: tuple[int, ...] = (0,)  # wte: the first stage embeds with it, the last projects with its copy
-TORCH_STAGES = "models.gpt.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, [(index, tensor, transposed)])]
-TORCH_LOSS = "models.gpt.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss over tokens
-JAX_STAGES = "models.gpt.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
-JAX_LOSS = "models.gpt.jax_impl:pipeline_loss"
-C_STAGE = "gpt/gpt_pipe.c"  # under models/: the stage for the C pipeline (models/cpipe.c)
+TORCH_STAGES = f"{__package__}.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, [(index, tensor, transposed)])]
+TORCH_LOSS = f"{__package__}.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss over tokens
+JAX_STAGES = f"{__package__}.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
+JAX_LOSS = f"{__package__}.jax_impl:pipeline_loss"
+C_STAGE = Path(__file__).with_name("gpt_pipe.c")  # the stage of the C pipeline (models/cpipe.c)
 
 
 def n_units(cfg: GPTConfig) -> int:

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
-from models.gpt.model import GPTConfig, init_params, make_batch
 from models.torch_util import ScanDriver, bind, builders, count_dispatched, graph_facts, set_call
+
+from .model import GPTConfig, init_params, make_batch
 
 
 class CausalSelfAttention(nn.Module):

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from models import cbuild
-from models.mlp.model import MLPConfig, init_params, make_batch
+
+from .model import MLPConfig, init_params, make_batch
 
 SOURCE = Path(__file__).with_name("mlp.c")
 

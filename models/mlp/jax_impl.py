@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.jax_util import ModeStep
-from models.mlp.model import MLPConfig, init_params, make_batch
+
+from .model import MLPConfig, init_params, make_batch
 
 
 def mlp_loss(params, x, y):

@@ -139,7 +139,7 @@ def compare(cfg: MLPConfig, losses, params, ref) -> tuple[float, float, str]:
 def describe(cfg: MLPConfig) -> dict:
     """The size columns of a results row."""
     return {"batch": cfg.batch, "width": cfg.width, "depth": cfg.depth, "d_in": cfg.d_in,
-            "classes": cfg.classes, "seq_len": None, "heads": None, "vocab": None}
+            "classes": cfg.classes}
 
 
 Config = MLPConfig

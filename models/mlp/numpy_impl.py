@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.mlp.model import MLPConfig, init_params, make_batch
+from .model import MLPConfig, init_params, make_batch
 
 
 def linear_forward(x, w, b, out=None):

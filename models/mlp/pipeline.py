@@ -4,18 +4,20 @@ the float64 reference gradients, and the torch stages and loss (models/mlp/torch
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from models.mlp import numpy_impl
-from models.mlp.model import MLPConfig, init_params, make_batch
+from . import numpy_impl
+from .model import MLPConfig, init_params, make_batch
 
 CONFIG = {"batch": 128, "width": 256, "depth": 7}  # 8 linear layers to split
 TIED: tuple[int, ...] = ()  # parameter indices held by two stages: none
-TORCH_STAGES = "models.mlp.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, [(index, tensor, transposed)])]
-TORCH_LOSS = "models.mlp.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss
-JAX_STAGES = "models.mlp.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
-JAX_LOSS = "models.mlp.jax_impl:pipeline_loss"
-C_STAGE = "mlp/mlp_pipe.c"  # under models/: the stage for the C pipeline (models/cpipe.c)
+TORCH_STAGES = f"{__package__}.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, [(index, tensor, transposed)])]
+TORCH_LOSS = f"{__package__}.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss
+JAX_STAGES = f"{__package__}.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
+JAX_LOSS = f"{__package__}.jax_impl:pipeline_loss"
+C_STAGE = Path(__file__).with_name("mlp_pipe.c")  # the stage of the C pipeline (models/cpipe.c)
 
 
 def n_units(cfg: MLPConfig) -> int:
