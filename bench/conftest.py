@@ -13,7 +13,8 @@ from bench.sweep.pytest_route import cases
 
 def pytest_addoption(parser):
     g = parser.getgroup("bench", "framework-overhead benchmarks")
-    options.add(g, "model", "sizes")  # the same options and defaults as bench run (bench/options.py)
+    # the same options and defaults as bench run (bench/options.py)
+    options.add(g, "model", "sizes")
     g.addoption("--impl", default="all", help="comma-separated implementation names, or all")
     options.add(g, "threads")
     g.addoption("--budget", type=float, default=0.5, help="sampling seconds per benchmark")

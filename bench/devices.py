@@ -32,5 +32,8 @@ def resolve(requested: str, probe=probe_cuda) -> str:
         return "cuda"
     if requested == "auto":
         return "cpu"
-    why = "; ".join(f"{k}: {v}" for k, v in seen.items() if k.endswith("_error") and v) or "none sees one"
+    why = (
+        "; ".join(f"{k}: {v}" for k, v in seen.items() if k.endswith("_error") and v)
+        or "none sees one"
+    )
     raise ValueError(f"--device cuda: no CUDA GPU visible here ({why}); use --device cpu or auto")

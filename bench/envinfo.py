@@ -14,8 +14,16 @@ import psutil
 from bench.kernels import cpu_isa, kernel_env
 from bench.supervisor import query
 
-PACKAGES = ("numpy", "scipy", "pandas", "torch", "jax", "jaxlib", "threadpoolctl", "pytest-benchmark")
-
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "torch",
+    "jax",
+    "jaxlib",
+    "threadpoolctl",
+    "pytest-benchmark",
+)
 
 
 def utc_now() -> str:
@@ -84,8 +92,12 @@ def governor() -> str | None:
 def noise_start() -> dict:
     """What makes a machine noisy, at the start of a run: governor, load, CPU time counters."""
     t = psutil.cpu_times()
-    return {"governor": governor(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-            "steal_s_start": getattr(t, "steal", None), "cpu_s_start": sum(t)}
+    return {
+        "governor": governor(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "steal_s_start": getattr(t, "steal", None),
+        "cpu_s_start": sum(t),
+    }
 
 
 def noise_end(start: dict) -> dict:

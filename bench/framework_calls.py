@@ -18,9 +18,14 @@ def gpu_info() -> dict:
 
     props = torch.cuda.get_device_properties(0)
     driver = query(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])[1].strip()
-    return {"name": props.name, "capability": f"{props.major}.{props.minor}",
-            "memory_gb": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count,
-            "cuda_runtime": torch.version.cuda, "driver": driver}
+    return {
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "memory_gb": round(props.total_memory / 2**30, 1),
+        "multiprocessors": props.multi_processor_count,
+        "cuda_runtime": torch.version.cuda,
+        "driver": driver,
+    }
 
 
 def setup_torch(threads: int, device: str, tf32: bool) -> dict:
@@ -31,10 +36,15 @@ def setup_torch(threads: int, device: str, tf32: bool) -> dict:
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     torch.set_float32_matmul_precision("high" if tf32 else "highest")
-    info = {"torch_num_threads": torch.get_num_threads(), "threads_used": torch.get_num_threads(),
-            "torch_interop_threads": torch.get_num_interop_threads(), "torch_version": torch.__version__,
-            "tf32": tf32, "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""),
-            "torch_build": f"cuda {torch.version.cuda}" if torch.version.cuda else "cpu"}
+    info = {
+        "torch_num_threads": torch.get_num_threads(),
+        "threads_used": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "torch_version": torch.__version__,
+        "tf32": tf32,
+        "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""),
+        "torch_build": f"cuda {torch.version.cuda}" if torch.version.cuda else "cpu",
+    }
     if device == "cuda":
         info["gpu"] = gpu_info()
     return info
@@ -45,9 +55,14 @@ def setup_jax(threads: int, device: str, tf32: bool) -> dict:
 
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
     # XLA's CPU client sizes its thread pool from the affinity mask (pin_cpus).
-    return {"tf32": tf32, "jax_version": jax.__version__, "jax_devices": [str(d) for d in jax.devices()],
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "threads_used": len(os.sched_getaffinity(0)),
-            "compilation_cache": jax.config.jax_compilation_cache_dir}
+    return {
+        "tf32": tf32,
+        "jax_version": jax.__version__,
+        "jax_devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "threads_used": len(os.sched_getaffinity(0)),
+        "compilation_cache": jax.config.jax_compilation_cache_dir,
+    }
 
 
 def setup_c(threads: int, device: str, tf32: bool) -> dict:
@@ -57,8 +72,12 @@ def setup_c(threads: int, device: str, tf32: bool) -> dict:
     if why:
         raise ImportError(why)
     used = cbuild.set_threads(threads)  # OpenBLAS's own setting, shared by every C library
-    return {"openblas_threads": used, "threads_used": used, "blas_library": cbuild.blas()._name,
-            "c_cache": str(cbuild.cache_root())}
+    return {
+        "openblas_threads": used,
+        "threads_used": used,
+        "blas_library": cbuild.blas()._name,
+        "c_cache": str(cbuild.cache_root()),
+    }
 
 
 def setup_none(threads: int, device: str, tf32: bool) -> dict:
@@ -101,8 +120,6 @@ def matmul_c(a, b, device):
     return lambda: cbuild.square_sgemm(n, a.ctypes.data, b.ctypes.data, out.ctypes.data)
 
 
-
-
 def copy_numpy(nbytes: int, device: str) -> Callable[[], object]:
     """A copy of nbytes within the CPU's memory (its bandwidth)."""
     import numpy as np
@@ -141,15 +158,26 @@ def kernels_torch() -> dict:
     config = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", config)
     dnnl = re.search(r"(MKL-DNN|oneDNN) v([\d.]+)", config)
-    return {"torch": {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                      "blas": blas.group(1) if blas else "", "onednn": dnnl.group(2) if dnnl else "",
-                      "onednn_max_isa": os.environ.get("DNNL_MAX_CPU_ISA",
-                                                       os.environ.get("ONEDNN_MAX_CPU_ISA", ""))}}
+    return {
+        "torch": {
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "blas": blas.group(1) if blas else "",
+            "onednn": dnnl.group(2) if dnnl else "",
+            "onednn_max_isa": os.environ.get(
+                "DNNL_MAX_CPU_ISA", os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+            ),
+        }
+    }
 
 
 def kernels_jax() -> dict:
-    return {"xla": {"xla_flags": os.environ.get("XLA_FLAGS", ""), "note": "XLA's CPU client compiles "
-                    "for the host CPU's features unless --xla_cpu_max_isa (in XLA_FLAGS) limits it"}}
+    return {
+        "xla": {
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "note": "XLA's CPU client compiles "
+            "for the host CPU's features unless --xla_cpu_max_isa (in XLA_FLAGS) limits it",
+        }
+    }
 
 
 def sees_cuda_torch() -> bool:

@@ -45,8 +45,12 @@ def compile_cache_env() -> dict[str, str]:
     again: torchinductor's FX graph cache (on by default, here in our cache directory) and JAX's
     compilation cache (off by default; on, for every compiled program). A user's own setting wins."""
     root = cache_root()
-    want = {"TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"), "JAX_COMPILATION_CACHE_DIR": str(root / "jax"),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    want = {
+        "TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"),
+        "JAX_COMPILATION_CACHE_DIR": str(root / "jax"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+    }
     return {k: os.environ.get(k, v) for k, v in want.items()}
 
 
@@ -69,9 +73,11 @@ def cpu_layout(threads: int, harness_cpu: bool) -> tuple[list[int], list[int]]:
     if not harness_cpu:
         return allowed, allowed[:threads]
     if threads + 1 > len(allowed):
-        raise ValueError(f"--threads {threads} with a harness core needs {threads + 1} CPUs, this process has "
-                         f"{len(allowed)}: use --threads {len(allowed) - 1} or --no-harness-core")
-    return allowed[:1], allowed[1:1 + threads]
+        raise ValueError(
+            f"--threads {threads} with a harness core needs {threads + 1} CPUs, this process has "
+            f"{len(allowed)}: use --threads {len(allowed) - 1} or --no-harness-core"
+        )
+    return allowed[:1], allowed[1 : 1 + threads]
 
 
 @contextlib.contextmanager
@@ -86,7 +92,9 @@ def pinned(cpus: list[int] | None):
         os.sched_setaffinity(0, saved)
 
 
-def pin_process(threads: int, device: str = "cpu", first: int = 0, cpus: list[int] | None = None) -> list[int]:
+def pin_process(
+    threads: int, device: str = "cpu", first: int = 0, cpus: list[int] | None = None
+) -> list[int]:
     """What every measuring process does before importing a framework (the workers, the pytest
     route, the profiler, each pipeline rank): its CPUs, the thread variables, the compile caches."""
     cpus = pin_cpus(threads, first, cpus)
@@ -117,7 +125,8 @@ class PipelineForm:
 class Framework:
     name: str
     packages: tuple[str, ...]  # what its implementations need installed
-    setup: Callable[[int, str, bool], dict] = calls.setup_none  # (threads, device, tf32) -> what it uses
+    # (threads, device, tf32) -> what it uses
+    setup: Callable[[int, str, bool], dict] = calls.setup_none
     matmul: Callable | None = None  # (a, b, device) -> a synced call computing a @ b (the peak)
     copy: Callable | None = None  # (nbytes, device) -> a synced copy within the device's memory
     copy_devices: tuple[str, ...] = ()  # the devices whose memory bandwidth its copy measures
@@ -134,36 +143,112 @@ class Framework:
     pipeline: tuple[PipelineForm, ...] = ()
 
 
-FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
-    Framework("numpy", ("numpy",), matmul=calls.matmul_numpy, copy=calls.copy_numpy,
-              copy_devices=("cpu",), kernels=calls.kernels_numpy, blas="openblas",
-              blas_threads=True, styles={"loop": ("#4c72b0", "o")}),
-    Framework("torch", ("torch",), calls.setup_torch, calls.matmul_torch, calls.copy_torch,
-              ("cuda",), gpu=True, kernels=calls.kernels_torch, sees_cuda=calls.sees_cuda_torch,
-              styles={"eager": ("#dd8452", "s"), "compile": ("#c44e52", "D"),
-                      "fullgraph": ("#e377c2", "h"), "cudagraphs": ("#bcbd22", "d"),
-                      "scan": ("#8c564b", "p")},
-              profiler="torch_profile", schedule_cost="1f1b",
-              pipeline=(PipelineForm("torch", "PyTorch", tuple(SCHEDULES),
-                                     ("gpipe", "1f1b", "hand-gpipe", "hand-1f1b"),
-                                     "bench.pipeline.rank", "torch", "store", nodes=True, gpu=True),)),
-    Framework("jax", ("jax",), calls.setup_jax, calls.matmul_jax, calls.copy_jax, ("cuda",),
-              gpu=True, kernels=calls.kernels_jax, sees_cuda=calls.sees_cuda_jax,
-              styles={"eager": ("#55a868", "^"), "jit": ("#8172b3", "v"), "scan": ("#937860", "P")},
-              profiler="jax_profile",
-              pipeline=(PipelineForm("jax", "JAX", ("gpipe", "one-process"), ("gpipe",),
-                                     "bench.pipeline.jax_rank", "jax-single", "one",
-                                     stage_threads=True),  # shard_map over P host devices
-                        PipelineForm("jax-dist", "JAX dist", ("gpipe",), ("gpipe",),
-                                     "bench.pipeline.jax_rank", "jax-single", "coordinator"))),
-    Framework("c", ("scipy_openblas32",), calls.setup_c, calls.matmul_c, floor=True,
-              probe="models.cbuild:unavailable_reason", blas="openblas",
-              styles={"ref": ("#222222", "*"), "step": ("#777777", "X")},
-              pipeline=(PipelineForm("c", "C", ("gpipe", "1f1b", "one-process"), ("gpipe", "1f1b"),
-                                     "bench.pipeline.c_rank", "c-single", "one",
-                                     available="bench.pipeline.cprog:unavailable_reason"),)),
-    Framework("null", ()),
-)}
+FRAMEWORKS: dict[str, Framework] = {
+    f.name: f
+    for f in (
+        Framework(
+            "numpy",
+            ("numpy",),
+            matmul=calls.matmul_numpy,
+            copy=calls.copy_numpy,
+            copy_devices=("cpu",),
+            kernels=calls.kernels_numpy,
+            blas="openblas",
+            blas_threads=True,
+            styles={"loop": ("#4c72b0", "o")},
+        ),
+        Framework(
+            "torch",
+            ("torch",),
+            calls.setup_torch,
+            calls.matmul_torch,
+            calls.copy_torch,
+            ("cuda",),
+            gpu=True,
+            kernels=calls.kernels_torch,
+            sees_cuda=calls.sees_cuda_torch,
+            styles={
+                "eager": ("#dd8452", "s"),
+                "compile": ("#c44e52", "D"),
+                "fullgraph": ("#e377c2", "h"),
+                "cudagraphs": ("#bcbd22", "d"),
+                "scan": ("#8c564b", "p"),
+            },
+            profiler="torch_profile",
+            schedule_cost="1f1b",
+            pipeline=(
+                PipelineForm(
+                    "torch",
+                    "PyTorch",
+                    tuple(SCHEDULES),
+                    ("gpipe", "1f1b", "hand-gpipe", "hand-1f1b"),
+                    "bench.pipeline.rank",
+                    "torch",
+                    "store",
+                    nodes=True,
+                    gpu=True,
+                ),
+            ),
+        ),
+        Framework(
+            "jax",
+            ("jax",),
+            calls.setup_jax,
+            calls.matmul_jax,
+            calls.copy_jax,
+            ("cuda",),
+            gpu=True,
+            kernels=calls.kernels_jax,
+            sees_cuda=calls.sees_cuda_jax,
+            styles={"eager": ("#55a868", "^"), "jit": ("#8172b3", "v"), "scan": ("#937860", "P")},
+            profiler="jax_profile",
+            pipeline=(
+                PipelineForm(
+                    "jax",
+                    "JAX",
+                    ("gpipe", "one-process"),
+                    ("gpipe",),
+                    "bench.pipeline.jax_rank",
+                    "jax-single",
+                    "one",
+                    stage_threads=True,
+                ),  # shard_map over P host devices
+                PipelineForm(
+                    "jax-dist",
+                    "JAX dist",
+                    ("gpipe",),
+                    ("gpipe",),
+                    "bench.pipeline.jax_rank",
+                    "jax-single",
+                    "coordinator",
+                ),
+            ),
+        ),
+        Framework(
+            "c",
+            ("scipy_openblas32",),
+            calls.setup_c,
+            calls.matmul_c,
+            floor=True,
+            probe="models.cbuild:unavailable_reason",
+            blas="openblas",
+            styles={"ref": ("#222222", "*"), "step": ("#777777", "X")},
+            pipeline=(
+                PipelineForm(
+                    "c",
+                    "C",
+                    ("gpipe", "1f1b", "one-process"),
+                    ("gpipe", "1f1b"),
+                    "bench.pipeline.c_rank",
+                    "c-single",
+                    "one",
+                    available="bench.pipeline.cprog:unavailable_reason",
+                ),
+            ),
+        ),
+        Framework("null", ()),
+    )
+}
 
 
 _EXTRA: list[str] = []  # the modules of BENCH_EXTRA_FRAMEWORKS already registered
@@ -173,7 +258,9 @@ def known() -> dict[str, Framework]:
     """Every framework: the records above, and those of the modules named in
     BENCH_EXTRA_FRAMEWORKS (comma-separated), added on first use (such a module imports this
     one for the Framework record, so not while this one is being imported)."""
-    names = [m.strip() for m in os.environ.get("BENCH_EXTRA_FRAMEWORKS", "").split(",") if m.strip()]
+    names = [
+        m.strip() for m in os.environ.get("BENCH_EXTRA_FRAMEWORKS", "").split(",") if m.strip()
+    ]
     for module in (m for m in names if m not in _EXTRA):
         _EXTRA.append(module)
         for fw in importlib.import_module(module).FRAMEWORKS:
@@ -244,12 +331,28 @@ def setup(name: str, threads: int, device: str = "cpu", tf32: bool = False) -> t
     from threadpoolctl import threadpool_info, threadpool_limits
 
     fw = get(name)
-    info: dict = {"framework": name, "pid": os.getpid(), "affinity": sorted(os.sched_getaffinity(0)),
-                  "device": device}
+    info: dict = {
+        "framework": name,
+        "pid": os.getpid(),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "device": device,
+    }
     info.update(fw.setup(threads, device, tf32))
     limits = threadpool_limits(limits=threads)
-    info["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version",
-                                                  "prefix", "architecture")} for p in threadpool_info()]
+    info["threadpools"] = [
+        {
+            k: p.get(k)
+            for k in (
+                "user_api",
+                "internal_api",
+                "num_threads",
+                "version",
+                "prefix",
+                "architecture",
+            )
+        }
+        for p in threadpool_info()
+    ]
     info["kernels"] = worker_kernels(name)
     if "threads_used" not in info:  # numpy: its BLAS pool; null: nothing but the affinity
         blas = [p["num_threads"] for p in info["threadpools"] if p["user_api"] == "blas"]
@@ -263,7 +366,15 @@ def worker_kernels(name: str) -> dict:
 
     fw = get(name)
     extra = fw.kernels() if fw.kernels else {}
-    keys = ("user_api", "internal_api", "version", "architecture", "num_threads", "prefix", "filepath")
+    keys = (
+        "user_api",
+        "internal_api",
+        "version",
+        "architecture",
+        "num_threads",
+        "prefix",
+        "filepath",
+    )
     return {"blas": [{k: p.get(k) for k in keys} for p in threadpool_info()], **extra}
 
 
@@ -293,7 +404,10 @@ def sees_cuda() -> dict:
         try:
             out[fw.name], out[f"{fw.name}_error"] = bool(fw.sees_cuda()), ""
         except Exception as e:  # a broken install: no GPU for it, and why
-            out[fw.name], out[f"{fw.name}_error"] = False, f"{type(e).__name__}: {e}".splitlines()[0]
+            out[fw.name], out[f"{fw.name}_error"] = (
+                False,
+                f"{type(e).__name__}: {e}".splitlines()[0],
+            )
     return out
 
 

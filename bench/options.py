@@ -43,20 +43,46 @@ def shared() -> dict[str, tuple[tuple[str, ...], dict]]:
     """name -> (flags, keyword arguments) of each shared option."""
     n = cpus()
     return {
-        "model": (("--model",), {"default": DEFAULT_MODEL,
-                                 "help": f"the model: {', '.join(MODELS)} (default {DEFAULT_MODEL})"}),
-        "sizes": (("--sizes",), {"default": DEFAULT_SIZES,
-                                 "help": "quick | default | gpu | custom sizes in the model's grammar: "
-                                         "BxHxL,... (mlp), BxTxCxLxNH,... (gpt) (default default)"}),
-        "device": (("--device",), {"default": "cpu", "choices": list(DEVICES),
-                                   "help": "cpu (default), cuda, or auto (cuda when a GPU framework "
-                                           "sees a GPU); NumPy and C stay on the CPU"}),
-        "threads": (("--threads",), {"type": bounded(int, 1, n, "--threads"), "default": None,
-                                     "help": f"threads for every framework (default: the CPUs less one, "
-                                             f"{default_threads()} of {n}, one left to the harness)"}),
-        "tf32": (("--tf32",), {"action": "store_true",
-                               "help": "allow TF32 matmuls on CUDA for torch and jax (default: strict "
-                                       "fp32)"}),
+        "model": (
+            ("--model",),
+            {
+                "default": DEFAULT_MODEL,
+                "help": f"the model: {', '.join(MODELS)} (default {DEFAULT_MODEL})",
+            },
+        ),
+        "sizes": (
+            ("--sizes",),
+            {
+                "default": DEFAULT_SIZES,
+                "help": "quick | default | gpu | custom sizes in the model's grammar: "
+                "BxHxL,... (mlp), BxTxCxLxNH,... (gpt) (default default)",
+            },
+        ),
+        "device": (
+            ("--device",),
+            {
+                "default": "cpu",
+                "choices": list(DEVICES),
+                "help": "cpu (default), cuda, or auto (cuda when a GPU framework "
+                "sees a GPU); NumPy and C stay on the CPU",
+            },
+        ),
+        "threads": (
+            ("--threads",),
+            {
+                "type": bounded(int, 1, n, "--threads"),
+                "default": None,
+                "help": f"threads for every framework (default: the CPUs less one, "
+                f"{default_threads()} of {n}, one left to the harness)",
+            },
+        ),
+        "tf32": (
+            ("--tf32",),
+            {
+                "action": "store_true",
+                "help": "allow TF32 matmuls on CUDA for torch and jax (default: strict fp32)",
+            },
+        ),
     }
 
 

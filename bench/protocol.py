@@ -34,7 +34,9 @@ class CaseRequest:
     config: dict  # the model Config's fields
     steps_per_call: int  # for fused implementations (the others run 1)
     gate: bool  # run the equivalence gate first (the case's first round)
-    budget: dict  # timing.Budget as a dict: the case's whole round (a chunk samples its share: timing.chunk_budget)
+    # timing.Budget as a dict: the case's whole round (a chunk samples its share:
+    # timing.chunk_budget)
+    budget: dict
     chunks: int = 1  # the round's sampling in this many turns (--chunks)
     chunk: int = 0  # which turn this is; 0 (or a fresh build): full warm-up
     op: str = "case"
@@ -70,12 +72,15 @@ class CaseReply:
     steps_per_call: int = 1
     pid: int = 0  # the worker process (each round runs in its own)
     peak_rss_mb: float = math.nan
-    last: bool = True  # the round's sampling is complete (its last chunk): the runner asks no more of it
+    last: bool = (
+        True  # the round's sampling is complete (its last chunk): the runner asks no more of it
+    )
 
 
 @dataclass
 class DescribeReply:
-    status: str  # ok; absent (this worker did not build the case: asked again after a later round); error
+    # ok; absent (this worker did not build the case: asked again after a later round); error
+    status: str
     error: str = ""
     ops_per_step: float | None = None  # counted by the implementation (info["op_unit"])
     info: dict = field(default_factory=dict)  # the step's describe(), with its op_unit
@@ -85,7 +90,8 @@ class DescribeReply:
 @dataclass
 class PeakReply:
     error: str = ""
-    result: dict = field(default_factory=dict)  # n, flops, device, median_s, gflops, gflops_best, ...
+    # n, flops, device, median_s, gflops, gflops_best, ...
+    result: dict = field(default_factory=dict)
     peak_rss_mb: float = math.nan
 
 
@@ -106,11 +112,15 @@ class RankSpec:
     config: dict  # the model Config's fields
     device: str
     timeout_s: float  # the process group's own timeout
-    init_method: str  # the rendezvous, e.g. file:///.../rdzv, tcp://HOST:PORT; for jax-dist HOST:PORT
+    init_method: (
+        str  # the rendezvous, e.g. file:///.../rdzv, tcp://HOST:PORT; for jax-dist HOST:PORT
+    )
     cases: tuple[PipeCase, ...]
     threads: int = 1  # compute threads of this process (P for a one-process baseline)
     form: str = "torch"  # torch, jax, jax-dist, jax-single (bench/pipeline/jax_rank.py)
-    nnodes: int = 1  # machines: with more than one, rank 0 broadcasts the cases to the ranks of the others
+    nnodes: int = (
+        1  # machines: with more than one, rank 0 broadcasts the cases to the ranks of the others
+    )
 
     @classmethod
     def decode(cls, text: str) -> RankSpec:
@@ -142,7 +152,8 @@ class RankDone:
     op: str = "done"
 
 
-REQUESTS = {cls.op: cls for cls in (Hello, Exit, PeakRequest, CaseRequest, DescribeRequest)}  # type: ignore[attr-defined]
+# type: ignore[attr-defined]
+REQUESTS = {cls.op: cls for cls in (Hello, Exit, PeakRequest, CaseRequest, DescribeRequest)}
 
 
 def encode(msg) -> str:

@@ -120,13 +120,18 @@ class RunDir:
             missing = sorted(want - set(r) - padded)
             extra = sorted(set(r) - want)
             if missing or extra:
-                raise ValueError(f"results row {r.get('impl')} {r.get('size')}: missing {missing}, unknown {extra}")
+                raise ValueError(
+                    f"results row {r.get('impl')} {r.get('size')}: missing {missing}, unknown "
+                    f"{extra}"
+                )
         df = pd.DataFrame(rows, columns=list(columns))
         df["schema_version"] = SCHEMA_VERSION
         atomic_write(self.results_path, df.to_csv(index=False))
 
     def write_meta(self, meta: dict) -> None:
-        atomic_write(self.meta_path, json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2))
+        atomic_write(
+            self.meta_path, json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2)
+        )
 
     def compress_samples(self) -> None:
         """samples.csv -> samples.csv.gz (atomic), for a finished run: raw samples compress ~4x."""
@@ -165,16 +170,24 @@ def read_table(f: Path, columns: dict[str, str]) -> pd.DataFrame:
     if f.suffix == ".csv" and f.stat().st_size and not _ends_with_newline(f):
         raise SchemaError(f"{f} does not end with a line break: truncated")
     try:
-        df = pd.read_csv(f, keep_default_na=False, na_values=[""], dtype={c: str for c in TEXT_COLUMNS})
+        df = pd.read_csv(
+            f, keep_default_na=False, na_values=[""], dtype={c: str for c in TEXT_COLUMNS}
+        )
     except pd.errors.EmptyDataError:
         raise SchemaError(f"{f} is empty (not even a header)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as e:
         raise SchemaError(f"{f} is not a readable CSV ({str(e).splitlines()[0]})") from None
-    versions = {_int_or(v) for v in df["schema_version"].unique()} if "schema_version" in df.columns else set()
+    versions = (
+        {_int_or(v) for v in df["schema_version"].unique()}
+        if "schema_version" in df.columns
+        else set()
+    )
     missing = [c for c in required_columns(columns, versions) if c not in df.columns]
     extra = [c for c in df.columns if c not in columns]
     if missing or extra:
-        raise SchemaError(f"{f}: columns differ from schema {SCHEMA_VERSION}: missing {missing}, unknown {extra}")
+        raise SchemaError(
+            f"{f}: columns differ from schema {SCHEMA_VERSION}: missing {missing}, unknown {extra}"
+        )
     for v in df["schema_version"].unique():
         check_version(_int_or(v), str(f))
     for col in df.columns:
@@ -184,7 +197,9 @@ def read_table(f: Path, columns: dict[str, str]) -> pd.DataFrame:
         bad = num.isna() & df[col].notna()
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
-            raise SchemaError(f"{f}: column {col} has a non-numeric value {df[col].iloc[i]!r} (data row {i + 1})")
+            raise SchemaError(
+                f"{f}: column {col} has a non-numeric value {df[col].iloc[i]!r} (data row {i + 1})"
+            )
         df[col] = num
     return df
 
@@ -208,7 +223,9 @@ def read_results(path: Path) -> pd.DataFrame:
     df = read_table(f, result_columns(size_columns()))
     bad = df[~df["status"].isin(list(STATUSES))]
     if not bad.empty:
-        raise SchemaError(f"{f}: unknown status {bad['status'].iloc[0]!r} (allowed: {', '.join(STATUSES)})")
+        raise SchemaError(
+            f"{f}: unknown status {bad['status'].iloc[0]!r} (allowed: {', '.join(STATUSES)})"
+        )
     ok = df[df["status"] == "ok"]
     for col in ("median_s", "n_samples", "rounds", "flops_per_step", "steps_per_call"):
         empty = ok[ok[col].isna()]
@@ -240,11 +257,14 @@ def read_pipeline(path: Path) -> pd.DataFrame:
 
 
 def read_pipeline_samples(path: Path) -> pd.DataFrame:
-    return upgrade_pipeline_samples(read_table(Path(path) / "pipeline_samples.csv",
-                                               PIPELINE_SAMPLE_COLUMNS))
+    return upgrade_pipeline_samples(
+        read_table(Path(path) / "pipeline_samples.csv", PIPELINE_SAMPLE_COLUMNS)
+    )
 
 
-def read_run(path: Path, samples: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, dict]:
+def read_run(
+    path: Path, samples: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, dict]:
     """(results, rounds, samples, meta), checked against each other: every ok row has its rounds.
     samples=False: the raw samples are not read (a report does not need them); None in their place."""
     meta = read_meta(path)
@@ -253,11 +273,17 @@ def read_run(path: Path, samples: bool = True) -> tuple[pd.DataFrame, pd.DataFra
     have = set(zip(rounds["impl"], rounds["size"], strict=True))
     for r in results[results["status"] == "ok"].itertuples():
         if (r.impl, r.size) not in have:
-            raise SchemaError(f"{Path(path) / 'rounds.csv'} has no rounds of ok case {r.impl} {r.size} (truncated?)")
+            raise SchemaError(
+                f"{Path(path) / 'rounds.csv'} has no rounds of ok case {r.impl} {r.size} "
+                "(truncated?)"
+            )
     extra = have - set(zip(results["impl"], results["size"], strict=True))
     if extra:
         impl, size = sorted(extra)[0]
-        raise SchemaError(f"{Path(path) / 'results.csv'} has no row for {impl} {size}, which rounds.csv has (truncated?)")
+        raise SchemaError(
+            f"{Path(path) / 'results.csv'} has no row for {impl} {size}, which rounds.csv has "
+            "(truncated?)"
+        )
     return results, rounds, samples, meta
 
 
@@ -266,13 +292,18 @@ def unit_medians(rounds: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     replication, base rounds first."""
     if "round" in rounds.columns:  # rounds.csv always has it; hand-made frames may not
         rounds = rounds.sort_values("round", kind="stable")
-    return {k: g["median_s"].to_numpy(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
+    return {
+        k: g["median_s"].to_numpy(float) for k, g in rounds.groupby(["impl", "size"], sort=False)
+    }
 
 
 def unit_series(rounds: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
     """(impl, size) -> the per-process medians indexed by round: two rows' processes of one round ran
     in the same stretch of the run (bench/report/fits.paired_diff_ci pairs them)."""
-    return {k: g.set_index("round")["median_s"].astype(float) for k, g in rounds.groupby(["impl", "size"], sort=False)}
+    return {
+        k: g.set_index("round")["median_s"].astype(float)
+        for k, g in rounds.groupby(["impl", "size"], sort=False)
+    }
 
 
 def slow_process_share(results: pd.DataFrame, rounds: pd.DataFrame, control=frozenset()) -> float:
@@ -315,16 +346,24 @@ def upgrade_run(path: Path) -> list[Path]:
     else:
         results, rounds, samples, _ = read_run(path)
         results = results.assign(noisy=results["noisy"].map({True: "True", False: "False"}))
-        tables = [(path / "results.csv", results), (path / "rounds.csv", rounds),
-                  (_samples_file(path), samples)]
+        tables = [
+            (path / "results.csv", results),
+            (path / "rounds.csv", rounds),
+            (_samples_file(path), samples),
+        ]
     done = []
     for f, df in tables:
         _rewrite_csv(f, df)
         done.append(f)
     jsonl = path / "pipeline_results.jsonl"
     if jsonl.is_file():
-        lines = [json.dumps(upgrade_pipeline_result(json.loads(ln))) for ln in jsonl.read_text().splitlines()]
+        lines = [
+            json.dumps(upgrade_pipeline_result(json.loads(ln)))
+            for ln in jsonl.read_text().splitlines()
+        ]
         atomic_write(jsonl, "".join(f"{ln}\n" for ln in lines))
         done.append(jsonl)
-    atomic_write(path / "run.json", json.dumps({**meta, "schema_version": SCHEMA_VERSION}, indent=2))
+    atomic_write(
+        path / "run.json", json.dumps({**meta, "schema_version": SCHEMA_VERSION}, indent=2)
+    )
     return done + [path / "run.json"]

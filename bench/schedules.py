@@ -10,15 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TORCH_CLASSES = {  # schedule name -> torch.distributed.pipelining class
-    "gpipe": "ScheduleGPipe", "1f1b": "Schedule1F1B", "interleaved-1f1b": "ScheduleInterleaved1F1B",
-    "zb": "ScheduleInterleavedZeroBubble", "zbv": "ScheduleZBVZeroBubble", "dualpipev": "ScheduleDualPipeV",
+    "gpipe": "ScheduleGPipe",
+    "1f1b": "Schedule1F1B",
+    "interleaved-1f1b": "ScheduleInterleaved1F1B",
+    "zb": "ScheduleInterleavedZeroBubble",
+    "zbv": "ScheduleZBVZeroBubble",
+    "dualpipev": "ScheduleDualPipeV",
 }
 
 
 @dataclass(frozen=True)
 class Schedule:
     name: str
-    kind: str  # "torch" (torch.distributed.pipelining), "hand" (ours over send/recv), "single" (one process)
+    # "torch" (torch.distributed.pipelining), "hand" (ours over send/recv), "single" (one process)
+    kind: str
     layout: str  # "one" (stage r on rank r), "interleaved" (r, r + P), "v" (r, 2P - 1 - r), "whole"
     min_microbatches: str = ""  # "P" or "2P": the fewest microbatches the schedule accepts
 
@@ -51,18 +56,21 @@ class Schedule:
         return (P - 1) / (v * M + P - 1)
 
 
-SCHEDULES: dict[str, Schedule] = {s.name: s for s in (
-    Schedule("gpipe", "torch", "one"),
-    Schedule("1f1b", "torch", "one", "P"),
-    Schedule("interleaved-1f1b", "torch", "interleaved", "P"),
-    Schedule("zb", "torch", "interleaved", "P"),
-    Schedule("zbv", "torch", "v", "P"),
-    Schedule("dualpipev", "torch", "v", "2P"),
-    Schedule("hand-gpipe", "hand", "one"),
-    Schedule("hand-1f1b", "hand", "one"),
-    Schedule("one-process", "single", "whole"),
-    Schedule("one-process-accum", "single", "whole"),
-)}
+SCHEDULES: dict[str, Schedule] = {
+    s.name: s
+    for s in (
+        Schedule("gpipe", "torch", "one"),
+        Schedule("1f1b", "torch", "one", "P"),
+        Schedule("interleaved-1f1b", "torch", "interleaved", "P"),
+        Schedule("zb", "torch", "interleaved", "P"),
+        Schedule("zbv", "torch", "v", "P"),
+        Schedule("dualpipev", "torch", "v", "2P"),
+        Schedule("hand-gpipe", "hand", "one"),
+        Schedule("hand-1f1b", "hand", "one"),
+        Schedule("one-process", "single", "whole"),
+        Schedule("one-process-accum", "single", "whole"),
+    )
+}
 
 
 def hand_order(name: str, rank: int, P: int, M: int) -> list[tuple[str, int]]:
@@ -82,8 +90,14 @@ def hand_order(name: str, rank: int, P: int, M: int) -> list[tuple[str, int]]:
     return order
 
 
-def simulate(orders: dict[int, list[tuple[int, str, int]]], n_stages: int, f: dict[int, float],
-             b: dict[int, float], comm: float, rank_of: dict[int, int]) -> float:
+def simulate(
+    orders: dict[int, list[tuple[int, str, int]]],
+    n_stages: int,
+    f: dict[int, float],
+    b: dict[int, float],
+    comm: float,
+    rank_of: dict[int, int],
+) -> float:
     """Makespan of a schedule run with the measured stage times and no other cost: each rank runs
     its (stage, F|B|I|W, microbatch) actions in order, an action starting once its rank is free and
     its inputs exist (a forward needs the previous stage's forward, a backward the next stage's
@@ -98,12 +112,14 @@ class Plan:
     built once per (orders, stages), then timed for any stage times by one pass (max-plus), so a
     model can simulate thousands of layouts. The order of building does not depend on the times."""
 
-    actions: tuple[tuple[int, int, str, tuple[tuple[int, bool], ...]], ...]  # rank, stage, kind, deps
+    # rank, stage, kind, deps
+    actions: tuple[tuple[int, int, str, tuple[tuple[int, bool], ...]], ...]
     ranks: tuple[int, ...]
 
     @classmethod
-    def of(cls, orders: dict[int, list[tuple[int, str, int]]], n_stages: int,
-           rank_of: dict[int, int]) -> Plan:
+    def of(
+        cls, orders: dict[int, list[tuple[int, str, int]]], n_stages: int, rank_of: dict[int, int]
+    ) -> Plan:
         index: dict[tuple[int, str, int], int] = {}
         actions = []
         pos = dict.fromkeys(orders, 0)
@@ -118,7 +134,9 @@ class Plan:
                     index[(s, kind, m)] = len(actions)
                     if kind == "B":
                         index[(s, "I", m)] = len(actions)  # a whole backward is its own input half
-                    actions.append((r, s, kind, tuple((index[d], rank_of[d[0]] != r) for d in deps)))
+                    actions.append(
+                        (r, s, kind, tuple((index[d], rank_of[d[0]] != r) for d in deps))
+                    )
                     pos[r] += 1
                     progressed = True
             if not progressed:

@@ -4,12 +4,24 @@ and hand the current schema to everything after them. `bench upgrade RUN_DIR` re
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5  # 2: gpt columns seq_len, heads, vocab; 3: per-process statistics, rounds.csv; 4: role; 5: pipeline framework
-READABLE_VERSIONS = (3, 4, 5)  # a schema-3 run reads as schema 4 with the roles of that harness (LEGACY_ROLES); 5 added the pipeline framework
+# 2: gpt columns seq_len, heads, vocab; 3: per-process statistics, rounds.csv; 4: role; 5: pipeline
+# framework
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (
+    3,
+    4,
+    5,
+    # a schema-3 run reads as schema 4 with the roles of that harness (LEGACY_ROLES); 5 added the
+    # pipeline framework
+)
 # The roles every schema-3 harness gave (its registry's, frozen here): an old run reports the same
 # whatever today's registry says. Rows with steps_per_call > 1 and no other role were fused.
 LEGACY_ROLES = {"c.ref": "floor", "null.noop": "control"}
-ADDED_IN = {"role": 4, "pct_machine_peak": 4, "framework": 5}  # result columns and the version that added them
+ADDED_IN = {
+    "role": 4,
+    "pct_machine_peak": 4,
+    "framework": 5,
+}  # result columns and the version that added them
 
 # results.csv: one row per case (implementation x size). Each round of a case runs in its own
 # worker process; median_s, its CI and the noisy flag come from the per-process medians
@@ -20,9 +32,13 @@ RESULT_COLUMNS: dict[str, str] = {
     "model": "mlp or gpt",
     "impl": "registry name, e.g. torch.eager",
     "framework": "the worker that ran it: numpy, torch, jax, c, null",
-    "mode": "loop (numpy), eager, compile, fullgraph, cudagraphs, scan (torch), eager, jit, scan (jax), ref, step (c), noop (null)",
-    "role": "floor (the bare reference every overhead is measured against: c.ref), control (the harness's own cost: null.noop), fused (K steps per call), or empty; recorded when the run is made",
-    "device": "cpu or cuda: where the implementation ran (NumPy, C and the control stay on the CPU)",
+    "mode": "loop (numpy), eager, compile, fullgraph, cudagraphs, scan (torch), eager, jit, scan "
+    "(jax), ref, step (c), noop (null)",
+    "role": "floor (the bare reference every overhead is measured against: c.ref), control (the "
+    "harness's own cost: null.noop), fused (K steps per call), or empty; recorded when "
+    "the run is made",
+    "device": "cpu or cuda: where the implementation ran (NumPy, C and the control stay on the "
+    "CPU)",
     "size": "size label, e.g. B64-H256-L2",
     "sweep": "width, depth or custom: which sweep the size belongs to",
     "batch": "B",
@@ -33,47 +49,79 @@ RESULT_COLUMNS: dict[str, str] = {
     "seq_len": "T context length (gpt only)",
     "heads": "n_head (gpt only)",
     "vocab": "vocabulary size (gpt only)",
-    "flops_per_step": "matrix-product FLOPs of one training step (flops_per_step in models/<model>/model.py)",
-    "other_flops_per_step": "FLOPs outside the matrix products (elementwise layers, softmax, loss, optimizer): an estimate, other_flops_per_step in model.py",
-    "bytes_per_step": "bytes one step moves (parameters, gradients, optimizer state, activations): an estimate, bytes_per_step in model.py",
+    "flops_per_step": "matrix-product FLOPs of one training step (flops_per_step in "
+    "models/<model>/model.py)",
+    "other_flops_per_step": "FLOPs outside the matrix products (elementwise layers, softmax, "
+    "loss, optimizer): an estimate, other_flops_per_step in model.py",
+    "bytes_per_step": "bytes one step moves (parameters, gradients, optimizer state, "
+    "activations): an estimate, bytes_per_step in model.py",
     "params": "number of parameters",
     "threads": "threads every framework was given (--threads)",
-    "threads_used": "threads the worker reported using: torch.get_num_threads, OpenBLAS's count (numpy, c), CPUs in the affinity mask (jax, null)",
+    "threads_used": "threads the worker reported using: torch.get_num_threads, OpenBLAS's count "
+    "(numpy, c), CPUs in the affinity mask (jax, null)",
     "status": "ok, mismatch, diverged, error, crashed, timeout, unavailable, interrupted",
     "error": "why the status is not ok (one line), else empty",
-    "noisy": "True when the 95% CI of median_s is wider than +-5% (or unknown: one process), or round_iqr_rel > 25%",
+    "noisy": "True when the 95% CI of median_s is wider than +-5% (or unknown: one process), or "
+    "round_iqr_rel > 25%",
     "noisy_reason": "which of those rules the row broke",
     "n_samples": "timed calls, all rounds together",
-    "rounds": "rounds that produced samples; each round is one worker process, the unit of replication",
-    "steps_per_call": "training steps per timed call: K for the fused rows (jax.scan, torch.scan, c.ref), else 1",
-    "median_s": "seconds per training step (per call / steps_per_call): geometric mean of the per-process medians",
-    "ci_low_s": "95% CI of median_s, low: exp(mean - t sd / sqrt(R)) of the log per-process medians; empty with one process",
-    "ci_high_s": "95% CI of median_s, high: exp(mean + t sd / sqrt(R)) of the log per-process medians",
-    "pooled_median_s": "median of all samples of all processes together (descriptive), seconds per step",
+    "rounds": "rounds that produced samples; each round is one worker process, the unit of "
+    "replication",
+    "steps_per_call": "training steps per timed call: K for the fused rows (jax.scan, torch.scan, "
+    "c.ref), else 1",
+    "median_s": "seconds per training step (per call / steps_per_call): geometric mean of the "
+    "per-process medians",
+    "ci_low_s": "95% CI of median_s, low: exp(mean - t sd / sqrt(R)) of the log per-process "
+    "medians; empty with one process",
+    "ci_high_s": "95% CI of median_s, high: exp(mean + t sd / sqrt(R)) of the log per-process "
+    "medians",
+    "pooled_median_s": "median of all samples of all processes together (descriptive), seconds "
+    "per step",
     "iqr_s": "interquartile range of all samples pooled (descriptive), seconds per step",
     "min_s": "fastest sample, seconds per step",
     "mean_s": "mean of all samples pooled, seconds per step",
-    "cv": "standard deviation / mean of all samples pooled (describes the tail, not the median's precision)",
+    "cv": "standard deviation / mean of all samples pooled (describes the tail, not the median's "
+    "precision)",
     "median_call_s": "median_s x steps_per_call: seconds per timed call",
-    "round_sd": "standard deviation of the log per-process medians: drift between processes (0.05 = about 5%)",
+    "round_sd": "standard deviation of the log per-process medians: drift between processes (0.05 "
+    "= about 5%)",
     "round_iqr_rel": "median over processes of the within-process IQR / median",
-    "ops_per_step": "layer ops of one step, the model's one definition shared by every row (ops_per_step in model.py); µs/op divides by it",
-    "framework_ops_per_step": "ops of one step as the implementation counts them (framework_op): descriptive, not comparable across rows",
-    "framework_op": "what framework_ops_per_step counts: ATen ops (torch), jaxpr equations (jax), NumPy calls (numpy mlp), layer-function calls (numpy gpt), C layer-function calls (c), none (null)",
-    "graphs": "compiled torch rows: graphs Dynamo makes of one step (torch._dynamo.explain); empty for the others",
-    "graph_breaks": "compiled torch rows: graph breaks in one step (reasons in run.json case_info); 0 for torch.fullgraph",
+    "ops_per_step": "layer ops of one step, the model's one definition shared by every row "
+    "(ops_per_step in model.py); µs/op divides by it",
+    "framework_ops_per_step": "ops of one step as the implementation counts them (framework_op): "
+    "descriptive, not comparable across rows",
+    "framework_op": "what framework_ops_per_step counts: ATen ops (torch), jaxpr equations (jax), "
+    "NumPy calls (numpy mlp), layer-function calls (numpy gpt), C layer-function "
+    "calls (c), none (null)",
+    "graphs": "compiled torch rows: graphs Dynamo makes of one step (torch._dynamo.explain); "
+    "empty for the others",
+    "graph_breaks": "compiled torch rows: graph breaks in one step (reasons in run.json "
+    "case_info); 0 for torch.fullgraph",
     "gflops": "achieved GFLOP/s: flops_per_step / median_s",
     "pct_peak": "gflops as % of this framework's measured float32 matmul peak (run.json peaks)",
-    "pct_machine_peak": "gflops as % of the machine's peak: the fastest float32 matmul any framework measured on this device in this run (run.json peaks)",
-    "first_call_s": "first call on a fresh build in the first process: tracing, compilation, lazy loads (not in median_s)",
-    "first_call_later_s": "median first call of the later processes (persistent compile caches warm); each in rounds.csv",
+    "pct_machine_peak": "gflops as % of the machine's peak: the fastest float32 matmul any "
+    "framework measured on this device in this run (run.json peaks)",
+    "first_call_s": "first call on a fresh build in the first process: tracing, compilation, lazy "
+    "loads (not in median_s)",
+    "first_call_later_s": "median first call of the later processes (persistent compile caches "
+    "warm); each in rounds.csv",
     "loss_rel_err": "equivalence gate: max relative loss error vs the float64 reference",
     "update_rel_err": "equivalence gate: max relative error of the parameter updates",
     "peak_rss_mb": "peak resident memory of the worker process so far, MiB",
 }
 
-SIZE_COLUMNS = ("batch", "width", "depth", "d_in", "classes", "seq_len", "heads", "vocab")  # each model
-# fills its own (models/<model>/__init__.py SPEC.size_columns); the schema pads the others with empty
+SIZE_COLUMNS = (
+    "batch",
+    "width",
+    "depth",
+    "d_in",
+    "classes",
+    "seq_len",
+    "heads",
+    "vocab",
+)  # each model
+# fills its own (models/<model>/__init__.py SPEC.size_columns); the schema pads the others with
+# empty
 
 
 def result_columns(size_columns: tuple[str, ...] = ()) -> dict[str, str]:
@@ -84,8 +132,11 @@ def result_columns(size_columns: tuple[str, ...] = ()) -> dict[str, str]:
         return RESULT_COLUMNS
     cols = list(RESULT_COLUMNS.items())
     at = [c for c, _ in cols].index(SIZE_COLUMNS[-1]) + 1
-    return dict(cols[:at] + [(c, "a size column of its model (models/<model>/model.py describe)")
-                             for c in new] + cols[at:])
+    return dict(
+        cols[:at]
+        + [(c, "a size column of its model (models/<model>/model.py describe)") for c in new]
+        + cols[at:]
+    )
 
 
 # samples.csv: every raw timed call, long format.
@@ -106,7 +157,8 @@ ROUND_COLUMNS: dict[str, str] = {
     "size": "size label",
     "round": "round index, from 0",
     "pid": "the worker process that ran this round",
-    "first_call_s": "first call of the step built in this process (compilation, with the persistent caches)",
+    "first_call_s": "first call of the step built in this process (compilation, with the "
+    "persistent caches)",
     "n_samples": "timed calls in this round",
     "median_s": "median seconds per training step in this process: the unit of every CI and test",
     "iqr_rel": "IQR / median of this process's samples",
@@ -118,13 +170,19 @@ PIPELINE_COLUMNS: dict[str, str] = {
     "schema_version": "version of this column list",
     "run_id": "run directory name",
     "model": "mlp or gpt",
-    "framework": "torch (torch.distributed), jax (shard_map over P host devices of one process), jax-dist (the same, one process per stage over jax.distributed), c (C + BLAS stages, schedule in C, MPI)",
-    "schedule": "gpipe, 1f1b, interleaved-1f1b, zb, zbv, dualpipev (torch.distributed.pipelining); hand-gpipe, hand-1f1b (ours over send/recv); one-process, one-process-accum (no pipeline)",
+    "framework": "torch (torch.distributed), jax (shard_map over P host devices of one process), "
+    "jax-dist (the same, one process per stage over jax.distributed), c (C + BLAS "
+    "stages, schedule in C, MPI)",
+    "schedule": "gpipe, 1f1b, interleaved-1f1b, zb, zbv, dualpipev "
+    "(torch.distributed.pipelining); hand-gpipe, hand-1f1b (ours over send/recv); "
+    "one-process, one-process-accum (no pipeline)",
     "stages": "P: ranks in the pipeline (processes; JAX's shard_map form: devices of one process)",
     "virtual_stages": "stages per rank (2 for the interleaved and V-shaped schedules)",
     "microbatches": "M",
     "batch": "B: examples per step, split into M microbatches",
-    "status": "ok, mismatch (gradients off the reference), error, crashed, timeout, unavailable (its framework, compiler or MPI is missing: the reason in error); pending (not measured yet) or interrupted (the probe was stopped first)",
+    "status": "ok, mismatch (gradients off the reference), error, crashed, timeout, unavailable "
+    "(its framework, compiler or MPI is missing: the reason in error); pending (not "
+    "measured yet) or interrupted (the probe was stopped first)",
     "error": "why the status is not ok (one line), else empty",
     "rounds": "process groups (rounds) that produced samples: the unit of replication",
     "step_s": "seconds per training step: geometric mean of the per-round medians",
@@ -132,13 +190,19 @@ PIPELINE_COLUMNS: dict[str, str] = {
     "ci_high_s": "95% CI of step_s, high",
     "stage_f_s": "forward of the slowest stage alone on one microbatch, seconds",
     "stage_b_s": "backward of the slowest stage alone on one microbatch, seconds",
-    "compute_s": "compute of the busiest rank in one step: M x its stages' forward and backward, seconds",
-    "comm_s": "one-way send of one microbatch's activation between two ranks: half the fastest of 10 ping-pongs, seconds",
-    "ideal_s": "the schedule's own action order simulated with the measured stage and send times, seconds",
-    "theory_bubble": "the schedule's idle share in theory (bench/schedules.py: (P-1)/(M+P-1) for GPipe/1F1B, ...)",
+    "compute_s": "compute of the busiest rank in one step: M x its stages' forward and backward, "
+    "seconds",
+    "comm_s": "one-way send of one microbatch's activation between two ranks: half the fastest of "
+    "10 ping-pongs, seconds",
+    "ideal_s": "the schedule's own action order simulated with the measured stage and send times, "
+    "seconds",
+    "theory_bubble": "the schedule's idle share in theory (bench/schedules.py: (P-1)/(M+P-1) for "
+    "GPipe/1F1B, ...)",
     "measured_bubble": "1 - compute_s / step_s: the busiest rank's idle share, measured",
-    "residual_s": "step_s - ideal_s: what running the schedule costs beyond compute, sends and its bubble",
-    "grad_rel_err": "gate: largest relative gradient error of any tensor after one step, vs the float64 reference",
+    "residual_s": "step_s - ideal_s: what running the schedule costs beyond compute, sends and "
+    "its bubble",
+    "grad_rel_err": "gate: largest relative gradient error of any tensor after one step, vs the "
+    "float64 reference",
 }
 
 # pipeline_samples.csv: every timed pipeline step.
@@ -149,7 +213,8 @@ PIPELINE_SAMPLE_COLUMNS: dict[str, str] = {
     "microbatches": "M",
     "round": "round (a fresh process group), from 0",
     "i": "step index within the round",
-    "step_ns": "one training step on rank 0, from a barrier before it to a barrier after it (JAX: from its call until its parameters are ready), ns",
+    "step_ns": "one training step on rank 0, from a barrier before it to a barrier after it (JAX: "
+    "from its call until its parameters are ready), ns",
 }
 
 STATUSES: dict[str, str] = {
@@ -163,8 +228,22 @@ STATUSES: dict[str, str] = {
     "interrupted": "the run was stopped before this case finished",
 }
 # Columns that hold text (every other column of the three tables is numeric, or the bool `noisy`).
-TEXT_COLUMNS = ("run_id", "model", "impl", "framework", "mode", "role", "device", "size", "sweep", "status", "error",
-                "noisy_reason", "framework_op", "schedule")
+TEXT_COLUMNS = (
+    "run_id",
+    "model",
+    "impl",
+    "framework",
+    "mode",
+    "role",
+    "device",
+    "size",
+    "sweep",
+    "status",
+    "error",
+    "noisy_reason",
+    "framework_op",
+    "schedule",
+)
 FAILED_STATUSES = ("mismatch", "diverged", "error", "crashed", "timeout")
 
 
@@ -176,19 +255,31 @@ def check_version(found: object, what: str) -> None:
     if found in READABLE_VERSIONS:
         return
     if isinstance(found, int) and found > SCHEMA_VERSION:
-        raise SchemaError(f"{what} has schema version {found}, from a newer harness; this one reads {SCHEMA_VERSION}")
-    raise SchemaError(f"{what} has schema version {found!r}; this harness reads "
-                      f"{', '.join(map(str, READABLE_VERSIONS))}")
+        raise SchemaError(
+            f"{what} has schema version {found}, from a newer harness; this one reads "
+            f"{SCHEMA_VERSION}"
+        )
+    raise SchemaError(
+        f"{what} has schema version {found!r}; this harness reads "
+        f"{', '.join(map(str, READABLE_VERSIONS))}"
+    )
 
 
 def markdown_table(columns: dict[str, str]) -> str:
     """The README's table of a file's columns, generated from the dict above."""
-    return "\n".join(["| column | meaning |", "|---|---|"] + [f"| `{c}` | {m} |" for c, m in columns.items()])
+    return "\n".join(
+        ["| column | meaning |", "|---|---|"] + [f"| `{c}` | {m} |" for c, m in columns.items()]
+    )
 
 
 if __name__ == "__main__":  # python -m bench.schema: the README's tables
-    for name, cols in (("results.csv", RESULT_COLUMNS), ("samples.csv.gz", SAMPLE_COLUMNS), ("rounds.csv", ROUND_COLUMNS),
-                       ("pipeline.csv", PIPELINE_COLUMNS), ("pipeline_samples.csv", PIPELINE_SAMPLE_COLUMNS)):
+    for name, cols in (
+        ("results.csv", RESULT_COLUMNS),
+        ("samples.csv.gz", SAMPLE_COLUMNS),
+        ("rounds.csv", ROUND_COLUMNS),
+        ("pipeline.csv", PIPELINE_COLUMNS),
+        ("pipeline_samples.csv", PIPELINE_SAMPLE_COLUMNS),
+    ):
         print(f"`{name}` columns:\n\n{markdown_table(cols)}\n")
 
 
@@ -206,8 +297,11 @@ def table_version(df) -> int:
 def required_columns(columns: dict[str, str], versions: set) -> list[str]:
     """The columns a table whose rows have these versions must have: the schema's, less those a
     later version added."""
-    older = {c for c, v in ADDED_IN.items()
-             if versions and all(isinstance(x, int) and x < v for x in versions)}
+    older = {
+        c
+        for c, v in ADDED_IN.items()
+        if versions and all(isinstance(x, int) and x < v for x in versions)
+    }
     return [c for c in columns if c not in older]
 
 
@@ -222,8 +316,10 @@ def upgrade_results(df, columns: dict[str, str] = RESULT_COLUMNS):
     if table_version(df) < 4:
         if "role" not in df.columns:
             fused = df["steps_per_call"].fillna(1) > 1
-            df["role"] = [LEGACY_ROLES.get(i, "fused" if f else "")
-                          for i, f in zip(df["impl"], fused, strict=True)]
+            df["role"] = [
+                LEGACY_ROLES.get(i, "fused" if f else "")
+                for i, f in zip(df["impl"], fused, strict=True)
+            ]
         if "pct_machine_peak" not in df.columns:
             df["pct_machine_peak"] = float("nan")
     df["role"] = df["role"].fillna("")

@@ -13,7 +13,9 @@ from models.registry import MODELS, model_module, spec
 # the log process medians holds its false-positive rate and finds a 10% slowdown
 # (tests/test_statistics.py), and the default MLP sweep fits in about 10 minutes on 2 cores.
 DEFAULT_ROUNDS, QUICK_ROUNDS = 5, 6  # base rounds: every case gets these ...
-DEFAULT_MAX_ROUNDS = 32  # ... and a case whose CI is still wide gets extra ones, up to this many in all
+DEFAULT_MAX_ROUNDS = (
+    32  # ... and a case whose CI is still wide gets extra ones, up to this many in all
+)
 DEFAULT_BUDGET_S, QUICK_BUDGET_S = 0.05, 0.03
 # Each case's sampling in a process in this many turns, the process's other cases taking theirs in
 # between (bench/sweep/plan.chunked): at a busy hour it cut the spread between processes by a third
@@ -40,8 +42,9 @@ def preset_defaults(sizes_text: str, model: str = "mlp") -> PresetDefaults:
     if sizes_text != "default":
         return PresetDefaults(DEFAULT_ROUNDS, DEFAULT_MAX_ROUNDS, DEFAULT_BUDGET_S, None)
     m = spec(model)  # the model's own time goal, and what its default sweep leaves out
-    return PresetDefaults(DEFAULT_ROUNDS, DEFAULT_MAX_ROUNDS, DEFAULT_BUDGET_S, m.budget_min,
-                          dict(m.left_out))
+    return PresetDefaults(
+        DEFAULT_ROUNDS, DEFAULT_MAX_ROUNDS, DEFAULT_BUDGET_S, m.budget_min, dict(m.left_out)
+    )
 
 
 # Largest accepted dimensions for a custom size: beyond these a CPU step takes minutes or more
@@ -70,8 +73,13 @@ class Size:
         return int(min(64, max(2, 2 ** math.floor(math.log2(1e9 / f)))))
 
     def to_json(self) -> dict:
-        return {"model": self.model, "dims": dict(self.dims), "sweep": self.sweep, "label": self.label,
-                "steps_per_call": self.steps_per_call()}
+        return {
+            "model": self.model,
+            "dims": dict(self.dims),
+            "sweep": self.sweep,
+            "label": self.label,
+            "steps_per_call": self.steps_per_call(),
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> Size:
@@ -85,8 +93,10 @@ def mlp(batch: int, width: int, depth: int, sweep: str) -> Size:
 
 def presets(model: str) -> dict[str, list[Size]]:
     """The model's presets (its SPEC), as sizes."""
-    return {name: [Size(model, tuple(dims.items()), sweep) for dims, sweep in sizes]
-            for name, sizes in spec(model).presets.items()}
+    return {
+        name: [Size(model, tuple(dims.items()), sweep) for dims, sweep in sizes]
+        for name, sizes in spec(model).presets.items()
+    }
 
 
 PRESETS: dict[str, dict[str, list[Size]]] = {model: presets(model) for model in MODELS}
@@ -104,9 +114,11 @@ def parse_sizes(text: str, model: str = "mlp") -> list[Size]:
         part = part.strip()
         m = pattern.match(part)
         if not m:
-            raise ValueError(f"unknown size {part!r} for {model}: use a preset "
-                             f"({', '.join(PRESETS[model])}) or {grammar.form} values such as "
-                             f"{grammar.example}")
+            raise ValueError(
+                f"unknown size {part!r} for {model}: use a preset "
+                f"({', '.join(PRESETS[model])}) or {grammar.form} values such as "
+                f"{grammar.example}"
+            )
         vals = dict(zip(grammar.fields, (int(g) for g in m.groups()), strict=True))
         for name, v in vals.items():
             hi = MAX_DEPTH if name in grammar.depth_fields else MAX_DIM

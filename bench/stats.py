@@ -15,6 +15,7 @@ Pooled-sample statistics (pooled median, IQR, min, mean, cv) stay as descriptive
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
@@ -34,8 +35,12 @@ def pooled(samples_s: np.ndarray) -> dict[str, float]:
     q25, med, q75 = np.percentile(x, [25, 50, 75])
     mean = float(x.mean())
     return {
-        "pooled_median_s": float(med), "iqr_s": float(q75 - q25), "min_s": float(x.min()), "mean_s": mean,
-        "cv": float(x.std(ddof=1) / mean) if x.size > 1 and mean > 0 else 0.0, "n_samples": int(x.size),
+        "pooled_median_s": float(med),
+        "iqr_s": float(q75 - q25),
+        "min_s": float(x.min()),
+        "mean_s": mean,
+        "cv": float(x.std(ddof=1) / mean) if x.size > 1 and mean > 0 else 0.0,
+        "n_samples": int(x.size),
     }
 
 
@@ -49,7 +54,9 @@ def spread(logs: np.ndarray, first: int | None = None) -> tuple[float, int]:
     return float(logs[:k].std(ddof=1)), k - 1
 
 
-def log_t_interval(medians: np.ndarray, level: float = LEVEL, first: int | None = None) -> tuple[float, float, float]:
+def log_t_interval(
+    medians: np.ndarray, level: float = LEVEL, first: int | None = None
+) -> tuple[float, float, float]:
     """(center, low, high): geometric mean of the unit medians and its t-interval on the log
     scale (Stein's when the row has units beyond its `first`: `spread`). With one unit the interval
     is unknown (NaN)."""
@@ -84,20 +91,30 @@ def rounds_for(medians, target: float, max_rounds: int, level: float = LEVEL) ->
     return max(r, max_rounds)
 
 
-def detectable_change(sd_a: float, n_a: int, sd_b: float, n_b: int, threshold: float, alpha: float = 0.05,
-                      power: float = 0.8, df_a: int | None = None, df_b: int | None = None) -> float:
+@dataclass(frozen=True)
+class Drift:
+    """One run's drift between processes: the sd of its log process medians, their count, and the
+    sd's degrees of freedom (n - 1 unless `spread` says otherwise: 0 means n - 1)."""
+
+    sd: float
+    n: int
+    df: int = 0
+
+
+def detectable_change(
+    a: Drift, b: Drift, threshold: float, alpha: float = 0.05, power: float = 0.8
+) -> float:
     """The smallest true slowdown |B/A - 1| that compare calls with probability `power`, at the
-    runs' own drift (sd of the log process medians, with df_a / df_b degrees of freedom: n - 1
-    unless `spread` says otherwise) and process counts: a change is called when p < alpha (Welch)
-    and |ratio - 1| > threshold, so its log must clear both t(1 - alpha/2) se and log(1 + threshold),
+    runs' own drift and process counts: a change is called when p < alpha (Welch) and
+    |ratio - 1| > threshold, so its log must clear both t(1 - alpha/2) se and log(1 + threshold),
     by t(power) se. NaN when either run has fewer than 2 processes."""
-    if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
+    if a.n < 2 or b.n < 2 or not (math.isfinite(a.sd) and math.isfinite(b.sd)):
         return math.nan
-    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    va, vb = a.sd**2 / a.n, b.sd**2 / b.n
     se = math.sqrt(va + vb)
     if se == 0:
         return threshold
-    df = two_run_df(va, vb, n_a, n_b, df_a or n_a - 1, df_b or n_b - 1)
+    df = two_run_df(va, vb, a.n, b.n, a.df or a.n - 1, b.df or b.n - 1)
     bar = max(sps.t.ppf(1 - alpha / 2, df) * se, math.log1p(threshold))
     return math.expm1(bar + sps.t.ppf(power, df) * se)
 
@@ -118,13 +135,17 @@ def two_run_df(va: float, vb: float, n_a: int, n_b: int, df_a: int, df_b: int) -
     return float(min(df_a, df_b))
 
 
-def across_units(round_medians: list[float], round_iqr_rel: list[float], first: int | None = None) -> dict[str, float]:
+def across_units(
+    round_medians: list[float], round_iqr_rel: list[float], first: int | None = None
+) -> dict[str, float]:
     """The row's center, CI and drift from its per-process medians (and within-process IQRs), the
     first `first` of them the base rounds (their sd sets the CI of a row that got extra ones)."""
     m = np.asarray(round_medians, dtype=float)  # pragma: no mutate (equivalent: dtype only)
     center, lo, hi = log_t_interval(m, first=first)
     return {
-        "median_s": center, "ci_low_s": lo, "ci_high_s": hi,
+        "median_s": center,
+        "ci_low_s": lo,
+        "ci_high_s": hi,
         "round_sd": float(np.log(m).std(ddof=1)) if m.size > 1 else math.nan,
         "round_iqr_rel": float(np.median(round_iqr_rel)) if len(round_iqr_rel) else math.nan,
     }
@@ -132,7 +153,8 @@ def across_units(round_medians: list[float], round_iqr_rel: list[float], first: 
 
 def iqr_rel(samples_s: np.ndarray) -> float:
     """IQR / median of one process's samples."""
-    q25, med, q75 = np.percentile(np.asarray(samples_s, dtype=float), [25, 50, 75])  # pragma: no mutate (equivalent)
+    # pragma: no mutate (equivalent)
+    q25, med, q75 = np.percentile(np.asarray(samples_s, dtype=float), [25, 50, 75])
     return float((q75 - q25) / med) if med > 0 else math.nan
 
 
@@ -153,12 +175,20 @@ def noisy_reason(row: dict[str, float]) -> str:
     return "; ".join(why)
 
 
-def welch_log(a: np.ndarray, b: np.ndarray, level: float = LEVEL, first_a: int | None = None,
-              first_b: int | None = None) -> tuple[float, float, float, float]:
+def welch_log(
+    a: np.ndarray,
+    b: np.ndarray,
+    level: float = LEVEL,
+    first_a: int | None = None,
+    first_b: int | None = None,
+) -> tuple[float, float, float, float]:
     """Welch's t-test of log(b) against log(a), unit medians of two runs: (ratio of geometric
     means b/a, CI low, CI high, two-sided p); each side's sd from its first `first_*` units when it
     has more (`spread`: Stein's two-stage test). NaNs when either side has fewer than 2 units."""
-    la, lb = np.log(np.asarray(a, float)), np.log(np.asarray(b, float))  # pragma: no mutate (equivalent)
+    la, lb = (
+        np.log(np.asarray(a, float)),
+        np.log(np.asarray(b, float)),
+    )  # pragma: no mutate (equivalent)
     if la.size == 0 or lb.size == 0:
         return math.nan, math.nan, math.nan, math.nan
     ratio = math.exp(lb.mean() - la.mean())

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import protocol
@@ -33,7 +34,9 @@ class ChildFailure(Exception):
 def child_env(extra: dict[str, str], base: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment (or `base`), the repository on the path, unbuffered output, plus `extra`."""
     env = {**(os.environ if base is None else base), **extra}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -42,8 +45,14 @@ def run_program(args: list[str], env: dict[str, str], timeout_s: float) -> tuple
     """(exit code, stdout) of a program that runs to its end (the C pipeline's mpiexec), its stderr
     on this process's; (-1, '') when it cannot start, (124, what it printed) when it times out."""
     try:
-        p = subprocess.run(args, stdout=subprocess.PIPE, text=True, timeout=timeout_s, env=env,
-                           stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            args,
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as e:
         return 124, e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
     except OSError:
@@ -54,35 +63,72 @@ def run_program(args: list[str], env: dict[str, str], timeout_s: float) -> tuple
 def query(args: list[str], timeout_s: float = 30.0) -> tuple[int, str]:
     """(exit code, stdout) of a short command; (-1, '') when it cannot run or times out."""
     try:
-        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT,
-                           stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError):
         return -1, ""
     return p.returncode, p.stdout
 
 
-def python_query(code: str, timeout_s: float = 180.0, env: dict[str, str] | None = None) -> tuple[int, str]:
+def python_query(
+    code: str, timeout_s: float = 180.0, env: dict[str, str] | None = None
+) -> tuple[int, str]:
     """query() of a Python snippet in a fresh interpreter (the parent never imports torch or jax)."""
     try:
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s,
-                           env=child_env(env or {}), stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=child_env(env or {}),
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError) as e:
         return -1, f"probe failed: {e}"
     return p.returncode, p.stdout
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a child runs: `python -m module args`, with `env` added to the environment (of `base`,
+    or this process's), and a stdin to send to or none."""
+
+    module: str
+    args: list[str]
+    env: dict[str, str]
+    base: dict[str, str] | None = None
+    stdin: bool = False
 
 
 class Child:
     """One child process and its reply lines. `sink` (shared by a group) receives (tag, line),
     and (tag, None) at EOF."""
 
-    def __init__(self, module: str, args: list[str], env: dict[str, str], log_path: Path, who: str,
-                 stdin: bool = False, sink: queue.Queue | None = None, tag: object = None,
-                 base_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        launch: Launch,
+        log_path: Path,
+        who: str,
+        sink: queue.Queue | None = None,
+        tag: object = None,
+    ) -> None:
         self.log_path, self.who, self.tag = log_path, who, tag
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=self.log, env=child_env(env, base_env), cwd=REPO_ROOT, start_new_session=True)
+            [sys.executable, "-m", launch.module, *launch.args],
+            stdin=subprocess.PIPE if launch.stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=child_env(launch.env, launch.base),
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
         self.lines: queue.Queue = sink if sink is not None else queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -122,7 +168,7 @@ class Child:
         fatal = [i for i, ln in enumerate(all_lines) if ln.startswith("Fatal Python error")]
         if fatal:  # faulthandler: the error, then the innermost frames (printed most recent first)
             i = fatal[-1]
-            frames = [ln for ln in all_lines[i + 1:] if ln.startswith("File ")][:lines]
+            frames = [ln for ln in all_lines[i + 1 :] if ln.startswith("File ")][:lines]
             return " | ".join([all_lines[i], *frames])
         return " | ".join(all_lines[-lines:]) or "(empty)"
 
@@ -149,10 +195,16 @@ class Child:
 
 
 def how_it_ended(code: int | None) -> str:
-    return f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
+    return (
+        f"killed by {signal.Signals(-code).name}"
+        if code is not None and code < 0
+        else f"exited with code {code}"
+    )
 
 
-def wait_line(lines: queue.Queue, timeout_s: float, stop: threading.Event | None, killed: str) -> tuple:
+def wait_line(
+    lines: queue.Queue, timeout_s: float, stop: threading.Event | None, killed: str
+) -> tuple:
     """The next (tag, line) within timeout_s; ChildFailure on a timeout or a stop request (the
     caller then kills what `killed` names)."""
     deadline = time.monotonic() + timeout_s
@@ -163,4 +215,6 @@ def wait_line(lines: queue.Queue, timeout_s: float, stop: threading.Event | None
             return lines.get(timeout=max(0.0, min(0.1, deadline - time.monotonic())))
         except queue.Empty:
             if time.monotonic() >= deadline:
-                raise ChildFailure("timeout", f"no answer within {timeout_s:g} s; {killed} killed") from None
+                raise ChildFailure(
+                    "timeout", f"no answer within {timeout_s:g} s; {killed} killed"
+                ) from None

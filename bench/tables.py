@@ -17,7 +17,9 @@ def fmt_us(seconds: float) -> str:
     return f"{us:.1f}" if abs(us) < 1000 else f"{us:,.0f}"
 
 
-def median_grid(df: pd.DataFrame, not_ok: str = "{status}") -> tuple[list[str], list[tuple[str, pd.DataFrame, list[str]]]]:
+def median_grid(
+    df: pd.DataFrame, not_ok: str = "{status}"
+) -> tuple[list[str], list[tuple[str, pd.DataFrame, list[str]]]]:
     """The size x implementation table of median µs per step: (impls, [(size, rows, cells)]).
     A cell is the median with * when noisy, or the status (formatted by not_ok) when not ok."""
     impls = list(dict.fromkeys(df["impl"]))
@@ -31,6 +33,9 @@ def median_grid(df: pd.DataFrame, not_ok: str = "{status}") -> tuple[list[str], 
             elif r.iloc[0]["status"] != "ok":
                 cells.append(not_ok.format(status=r.iloc[0]["status"]))
             else:
-                cells.append(fmt_us(r.iloc[0]["median_s"]) + ("*" if str(r.iloc[0]["noisy"]) == "True" else ""))
+                cells.append(
+                    fmt_us(r.iloc[0]["median_s"])
+                    + ("*" if str(r.iloc[0]["noisy"]) == "True" else "")
+                )
         out.append((size, g, cells))
     return impls, out

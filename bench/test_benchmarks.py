@@ -8,5 +8,12 @@ def test_step(benchmark, case, request):
 
     impl, size = case
     c = request.config
-    bench_case(benchmark, impl, size, c.bench_threads, c.getoption("--budget"), c.bench_device,
-               c.getoption("--tf32"))
+    bench_case(
+        benchmark,
+        impl,
+        size,
+        c.bench_threads,
+        c.getoption("--budget"),
+        c.bench_device,
+        c.getoption("--tf32"),
+    )

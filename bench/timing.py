@@ -15,7 +15,8 @@ class Budget:
     warmup_s: float = 0.05  # warm-up time after the first call, at least 2 calls
 
 
-REWARM_S = 0.002  # untimed calls before a case's later chunk (at least one): the caches its neighbours took
+# untimed calls before a case's later chunk (at least one): the caches its neighbours took
+REWARM_S = 0.002
 
 
 def warm_up(call: Callable[[], None], budget: Budget, min_calls: int = 2) -> int:
@@ -44,8 +45,12 @@ def sample(call: Callable[[], None], budget: Budget) -> list[int]:
 def chunk_budget(budget: Budget, chunks: int) -> Budget:
     """One of a case's `chunks` sampling chunks in a process: its share of the sampling time and of
     the fewest samples (at least one)."""
-    return Budget(seconds=budget.seconds / chunks, min_samples=-(-budget.min_samples // chunks),
-                  max_samples=max(1, budget.max_samples // chunks), warmup_s=budget.warmup_s)
+    return Budget(
+        seconds=budget.seconds / chunks,
+        min_samples=-(-budget.min_samples // chunks),
+        max_samples=max(1, budget.max_samples // chunks),
+        warmup_s=budget.warmup_s,
+    )
 
 
 def per_step_s(call_ns, steps_per_call):

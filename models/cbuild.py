@@ -50,8 +50,16 @@ def cache_root() -> Path:
 def compile_command(source: Path) -> list[str]:
     import scipy_openblas32 as blas
 
-    return [compiler(), *CFLAGS, str(source), f"-I{blas.get_include_dir()}", f"-L{blas.get_lib_dir()}",
-            f"-l{blas.get_library()}", f"-Wl,-rpath,{blas.get_lib_dir()}", "-lm"]
+    return [
+        compiler(),
+        *CFLAGS,
+        str(source),
+        f"-I{blas.get_include_dir()}",
+        f"-L{blas.get_lib_dir()}",
+        f"-l{blas.get_library()}",
+        f"-Wl,-rpath,{blas.get_lib_dir()}",
+        "-lm",
+    ]
 
 
 def build(source: Path, cache: Path | None = None) -> tuple[Path, bool]:
@@ -97,8 +105,17 @@ def build_program(sources: list[Path], headers: list[Path], flags: list[str]) ->
     if why:
         raise RuntimeError(why)
     lib = blas.get_lib_dir()
-    cmd = [compiler(), *[f for f in CFLAGS if f not in ("-fPIC", "-shared")], *map(str, sources),
-           f"-I{blas.get_include_dir()}", f"-L{lib}", f"-l{blas.get_library()}", f"-Wl,-rpath,{lib}", *flags, "-lm"]
+    cmd = [
+        compiler(),
+        *[f for f in CFLAGS if f not in ("-fPIC", "-shared")],
+        *map(str, sources),
+        f"-I{blas.get_include_dir()}",
+        f"-L{lib}",
+        f"-l{blas.get_library()}",
+        f"-Wl,-rpath,{lib}",
+        *flags,
+        "-lm",
+    ]
     version = subprocess.run([cmd[0], "--version"], capture_output=True, text=True).stdout
     text = "\0".join([*(Path(f).read_text() for f in [*sources, *headers]), *cmd, version])
     path = cache_root() / hashlib.sha256(text.encode()).hexdigest()[:16] / Path(sources[-1]).stem
@@ -131,14 +148,33 @@ def blas() -> ctypes.CDLL:
     if _blas is None:
         import scipy_openblas32 as sob
 
-        names = [f for f in os.listdir(sob.get_lib_dir()) if f.startswith(f"lib{sob.get_library()}") and ".so" in f]
+        names = [
+            f
+            for f in os.listdir(sob.get_lib_dir())
+            if f.startswith(f"lib{sob.get_library()}") and ".so" in f
+        ]
         if not names:
             raise RuntimeError(f"no lib{sob.get_library()}*.so in {sob.get_lib_dir()}")
         lib = ctypes.CDLL(os.path.join(sob.get_lib_dir(), sorted(names)[0]))
         lib.scipy_openblas_set_num_threads.argtypes = [ctypes.c_int]
         lib.scipy_openblas_get_num_threads.restype = ctypes.c_int
         p, i = ctypes.c_void_p, ctypes.c_int
-        lib.scipy_cblas_sgemm.argtypes = [i, i, i, i, i, i, ctypes.c_float, p, i, p, i, ctypes.c_float, p, i]
+        lib.scipy_cblas_sgemm.argtypes = [
+            i,
+            i,
+            i,
+            i,
+            i,
+            i,
+            ctypes.c_float,
+            p,
+            i,
+            p,
+            i,
+            ctypes.c_float,
+            p,
+            i,
+        ]
         _blas = lib
     return _blas
 
@@ -169,7 +205,8 @@ class FlatTrainer:
 
     def _train(self, steps: int, out) -> None:
         if self.train(*self.args, steps, out.ctypes.data) != 0:
-            raise ValueError(f"{self.train.__name__} cannot lay out {self.cfg}")  # pragma: no mutate (a message no supported size reaches)
+            # pragma: no mutate (a message no supported size reaches)
+            raise ValueError(f"{self.train.__name__} cannot lay out {self.cfg}")
 
     def call(self) -> None:
         self._train(self.steps_per_call, self.loss_buf)
@@ -184,7 +221,7 @@ class FlatTrainer:
     def unflatten(self, flat) -> list:
         out, i = [], 0
         for p in self.init:
-            out.append(flat[i:i + p.size].reshape(p.shape).copy())
+            out.append(flat[i : i + p.size].reshape(p.shape).copy())
             i += p.size
         return out
 

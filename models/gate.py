@@ -28,11 +28,15 @@ def compare_to_reference(
     if len(params) != len(ref_params):
         return loss_err, np.inf, f"{len(params)} parameter tensors, reference has {len(ref_params)}"
     update_err = 0.0
-    for i, (p, r, p0) in enumerate(zip(params, ref_params, start, strict=True)):  # pragma: no mutate (lengths checked)
+    for i, (p, r, p0) in enumerate(
+        zip(params, ref_params, start, strict=True)
+    ):  # pragma: no mutate (lengths checked)
         p = np.asarray(p, np.float64)  # pragma: no mutate (equivalent: dtype only)
         if p.shape != r.shape:
             return loss_err, np.inf, f"param {i} shape {p.shape} != {r.shape}"
-        if not np.all(np.isfinite(p)):  # the last step's update, after its (finite) loss, can be the one
+        if not np.all(
+            np.isfinite(p)
+        ):  # the last step's update, after its (finite) loss, can be the one
             return loss_err, np.inf, f"non-finite values in param {i}"
         ref_update = r - p0
         # A tensor the reference leaves (almost) unchanged, e.g. behind dead ReLUs, is judged

@@ -17,7 +17,9 @@ class ModeStep:
     gate = True
     op_unit = "jaxpr equations"
 
-    def __init__(self, cfg, mode: str, steps_per_call: int, data: tuple, static: dict | None = None) -> None:
+    def __init__(
+        self, cfg, mode: str, steps_per_call: int, data: tuple, static: dict | None = None
+    ) -> None:
         self.cfg, self.mode, self.data, self.static = cfg, mode, data, static or {}
         self.steps_per_call = steps_per_call if mode == "scan" else 1
         self.reset()
@@ -32,7 +34,9 @@ class ModeStep:
         return losses
 
     def call(self) -> None:
-        jax.block_until_ready(self._scan(self.steps_per_call) if self.mode == "scan" else self._one())
+        jax.block_until_ready(
+            self._scan(self.steps_per_call) if self.mode == "scan" else self._one()
+        )
 
     def losses(self, n: int) -> np.ndarray:
         if self.mode == "scan":  # the same fused scan, n steps long

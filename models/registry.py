@@ -90,7 +90,8 @@ def _impls(m: Model) -> dict[str, Impl]:
     out = {}
     for name, target, *opts in m.spec.implementations:
         out[name] = Impl(name, m.name, f"{m.package}.{target}", **(opts[0] if opts else {}))
-    out[CONTROL[0]] = Impl(CONTROL[0], m.name, CONTROL[1], **CONTROL[2])  # the control serves every model
+    # the control serves every model
+    out[CONTROL[0]] = Impl(CONTROL[0], m.name, CONTROL[1], **CONTROL[2])
     return out
 
 
@@ -158,8 +159,10 @@ def select(model: str, text: str) -> list[Impl]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in impls(model)]
     if bad or not names:
-        raise ValueError(f"unknown {model} implementation {', '.join(bad) or repr(text)}; allowed: "
-                         f"{', '.join(i.name for i in allowed)}, all")
+        raise ValueError(
+            f"unknown {model} implementation {', '.join(bad) or repr(text)}; allowed: "
+            f"{', '.join(i.name for i in allowed)}, all"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"--impl names an implementation twice: {text}")
     return [impls(model)[n] for n in names]

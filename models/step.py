@@ -19,7 +19,9 @@ class Step(Protocol):
 
     steps_per_call: int  # training steps done by one call() (K for fused modes, else 1)
     gate: bool  # False only for a step that computes nothing (the control): no equivalence check
-    op_unit: str  # what count_ops() counts, e.g. "ATen ops" (per-op costs use the model's own count)
+    op_unit: (
+        str  # what count_ops() counts, e.g. "ATen ops" (per-op costs use the model's own count)
+    )
 
     def call(self) -> None:
         """steps_per_call training steps; results ready (synced) on return."""

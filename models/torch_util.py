@@ -61,9 +61,15 @@ def graph_facts(kind: str, fn, *args) -> dict:
     ex = torch._dynamo.explain(fn)(*args)
     reasons = sorted({str(r.reason).splitlines()[0][:160] for r in ex.break_reasons})
     if kind != "compile" and (ex.graph_count != 1 or ex.graph_break_count):
-        raise RuntimeError(f"torch.{kind}: the step is {ex.graph_count} graphs with {ex.graph_break_count} "
-                           f"breaks, not one graph: {'; '.join(reasons)}")
-    return {"graphs": ex.graph_count, "graph_breaks": ex.graph_break_count, "break_reasons": reasons}
+        raise RuntimeError(
+            f"torch.{kind}: the step is {ex.graph_count} graphs with {ex.graph_break_count} "
+            f"breaks, not one graph: {'; '.join(reasons)}"
+        )
+    return {
+        "graphs": ex.graph_count,
+        "graph_breaks": ex.graph_break_count,
+        "break_reasons": reasons,
+    }
 
 
 def set_call(step, fn, device: str) -> None:
@@ -127,4 +133,10 @@ def builders(step_cls, scan_cls) -> tuple:
     def build_scan(cfg, steps_per_call: int = 1, device: str = "cpu"):
         return scan_cls(cfg, steps_per_call, device)
 
-    return of_kind("eager"), of_kind("compile"), of_kind("fullgraph"), of_kind("cudagraphs"), build_scan
+    return (
+        of_kind("eager"),
+        of_kind("compile"),
+        of_kind("fullgraph"),
+        of_kind("cudagraphs"),
+        build_scan,
+    )

@@ -29,11 +29,16 @@ def main(argv: list[str]) -> int:
         return 2
     model = argv[0]
     try:
-        impls, sizes = select(model, argv[1]), parse_sizes(argv[2] if len(argv) == 3 else "default", model)
+        impls, sizes = (
+            select(model, argv[1]),
+            parse_sizes(argv[2] if len(argv) == 3 else "default", model),
+        )
     except (KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print("| impl | size | K | steps | first call s | gate s | status | loss err (5) | update err | loss err (all steps) | update err (all steps) |")
+    print(
+        "| impl | size | K | steps | first call s | gate s | status | loss err (5) | update err | loss err (all steps) | update err (all steps) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     totals = {}
     for impl in impls:
@@ -43,7 +48,9 @@ def main(argv: list[str]) -> int:
             n = k * math.ceil(prepare.GATE_STEPS / k)
             built = prepare.build(impl, cfg, k if impl.fused else 1, "cpu")
             if not built.step.gate:  # the control computes nothing: no gate, as in a run
-                print(f"| {impl.name} | {size.label} | {k} | | {built.first_call_s:.2f} | | no gate | | | | |")
+                print(
+                    f"| {impl.name} | {size.label} | {k} | | {built.first_call_s:.2f} | | no gate | | | | |"
+                )
                 continue
             t0 = time.perf_counter()
             g = prepare.gate(built.step, model, cfg)
@@ -52,10 +59,17 @@ def main(argv: list[str]) -> int:
             over_all = (math.nan, math.nan)
             if built.step.steps_per_call == 1:  # n single steps: no other program
                 built.step.reset()
-                *over_all, _ = model_module(model).compare(cfg, np.asarray(built.step.losses(n)), built.step.params(),
-                                                             prepare.reference(model, cfg, n))
-            print(f"| {impl.name} | {size.label} | {k} | {n} | {built.first_call_s:.2f} | {gate_s:.2f} | {g.status} | "
-                  f"{g.loss_rel_err:.1e} | {g.update_rel_err:.1e} | {over_all[0]:.1e} | {over_all[1]:.1e} |", flush=True)
+                *over_all, _ = model_module(model).compare(
+                    cfg,
+                    np.asarray(built.step.losses(n)),
+                    built.step.params(),
+                    prepare.reference(model, cfg, n),
+                )
+            print(
+                f"| {impl.name} | {size.label} | {k} | {n} | {built.first_call_s:.2f} | {gate_s:.2f} | {g.status} | "
+                f"{g.loss_rel_err:.1e} | {g.update_rel_err:.1e} | {over_all[0]:.1e} | {over_all[1]:.1e} |",
+                flush=True,
+            )
     print("\n" + "; ".join(f"{name}: gate {s:.1f} s in all" for name, s in totals.items()))
     return 0
 

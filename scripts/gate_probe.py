@@ -62,17 +62,25 @@ def probe(seconds: float) -> pd.DataFrame:
             before, case, after = median_ns(canary, 5), median_ns(f, 15), median_ns(canary, 5)
             rows.append((cpu, t, name, before, case, after))
             time.sleep(0.2)
-    return pd.DataFrame(rows, columns=["cpu", "t_s", "case", "canary_before_ns", "case_ns", "canary_after_ns"])
+    return pd.DataFrame(
+        rows, columns=["cpu", "t_s", "case", "canary_before_ns", "case_ns", "canary_after_ns"]
+    )
 
 
 def summarize(df: pd.DataFrame, seconds: float, out: Path) -> int:
-    lines = [f"# Gate probe: {seconds:.0f} s on CPU {int(df.cpu.iloc[0])}, nothing else running", "",
-             f"`python scripts/gate_probe.py {seconds:.0f} {out}`. canary: the slower of the two "
-             "canary medians around a case measurement (the median of 15 calls), over the canary's "
-             "10th percentile. Gate g keeps a measurement when its canary is under g. sd: of the "
-             "log case medians; a gate helps where the kept sd falls well below the sd of all.", "",
-             "| case | measurements | median µs | corr(log canary, log case) | sd all | "
-             + " | ".join(f"gate {g}: kept, sd" for g in GATES) + " |", "|---" * (5 + len(GATES)) + "|"]
+    lines = [
+        f"# Gate probe: {seconds:.0f} s on CPU {int(df.cpu.iloc[0])}, nothing else running",
+        "",
+        f"`python scripts/gate_probe.py {seconds:.0f} {out}`. canary: the slower of the two "
+        "canary medians around a case measurement (the median of 15 calls), over the canary's "
+        "10th percentile. Gate g keeps a measurement when its canary is under g. sd: of the "
+        "log case medians; a gate helps where the kept sd falls well below the sd of all.",
+        "",
+        "| case | measurements | median µs | corr(log canary, log case) | sd all | "
+        + " | ".join(f"gate {g}: kept, sd" for g in GATES)
+        + " |",
+        "|---" * (5 + len(GATES)) + "|",
+    ]
     for name, d in df.groupby("case", sort=False):
         canary = np.maximum(d.canary_before_ns, d.canary_after_ns).to_numpy(float)
         canary /= np.percentile(canary, 10)
@@ -80,10 +88,15 @@ def summarize(df: pd.DataFrame, seconds: float, out: Path) -> int:
         gated = []
         for g in GATES:
             keep = canary < g
-            gated.append(f"{keep.mean():.0%}, {np.std(lc[keep], ddof=1):.3f}" if keep.sum() > 2 else "-")
-        lines.append(f"| {name} | {len(d)} | {np.exp(np.median(lc)) / 1e3:,.0f} | "
-                     f"{np.corrcoef(np.log(canary), lc)[0, 1]:.2f} | {np.std(lc, ddof=1):.3f} | "
-                     + " | ".join(gated) + " |")
+            gated.append(
+                f"{keep.mean():.0%}, {np.std(lc[keep], ddof=1):.3f}" if keep.sum() > 2 else "-"
+            )
+        lines.append(
+            f"| {name} | {len(d)} | {np.exp(np.median(lc)) / 1e3:,.0f} | "
+            f"{np.corrcoef(np.log(canary), lc)[0, 1]:.2f} | {np.std(lc, ddof=1):.3f} | "
+            + " | ".join(gated)
+            + " |"
+        )
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

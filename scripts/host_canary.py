@@ -78,7 +78,8 @@ def main(argv: list[str]) -> int:
         df = np.loadtxt(out / "blocks.csv", delimiter=",", skiprows=1)
         rows = [(int(c), float(t), float(n)) for c, t, n in df]
         cpus = sorted({r[0] for r in rows})
-        seconds = float(math.ceil(max(r[1] for r in rows)))  # the last block starts just before the end
+        # the last block starts just before the end
+        seconds = float(math.ceil(max(r[1] for r in rows)))
         return summarize(rows, cpus, seconds, out)
     seconds = float(argv[0]) if argv else 300.0
     out = Path(argv[1] if len(argv) > 1 else "results/noise_study/host_canary")
@@ -92,18 +93,25 @@ def main(argv: list[str]) -> int:
     for p in procs:
         p.join()
     rows.sort(key=lambda r: (r[0], r[1]))
-    (out / "blocks.csv").write_text("cpu,t_s,block_ns\n" + "".join(f"{c},{t},{n}\n" for c, t, n in rows))
+    (out / "blocks.csv").write_text(
+        "cpu,t_s,block_ns\n" + "".join(f"{c},{t},{n}\n" for c, t, n in rows)
+    )
     return summarize(rows, cpus, seconds, out)
 
 
 def summarize(rows: list, cpus: list[int], seconds: float, out: Path) -> int:
-    lines = [f"# Host canary: {seconds:.0f} s of fixed work on CPUs {cpus}, nothing else running",
-             "", f"`python scripts/host_canary.py {seconds:.0f} {out}`. A block: the median of 10 timings of the "
-             "same ~0.9 ms of work. sd over W s: sd of the log median of W-second windows 5 s apart "
-             "(what a process timing W s of a steady case would see, if only the host moved).", "",
-             "| cpu | blocks | median block µs | p5/median | p95/median | p99/median | "
-             + " | ".join(f"sd over {w:g} s" for w in WINDOWS_S) + " |",
-             "|---" * (5 + len(WINDOWS_S)) + "|---|"]
+    lines = [
+        f"# Host canary: {seconds:.0f} s of fixed work on CPUs {cpus}, nothing else running",
+        "",
+        f"`python scripts/host_canary.py {seconds:.0f} {out}`. A block: the median of 10 timings of the "
+        "same ~0.9 ms of work. sd over W s: sd of the log median of W-second windows 5 s apart "
+        "(what a process timing W s of a steady case would see, if only the host moved).",
+        "",
+        "| cpu | blocks | median block µs | p5/median | p95/median | p99/median | "
+        + " | ".join(f"sd over {w:g} s" for w in WINDOWS_S)
+        + " |",
+        "|---" * (5 + len(WINDOWS_S)) + "|---|",
+    ]
     series = {}
     for c in cpus:
         t = np.array([r[1] for r in rows if r[0] == c])
@@ -111,14 +119,20 @@ def summarize(rows: list, cpus: list[int], seconds: float, out: Path) -> int:
         series[c] = (t, ns)
         med = np.median(ns)
         p = np.percentile(ns, [5, 95, 99]) / med
-        lines.append(f"| {c} | {ns.size} | {med / 1e3:.0f} | {p[0]:.2f} | {p[1]:.2f} | {p[2]:.2f} | "
-                     + " | ".join(f"{window_sd(t, ns, w):.3f}" for w in WINDOWS_S) + " |")
+        lines.append(
+            f"| {c} | {ns.size} | {med / 1e3:.0f} | {p[0]:.2f} | {p[1]:.2f} | {p[2]:.2f} | "
+            + " | ".join(f"{window_sd(t, ns, w):.3f}" for w in WINDOWS_S)
+            + " |"
+        )
     if len(cpus) == 2:
         (ta, a), (tb, b) = series[cpus[0]], series[cpus[1]]
         edges = np.arange(0, min(ta.max(), tb.max()), 1.0)
         ma = [np.median(np.log(a[(ta >= e) & (ta < e + 1)])) for e in edges]
         mb = [np.median(np.log(b[(tb >= e) & (tb < e + 1)])) for e in edges]
-        lines += ["", f"Correlation of the two CPUs' 1-s window medians (log): {np.corrcoef(ma, mb)[0, 1]:.2f}"]
+        lines += [
+            "",
+            f"Correlation of the two CPUs' 1-s window medians (log): {np.corrcoef(ma, mb)[0, 1]:.2f}",
+        ]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

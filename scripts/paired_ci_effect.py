@@ -22,11 +22,15 @@ def main(runs: list[str]) -> int:
         unpaired = analysis.shares(res, rounds, first=first, paired=False)
         paired = paired[paired["impl"] != paired["floor_impl"]]
         unpaired = unpaired.loc[paired.index]
-        ratio = (paired["overhead_hi_s"] - paired["overhead_lo_s"]) / (unpaired["overhead_hi_s"] - unpaired["overhead_lo_s"])
+        ratio = (paired["overhead_hi_s"] - paired["overhead_lo_s"]) / (
+            unpaired["overhead_hi_s"] - unpaired["overhead_lo_s"]
+        )
         small = paired["share"].abs() < 0.25
-        print(f"{run}: chunks {meta['settings'].get('chunks', 1)}; paired/unpaired CI width, median "
-              f"{ratio.median():.2f} ({int((ratio < 1).sum())} of {len(ratio)} rows narrower); overhead under 25% "
-              f"of the step: {ratio[small].median():.2f} ({int((ratio[small] < 1).sum())} of {int(small.sum())})")
+        print(
+            f"{run}: chunks {meta['settings'].get('chunks', 1)}; paired/unpaired CI width, median "
+            f"{ratio.median():.2f} ({int((ratio < 1).sum())} of {len(ratio)} rows narrower); overhead under 25% "
+            f"of the step: {ratio[small].median():.2f} ({int((ratio[small] < 1).sum())} of {int(small.sum())})"
+        )
     return 0
 
 

@@ -32,8 +32,12 @@ START_S = {"torch": 1.8, "jax": 0.9}  # other frameworks' workers start in under
 def case_round_s(r: pd.DataFrame, budget: dict) -> float:
     """Estimated seconds of one round of a case, from its base rounds in rounds.csv (median)."""
     call = r["median_s"] * r["steps_per_call"]
-    est = (r["first_call_s"].fillna(0) + np.maximum(budget["seconds"], budget["min_samples"] * call)
-           + np.maximum(budget["warmup_s"], 2 * call) + r["median_s"])
+    est = (
+        r["first_call_s"].fillna(0)
+        + np.maximum(budget["seconds"], budget["min_samples"] * call)
+        + np.maximum(budget["warmup_s"], 2 * call)
+        + r["median_s"]
+    )
     return float(est.median())
 
 
@@ -43,7 +47,12 @@ def noisy_after(logs: np.ndarray, n: int, base: int, iqr: float) -> bool:
     base rounds' mean here)."""
     m = np.concatenate([np.exp(logs), np.full(max(0, n - base), np.exp(logs.mean()))])
     center, lo, hi = stats.log_t_interval(m, first=base)
-    return stats.noisy_reason({"median_s": center, "ci_low_s": lo, "ci_high_s": hi, "round_iqr_rel": iqr}) != ""
+    return (
+        stats.noisy_reason(
+            {"median_s": center, "ci_low_s": lo, "ci_high_s": hi, "round_iqr_rel": iqr}
+        )
+        != ""
+    )
 
 
 def parse(text: str) -> tuple[float, int, float]:
@@ -58,7 +67,10 @@ def main(argv: list[str]) -> int:
         return 2
     run = Path(argv[0])
     if not all((run / f).is_file() for f in ("run.json", "rounds.csv", "results.csv")):
-        print(f"replan: {run} is not a finished run directory (run.json, rounds.csv, results.csv)", file=sys.stderr)
+        print(
+            f"replan: {run} is not a finished run directory (run.json, rounds.csv, results.csv)",
+            file=sys.stderr,
+        )
         return 2
     meta = json.loads((run / "run.json").read_text())
     s = meta["settings"]
@@ -74,8 +86,14 @@ def main(argv: list[str]) -> int:
         key = (impl, size)
         logs[key], iqr[key] = np.log(b["median_s"].to_numpy()), float(ok.loc[key, "round_iqr_rel"])
         cost[key] = case_round_s(b, s["budget"])
-        cases.append(SimpleNamespace(key=key, status="ok", round_medians=list(b["median_s"]),
-                                     impl=SimpleNamespace(framework=impl.split(".")[0], role="")))
+        cases.append(
+            SimpleNamespace(
+                key=key,
+                status="ok",
+                round_medians=list(b["median_s"]),
+                impl=SimpleNamespace(framework=impl.split(".")[0], role=""),
+            )
+        )
     got = {tuple(k.split("|", 1)): n for k, n in meta.get("extra_rounds", {}).items()}
     got = {k: n for k, n in got.items() if k in cost}
 
@@ -86,17 +104,29 @@ def main(argv: list[str]) -> int:
 
     budget = spend(got)
     actual = int(ok["noisy"].astype(str).eq("True").sum())
-    print(f"{run}: {len(cases)} rows, {base} base rounds; its extra rounds: {len(got)} rows, "
-          f"{sum(n - base for n in got.values())} case-rounds, estimated {budget:.0f} s; noisy in results.csv: {actual}")
+    print(
+        f"{run}: {len(cases)} rows, {base} base rounds; its extra rounds: {len(got)} rows, "
+        f"{sum(n - base for n in got.values())} case-rounds, estimated {budget:.0f} s; noisy in results.csv: {actual}"
+    )
     settings = [(None, s["max_rounds"], 0.0)] + [parse(a) for a in argv[1:]]
     for target, most, more_s in settings:
-        plan = got if target is None else extension(cases, base, most, cost, budget + more_s, START_S, target)
+        plan = (
+            got
+            if target is None
+            else extension(cases, base, most, cost, budget + more_s, START_S, target)
+        )
         n_of = {c.key: plan.get(c.key, base) for c in cases}
         noisy = sum(noisy_after(logs[k], n, base, iqr[k]) for k, n in n_of.items())
-        label = (f"the run's own ({s['max_rounds']} at most)" if target is None else
-                 f"target ±{target:.0%}, {most} at most" + (f", budget + {more_s:.0f} s" if more_s else ""))
-        print(f"  {label}: {len(plan)} rows extended, {sum(n - base for n in plan.values())} case-rounds, "
-              f"{spend(plan):.0f} s; noisy rows {noisy} of {len(cases)} ({100 * noisy / max(1, len(cases)):.0f}%)")
+        label = (
+            f"the run's own ({s['max_rounds']} at most)"
+            if target is None
+            else f"target ±{target:.0%}, {most} at most"
+            + (f", budget + {more_s:.0f} s" if more_s else "")
+        )
+        print(
+            f"  {label}: {len(plan)} rows extended, {sum(n - base for n in plan.values())} case-rounds, "
+            f"{spend(plan):.0f} s; noisy rows {noisy} of {len(cases)} ({100 * noisy / max(1, len(cases)):.0f}%)"
+        )
     return 0
 
 

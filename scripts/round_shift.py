@@ -30,19 +30,34 @@ def shift_table(results: pd.DataFrame, rounds: pd.DataFrame, meta: dict) -> dict
     if base is not None:
         r = r[r["round"] < base]
     r = r[r["median_s"] > 0]
-    r = r[r.groupby(["impl", "size"])["round"].transform("size") > 1]  # rows with two processes or more
+    # rows with two processes or more
+    r = r[r.groupby(["impl", "size"])["round"].transform("size") > 1]
     if len(r) < 2:
-        return {"rows": 0, "rounds": 0, "residual_sd": np.nan, "shift_sd": np.nan, "shift_share": np.nan,
-                "within_sd": np.nan}
+        return {
+            "rows": 0,
+            "rounds": 0,
+            "residual_sd": np.nan,
+            "shift_sd": np.nan,
+            "shift_share": np.nan,
+            "within_sd": np.nan,
+        }
     logm = np.log(r["median_s"])
     res, rnd = logm - logm.groupby([r["impl"], r["size"]]).transform("mean"), r["round"]
     rows, k = r.groupby(["impl", "size"]).ngroups, int(rnd.nunique())
     shifts = res.groupby(rnd).mean()  # each round's shift, shared by its rows
     shift = rnd.map(shifts)
-    pooled = float((res**2).sum()) / (len(res) - rows)  # each row's variance about its mean, pooled: round_sd's
-    within = float(((res - shift) ** 2).sum()) / max(len(res) - rows - k + 1, 1)  # after the rounds' shifts too
-    return {"rows": rows, "rounds": k, "residual_sd": pooled**0.5, "shift_sd": float(shifts.std(ddof=1)),
-            "shift_share": max(0.0, 1 - within / pooled) if pooled > 0 else np.nan, "within_sd": within**0.5}
+    # each row's variance about its mean, pooled: round_sd's
+    pooled = float((res**2).sum()) / (len(res) - rows)
+    # after the rounds' shifts too
+    within = float(((res - shift) ** 2).sum()) / max(len(res) - rows - k + 1, 1)
+    return {
+        "rows": rows,
+        "rounds": k,
+        "residual_sd": pooled**0.5,
+        "shift_sd": float(shifts.std(ddof=1)),
+        "shift_share": max(0.0, 1 - within / pooled) if pooled > 0 else np.nan,
+        "within_sd": within**0.5,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -57,10 +72,14 @@ def main(argv: list[str]) -> int:
             print(f"error: {path}: {e}", file=sys.stderr)
             return 2
         tables[path] = shift_table(results, rounds, meta)
-    print("| run | rows | rounds | within-row sd | round shift sd | share | sd left within rounds |\n|---|---|---|---|---|---|---|")
+    print(
+        "| run | rows | rounds | within-row sd | round shift sd | share | sd left within rounds |\n|---|---|---|---|---|---|---|"
+    )
     for path, t in tables.items():
-        print(f"| {path} | {t['rows']} | {t['rounds']} | {t['residual_sd']:.3f} | {t['shift_sd']:.3f} | "
-              f"{t['shift_share']:.0%} | {t['within_sd']:.3f} |")
+        print(
+            f"| {path} | {t['rows']} | {t['rounds']} | {t['residual_sd']:.3f} | {t['shift_sd']:.3f} | "
+            f"{t['shift_share']:.0%} | {t['within_sd']:.3f} |"
+        )
     return 0
 
 

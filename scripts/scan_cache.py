@@ -20,7 +20,9 @@ import sys
 import tempfile
 
 SETTINGS = ("as torch ships it", "scan marked cacheable")
-MARKED = "torch.ops.higher_order.scan"  # the scan operator, as HigherOrderOperator.cacheable() names it
+MARKED = (
+    "torch.ops.higher_order.scan"  # the scan operator, as HigherOrderOperator.cacheable() names it
+)
 
 
 def child(model: str, sizes_text: str, mark: bool) -> None:
@@ -38,14 +40,24 @@ def child(model: str, sizes_text: str, mark: bool) -> None:
     if mark:
         import torch._inductor.config as inductor_config
 
-        inductor_config.unsafe_marked_cacheable_functions = {MARKED: torch.__version__}  # the version: part of the key
+        # the version: part of the key
+        inductor_config.unsafe_marked_cacheable_functions = {MARKED: torch.__version__}
     for size in parse_sizes(sizes_text, model):
         counters.clear()
         built = prepare.build(impl, size.config(), size.steps_per_call(), "cpu")
         ind, aot = dict(counters["inductor"]), dict(counters["aot_autograd"])
-        print(json.dumps({"size": size.label, "k": size.steps_per_call(), "first_call_s": built.first_call_s,
-                          "fx": [ind.get(f"fxgraph_cache_{w}", 0) for w in ("hit", "miss", "bypass")],
-                          "aot": [aot.get(f"autograd_cache_{w}", 0) for w in ("hit", "miss", "bypass")]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "size": size.label,
+                    "k": size.steps_per_call(),
+                    "first_call_s": built.first_call_s,
+                    "fx": [ind.get(f"fxgraph_cache_{w}", 0) for w in ("hit", "miss", "bypass")],
+                    "aot": [aot.get(f"autograd_cache_{w}", 0) for w in ("hit", "miss", "bypass")],
+                }
+            ),
+            flush=True,
+        )
 
 
 def rows(out: str) -> list[dict]:
@@ -55,12 +67,16 @@ def rows(out: str) -> list[dict]:
 
 def table(results: dict[tuple[str, int], list[dict]]) -> str:
     """Markdown: one line per setting, process and size."""
-    lines = ["| setting | process | size | K | first call s | FX graph cache hit/miss/bypass | AOTAutograd cache hit/miss/bypass |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | process | size | K | first call s | FX graph cache hit/miss/bypass | AOTAutograd cache hit/miss/bypass |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (setting, proc), got in results.items():
         for r in got:
-            lines.append(f"| {setting} | {proc} | {r['size']} | {r['k']} | {r['first_call_s']:.2f} | "
-                         f"{'/'.join(map(str, r['fx']))} | {'/'.join(map(str, r['aot']))} |")
+            lines.append(
+                f"| {setting} | {proc} | {r['size']} | {r['k']} | {r['first_call_s']:.2f} | "
+                f"{'/'.join(map(str, r['fx']))} | {'/'.join(map(str, r['aot']))} |"
+            )
     return "\n".join(lines)
 
 
@@ -71,7 +87,10 @@ def main(argv: list[str]) -> int:
     from bench.sizes import parse_sizes
 
     if len(argv) not in (1, 2) or argv[0] not in ("mlp", "gpt"):
-        print("usage: python scripts/scan_cache.py MODEL [SIZES]   (MODEL: mlp or gpt)", file=sys.stderr)
+        print(
+            "usage: python scripts/scan_cache.py MODEL [SIZES]   (MODEL: mlp or gpt)",
+            file=sys.stderr,
+        )
         return 2
     sizes_text = argv[1] if len(argv) == 2 else "default"
     try:
@@ -84,8 +103,12 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="scan_cache_") as cache:
             env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
             for proc in (1, 2):
-                done = subprocess.run([sys.executable, __file__, "--child", argv[0], sizes_text, mark], env=env,
-                                      capture_output=True, text=True)
+                done = subprocess.run(
+                    [sys.executable, __file__, "--child", argv[0], sizes_text, mark],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
                 if done.returncode != 0:
                     tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
                     print(f"error: the {setting} process {proc} failed: {tail}", file=sys.stderr)
@@ -94,7 +117,10 @@ def main(argv: list[str]) -> int:
     print(table(results))
     for setting in SETTINGS:
         a, b = (sum(r["first_call_s"] for r in results[(setting, p)]) for p in (1, 2))
-        print(f"\n{setting}: first calls {a:.1f} s in the first process, {b:.1f} s in the second", end="")
+        print(
+            f"\n{setting}: first calls {a:.1f} s in the first process, {b:.1f} s in the second",
+            end="",
+        )
     print()
     return 0
 

@@ -6,7 +6,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("BENCH_QUICK_PEAK", "1")  # every run the tests start times a 256^3 peak, not 2048^3 (runner.py)
+# every run the tests start times a 256^3 peak, not 2048^3 (runner.py)
+os.environ.setdefault("BENCH_QUICK_PEAK", "1")
 
 
 def shared_scope(fixture_name, config) -> str:

@@ -38,7 +38,9 @@ def true_time(impl: str, cfg: MLPConfig) -> float:
     if impl == "null.noop":
         return CONTROL_S
     a, r, per_op = TRUTH[impl]
-    extra_ops = ops_per_step(cfg) - ops_per_step(MLPConfig(batch=cfg.batch, width=cfg.width, depth=2))
+    extra_ops = ops_per_step(cfg) - ops_per_step(
+        MLPConfig(batch=cfg.batch, width=cfg.width, depth=2)
+    )
     return a + flops_per_step(cfg) / r + per_op * extra_ops
 
 
@@ -47,32 +49,59 @@ def make_run(path: Path, seed: int = 0, noise: float = 0.02) -> Path:
     sizes = [mlp(b, h, 2, "width") for b, h in WIDTH] + [mlp(32, 32, d, "depth") for d in DEPTH]
     settings = Settings("mlp", list(TRUTH) + ["null.noop"], sizes, 2, ROUNDS, Budget(), 60.0)
     run = RunDir.create(path)
-    peaks = {fw: {"n": 2048, "gflops": PEAK_GFLOPS, "gflops_best": PEAK_GFLOPS * 1.05, "device": "cpu"}
-             for fw in ("numpy", "torch", "jax", "c")}
+    peaks = {
+        fw: {"n": 2048, "gflops": PEAK_GFLOPS, "gflops_best": PEAK_GFLOPS * 1.05, "device": "cpu"}
+        for fw in ("numpy", "torch", "jax", "c")
+    }
     peaks["numpy"]["copy_gbytes_per_s"] = COPY_GBYTES
     rows, samples, rounds = [], [], []
     for size in sizes:
         for name in settings.impls:
             st = CaseState(REGISTRY["mlp"][name], size, status="ok")
-            st.framework_ops_per_step = 0 if name == "null.noop" else 7 * ops_per_step(size.config())
+            st.framework_ops_per_step = (
+                0 if name == "null.noop" else 7 * ops_per_step(size.config())
+            )
             k = FUSED_K if st.impl.fused else 1
             st.first_call_s = 1.5 if name == "jax.scan" else 0.01
             for rnd in range(ROUNDS):
                 offset = np.exp(rng.normal(0, PROCESS_SD))
-                x = true_time(name, size.config()) * offset * (1 + noise * rng.standard_normal(40))  # s per step
+                # s per step
+                x = true_time(name, size.config()) * offset * (1 + noise * rng.standard_normal(40))
                 call_ns = [int(round(v * k * 1e9)) for v in x]
-                samples += [(SCHEMA_VERSION, name, size.label, rnd, i, v, k) for i, v in enumerate(call_ns)]
+                samples += [
+                    (SCHEMA_VERSION, name, size.label, rnd, i, v, k) for i, v in enumerate(call_ns)
+                ]
                 rounds.append(st.add_round(rnd, call_ns, k, st.first_call_s, 1000 + rnd))
-            st.loss_rel_err, st.update_rel_err = (np.nan, np.nan) if name == "null.noop" else (1e-7, 1e-5)
+            st.loss_rel_err, st.update_rel_err = (
+                (np.nan, np.nan) if name == "null.noop" else (1e-7, 1e-5)
+            )
             rows.append(case_row(st, settings, path.name, peaks))
     run.append_samples(samples)
     run.append_rounds(rounds)
     run.write_results(rows)
-    run.write_meta({
-        "run_id": path.name, "status": "complete", "created_utc": "2026-01-01T00:00:00Z", "argv": ["fixture"],
-        "settings": {"model": "mlp", "threads": 2, "rounds": ROUNDS, "budget": {"seconds": 0.5}},
-        "machine": {"cpu_model": "fixture CPU", "cores_logical": 2, "memory_total_gb": 1, "os": "test",
-                    "python": "3", "versions": {"numpy": "x"}, "git_commit": "abc123"},
-        "workers": {}, "peaks": peaks,
-    })
+    run.write_meta(
+        {
+            "run_id": path.name,
+            "status": "complete",
+            "created_utc": "2026-01-01T00:00:00Z",
+            "argv": ["fixture"],
+            "settings": {
+                "model": "mlp",
+                "threads": 2,
+                "rounds": ROUNDS,
+                "budget": {"seconds": 0.5},
+            },
+            "machine": {
+                "cpu_model": "fixture CPU",
+                "cores_logical": 2,
+                "memory_total_gb": 1,
+                "os": "test",
+                "python": "3",
+                "versions": {"numpy": "x"},
+                "git_commit": "abc123",
+            },
+            "workers": {},
+            "peaks": peaks,
+        }
+    )
     return path

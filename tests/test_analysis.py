@@ -50,7 +50,13 @@ def reported(run_dir):
 @pytest.fixture(scope=shared_scope)
 def loaded(run_dir):
     res, rounds, meta = analysis.load(run_dir)
-    return res, rounds, meta, analysis.shares(res, rounds), {s.impl: s for s in analysis.summarize(res, rounds, meta)}
+    return (
+        res,
+        rounds,
+        meta,
+        analysis.shares(res, rounds),
+        {s.impl: s for s in analysis.summarize(res, rounds, meta)},
+    )
 
 
 def width_cfgs():
@@ -77,13 +83,19 @@ def test_overhead_against_the_floor_is_the_true_difference(loaded):
         for impl in TRUTH:
             want = true_time(impl, cfg) - true_time(FLOOR, cfg)
             row = at.loc[impl]
-            assert row["overhead_s"] == pytest.approx(want, abs=0.03 * true_time(impl, cfg)), (impl, label)
+            assert row["overhead_s"] == pytest.approx(want, abs=0.03 * true_time(impl, cfg)), (
+                impl,
+                label,
+            )
             assert row["overhead_lo_s"] <= row["overhead_s"] <= row["overhead_hi_s"]
             half = (row["overhead_hi_s"] - row["overhead_lo_s"]) / 2
             if impl == FLOOR:  # paired by round with itself: exactly no difference
                 assert (row["overhead_s"], half) == (0.0, 0.0)
             else:
-                assert 0 < half < 0.05 * true_time(impl, cfg), (impl, label)  # a CI, and a narrow one
+                assert 0 < half < 0.05 * true_time(impl, cfg), (
+                    impl,
+                    label,
+                )  # a CI, and a narrow one
             assert row["share"] == pytest.approx(want / true_time(impl, cfg), abs=0.03)
 
 
@@ -91,7 +103,9 @@ def test_unpaired_overhead_ci_on_request_treats_the_rounds_as_independent(loaded
     res, rounds, _, sh, _ = loaded
     un = analysis.shares(res, rounds, paired=False)
     floor = un[un["impl"] == FLOOR]
-    assert (floor["overhead_hi_s"] > floor["overhead_lo_s"]).all()  # the floor against itself, unpaired: a CI
+    assert (
+        floor["overhead_hi_s"] > floor["overhead_lo_s"]
+    ).all()  # the floor against itself, unpaired: a CI
     assert (un["overhead_s"] == sh["overhead_s"]).all()  # the same differences, other intervals
     assert not np.allclose(un["overhead_hi_s"], sh["overhead_hi_s"])
 
@@ -106,7 +120,10 @@ def expected_crossover(impl: str) -> str:
 
 def test_crossover_is_where_the_true_share_stays_under_5_percent(loaded):
     *_, by = loaded
-    assert expected_crossover("torch.eager") == "B512-H512-L2" and expected_crossover("numpy.loop") == ""
+    assert (
+        expected_crossover("torch.eager") == "B512-H512-L2"
+        and expected_crossover("numpy.loop") == ""
+    )
     for impl in ("torch.eager", "numpy.loop", "jax.scan"):
         assert by[impl].ends.crossover == expected_crossover(impl), impl
     assert by[FLOOR].ends.crossover == ""  # the floor has no crossover of its own
@@ -139,10 +156,15 @@ def test_headlines_state_the_true_numbers_and_their_definitions(reported):
     big_cfg = width_cfgs()[-1][1]
     for impl in TRUTH:
         pct = int(re.search(rf"{re.escape(impl)} (\d+)%", line).group(1))
-        assert pct == pytest.approx(100 * flops_per_step(big_cfg) / true_time(impl, big_cfg) / 1e9 / PEAK_GFLOPS, abs=2)
+        assert pct == pytest.approx(
+            100 * flops_per_step(big_cfg) / true_time(impl, big_cfg) / 1e9 / PEAK_GFLOPS, abs=2
+        )
     line = headline(text, "Largest slowdown")
-    ratios = {(impl, label): true_time(impl, cfg) / min(true_time(i, cfg) for i in TRUTH)
-              for label, cfg in width_cfgs() for impl in TRUTH}
+    ratios = {
+        (impl, label): true_time(impl, cfg) / min(true_time(i, cfg) for i in TRUTH)
+        for label, cfg in width_cfgs()
+        for impl in TRUTH
+    }
     (impl, label), ratio = max(ratios.items(), key=lambda kv: kv[1])
     assert f"{impl} takes" in line and f"at {label}" in line
     assert int(re.search(r"(\d+)x the fastest", line).group(1)) == pytest.approx(ratio, rel=0.05)
@@ -177,14 +199,18 @@ def test_report_cli_regenerates_and_refuses_non_runs(reported, tmp_path):
 
 # Small statistics of the analysis, on hand examples (mutation testing found them unchecked).
 
+
 def test_diff_ci_on_a_hand_example():
     # a: process medians 1 and 4 (geomean 2, log sd ln4 / sqrt 2); b: three identical medians of 1.
     # Delta method: var = (2 ln4 / sqrt 2)^2 / 2 = (ln 4)^2, one degree of freedom, t(0.975, 1) = 12.7062.
     d, lo, hi = analysis.diff_ci(np.array([1.0, 4.0]), np.array([1.0, 1.0, 1.0]))
     assert d == pytest.approx(1.0)
     assert (lo, hi) == pytest.approx((1 - 12.706205 * np.log(4), 1 + 12.706205 * np.log(4)))
-    d, lo, hi = analysis.diff_ci(np.array([1.0, 1.0, 1.0]), np.array([1.0, 4.0]))  # the other way round
-    assert (d, lo, hi) == pytest.approx((-1.0, -1 - 12.706205 * np.log(4), -1 + 12.706205 * np.log(4)))
+    # the other way round
+    d, lo, hi = analysis.diff_ci(np.array([1.0, 1.0, 1.0]), np.array([1.0, 4.0]))
+    assert (d, lo, hi) == pytest.approx(
+        (-1.0, -1 - 12.706205 * np.log(4), -1 + 12.706205 * np.log(4))
+    )
 
 
 def test_diff_ci_is_welch_satterthwaite_on_the_geometric_means():
@@ -241,15 +267,21 @@ def test_paired_diff_ci_with_extra_rounds_and_too_few_shared_ones():
     rng = np.random.default_rng(1)
     la, lb = rng.normal(0, 0.1, 9), rng.normal(-0.7, 0.1, 5)
     a, b = pd.Series(np.exp(la), index=range(9)), pd.Series(np.exp(lb), index=range(5))
-    d, lo, hi = analysis.paired_diff_ci(a, b, first=5)  # a got 4 extra rounds; the base rounds set the sd
+    # a got 4 extra rounds; the base rounds set the sd
+    d, lo, hi = analysis.paired_diff_ci(a, b, first=5)
     ga, gb = np.exp(la.mean()), np.exp(lb.mean())
     c = np.cov(la[:5], lb, ddof=1)
     var = ga**2 * c[0, 0] / 9 + gb**2 * c[1, 1] / 5 - 2 * ga * gb * c[0, 1] * 5 / (9 * 5)
     half = sps.t.ppf(0.975, 4) * np.sqrt(var)
     assert (d, lo, hi) == pytest.approx((ga - gb, ga - gb - half, ga - gb + half))
     # two shared rounds are too few to pair: the unpaired interval
-    a2, b2 = pd.Series([1.0, 1.1, 0.9], index=[0, 1, 2]), pd.Series([0.5, 0.6, 0.4], index=[1, 2, 3])
-    assert analysis.paired_diff_ci(a2, b2) == pytest.approx(analysis.diff_ci(a2.to_numpy(), b2.to_numpy()))
+    a2, b2 = (
+        pd.Series([1.0, 1.1, 0.9], index=[0, 1, 2]),
+        pd.Series([0.5, 0.6, 0.4], index=[1, 2, 3]),
+    )
+    assert analysis.paired_diff_ci(a2, b2) == pytest.approx(
+        analysis.diff_ci(a2.to_numpy(), b2.to_numpy())
+    )
     same = pd.Series([1.0, 2.0, 4.0])
     assert analysis.paired_diff_ci(same, same) == (0.0, 0.0, 0.0)  # no spread in the difference
 
@@ -277,16 +309,24 @@ def test_paired_diff_ci_covers_the_true_difference_about_95_percent(common, own,
 
 def test_rel_rms_on_a_hand_example():
     # model a + c F = 1 + F at F = 1, 2 against t = 2, 4: relative errors 0 and -1/4
-    assert analysis.rel_rms(np.array([1.0, 2.0]), np.array([2.0, 4.0]), 1.0, 1.0) == pytest.approx(np.sqrt(1 / 32))
-    assert analysis.rel_rms(np.array([1.0, 2.0]), np.array([2.0, 2.0]), -1.0, 2.0) == pytest.approx(0.5)  # errors -1/2, +1/2
+    assert analysis.rel_rms(np.array([1.0, 2.0]), np.array([2.0, 4.0]), 1.0, 1.0) == pytest.approx(
+        np.sqrt(1 / 32)
+    )
+    assert analysis.rel_rms(np.array([1.0, 2.0]), np.array([2.0, 2.0]), -1.0, 2.0) == pytest.approx(
+        0.5
+    )  # errors -1/2, +1/2
 
 
 def test_crossover_labels_the_first_size_from_which_each_share_stays_under():
-    rows = pd.DataFrame({
-        "size": ["s1", "s2", "s3", "s4"], "flops_per_step": [4e3, 1e3, 2e3, 3e3],  # unsorted on purpose
-        "share": [0.01, 0.5, 0.05, 0.02],  # exactly 5% is not under 5%
-        "share_lo": [0.0, 0.5, 0.04, 0.01], "share_hi": [0.04, 0.6, 0.07, 0.06],
-    })
+    rows = pd.DataFrame(
+        {
+            "size": ["s1", "s2", "s3", "s4"],
+            "flops_per_step": [4e3, 1e3, 2e3, 3e3],  # unsorted on purpose
+            "share": [0.01, 0.5, 0.05, 0.02],  # exactly 5% is not under 5%
+            "share_lo": [0.0, 0.5, 0.04, 0.01],
+            "share_hi": [0.04, 0.6, 0.07, 0.06],
+        }
+    )
     assert analysis.crossover(rows) == ("s4", 3e3, "s3", "s1")
     never = rows.assign(share_hi=0.5, share=0.5)
     label, flops, lo, hi = analysis.crossover(never)
@@ -295,8 +335,16 @@ def test_crossover_labels_the_first_size_from_which_each_share_stays_under():
 
 def _width(t, flops, bytes_, device="cpu"):
     sizes = [f"s{i}" for i in range(len(t))]
-    return pd.DataFrame({"size": sizes, "flops_per_step": flops, "median_s": t, "bytes_per_step": bytes_,
-                         "device": device, "steps_per_call": 1})
+    return pd.DataFrame(
+        {
+            "size": sizes,
+            "flops_per_step": flops,
+            "median_s": t,
+            "bytes_per_step": bytes_,
+            "device": device,
+            "steps_per_call": 1,
+        }
+    )
 
 
 def _units(impl, width, spread=0.01):
@@ -312,8 +360,12 @@ def test_both_fits_recover_an_exact_line():
     bytes_ = np.array([2e5, 2e5, 2e5, 1e7, 1e8])  # 20 µs of traffic at the small sizes
     t = 20e-6 + F_EXACT / 100e9 + bytes_ / 10e9
     width = _width(t, F_EXACT, bytes_)
-    meta = {"peaks": {"numpy": {"gflops": 1.0, "copy_gbytes_per_s": 10.0, "device": "cpu"},
-                      "torch": {"gflops": 1.0, "copy_gbytes_per_s": 99.0, "device": "cuda"}}}
+    meta = {
+        "peaks": {
+            "numpy": {"gflops": 1.0, "copy_gbytes_per_s": 10.0, "device": "cpu"},
+            "torch": {"gflops": 1.0, "copy_gbytes_per_s": 99.0, "device": "cuda"},
+        }
+    }
     s = analysis.fit_summary("x", width, _units("x", width), meta, np.random.default_rng(0))
     assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3) and s.fit_bytes_rms < 1e-4
     assert s.fixed_us > 30 and s.fit_rms > 1e-3  # the first fit does not know the bytes
@@ -324,8 +376,12 @@ def test_both_fits_recover_an_exact_line():
 def test_the_first_fit_and_its_cis_without_a_bandwidth():
     t = 20e-6 + F_EXACT / 100e9
     width = _width(t, F_EXACT, np.zeros(5))
-    s = analysis.fit_summary("x", width, _units("x", width), {"peaks": {}}, np.random.default_rng(0))
-    assert s.fixed_us == pytest.approx(20.0, rel=1e-3) and s.rate_gflops == pytest.approx(100.0, rel=1e-3)
+    s = analysis.fit_summary(
+        "x", width, _units("x", width), {"peaks": {}}, np.random.default_rng(0)
+    )
+    assert s.fixed_us == pytest.approx(20.0, rel=1e-3) and s.rate_gflops == pytest.approx(
+        100.0, rel=1e-3
+    )
     assert s.fit_rms < 1e-4 and np.isnan(s.fixed_minus_bytes_us) and np.isnan(s.fit_bytes_rms)
     assert 19.0 < s.fixed_us_lo < 20.0 < s.fixed_us_hi < 21.0  # +-1% process spread
     assert 97.0 < s.rate_gflops_lo < 100.0 < s.rate_gflops_hi < 103.0
@@ -334,46 +390,83 @@ def test_the_first_fit_and_its_cis_without_a_bandwidth():
 def test_no_second_fit_when_the_bytes_alone_exceed_a_step():
     t = 20e-6 + F_EXACT / 100e9
     width = _width(t, F_EXACT, np.array([1e3, 1e5, 1e6, 1e7, 1e12]))  # 1 TB at 10 GB/s: 100 s > t
-    s = analysis.fit_summary("x", width, _units("x", width), {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
-                         np.random.default_rng(0))
+    s = analysis.fit_summary(
+        "x",
+        width,
+        _units("x", width),
+        {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
+        np.random.default_rng(0),
+    )
     assert np.isnan(s.fixed_minus_bytes_us) and s.fixed_us == pytest.approx(20.0, rel=1e-3)
 
 
 def test_a_zero_slope_gives_an_unbounded_rate(monkeypatch):
-    monkeypatch.setattr(analysis, "fit_fixed_cost", lambda F, t: (float(np.min(t)), 0.0))  # c at its bound
+    # c at its bound
+    monkeypatch.setattr(analysis, "fit_fixed_cost", lambda F, t: (float(np.min(t)), 0.0))
     width = _width(np.full(5, 1e-3), F_EXACT, np.zeros(5))
     s = analysis.fit_summary("x", width, _units("x", width), {}, np.random.default_rng(0))
     assert s.rate_gflops == s.rate_gflops_lo == s.rate_gflops_hi == np.inf
 
 
 def test_overhead_summary_reads_the_smallest_and_largest_rows():
-    width = pd.DataFrame({
-        "size": ["small", "mid", "large"], "pct_peak": [1.0, 50.0, 90.0], "floor_impl": ["c.ref"] * 3,
-        "t_floor": [1e-6, 1e-5, 1e-3], "overhead_s": [2e-6, 3e-6, 4e-6], "overhead_lo_s": [1e-6, 2e-6, 3e-6],
-        "overhead_hi_s": [3e-6, 4e-6, 5e-6], "flops_per_step": [1e3, 1e6, 1e9],
-        "share": [0.5, 0.2, 0.01], "share_lo": [0.4, 0.1, 0.0], "share_hi": [0.6, 0.3, 0.02],
-    })
+    width = pd.DataFrame(
+        {
+            "size": ["small", "mid", "large"],
+            "pct_peak": [1.0, 50.0, 90.0],
+            "floor_impl": ["c.ref"] * 3,
+            "t_floor": [1e-6, 1e-5, 1e-3],
+            "overhead_s": [2e-6, 3e-6, 4e-6],
+            "overhead_lo_s": [1e-6, 2e-6, 3e-6],
+            "overhead_hi_s": [3e-6, 4e-6, 5e-6],
+            "flops_per_step": [1e3, 1e6, 1e9],
+            "share": [0.5, 0.2, 0.01],
+            "share_lo": [0.4, 0.1, 0.0],
+            "share_hi": [0.6, 0.3, 0.02],
+        }
+    )
     s = analysis.overhead_summary("x", width)
     assert (s.smallest_size, s.largest_size, s.pct_peak_largest) == ("small", "large", 90.0)
-    assert (s.overhead_small_us, s.overhead_small_lo, s.overhead_small_hi) == pytest.approx((2.0, 1.0, 3.0), rel=1e-12)
-    assert (s.overhead_large_us, s.overhead_large_lo, s.overhead_large_hi) == pytest.approx((4.0, 3.0, 5.0), rel=1e-12)
+    assert (s.overhead_small_us, s.overhead_small_lo, s.overhead_small_hi) == pytest.approx(
+        (2.0, 1.0, 3.0), rel=1e-12
+    )
+    assert (s.overhead_large_us, s.overhead_large_lo, s.overhead_large_hi) == pytest.approx(
+        (4.0, 3.0, 5.0), rel=1e-12
+    )
     assert s.crossover == "large"
     floor = analysis.overhead_summary("c.ref", width)  # the floor has no overhead against itself
-    assert np.isnan(floor.overhead_small_us) and np.isnan(floor.overhead_large_us) and floor.crossover == ""
-    none = analysis.overhead_summary("x", width.assign(floor_impl=None, t_floor=np.nan))  # no floor in the run
-    assert np.isnan(none.overhead_small_us) and np.isnan(none.overhead_large_us) and none.crossover == ""
+    assert (
+        np.isnan(floor.overhead_small_us)
+        and np.isnan(floor.overhead_large_us)
+        and floor.crossover == ""
+    )
+    # no floor in the run
+    none = analysis.overhead_summary("x", width.assign(floor_impl=None, t_floor=np.nan))
+    assert (
+        np.isnan(none.overhead_small_us)
+        and np.isnan(none.overhead_large_us)
+        and none.crossover == ""
+    )
 
 
 def test_peak_and_bandwidth_are_the_best_on_the_rows_device():
-    meta = {"peaks": {"numpy": {"gflops": 330.0, "copy_gbytes_per_s": 12.0}, "c": {"gflops": 320.0, "device": "cpu"},
-                      "torch": {"gflops": 5e4, "copy_gbytes_per_s": 3e3, "device": "cuda"}, "jax": {"error": "x"}}}
-    assert analysis.best_peak_gflops(meta) == 330.0 and analysis.best_peak_gflops(meta, "cuda") == 5e4  # no device: cpu
+    meta = {
+        "peaks": {
+            "numpy": {"gflops": 330.0, "copy_gbytes_per_s": 12.0},
+            "c": {"gflops": 320.0, "device": "cpu"},
+            "torch": {"gflops": 5e4, "copy_gbytes_per_s": 3e3, "device": "cuda"},
+            "jax": {"error": "x"},
+        }
+    }
+    assert (
+        analysis.best_peak_gflops(meta) == 330.0 and analysis.best_peak_gflops(meta, "cuda") == 5e4
+    )  # no device: cpu
     assert analysis.copy_bandwidth(meta) == 12.0 and analysis.copy_bandwidth(meta, "cuda") == 3e3
     assert np.isnan(analysis.best_peak_gflops({"peaks": {"jax": {"error": "x"}}}))
     assert np.isnan(analysis.best_peak_gflops({})) and np.isnan(analysis.copy_bandwidth({}))
 
 
 # shares() and summarize() on a hand-made run: every number below follows from the rows written here.
+
 
 def _hand_run():
     """Width sweep (3 sizes, exact lines) and depth sweep (3 depths) for x; y with a depth sweep only;
@@ -382,32 +475,82 @@ def _hand_run():
 
     def add(impl, size, sweep, flops, t, ops=10, status="ok", first=0.1, k=1, batch=8, width=8):
         role = {"c.ref": "floor", "null.noop": "control"}.get(impl, "")
-        rows.append({"model": "mlp", "impl": impl, "role": role, "size": size, "sweep": sweep, "device": "cpu", "status": status,
-                     "flops_per_step": flops, "median_s": t, "ops_per_step": ops, "first_call_s": first,
-                     "steps_per_call": k, "batch": batch, "width": width, "pct_peak": 50.0, "bytes_per_step": 0.0})
+        rows.append(
+            {
+                "model": "mlp",
+                "impl": impl,
+                "role": role,
+                "size": size,
+                "sweep": sweep,
+                "device": "cpu",
+                "status": status,
+                "flops_per_step": flops,
+                "median_s": t,
+                "ops_per_step": ops,
+                "first_call_s": first,
+                "steps_per_call": k,
+                "batch": batch,
+                "width": width,
+                "pct_peak": 50.0,
+                "bytes_per_step": 0.0,
+            }
+        )
         if status == "ok":
-            rounds.extend({"impl": impl, "size": size, "median_s": t * f} for f in (0.98, 1.0, 1.02))
+            rounds.extend(
+                {"impl": impl, "size": size, "median_s": t * f} for f in (0.98, 1.0, 1.02)
+            )
 
     for i, F in enumerate([1e6, 1e8, 1e10]):
-        add("x", f"w{i}", "width", F, 50e-6 + F / 100e9, first=2.0 if i == 1 else 0.5, k=4, width=2**i)
+        add(
+            "x",
+            f"w{i}",
+            "width",
+            F,
+            50e-6 + F / 100e9,
+            first=2.0 if i == 1 else 0.5,
+            k=4,
+            width=2**i,
+        )
         add("c.ref", f"w{i}", "width", F, 10e-6 + F / 100e9, width=2**i)
         add("null.noop", f"w{i}", "width", F, 1e-7, width=2**i)
         add("jax.jit", f"w{i}", "width", F, 1.0, status="error", first=99.0, width=2**i)
     for d in (3, 4, 5):  # two extra layers of 1e6 FLOPs and 2 ops each: 5 µs per op beyond compute
-        add("x", f"d{d}", "depth", 1e6 * (d - 2), 50e-6 + 1e6 * (d - 2) / 100e9 + 5e-6 * 2 * d, ops=2 * d)
-        add("y", f"d{d}", "depth", 1e6 * (d - 2), 50e-6 + 1e6 * (d - 2) / 100e9 + 5e-6 * 2 * d, ops=2 * d)
+        add(
+            "x",
+            f"d{d}",
+            "depth",
+            1e6 * (d - 2),
+            50e-6 + 1e6 * (d - 2) / 100e9 + 5e-6 * 2 * d,
+            ops=2 * d,
+        )
+        add(
+            "y",
+            f"d{d}",
+            "depth",
+            1e6 * (d - 2),
+            50e-6 + 1e6 * (d - 2) / 100e9 + 5e-6 * 2 * d,
+            ops=2 * d,
+        )
     return pd.DataFrame(rows), pd.DataFrame(rounds)
 
 
 def test_shares_against_the_floor_on_a_hand_made_run():
     results, rounds = _hand_run()
     sh = analysis.shares(results, rounds).set_index(["impl", "size"])
-    assert set(sh.index.get_level_values("impl")) == {"x", "y", "c.ref"}  # no control, no failed row
+    assert set(sh.index.get_level_values("impl")) == {
+        "x",
+        "y",
+        "c.ref",
+    }  # no control, no failed row
     row = sh.loc[("x", "w0")]
     t, floor = 50e-6 + 1e6 / 100e9, 10e-6 + 1e6 / 100e9
     assert (row["floor_impl"], row["t_floor"]) == ("c.ref", pytest.approx(floor))
-    assert row["overhead_s"] == pytest.approx(t - floor) and row["share"] == pytest.approx((t - floor) / t)
-    _, lo, hi = analysis.diff_ci(np.array([0.98, 1.0, 1.02]) * t, np.array([0.98, 1.0, 1.02]) * floor)
+    assert row["overhead_s"] == pytest.approx(t - floor) and row["share"] == pytest.approx(
+        (t - floor) / t
+    )
+    _, lo, hi = analysis.diff_ci(
+        np.array([0.98, 1.0, 1.02]) * t, np.array([0.98, 1.0, 1.02]) * floor
+    )
     assert (row["overhead_lo_s"], row["overhead_hi_s"]) == pytest.approx((lo, hi))
     assert (row["share_lo"], row["share_hi"]) == pytest.approx((lo / t, hi / t))
     assert row["slowdown"] == pytest.approx(t / floor) and row["fastest_impl"] == "c.ref"
@@ -422,42 +565,75 @@ def test_shares_against_the_floor_on_a_hand_made_run():
 def test_summarize_on_a_hand_made_run():
     results, rounds = _hand_run()
     by = {s.impl: s for s in analysis.summarize(results, rounds, {})}
-    assert set(by) == {"x", "c.ref", "jax.jit", "y"}  # the control is left out, not the rows after it
+    assert set(by) == {
+        "x",
+        "c.ref",
+        "jax.jit",
+        "y",
+    }  # the control is left out, not the rows after it
     x = by["x"]
-    assert x.fit.fixed_us == pytest.approx(50.0, rel=1e-3) and x.fit.rate_gflops == pytest.approx(100.0, rel=1e-3)
-    assert (x.per_op.us_per_op, x.per_op.us_per_op_lo, x.per_op.us_per_op_hi) == pytest.approx((5.0, 5.0, 5.0), rel=1e-3)  # exact data
-    assert (x.fit.steps_per_call, x.first_call_s_max) == (4, 2.0)  # its own rows only (jax.jit's is 99 s)
-    assert x.ends.overhead_small_us == pytest.approx(40.0) and x.ends.smallest_size == "w0" and x.ends.largest_size == "w2"
-    assert x.ends.overhead_small_lo < 40.0 < x.ends.overhead_small_hi  # the CI comes from the process medians
+    assert x.fit.fixed_us == pytest.approx(50.0, rel=1e-3) and x.fit.rate_gflops == pytest.approx(
+        100.0, rel=1e-3
+    )
+    assert (x.per_op.us_per_op, x.per_op.us_per_op_lo, x.per_op.us_per_op_hi) == pytest.approx(
+        (5.0, 5.0, 5.0), rel=1e-3
+    )  # exact data
+    assert (x.fit.steps_per_call, x.first_call_s_max) == (
+        4,
+        2.0,
+    )  # its own rows only (jax.jit's is 99 s)
+    assert (
+        x.ends.overhead_small_us == pytest.approx(40.0)
+        and x.ends.smallest_size == "w0"
+        and x.ends.largest_size == "w2"
+    )
+    # the CI comes from the process medians
+    assert x.ends.overhead_small_lo < 40.0 < x.ends.overhead_small_hi
     assert np.isnan(by["jax.jit"].fit.fixed_us) and by["jax.jit"].first_call_s_max == 99.0
     # y has no width sweep, so no rate to take compute out with: 1e-5 s per depth step over 2 ops
     y = by["y"]
-    assert np.isnan(y.fit.rate_gflops) and (y.per_op.us_per_op, y.per_op.us_per_op_lo, y.per_op.us_per_op_hi) == pytest.approx((10.0,) * 3, rel=1e-9)
+    assert np.isnan(y.fit.rate_gflops) and (
+        y.per_op.us_per_op,
+        y.per_op.us_per_op_lo,
+        y.per_op.us_per_op_hi,
+    ) == pytest.approx((10.0,) * 3, rel=1e-9)
     again = {s.impl: s for s in analysis.summarize(results, rounds, {})}
-    assert again["x"].fit.fixed_us_lo == x.fit.fixed_us_lo  # the bootstrap is seeded: reports regenerate exactly
+    # the bootstrap is seeded: reports regenerate exactly
+    assert again["x"].fit.fixed_us_lo == x.fit.fixed_us_lo
     frame = analysis.summary_frame(list(by.values()))
     assert list(frame["impl"]) == list(by) and frame.loc[0, "fixed_us"] == x.fit.fixed_us
 
 
 def test_roles_come_from_the_runs_own_role_column_not_the_registry():
-    results = pd.DataFrame({"model": ["mlp"] * 4, "impl": ["c.ref", "jax.scan", "null.noop", "x"],
-                            "role": ["", "fused", "control", "floor"]})  # not what today's registry says
+    results = pd.DataFrame(
+        {
+            "model": ["mlp"] * 4,
+            "impl": ["c.ref", "jax.scan", "null.noop", "x"],
+            "role": ["", "fused", "control", "floor"],
+        }
+    )  # not what today's registry says
     r = analysis.roles(results)
     assert r.floor == {"x"} and r.control == {"null.noop"}
     assert analysis.roles(results.assign(role="")) == analysis.Roles(frozenset(), frozenset())
 
 
-def test_an_old_runs_report_does_not_change_when_a_registry_role_changes(run_dir, tmp_path, monkeypatch):
+def test_an_old_runs_report_does_not_change_when_a_registry_role_changes(
+    run_dir, tmp_path, monkeypatch
+):
     import dataclasses
     import shutil
 
     from models import registry
 
     before = report.write_report(shutil.copytree(run_dir, tmp_path / "a")).read_text()
-    for model in registry.REGISTRY:  # the floor demoted and the control promoted, after the run was made
+    for (
+        model
+    ) in registry.REGISTRY:  # the floor demoted and the control promoted, after the run was made
         impls = registry.REGISTRY[model]
         monkeypatch.setitem(impls, "c.ref", dataclasses.replace(impls["c.ref"], role=""))
-        monkeypatch.setitem(impls, "null.noop", dataclasses.replace(impls["null.noop"], role="floor"))
+        monkeypatch.setitem(
+            impls, "null.noop", dataclasses.replace(impls["null.noop"], role="floor")
+        )
     after = report.write_report(shutil.copytree(run_dir, tmp_path / "b")).read_text()
     assert after.replace(str(tmp_path / "b"), "RUN") == before.replace(str(tmp_path / "a"), "RUN")
     assert "Overhead per step against the C floor" in after
@@ -466,13 +642,21 @@ def test_an_old_runs_report_does_not_change_when_a_registry_role_changes(run_dir
 def test_bootstrap_cis_are_the_2_5_and_97_5_percentiles_of_the_refits(monkeypatch):
     calls = iter(range(analysis.N_BOOT + 2))
 
-    def fake_fit(F, t):  # the point fit: 5 µs and 1 ps/FLOP; refit k: k µs and k ps/FLOP; the bytes fit: 301
+    def fake_fit(
+        F, t
+    ):  # the point fit: 5 µs and 1 ps/FLOP; refit k: k µs and k ps/FLOP; the bytes fit: 301
         k = next(calls)
         return (k or 5) * 1e-6, (k or 1) * 1e-12
+
     monkeypatch.setattr(analysis, "fit_fixed_cost", fake_fit)
     width = _width(20e-6 + F_EXACT / 100e9, F_EXACT, np.zeros(5))
-    s = analysis.fit_summary("x", width, _units("x", width), {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
-                         np.random.default_rng(0))
+    s = analysis.fit_summary(
+        "x",
+        width,
+        _units("x", width),
+        {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
+        np.random.default_rng(0),
+    )
     k = np.arange(1, analysis.N_BOOT + 1)
     lo, hi = np.percentile(k, 2.5), np.percentile(k, 97.5)  # 8.475 and 292.525 for 300 refits
     assert (s.fixed_us, s.fixed_us_lo, s.fixed_us_hi) == pytest.approx((5.0, lo, hi), rel=1e-12)
@@ -485,7 +669,12 @@ def test_the_bytes_fit_uses_the_bandwidth_of_the_rows_device():
     bytes_ = np.array([2e5, 2e5, 2e5, 1e7, 1e8])
     t = 20e-6 + F_EXACT / 100e9 + bytes_ / 10e9
     width = _width(t, F_EXACT, bytes_, device="cuda")
-    meta = {"peaks": {"numpy": {"copy_gbytes_per_s": 99.0}, "torch": {"copy_gbytes_per_s": 10.0, "device": "cuda"}}}
+    meta = {
+        "peaks": {
+            "numpy": {"copy_gbytes_per_s": 99.0},
+            "torch": {"copy_gbytes_per_s": 10.0, "device": "cuda"},
+        }
+    }
     s = analysis.fit_summary("x", width, _units("x", width), meta, np.random.default_rng(0))
     assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3)
 
@@ -497,14 +686,26 @@ def test_the_first_fit_is_bounded_at_zero():
 
 
 def test_width_rows_are_the_width_and_custom_sizes_by_flops():
-    df = pd.DataFrame({"size": ["a", "b", "c", "d"], "sweep": ["width", "depth", "custom", "width"],
-                       "flops_per_step": [3.0, 1.0, 2.0, 1.0]})
+    df = pd.DataFrame(
+        {
+            "size": ["a", "b", "c", "d"],
+            "sweep": ["width", "depth", "custom", "width"],
+            "flops_per_step": [3.0, 1.0, 2.0, 1.0],
+        }
+    )
     assert list(analysis.width_rows(df)["size"]) == ["d", "c", "a"]
 
 
 def test_depth_points_keep_one_row_per_size():
-    rows = pd.DataFrame({"size": ["s2", "s2", "s4", "s8", "other"], "sweep": ["width", "depth", "depth", "depth", "width"],
-                         "batch": [8, 8, 8, 8, 16], "width": [8, 8, 8, 8, 8], "ops_per_step": [2, 2, 4, 8, 2]})
+    rows = pd.DataFrame(
+        {
+            "size": ["s2", "s2", "s4", "s8", "other"],
+            "sweep": ["width", "depth", "depth", "depth", "width"],
+            "batch": [8, 8, 8, 8, 16],
+            "width": [8, 8, 8, 8, 8],
+            "ops_per_step": [2, 2, 4, 8, 2],
+        }
+    )
     assert list(analysis.depth_points(rows)["size"]) == ["s2", "s4", "s8"]
 
 
@@ -538,9 +739,18 @@ def test_the_paired_ci_effect_script_reads_a_run_and_says_how_much_pairing_narro
 
     root = Path(__file__).resolve().parents[1]
     run = make_run(tmp_path / "run")
-    p = subprocess.run([sys.executable, str(root / "scripts" / "paired_ci_effect.py"), str(run)], cwd=root,
-                       capture_output=True, text=True, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    p = subprocess.run(
+        [sys.executable, str(root / "scripts" / "paired_ci_effect.py"), str(run)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
     assert p.returncode == 0, p.stderr
-    m = re.search(r"chunks 1; paired/unpaired CI width, median (\d\.\d\d) \((\d+) of (\d+) rows narrower\)", p.stdout)
+    m = re.search(
+        r"chunks 1; paired/unpaired CI width, median (\d\.\d\d) \((\d+) of (\d+) rows narrower\)",
+        p.stdout,
+    )
     assert m and 0.5 < float(m.group(1)) < 2 and 0 <= int(m.group(2)) <= int(m.group(3)), p.stdout
-    assert int(m.group(3)) == (len(TRUTH) - 1) * (len(WIDTH) + 3)  # every row but the floor's, every size
+    # every row but the floor's, every size
+    assert int(m.group(3)) == (len(TRUTH) - 1) * (len(WIDTH) + 3)

@@ -15,7 +15,9 @@ from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
-needs_c = pytest.mark.skipif(bool(cbuild.unavailable_reason()), reason=cbuild.unavailable_reason() or "ok")
+needs_c = pytest.mark.skipif(
+    bool(cbuild.unavailable_reason()), reason=cbuild.unavailable_reason() or "ok"
+)
 
 
 @needs_c
@@ -47,16 +49,39 @@ def test_missing_compiler_makes_c_rows_unavailable_not_a_crash(tmp_path, monkeyp
     out = tmp_path / "run"
     env = {**os.environ, "CC": "/nonexistent/cc", "BENCH_C_CACHE": str(tmp_path / "cache")}
     p = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--impl", "c.ref,c.step,numpy.loop", "--sizes", "1x1x1",
-         "--rounds", "1", "--budget", "0.02", "--min-samples", "5", "--out", str(out), "--no-report"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--impl",
+            "c.ref,c.step,numpy.loop",
+            "--sizes",
+            "1x1x1",
+            "--rounds",
+            "1",
+            "--budget",
+            "0.02",
+            "--min-samples",
+            "5",
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr[-2000:]
     df = pd.read_csv(out / "results.csv", keep_default_na=False)
     c = df[df["impl"].str.startswith("c.")]
     assert (c["status"] == "unavailable").all() and c["error"].str.contains("/nonexistent/cc").all()
     assert (df.loc[df["impl"] == "numpy.loop", "status"] == "ok").all()
-    listed = subprocess.run([sys.executable, "-m", "bench", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
+    listed = subprocess.run(
+        [sys.executable, "-m", "bench", "list"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert listed.returncode == 0 and "not found" in listed.stdout
 
 
@@ -82,5 +107,12 @@ def test_without_the_blas_wheel_c_rows_say_how_to_install_it(monkeypatch):
     from models import cbuild
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy_openblas32" else real(name, *a))
-    assert cbuild.unavailable_reason() == "scipy-openblas32 not installed (pip install -c constraints.txt -e '.[all]')"
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "scipy_openblas32" else real(name, *a),
+    )
+    assert (
+        cbuild.unavailable_reason()
+        == "scipy-openblas32 not installed (pip install -c constraints.txt -e '.[all]')"
+    )

@@ -10,9 +10,14 @@ from models.gpt import c_impl
 from models.gpt import numpy_impl as ref
 from models.gpt.model import GPTConfig, decay_mask, param_names
 
-pytestmark = pytest.mark.skipif(bool(cbuild.unavailable_reason()), reason=cbuild.unavailable_reason() or "ok")
-CFG = GPTConfig(batch=2, seq_len=5, n_embd=12, n_layer=2, n_head=3, vocab=17)  # nothing square or a power of 2
-GRAD_RTOL = 1e-4  # float32 rounding through two blocks: observed 5e-7 of each tensor's largest gradient
+pytestmark = pytest.mark.skipif(
+    bool(cbuild.unavailable_reason()), reason=cbuild.unavailable_reason() or "ok"
+)
+# nothing square or a power of 2
+CFG = GPTConfig(batch=2, seq_len=5, n_embd=12, n_layer=2, n_head=3, vocab=17)
+GRAD_RTOL = (
+    1e-4  # float32 rounding through two blocks: observed 5e-7 of each tensor's largest gradient
+)
 
 
 def reference_grads(cfg: GPTConfig, params: list[np.ndarray], idx, targets):
@@ -25,8 +30,10 @@ def grad_errors(step: c_impl.CGPTStep) -> tuple[float, dict[str, float]]:
     """(loss error, name -> max |C grad - float64 grad| / max |float64 grad|) of one step."""
     loss, grads = step.gradients()
     want_loss, want = reference_grads(step.cfg, step.params(), step.idx, step.targets)
-    errs = {n: float(np.abs(g - w).max() / max(np.abs(w).max(), 1e-12))
-            for n, g, w in zip(param_names(step.cfg), grads, want, strict=True)}
+    errs = {
+        n: float(np.abs(g - w).max() / max(np.abs(w).max(), 1e-12))
+        for n, g, w in zip(param_names(step.cfg), grads, want, strict=True)
+    }
     return abs(loss - want_loss) / abs(want_loss), errs
 
 
@@ -50,7 +57,9 @@ def test_adamw_update_matches_float64():
         t = int(step.t[0]) + 1
         step.adamw()
         want = [p.copy() for p in before]
-        ref.adamw_update(want, [g.astype(np.float64) for g in grads], m, v, t, CFG, decay_mask(CFG))
+        ref.adamw_update(
+            want, [g.astype(np.float64) for g in grads], (m, v), t, CFG, decay_mask(CFG)
+        )
         for name, got, w, p0 in zip(param_names(CFG), step.params(), want, before, strict=True):
             update, expected = got - p0, w - p0
             assert np.linalg.norm(update - expected) <= 1e-4 * np.linalg.norm(expected), name
@@ -68,17 +77,33 @@ def test_c_train_equals_gradients_then_adamw():
 
 
 BROKEN = {  # one layer's backward each, as a bug would break it
-    "gelu_backward": ("0.5f * x * (1.0f - t * t) * du", "0.5f * x * (1.0f - t) * du", {"h0.fc_w", "h1.fc_b"}),
-    "layernorm_backward": ("d[i] * w[i] - m1 - xhat * m2", "d[i] * w[i] - xhat * m2", {"h0.attn_w", "wte"}),
-    "attention_backward": ("r[j] = pr[j] * (r[j] - dot) * scale", "r[j] = pr[j] * r[j] * scale", {"h0.attn_w"}),
-    "matmul_backward": ("dbias[o] += dout[(size_t)n * OC + o]", "dbias[o] += 0.5f * dout[(size_t)n * OC + o]",
-                        {"h1.fc_proj_b"}),
+    "gelu_backward": (
+        "0.5f * x * (1.0f - t * t) * du",
+        "0.5f * x * (1.0f - t) * du",
+        {"h0.fc_w", "h1.fc_b"},
+    ),
+    "layernorm_backward": (
+        "d[i] * w[i] - m1 - xhat * m2",
+        "d[i] * w[i] - xhat * m2",
+        {"h0.attn_w", "wte"},
+    ),
+    "attention_backward": (
+        "r[j] = pr[j] * (r[j] - dot) * scale",
+        "r[j] = pr[j] * r[j] * scale",
+        {"h0.attn_w"},
+    ),
+    "matmul_backward": (
+        "dbias[o] += dout[(size_t)n * OC + o]",
+        "dbias[o] += 0.5f * dout[(size_t)n * OC + o]",
+        {"h1.fc_proj_b"},
+    ),
 }
 
 
 @pytest.mark.parametrize("layer", list(BROKEN))
 def test_a_broken_backward_fails_the_check(layer, tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_C_CACHE", str(tmp_path / "cache"))  # broken builds stay out of the real cache
+    # broken builds stay out of the real cache
+    monkeypatch.setenv("BENCH_C_CACHE", str(tmp_path / "cache"))
     good, bad, must_fail = BROKEN[layer]
     source = c_impl.SOURCE.read_text()
     assert source.count(good) == 1, f"the mutation target moved: {good}"

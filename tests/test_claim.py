@@ -16,9 +16,11 @@ from bench.claim.host import NONE, HostCost
 from bench.claim.presets import presets
 from bench.commands import main
 
-SMALL = {"model": {"layers": 4, "hidden": 1024, "ffn": 4096, "heads": 8, "seq": 512, "vocab": 1000},
-         "parallel": {"tp": 2, "pp": 2, "dp": 2, "microbatch": 2, "global_batch": 32},
-         "hardware": {"gpu": "H100-SXM"}}
+SMALL = {
+    "model": {"layers": 4, "hidden": 1024, "ffn": 4096, "heads": 8, "seq": 512, "vocab": 1000},
+    "parallel": {"tp": 2, "pp": 2, "dp": 2, "microbatch": 2, "global_batch": 32},
+    "hardware": {"gpu": "H100-SXM"},
+}
 LLAMA70 = "h100_llama31_70b_bf16_64"  # tp 4, pp 4, dp 2, cp 2, v 5, mb 1, GB 128, s 8192, GQA 8
 
 
@@ -90,8 +92,15 @@ def test_uneven_splits_as_megatron_makes_them():
     assert formulas.split(bloom) == [6] * 10 + [5] * 2  # 70 over 12: the remainder first
     counted = with_changes(bloom, embedding_in_split=True, loss_in_split=True)
     assert formulas.split(counted) == [5] + [6] * 10 + [5]  # 72 units: embedding and loss take one
-    big = with_changes(presets()["h100_llama31_405b_bf16_576"], pp=8, dp=4, virtual_stages=8,
-                       global_batch=256, embedding_in_split=True, loss_in_split=True)
+    big = with_changes(
+        presets()["h100_llama31_405b_bf16_576"],
+        pp=8,
+        dp=4,
+        virtual_stages=8,
+        global_batch=256,
+        embedding_in_split=True,
+        loss_in_split=True,
+    )
     assert formulas.split(big) == [1] + [2] * 62 + [1]  # 126 + 2 over pp 8 x v 8
 
 
@@ -113,9 +122,11 @@ def test_interleaved_in_flight_is_megatrons_warm_up_plus_one():
 
 def test_an_over_memory_layout_is_refused_with_its_estimate(tmp_path, capsys):
     path = tmp_path / "big.toml"
-    path.write_text('[model]\nlayers = 96\nhidden = 12288\nffn = 49152\nheads = 96\nseq = 2048\n'
-                    'vocab = 51200\n[parallel]\ntp = 8\npp = 1\ndp = 1\nmicrobatch = 1\n'
-                    'global_batch = 8\n[hardware]\ngpu = "H100-SXM"\n')
+    path.write_text(
+        "[model]\nlayers = 96\nhidden = 12288\nffn = 49152\nheads = 96\nseq = 2048\n"
+        "vocab = 51200\n[parallel]\ntp = 8\npp = 1\ndp = 1\nmicrobatch = 1\n"
+        'global_batch = 8\n[hardware]\ngpu = "H100-SXM"\n'
+    )
     assert main(["claim", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "memory per GPU: about" in err and "GiB" in err
@@ -159,11 +170,29 @@ def test_the_schedule_residual_is_per_action_over_two_m(tmp_path):
     from bench.claim import host
     from bench.schema import PIPELINE_COLUMNS
 
-    rows = [("torch", "1f1b", 4, 0.008), ("torch", "1f1b", 8, 0.032), ("torch", "gpipe", 4, 9.0),
-            ("jax", "1f1b", 4, 9.0)]
-    table = pd.DataFrame([dict.fromkeys(PIPELINE_COLUMNS, 0) | {
-        "schema_version": 5, "run_id": "x", "model": "mlp", "framework": fw, "schedule": name,
-        "status": "ok", "error": "", "microbatches": m, "residual_s": r} for fw, name, m, r in rows])
+    rows = [
+        ("torch", "1f1b", 4, 0.008),
+        ("torch", "1f1b", 8, 0.032),
+        ("torch", "gpipe", 4, 9.0),
+        ("jax", "1f1b", 4, 9.0),
+    ]
+    table = pd.DataFrame(
+        [
+            dict.fromkeys(PIPELINE_COLUMNS, 0)
+            | {
+                "schema_version": 5,
+                "run_id": "x",
+                "model": "mlp",
+                "framework": fw,
+                "schedule": name,
+                "status": "ok",
+                "error": "",
+                "microbatches": m,
+                "residual_s": r,
+            }
+            for fw, name, m, r in rows
+        ]
+    )
     table.to_csv(tmp_path / "pipeline.csv", index=False)
     # 8 ms over 2 x 4 actions = 1000 µs; 32 ms over 2 x 8 = 2000 µs; median 1500
     assert host.schedule_us_per_action("torch.eager", str(tmp_path)) == pytest.approx(1500)
@@ -174,8 +203,16 @@ def test_the_schedule_residual_is_per_action_over_two_m(tmp_path):
 @pytest.mark.parametrize("pp, v, M", [(4, 1, 8), (4, 2, 8), (8, 3, 16), (2, 1, 2)])
 def test_the_bubble_is_the_formula_when_stages_are_equal(pp, v, M):
     """(p - 1) / (m + p - 1) for 1F1B, (p - 1) / (v m + p - 1) interleaved: the simulator agrees."""
-    c = with_changes(cfg(), layers=pp * v * 2, pp=pp, virtual_stages=v, dp=1, microbatch=1,
-                     global_batch=M, vocab=1)
+    c = with_changes(
+        cfg(),
+        layers=pp * v * 2,
+        pp=pp,
+        virtual_stages=v,
+        dp=1,
+        microbatch=1,
+        global_batch=M,
+        vocab=1,
+    )
     stages = [model.Chunk(2, 1.0, 2.0, 0.0, 0.0, {})] * (pp * v)
     t = model.pipeline_seconds(c, stages, 0.0, with_host=False)
     assert (t - M * v * 3.0) / t == pytest.approx((pp - 1) / (v * M + pp - 1))
@@ -187,19 +224,36 @@ def test_the_lower_bound_never_passes_the_simulated_step():
     for _ in range(30):
         pp, v = rng.choice([1, 2, 4]), rng.choice([1, 2])
         v = 1 if pp == 1 else v
-        c = with_changes(cfg(), layers=pp * v * rng.choice([1, 2]), pp=pp, virtual_stages=v,
-                         dp=1, microbatch=1, global_batch=pp * rng.choice([1, 2, 4]),
-                         recompute=rng.choice(search.RECOMPUTE))
+        c = with_changes(
+            cfg(),
+            layers=pp * v * rng.choice([1, 2]),
+            pp=pp,
+            virtual_stages=v,
+            dp=1,
+            microbatch=1,
+            global_batch=pp * rng.choice([1, 2, 4]),
+            recompute=rng.choice(search.RECOMPUTE),
+        )
         for h in (NONE, host):
             assert model.lower_bound(c, h) <= model.step(c, h).seconds * (1 + 1e-12)
 
 
 def _grid():
-    return from_dict({"model": {"layers": 8, "hidden": 2048, "ffn": 8192, "heads": 16,
-                                "seq": 1024, "vocab": 1000},
-                      "parallel": {"tp": 2, "pp": 2, "dp": 2, "microbatch": 1,
-                                   "global_batch": 16},
-                      "hardware": {"gpu": "H100-SXM"}}, "grid")
+    return from_dict(
+        {
+            "model": {
+                "layers": 8,
+                "hidden": 2048,
+                "ffn": 8192,
+                "heads": 16,
+                "seq": 1024,
+                "vocab": 1000,
+            },
+            "parallel": {"tp": 2, "pp": 2, "dp": 2, "microbatch": 1, "global_batch": 16},
+            "hardware": {"gpu": "H100-SXM"},
+        },
+        "grid",
+    )
 
 
 def test_the_search_finds_the_brute_force_best():
@@ -247,27 +301,44 @@ def _valid(c, change):
 def test_the_seed_search_beats_its_fixed_layout(capsys):
     assert main(["claim", "--preset", "seed", "--search", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert {"best", "best_framework_free", "saving_share", "layouts_tried", "layouts_fit"} <= set(out)
+    assert {"best", "best_framework_free", "saving_share", "layouts_tried", "layouts_fit"} <= set(
+        out
+    )
     assert out["best"]["step_s"] <= out["step_s"]
     assert out["best_framework_free"]["step_s"] <= out["best"]["step_s"]
-    assert {"tp", "pp", "dp", "cp", "virtual_stages", "microbatch", "recompute", "schedule",
-            "step_s", "mfu"} <= set(out["best"])
+    assert {
+        "tp",
+        "pp",
+        "dp",
+        "cp",
+        "virtual_stages",
+        "microbatch",
+        "recompute",
+        "schedule",
+        "step_s",
+        "mfu",
+    } <= set(out["best"])
     assert 0 <= out["saving_share"] < 1 and out["layouts_fit"] <= out["layouts_tried"]
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"model": {"layers": 1}}, "[parallel] pp: 1 layers"),
-    ({"model": {"heads": 7, "hidden": 1022}}, "[parallel] tp: 2 does not divide heads 7"),
-    ({"parallel": {"global_batch": 30}}, "[parallel] global_batch: 30 is not divisible by "
-                                         "microbatch x dp = 4"),
-    ({"hardware": {"gpu": "V100"}}, "[hardware] gpu: unknown GPU 'V100'"),
-    ({"hardware": {"gpu": "A100-SXM-80GB", "dtype": "fp8"}}, "no FP8 tensor cores"),
-    ({"software": {"fp8_recipe": "block"}, "hardware": {"dtype": "fp8"}}, "MX block scaling"),
-    ({"parallel": {"tp": "two"}}, "[parallel] tp: expected int, got 'two'"),
-    ({"parallel": {"recompute": "some"}}, "[parallel] recompute: 'some' is not one of none"),
-    ({"software": {"attention": "flash"}}, "[software] attention: 'flash' is not one of"),
-    ({"model": {"depth": 3}}, "[model] depth: unknown key"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"model": {"layers": 1}}, "[parallel] pp: 1 layers"),
+        ({"model": {"heads": 7, "hidden": 1022}}, "[parallel] tp: 2 does not divide heads 7"),
+        (
+            {"parallel": {"global_batch": 30}},
+            "[parallel] global_batch: 30 is not divisible by microbatch x dp = 4",
+        ),
+        ({"hardware": {"gpu": "V100"}}, "[hardware] gpu: unknown GPU 'V100'"),
+        ({"hardware": {"gpu": "A100-SXM-80GB", "dtype": "fp8"}}, "no FP8 tensor cores"),
+        ({"software": {"fp8_recipe": "block"}, "hardware": {"dtype": "fp8"}}, "MX block scaling"),
+        ({"parallel": {"tp": "two"}}, "[parallel] tp: expected int, got 'two'"),
+        ({"parallel": {"recompute": "some"}}, "[parallel] recompute: 'some' is not one of none"),
+        ({"software": {"attention": "flash"}}, "[software] attention: 'flash' is not one of"),
+        ({"model": {"depth": 3}}, "[model] depth: unknown key"),
+    ],
+)
 def test_a_bad_config_is_one_line_and_exit_2(change, words, tmp_path, capsys):
     raw = {k: dict(v) for k, v in SMALL.items()}
     for sec, kv in change.items():
@@ -285,8 +356,9 @@ def test_a_bad_config_is_one_line_and_exit_2(change, words, tmp_path, capsys):
 
 def test_malformed_toml_and_missing_keys_are_one_line(tmp_path, capsys):
     (tmp_path / "a.toml").write_text("[model\nlayers = 2\n")
-    (tmp_path / "b.toml").write_text("[model]\nlayers = 2\n[parallel]\n[hardware]\n"
-                                     "gpu = 'A100-SXM-80GB'\n")
+    (tmp_path / "b.toml").write_text(
+        "[model]\nlayers = 2\n[parallel]\n[hardware]\ngpu = 'A100-SXM-80GB'\n"
+    )
     for name, words in (("a.toml", "not valid TOML"), ("b.toml", "[model] hidden: missing")):
         assert main(["claim", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()

@@ -17,21 +17,40 @@ from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 IMPLS = REGISTRY["mlp"]
-CPU_IMPLS = [n for n, i in IMPLS.items() if "cpu" in frameworks.devices(i)]  # torch.cudagraphs: tests/test_devices.py
+# torch.cudagraphs: tests/test_devices.py
+CPU_IMPLS = [n for n, i in IMPLS.items() if "cpu" in frameworks.devices(i)]
 
 
 def bench(*args, timeout=600):
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    p = bench("run", "--impl", ",".join(CPU_IMPLS), "--sizes", "1x1x1,4x8x2", "--rounds", "2", "--budget", "0.02",
-              "--min-samples", "5", "--out", str(out), "--no-report")
+    p = bench(
+        "run",
+        "--impl",
+        ",".join(CPU_IMPLS),
+        "--sizes",
+        "1x1x1,4x8x2",
+        "--rounds",
+        "2",
+        "--budget",
+        "0.02",
+        "--min-samples",
+        "5",
+        "--out",
+        str(out),
+        "--no-report",
+    )
     return out, p
 
 
@@ -50,14 +69,18 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
     assert (df["ci_low_s"] <= df["median_s"]).all() and (df["median_s"] <= df["ci_high_s"]).all()
     assert (df["min_s"] <= df["median_s"]).all() and (df["first_call_s"] > 0).all()
     gated = df[df["impl"] != "null.noop"]
-    assert (gated["loss_rel_err"] < LOSS_RTOL).all() and (gated["update_rel_err"] < UPDATE_RTOL).all()
+    assert (gated["loss_rel_err"] < LOSS_RTOL).all() and (
+        gated["update_rel_err"] < UPDATE_RTOL
+    ).all()
     assert df.loc[df["impl"] == "null.noop", "loss_rel_err"].isna().all()
     ks = {s.label: s.steps_per_call() for s in parse_sizes("1x1x1,4x8x2")}
     fused = df["impl"].map(lambda n: IMPLS[n].fused)
     scan = df[fused]
     assert set(scan["impl"]) == {"jax.scan", "torch.scan", "c.ref"}
     assert (scan["steps_per_call"] == scan["size"].map(ks)).all()
-    assert list(scan["median_call_s"]) == pytest.approx(list(scan["median_s"] * scan["steps_per_call"]))
+    assert list(scan["median_call_s"]) == pytest.approx(
+        list(scan["median_s"] * scan["steps_per_call"])
+    )
     assert (df.loc[~fused, "steps_per_call"] == 1).all()
     assert (df["threads"] >= 1).all() and (df["device"] == "cpu").all()
     assert (df["threads_used"] == df["threads"]).all(), df[["impl", "threads_used"]]
@@ -65,7 +88,12 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
     for one in ("torch.fullgraph", "torch.scan"):
         assert (graphs.loc[one] == [1, 0]).all().all()  # one graph per call, no break
     assert (graphs.loc["torch.compile", "graph_breaks"] >= 1).all()  # the common idiom breaks
-    assert graphs.drop(index=["torch.fullgraph", "torch.scan", "torch.compile"], level=0).isna().all().all()
+    assert (
+        graphs.drop(index=["torch.fullgraph", "torch.scan", "torch.compile"], level=0)
+        .isna()
+        .all()
+        .all()
+    )
 
 
 def test_samples_are_raw_and_complete(tiny_run):
@@ -84,12 +112,16 @@ def test_every_row_is_its_raw_samples_per_step(tiny_run):
     call_ns / K, then their geometric mean; the pooled median likewise."""
     out, _ = tiny_run
     df = pd.read_csv(out / "results.csv")
-    s = pd.read_csv(out / "samples.csv.gz").assign(t=lambda d: d["call_ns"] / d["steps_per_call"] / 1e9)
+    s = pd.read_csv(out / "samples.csv.gz").assign(
+        t=lambda d: d["call_ns"] / d["steps_per_call"] / 1e9
+    )
     assert (df["steps_per_call"] > 1).any()
     for _, r in df.iterrows():
         mine = s[(s["impl"] == r["impl"]) & (s["size"] == r["size"])]
         per_round = mine.groupby("round")["t"].median().to_numpy()
-        assert r["median_s"] == pytest.approx(float(np.exp(np.log(per_round).mean())), rel=1e-9), r["impl"]
+        assert r["median_s"] == pytest.approx(float(np.exp(np.log(per_round).mean())), rel=1e-9), r[
+            "impl"
+        ]
         assert r["pooled_median_s"] == pytest.approx(float(mine["t"].median()), rel=1e-9), r["impl"]
         assert r["rounds"] == len(per_round) == mine["round"].nunique()
         assert r["median_call_s"] == pytest.approx(r["median_s"] * mine["steps_per_call"].iloc[0])
@@ -177,8 +209,12 @@ def test_derived_columns_follow_from_their_inputs(tiny_run):
     df = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
     peaks = json.loads((out / "run.json").read_text())["peaks"]
     for _, r in df[(df["status"] == "ok") & (df["impl"] != "null.noop")].iterrows():
-        assert r["gflops"] == pytest.approx(r["flops_per_step"] / r["median_s"] / 1e9, rel=1e-9), r["impl"]
-        assert r["pct_peak"] == pytest.approx(100 * r["gflops"] / peaks[r["framework"]]["gflops"], rel=1e-9)
+        assert r["gflops"] == pytest.approx(r["flops_per_step"] / r["median_s"] / 1e9, rel=1e-9), r[
+            "impl"
+        ]
+        assert r["pct_peak"] == pytest.approx(
+            100 * r["gflops"] / peaks[r["framework"]]["gflops"], rel=1e-9
+        )
     assert df.loc[df["impl"] == "null.noop", "gflops"].isna().all()
     assert (df.loc[df["impl"] == "null.noop", "framework"] == "null").all()
 

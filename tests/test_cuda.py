@@ -14,10 +14,20 @@ from models.gpt.model import GPTConfig  # noqa: E402
 from models.mlp.model import MLPConfig  # noqa: E402
 from models.registry import REGISTRY  # noqa: E402
 
-CONFIGS = {"mlp": [MLPConfig(batch=1, width=1, depth=1), MLPConfig(batch=5, width=24, depth=3, classes=7, d_in=33)],
-           "gpt": [GPTConfig(batch=2, seq_len=12, n_embd=24, n_layer=2, n_head=3, vocab=64)]}
-CASES = [(m, n, c) for m, impls in REGISTRY.items() for n, i in impls.items() if "cuda" in frameworks.devices(i)
-         for c in CONFIGS[m]]
+CONFIGS = {
+    "mlp": [
+        MLPConfig(batch=1, width=1, depth=1),
+        MLPConfig(batch=5, width=24, depth=3, classes=7, d_in=33),
+    ],
+    "gpt": [GPTConfig(batch=2, seq_len=12, n_embd=24, n_layer=2, n_head=3, vocab=64)],
+}
+CASES = [
+    (m, n, c)
+    for m, impls in REGISTRY.items()
+    for n, i in impls.items()
+    if "cuda" in frameworks.devices(i)
+    for c in CONFIGS[m]
+]
 
 
 @pytest.fixture(scope="module", autouse=True)

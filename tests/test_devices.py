@@ -31,14 +31,22 @@ def test_numpy_c_and_control_stay_on_the_cpu_in_a_gpu_run():
     mlp = REGISTRY["mlp"]
     on = {n: frameworks.run_device(i, "cuda") for n, i in mlp.items()}
     assert on["numpy.loop"] == on["c.ref"] == on["c.step"] == on["null.noop"] == "cpu"
-    assert on["torch.eager"] == on["torch.compile"] == on["torch.cudagraphs"] == on["jax.scan"] == "cuda"
+    assert (
+        on["torch.eager"]
+        == on["torch.compile"]
+        == on["torch.cudagraphs"]
+        == on["jax.scan"]
+        == "cuda"
+    )
     assert frameworks.devices(mlp["torch.cudagraphs"]) == ("cuda",)
 
 
 def test_probe_reports_what_a_fake_torch_and_jax_say(tmp_path, monkeypatch):
     """The probe runs in a subprocess: give it fake frameworks, one with a GPU, one that fails."""
     (tmp_path / "torch").mkdir()
-    (tmp_path / "torch" / "__init__.py").write_text("class cuda:\n    is_available = staticmethod(lambda: True)\n")
+    (tmp_path / "torch" / "__init__.py").write_text(
+        "class cuda:\n    is_available = staticmethod(lambda: True)\n"
+    )
     (tmp_path / "jax").mkdir()
     (tmp_path / "jax" / "__init__.py").write_text("raise ImportError('no jaxlib here')\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
@@ -60,10 +68,32 @@ def test_device_cuda_without_gpu_is_refused_in_one_line(capsys, tmp_path):
 def test_auto_on_a_cpu_machine_runs_on_cpu_and_records_it(tmp_path):
     out = tmp_path / "auto"
     p = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--device", "auto", "--tf32", "--impl",
-         "numpy.loop,torch.eager,torch.cudagraphs,jax.jit", "--sizes", "1x1x1", "--rounds", "1",
-         "--budget", "0.02", "--min-samples", "3", "--out", str(out), "--no-report"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--device",
+            "auto",
+            "--tf32",
+            "--impl",
+            "numpy.loop,torch.eager,torch.cudagraphs,jax.jit",
+            "--sizes",
+            "1x1x1",
+            "--rounds",
+            "1",
+            "--budget",
+            "0.02",
+            "--min-samples",
+            "3",
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert p.returncode == 0, p.stderr[-2000:]
     df = pd.read_csv(out / "results.csv", keep_default_na=False)
@@ -80,13 +110,17 @@ def test_auto_on_a_cpu_machine_runs_on_cpu_and_records_it(tmp_path):
 def test_overhead_share_never_crosses_devices(tmp_path):
     run = make_run(tmp_path / "mixed")
     res = pd.read_csv(run / "results.csv")
-    gpu = res[res["impl"] == "torch.eager"].assign(device="cuda", median_s=lambda d: d["median_s"] / 10,
-                                                    ci_low_s=lambda d: d["ci_low_s"] / 10,
-                                                    ci_high_s=lambda d: d["ci_high_s"] / 10)
+    gpu = res[res["impl"] == "torch.eager"].assign(
+        device="cuda",
+        median_s=lambda d: d["median_s"] / 10,
+        ci_low_s=lambda d: d["ci_low_s"] / 10,
+        ci_high_s=lambda d: d["ci_high_s"] / 10,
+    )
     res = pd.concat([res, gpu])
     sh = analysis.shares(res)
     on_gpu = sh[sh["device"] == "cuda"]
-    assert on_gpu["t_floor"].isna().all() and on_gpu["overhead_s"].isna().all()  # no C floor on the GPU
+    # no C floor on the GPU
+    assert on_gpu["t_floor"].isna().all() and on_gpu["overhead_s"].isna().all()
     on_cpu = sh[sh["device"] == "cpu"]
     cpu_floor = on_cpu[on_cpu["impl"] == "c.ref"].set_index("size")["median_s"]
     assert (on_cpu["t_floor"].to_numpy() == cpu_floor.reindex(on_cpu["size"]).to_numpy()).all()

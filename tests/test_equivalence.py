@@ -16,7 +16,8 @@ CONFIGS = [
     MLPConfig(batch=5, width=24, depth=3, classes=7, d_in=33),  # nothing square, odd sizes
     MLPConfig(batch=64, width=256, depth=2),  # a realistic size
 ]
-GATED = [n for n in IMPLS if n != "null.noop" and "cpu" in frameworks.devices(IMPLS[n])]  # CUDA-only ones need a GPU
+# CUDA-only ones need a GPU
+GATED = [n for n in IMPLS if n != "null.noop" and "cpu" in frameworks.devices(IMPLS[n])]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def test_implementation_matches_float64_reference(name, cfg, refs):
     if frameworks.impl_unavailable(impl):
         pytest.skip(frameworks.impl_unavailable(impl))
     builder = impl.load()
-    step = builder(cfg, 5) if impl.fused else builder(cfg)  # K = 5: the gate's 5 steps reuse its compile
+    # K = 5: the gate's 5 steps reuse its compile
+    step = builder(cfg, 5) if impl.fused else builder(cfg)
     step.call()  # the timed path runs, then the gate starts again from the shared start
     step.reset()
     losses = step.losses(5)
@@ -64,7 +66,9 @@ def gate_cases():
     """The smallest default MLP size, a mid one, the deepest, and the smallest default GPT size."""
     from bench.sizes import PRESETS
 
-    mlp_sizes = [z for z in PRESETS["mlp"]["default"] if z.label in ("B1-H1-L2", "B128-H128-L2", "B8-H8-L16")]
+    mlp_sizes = [
+        z for z in PRESETS["mlp"]["default"] if z.label in ("B1-H1-L2", "B128-H128-L2", "B8-H8-L16")
+    ]
     return mlp_sizes + PRESETS["gpt"]["default"][:1]
 
 
@@ -116,21 +120,34 @@ class Scripted:
     def losses(self, n):  # the next n of the given losses
         self.asked.append(n)
         self.at += n
-        return self._losses[self.at - n:self.at]
+        return self._losses[self.at - n : self.at]
 
     def params(self):
         return self._params
 
 
-@pytest.mark.parametrize("plant, status, why", [
-    (None, "ok", ""),
-    ("loss 6", "diverged", "non-finite loss at step 7 of 8: nan"),  # after the 5 compared: the finite check sees it
-    ("loss 7 off", "ok", ""),  # a loss after the 5 compared is not compared (its float32 error grows)
-    ("param nan", "diverged", "non-finite values in param 0"),
-    ("update", "mismatch", "update rel. error"),
-    ("short", "mismatch", "5 losses for 8 steps"),
-])
-def test_a_fused_gate_compares_the_first_five_losses_and_the_updates_after_all_steps(plant, status, why):
+@pytest.mark.parametrize(
+    "plant, status, why",
+    [
+        (None, "ok", ""),
+        (
+            "loss 6",
+            "diverged",
+            "non-finite loss at step 7 of 8: nan",
+        ),  # after the 5 compared: the finite check sees it
+        (
+            "loss 7 off",
+            "ok",
+            "",
+        ),  # a loss after the 5 compared is not compared (its float32 error grows)
+        ("param nan", "diverged", "non-finite values in param 0"),
+        ("update", "mismatch", "update rel. error"),
+        ("short", "mismatch", "5 losses for 8 steps"),
+    ],
+)
+def test_a_fused_gate_compares_the_first_five_losses_and_the_updates_after_all_steps(
+    plant, status, why
+):
     from bench.sweep import prepare
 
     cfg = MLPConfig(batch=4, width=8, depth=2)
@@ -158,7 +175,8 @@ def test_the_gate_of_jax_scan_reuses_the_timed_program():
     pytest.importorskip("jax")
     from bench.sweep import prepare
 
-    cfg = MLPConfig(batch=3, width=7, depth=2)  # a size of its own: the jitted scan's cache is the process's
+    # a size of its own: the jitted scan's cache is the process's
+    cfg = MLPConfig(batch=3, width=7, depth=2)
     step = prepare.build(REGISTRY["mlp"]["jax.scan"], cfg, 2).step
     before = step.scanned._cache_size()
     assert prepare.gate(step, "mlp", cfg).status == "ok" and step.scanned._cache_size() == before

@@ -18,12 +18,26 @@ from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = [
-    GPTConfig(batch=1, seq_len=5, n_embd=8, n_layer=1, n_head=2, vocab=11),  # B = 1, T not a power of 2
+    # B = 1, T not a power of 2
+    GPTConfig(batch=1, seq_len=5, n_embd=8, n_layer=1, n_head=2, vocab=11),
     GPTConfig(batch=2, seq_len=12, n_embd=24, n_layer=2, n_head=3, vocab=64),  # 3 heads, odd sizes
 ]
-GATED = [n for n, i in REGISTRY["gpt"].items() if n != "null.noop" and "cpu" in frameworks.devices(i)]
-GPT_CPU_IMPLS = ["numpy.loop", "torch.eager", "torch.compile", "torch.fullgraph", "torch.scan", "jax.eager", "jax.jit",
-                 "jax.scan", "c.ref", "c.step", "null.noop"]
+GATED = [
+    n for n, i in REGISTRY["gpt"].items() if n != "null.noop" and "cpu" in frameworks.devices(i)
+]
+GPT_CPU_IMPLS = [
+    "numpy.loop",
+    "torch.eager",
+    "torch.compile",
+    "torch.fullgraph",
+    "torch.scan",
+    "jax.eager",
+    "jax.jit",
+    "jax.scan",
+    "c.ref",
+    "c.step",
+    "null.noop",
+]
 
 
 def test_flops_formula_on_a_hand_example():
@@ -55,7 +69,9 @@ def test_config_rejects_width_not_divisible_by_heads():
 def test_numpy_backward_matches_finite_differences():
     cfg = GPTConfig(batch=2, seq_len=5, n_embd=6, n_layer=2, n_head=3, vocab=7, seed=1)
     rng = np.random.default_rng(0)
-    params = [p.astype(np.float64) + 0.05 * rng.standard_normal(p.shape) for p in gpt.init_params(cfg)]
+    params = [
+        p.astype(np.float64) + 0.05 * rng.standard_normal(p.shape) for p in gpt.init_params(cfg)
+    ]
     idx, targets = gpt.make_batch(cfg)
     _, cache = gpt_numpy.gpt_forward(params, idx, targets, cfg)
     grads = gpt_numpy.gpt_backward(params, cache, cfg)
@@ -86,7 +102,8 @@ def test_gpt_implementation_matches_float64_reference(name, cfg, refs):
     impl = REGISTRY["gpt"][name]
     if frameworks.impl_unavailable(impl):
         pytest.skip(frameworks.impl_unavailable(impl))
-    step = impl.load()(cfg, 5) if impl.fused else impl.load()(cfg)  # K = 5: the gate reuses its compile
+    # K = 5: the gate reuses its compile
+    step = impl.load()(cfg, 5) if impl.fused else impl.load()(cfg)
     step.call()
     step.reset()  # the gate starts again from the shared start, optimizer state included
     losses = step.losses(5)
@@ -110,8 +127,12 @@ def test_framework_op_counts_grow_by_the_same_amount_per_block(name):
     impl = REGISTRY["gpt"][name]
     if frameworks.impl_unavailable(impl):
         pytest.skip(frameworks.impl_unavailable(impl))
-    counts = [impl.load()(GPTConfig(batch=1, seq_len=4, n_embd=8, n_layer=n, n_head=2, vocab=11), 2).count_ops()
-              for n in (1, 2, 3)]
+    counts = [
+        impl.load()(
+            GPTConfig(batch=1, seq_len=4, n_embd=8, n_layer=n, n_head=2, vocab=11), 2
+        ).count_ops()
+        for n in (1, 2, 3)
+    ]
     assert counts[2] - counts[1] == counts[1] - counts[0] > 0, counts
 
 
@@ -123,7 +144,7 @@ def test_gate_catches_a_missing_bias_correction(refs):
     for _ in range(5):  # AdamW without bias correction: t stuck at a large value
         loss, cache = gpt_numpy.gpt_forward(state.params, idx, targets, cfg)
         grads = gpt_numpy.gpt_backward(state.params, cache, cfg)
-        gpt_numpy.adamw_update(state.params, grads, state.m, state.v, 10**6, cfg, state.decay)
+        gpt_numpy.adamw_update(state.params, grads, (state.m, state.v), 10**6, cfg, state.decay)
         losses.append(loss)
     assert "update rel. error" in gpt.compare(cfg, np.array(losses), state.params, refs[cfg])[2]
 
@@ -131,9 +152,29 @@ def test_gate_catches_a_missing_bias_correction(refs):
 def test_cli_quick_gpt_run_gives_ok_rows_for_every_implementation(tmp_path):
     out = tmp_path / "gpt"
     p = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--model", "gpt", "--sizes", "1x8x16x1x2", "--rounds", "1",
-         "--budget", "0.05", "--min-samples", "3", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--model",
+            "gpt",
+            "--sizes",
+            "1x8x16x1x2",
+            "--rounds",
+            "1",
+            "--budget",
+            "0.05",
+            "--min-samples",
+            "3",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     df = pd.read_csv(out / "results.csv")

@@ -19,60 +19,116 @@ AVX2 = "model name\t: Fake Haswell\ncpu family\t: 6\nflags\t\t: fpu sse sse2 avx
 
 
 def blas(arch: str, api: str = "openblas") -> dict:
-    return {"blas": [{"user_api": "blas", "internal_api": api, "architecture": arch, "num_threads": 2}]}
+    return {
+        "blas": [{"user_api": "blas", "internal_api": api, "architecture": arch, "num_threads": 2}]
+    }
 
 
 def test_the_cpus_own_isa_from_cpuinfo():
     cpu = kernels.cpu_isa(AVX512)
-    assert cpu["level"] == "avx512" and cpu["family"] == "26" and "avx512f" in cpu["flags"] and "fpu" not in cpu["flags"]
+    assert (
+        cpu["level"] == "avx512"
+        and cpu["family"] == "26"
+        and "avx512f" in cpu["flags"]
+        and "fpu" not in cpu["flags"]
+    )
     assert kernels.cpu_isa(AVX2)["level"] == "avx2" and kernels.cpu_isa("")["level"] == "sse"
 
 
 def test_a_haswell_openblas_on_an_avx512_cpu_is_named_with_its_cause():
     env = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"}
-    (w,) = kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell"), "c": blas("Haswell")}, env, USERS)
-    assert w.startswith("OpenBLAS (c, numpy) runs haswell (AVX2) kernels on a CPU with AVX512 because "
-                        "OPENBLAS_CORETYPE=Haswell is set")
+    (w,) = kernels.handicaps(
+        kernels.cpu_isa(AVX512), {"numpy": blas("Haswell"), "c": blas("Haswell")}, env, USERS
+    )
+    assert w.startswith(
+        "OpenBLAS (c, numpy) runs haswell (AVX2) kernels on a CPU with AVX512 because "
+        "OPENBLAS_CORETYPE=Haswell is set"
+    )
     (w,) = kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell")}, {}, USERS)
     assert "by its build or its own dispatch" in w  # no variable to blame
 
 
 def test_no_warning_where_the_library_matches_the_cpu():
     assert kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("SkylakeX")}, {}, USERS) == []
-    assert kernels.handicaps(kernels.cpu_isa(AVX2), {"numpy": blas("Haswell")}, {}, USERS) == []  # an AVX2 CPU
-    assert kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell", "mkl")}, {}, USERS) == []  # not OpenBLAS
+    # an AVX2 CPU
+    assert kernels.handicaps(kernels.cpu_isa(AVX2), {"numpy": blas("Haswell")}, {}, USERS) == []
+    assert (
+        kernels.handicaps(kernels.cpu_isa(AVX512), {"numpy": blas("Haswell", "mkl")}, {}, USERS)
+        == []
+    )  # not OpenBLAS
     torch = {"torch": {"blas": [], "torch": {"cpu_capability": "AVX512"}}}
     assert kernels.handicaps(kernels.cpu_isa(AVX512), torch, {}) == []
 
 
 def test_torch_below_the_cpu_and_the_other_variables_are_named():
     torch = {"torch": {"blas": [], "torch": {"cpu_capability": "AVX2"}}}
-    env = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_DEBUG_CPU_TYPE": "5", "XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --x=1"}
+    env = {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_DEBUG_CPU_TYPE": "5",
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --x=1",
+    }
     found = kernels.handicaps(kernels.cpu_isa(AVX512), torch, env)
-    assert found[0].startswith("PyTorch's ATen (torch) runs avx2 (AVX2) kernels on a CPU with AVX512 because "
-                               "ATEN_CPU_CAPABILITY=avx2 is set")
+    assert found[0].startswith(
+        "PyTorch's ATen (torch) runs avx2 (AVX2) kernels on a CPU with AVX512 because "
+        "ATEN_CPU_CAPABILITY=avx2 is set"
+    )
     assert any(w.startswith("MKL_DEBUG_CPU_TYPE=5 is set") for w in found)
     assert any("XLA_FLAGS limits XLA's CPU ISA (--xla_cpu_max_isa=AVX2)" in w for w in found)
 
 
 def test_native_env_clears_what_holds_a_library_below_the_cpu_and_keeps_the_rest():
-    env = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512", "OMP_NUM_THREADS": "2",
-           "XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --xla_dump_to=/tmp", "PATH": "/bin"}
+    env = {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "OPENBLAS_L2_SIZE": "512",
+        "OMP_NUM_THREADS": "2",
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --xla_dump_to=/tmp",
+        "PATH": "/bin",
+    }
     out, cleared = kernels.native_env(env)
-    assert cleared == {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512",
-                       "XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --xla_dump_to=/tmp"}
+    assert cleared == {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "OPENBLAS_L2_SIZE": "512",
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --xla_dump_to=/tmp",
+    }
     assert out == {"OMP_NUM_THREADS": "2", "XLA_FLAGS": "--xla_dump_to=/tmp", "PATH": "/bin"}
     assert env["OPENBLAS_CORETYPE"] == "Haswell"  # the caller's copy is untouched
-    assert kernels.kernel_env(env) == {"OMP_NUM_THREADS": "2", "OPENBLAS_CORETYPE": "Haswell",
-                                       "OPENBLAS_L2_SIZE": "512", "XLA_FLAGS": env["XLA_FLAGS"]}
+    assert kernels.kernel_env(env) == {
+        "OMP_NUM_THREADS": "2",
+        "OPENBLAS_CORETYPE": "Haswell",
+        "OPENBLAS_L2_SIZE": "512",
+        "XLA_FLAGS": env["XLA_FLAGS"],
+    }
 
 
 def run(tmp_path, *extra):
     out = tmp_path / "run"
     env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"}
-    p = subprocess.run([sys.executable, "-m", "bench", "run", "--impl", "numpy.loop", "--sizes", "1x1x2",
-                        "--rounds", "1", "--budget", "0.005", "--no-report", "--out", str(out), *extra],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--impl",
+            "numpy.loop",
+            "--sizes",
+            "1x1x2",
+            "--rounds",
+            "1",
+            "--budget",
+            "0.005",
+            "--no-report",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads((out / "run.json").read_text()), p.stderr
 
@@ -94,19 +150,37 @@ def test_a_worker_started_with_a_haswell_coretype_records_it_and_the_run_warns(t
 @pytest.mark.slow
 def test_native_kernels_clears_the_coretype_for_the_workers_only(tmp_path):
     meta, err = run(tmp_path, "--native-kernels")
-    assert meta["native_kernels"]["cleared_for_workers"] == {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"}
+    assert meta["native_kernels"]["cleared_for_workers"] == {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "OPENBLAS_L2_SIZE": "512",
+    }
     assert meta["settings"]["native_kernels"] is True
-    arch = {p["internal_api"]: p["architecture"] for p in meta["workers"]["numpy"]["kernels"]["blas"]}
+    arch = {
+        p["internal_api"]: p["architecture"] for p in meta["workers"]["numpy"]["kernels"]["blas"]
+    }
     if kernels.cpu_isa()["level"] in ("avx512", "amx"):
-        assert arch.get("openblas") not in ("Haswell", None)  # OpenBLAS picked the CPU's own kernels
+        assert arch.get("openblas") not in (
+            "Haswell",
+            None,
+        )  # OpenBLAS picked the CPU's own kernels
     else:  # an AVX2 CPU's own kernels may be Haswell's (OpenBLAS's pick on a Zen 3 VM, family 25 model 1)
         assert arch.get("openblas") is not None
-    assert meta["machine"]["env"]["OPENBLAS_CORETYPE"] == "Haswell"  # the parent's environment, as it was
-    assert meta["kernel_warnings"] == [] and "--native-kernels: cleared for the workers: OPENBLAS_CORETYPE" in err
+    # the parent's environment, as it was
+    assert meta["machine"]["env"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert (
+        meta["kernel_warnings"] == []
+        and "--native-kernels: cleared for the workers: OPENBLAS_CORETYPE" in err
+    )
 
 
 def test_bench_list_says_a_cuda_only_implementation_cannot_run_without_a_gpu():
-    p = subprocess.run([sys.executable, "-m", "bench", "list"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "bench", "list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0
     line = next(ln for ln in p.stdout.splitlines() if "torch.cudagraphs" in ln)
     from bench.devices import probe_cuda

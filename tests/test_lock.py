@@ -49,7 +49,9 @@ def closure(name: str, extras: set[str]) -> set[str]:
 def test_lock_was_made_from_this_pyproject():
     header = (ROOT / "constraints.txt").read_text()
     found = re.search(r"pyproject-dependencies-sha256: (\w+)", header)
-    assert found and found.group(1) == dependency_hash(), "pyproject.toml's dependencies changed: run scripts/lock.sh"
+    assert found and found.group(1) == dependency_hash(), (
+        "pyproject.toml's dependencies changed: run scripts/lock.sh"
+    )
 
 
 def test_every_installed_dependency_is_pinned_at_its_installed_version():
@@ -57,6 +59,10 @@ def test_every_installed_dependency_is_pinned_at_its_installed_version():
     needed = closure("framework-overhead-bench", {"all", "test"})
     assert {"torch", "jax", "numpy", "pandas", "scipy-openblas32", "pytest-benchmark"} <= needed
     for dist in sorted(needed):
-        assert dist in locked, f"{dist} is installed by the README's command but not pinned in constraints.txt"
+        assert dist in locked, (
+            f"{dist} is installed by the README's command but not pinned in constraints.txt"
+        )
         installed = metadata.version(dist)
-        assert installed.split("+")[0] == locked[dist], f"{dist} {installed} installed, {locked[dist]} pinned"
+        assert installed.split("+")[0] == locked[dist], (
+            f"{dist} {installed} installed, {locked[dist]} pinned"
+        )

@@ -95,24 +95,39 @@ def test_batch_is_seeded_and_uses_every_class():
 
 # The GPT's definition by hand.
 
+
 def test_names_init_and_batch_by_hand():
     cfg = GPTConfig(batch=64, seq_len=8, n_embd=16, n_layer=2, n_head=2, vocab=5)
     names = gpt.param_names(cfg)
-    assert names[:3] == ["wte", "wpe", "h0.ln1_w"] and names[-3:] == ["h1.fc_proj_b", "lnf_w", "lnf_b"]
+    assert names[:3] == ["wte", "wpe", "h0.ln1_w"] and names[-3:] == [
+        "h1.fc_proj_b",
+        "lnf_w",
+        "lnf_b",
+    ]
     params = gpt.init_params(cfg)
     assert all(p.dtype == np.float32 for p in params)
-    assert all(np.array_equal(a, b) for a, b in zip(params, gpt.init_params(cfg), strict=True))  # seeded
+    # seeded
+    assert all(np.array_equal(a, b) for a, b in zip(params, gpt.init_params(cfg), strict=True))
     by = dict(zip(names, params, strict=True))
     assert (by["lnf_w"] == 1).all() and (by["lnf_b"] == 0).all() and (by["h1.attn_b"] == 0).all()
     assert (by["h0.ln1_w"] == 1).all() and (by["h1.ln2_w"] == 1).all()  # block LayerNorm gains too
-    assert np.std(by["wte"]) == pytest.approx(0.02, rel=0.2) and np.std(by["wpe"]) == pytest.approx(0.02, rel=0.2)
+    assert np.std(by["wte"]) == pytest.approx(0.02, rel=0.2) and np.std(by["wpe"]) == pytest.approx(
+        0.02, rel=0.2
+    )
     assert np.std(by["h1.attn_proj_w"]) == pytest.approx(0.01, rel=0.1)  # 0.02 / sqrt(2 L), L = 2
-    assert sum(gpt.decay_mask(cfg)) == 2 + 4 * 2  # wte, wpe, and per block attn, attn_proj, fc, fc_proj
+    # wte, wpe, and per block attn, attn_proj, fc, fc_proj
+    assert sum(gpt.decay_mask(cfg)) == 2 + 4 * 2
     idx, targets = gpt.make_batch(cfg)
     assert idx.shape == targets.shape == (64, 8) and idx.dtype == targets.dtype == np.int64
     again = gpt.make_batch(cfg)
     assert np.array_equal(idx, again[0]) and np.array_equal(targets, again[1])  # seeded
-    assert set(np.unique(np.concatenate([idx.ravel(), targets.ravel()]))) == {0, 1, 2, 3, 4}  # every token
+    assert set(np.unique(np.concatenate([idx.ravel(), targets.ravel()]))) == {
+        0,
+        1,
+        2,
+        3,
+        4,
+    }  # every token
 
 
 def test_config_errors_name_the_field_and_value():
@@ -126,6 +141,7 @@ def test_config_errors_name_the_field_and_value():
 
 # The gate's comparison itself, on synthetic tensors whose errors are known by construction.
 
+
 def _synthetic():
     p0 = [np.ones((3, 2)), np.zeros(4)]
     ref = (np.array([2.0, 1.0]), [p0[0] + 0.5, p0[1] - 0.25])  # losses, parameters after the steps
@@ -135,7 +151,9 @@ def _synthetic():
 def test_gate_errors_are_relative_to_the_reference_loss_and_update():
     p0, ref = _synthetic()
     params = [p0[0] + 0.5 * 1.02, p0[1] - 0.25]  # first tensor's update 2% too large
-    loss_err, update_err, why = compare_to_reference(p0, np.array([2.0, 1.01]), params, ref, 0.1, 0.1)
+    loss_err, update_err, why = compare_to_reference(
+        p0, np.array([2.0, 1.01]), params, ref, 0.1, 0.1
+    )
     assert loss_err == pytest.approx(0.01) and update_err == pytest.approx(0.02) and why == ""
 
 
@@ -143,7 +161,9 @@ def test_gate_limits_are_inclusive_and_its_message_names_both_failures():
     p0, ref = _synthetic()
     params = [p0[0] + 0.5 * 1.5, p0[1] - 0.25]
     loss_err, update_err, _ = compare_to_reference(p0, np.array([2.5, 1.0]), params, ref, 1, 1)
-    assert compare_to_reference(p0, np.array([2.5, 1.0]), params, ref, loss_err, update_err)[2] == ""
+    assert (
+        compare_to_reference(p0, np.array([2.5, 1.0]), params, ref, loss_err, update_err)[2] == ""
+    )
     why = compare_to_reference(p0, np.array([2.5, 1.0]), params, ref, 0.1, 0.1)[2]
     assert why == "loss rel. error 2.50e-01 > 1e-01; update rel. error 5.00e-01 > 1e-01"
 
@@ -167,7 +187,9 @@ def test_a_tensor_the_reference_leaves_unchanged_is_judged_against_its_own_size(
     rounding = [p0[0] + 100.0 * 1e-10]  # 1e-10 of the value (1e-3 of the 1e-7 floor): accepted
     assert compare_to_reference(p0, np.array([1.0]), rounding, ref, 1e-3, 1e-2)[2] == ""
     real = [p0[0] + 100.0 * 1e-5]  # a real update where none belongs: rejected
-    assert "update rel. error" in compare_to_reference(p0, np.array([1.0]), real, ref, 1e-3, 1e-2)[2]
+    assert (
+        "update rel. error" in compare_to_reference(p0, np.array([1.0]), real, ref, 1e-3, 1e-2)[2]
+    )
 
 
 def test_memory_bound_of_an_mlp_case_by_hand():
@@ -188,7 +210,14 @@ def test_gpt_estimates_by_hand():
     # kept activations: L B T (16 C + 2 nh T) = 912, plus B T (2 C + 2 V) = 108
     assert gpt.bytes_per_step(cfg) == 4 * (10 * 528 + 3 * 1020)
     assert gpt.memory_bytes(cfg) == 528 * 72 + 1020 * 28
-    assert gpt.describe(cfg) == {"batch": 2, "width": 4, "depth": 2, "seq_len": 3, "heads": 2, "vocab": 5}
+    assert gpt.describe(cfg) == {
+        "batch": 2,
+        "width": 4,
+        "depth": 2,
+        "seq_len": 3,
+        "heads": 2,
+        "vocab": 5,
+    }
 
 
 def test_numpy_calls_per_step_by_hand():
@@ -197,7 +226,11 @@ def test_numpy_calls_per_step_by_hand():
     from models.mlp.model import MLPConfig
     from models.mlp.numpy_impl import numpy_calls_per_step
 
-    assert [numpy_calls_per_step(MLPConfig(batch=1, width=1, depth=d)) for d in (1, 2, 16)] == [33, 45, 213]
+    assert [numpy_calls_per_step(MLPConfig(batch=1, width=1, depth=d)) for d in (1, 2, 16)] == [
+        33,
+        45,
+        213,
+    ]
 
 
 def test_the_numpy_step_allocates_no_array_and_keeps_float32_buffers():
@@ -214,7 +247,13 @@ def test_the_numpy_step_allocates_no_array_and_keeps_float32_buffers():
     for _ in range(2):
         step.call()
     before = [p.copy() for p in step.p]
-    floats = [*step.bufs["z"], step.bufs["probs"], step.bufs["dlogits"], *step.bufs["dh"], *step.bufs["grads"]]
+    floats = [
+        *step.bufs["z"],
+        step.bufs["probs"],
+        step.bufs["dlogits"],
+        *step.bufs["dh"],
+        *step.bufs["grads"],
+    ]
     for b in floats:
         b.fill(np.nan)
     step.bufs["mask"].fill(False)
@@ -224,9 +263,13 @@ def test_the_numpy_step_allocates_no_array_and_keeps_float32_buffers():
     tracemalloc.stop()
     assert peak < 48 * 1024, peak
     assert all(np.isfinite(b).all() for b in floats) and step.bufs["mask"].any()
-    assert any(not np.array_equal(a, b) for a, b in zip(before, step.p, strict=True))  # it did train
+    # it did train
+    assert any(not np.array_equal(a, b) for a, b in zip(before, step.p, strict=True))
     bufs = step.bufs
-    assert all(b.dtype == np.float32 for b in [*bufs["z"], bufs["probs"], bufs["dlogits"], *bufs["dh"], *bufs["grads"]])
+    assert all(
+        b.dtype == np.float32
+        for b in [*bufs["z"], bufs["probs"], bufs["dlogits"], *bufs["dh"], *bufs["grads"]]
+    )
     assert bufs["mask"].dtype == bool and np.isfinite(step.last_loss)
 
 

@@ -14,7 +14,12 @@ STUDY = ROOT / "results" / "noise_study_chunks"
 
 
 def summary(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/noise_summary.py", str(root)], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "scripts/noise_summary.py", str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_the_committed_chunks_table_regenerates_unchanged(tmp_path):
@@ -25,8 +30,10 @@ def test_the_committed_chunks_table_regenerates_unchanged(tmp_path):
     assert (copy / "summary.csv").read_text() == (STUDY / "summary.csv").read_text()
     table = pd.read_csv(copy / "summary.csv").set_index("variation")
     assert table.loc["chunks-1-a", "chunks"] == 1 and table.loc["chunks-5-a", "chunks"] == 5
-    assert (table.loc[["chunks-5-a", "chunks-5-b", "chunks-5-c"], "median_round_sd"].max()
-            < table.loc[["chunks-1-a", "chunks-1-b", "chunks-1-c"], "median_round_sd"].min())
+    assert (
+        table.loc[["chunks-5-a", "chunks-5-b", "chunks-5-c"], "median_round_sd"].max()
+        < table.loc[["chunks-1-a", "chunks-1-b", "chunks-1-c"], "median_round_sd"].min()
+    )
 
 
 def test_a_run_still_in_progress_gets_no_minutes_and_no_traceback(tmp_path):

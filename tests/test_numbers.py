@@ -44,8 +44,11 @@ def test_the_machine_peak_is_the_runs_own_devices():
     st.add_round(0, [1000, 1000, 1000], 1)
     st.add_round(1, [1000, 1000, 1000], 1)  # 1 µs per step
     settings = Settings("mlp", ["numpy.loop"], [size], 2, 2, Budget(), 60.0)
-    peaks = {"numpy": {"gflops": 50.0, "device": "cpu"}, "jax": {"gflops": 80.0, "device": "cpu"},
-             "torch": {"gflops": 5000.0, "device": "cuda"}}
+    peaks = {
+        "numpy": {"gflops": 50.0, "device": "cpu"},
+        "jax": {"gflops": 80.0, "device": "cpu"},
+        "torch": {"gflops": 5000.0, "device": "cuda"},
+    }
     row = case_row(st, settings, "run", peaks)
     gflops = (6 * 2 * (784 * 3 + 3 * 10) - 2 * 2 * 784 * 3) / 1e-6 / 1e9
     assert row["gflops"] == pytest.approx(gflops)
@@ -75,8 +78,10 @@ def test_the_jax_gpt_uses_the_tanh_gelu():
 
     cfg = GPTConfig(batch=2, seq_len=8, n_embd=16, n_layer=1, n_head=2, vocab=32)
     names = param_names(cfg)
-    params = [p * (20.0 if n.endswith("fc_w") else 1.0)
-              for p, n in zip(init_params(cfg), names, strict=True)]
+    params = [
+        p * (20.0 if n.endswith("fc_w") else 1.0)
+        for p, n in zip(init_params(cfg), names, strict=True)
+    ]
     idx, targets = make_batch(cfg)
     p64 = [p.astype(np.float64) for p in params]
     _, cache = numpy_impl.gpt_forward(p64, idx, targets, cfg)

@@ -16,14 +16,22 @@ from bench.schema import PIPELINE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("torch")
-TAG = {"BENCH_TEST_TAG": f"test_pipeline-{uuid.uuid4().hex}"}  # marks this file's processes (others run alongside)
+# marks this file's processes (others run alongside)
+TAG = {"BENCH_TEST_TAG": f"test_pipeline-{uuid.uuid4().hex}"}
 
 
 def bench(*args, env=None, timeout=600):
     import os
 
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **TAG, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **TAG, **(env or {})},
+    )
 
 
 def tagged(proc) -> bool:
@@ -37,7 +45,9 @@ def test_theory_bubbles_by_hand():
     assert SCHEDULES["gpipe"].theory_bubble(2, 2) == pytest.approx(1 / 3)
     assert SCHEDULES["1f1b"].theory_bubble(4, 8) == pytest.approx(3 / 11)
     assert SCHEDULES["interleaved-1f1b"].theory_bubble(2, 4) == pytest.approx(1 / 9)  # v = 2
-    assert SCHEDULES["zbv"].theory_bubble(2, 4) == 0 and SCHEDULES["zbv"].theory_bubble(2, 2) == pytest.approx(1 / 3)
+    assert SCHEDULES["zbv"].theory_bubble(2, 4) == 0 and SCHEDULES["zbv"].theory_bubble(
+        2, 2
+    ) == pytest.approx(1 / 3)
     assert SCHEDULES["one-process"].theory_bubble(2, 1) == 0
 
 
@@ -45,26 +55,74 @@ def test_simulated_gpipe_is_the_textbook_makespan():
     """Equal stages, free sends: GPipe takes (M + P - 1) forwards and as many backwards."""
     P, M, f, b = 3, 4, 1.0, 2.0
     orders = {r: [(r, k, m) for k, m in hand_order("gpipe", r, P, M)] for r in range(P)}
-    t = simulate(orders, P, dict.fromkeys(range(P), f), dict.fromkeys(range(P), b), 0.0, {r: r for r in range(P)})
+    t = simulate(
+        orders,
+        P,
+        dict.fromkeys(range(P), f),
+        dict.fromkeys(range(P), b),
+        0.0,
+        {r: r for r in range(P)},
+    )
     assert t == pytest.approx((M + P - 1) * (f + b))
-    t1 = simulate({r: [(r, k, m) for k, m in hand_order("1f1b", r, P, M)] for r in range(P)}, P,
-                  dict.fromkeys(range(P), f), dict.fromkeys(range(P), b), 0.0, {r: r for r in range(P)})
+    t1 = simulate(
+        {r: [(r, k, m) for k, m in hand_order("1f1b", r, P, M)] for r in range(P)},
+        P,
+        dict.fromkeys(range(P), f),
+        dict.fromkeys(range(P), b),
+        0.0,
+        {r: r for r in range(P)},
+    )
     assert t1 == pytest.approx(t)  # 1F1B saves memory, not time, when stages are equal
-    slow = simulate(orders, P, dict.fromkeys(range(P), f), dict.fromkeys(range(P), b), 0.5, {r: r for r in range(P)})
+    slow = simulate(
+        orders,
+        P,
+        dict.fromkeys(range(P), f),
+        dict.fromkeys(range(P), b),
+        0.5,
+        {r: r for r in range(P)},
+    )
     assert slow > t  # sends between ranks add to the critical path
 
 
 def test_1f1b_order_warms_up_then_alternates():
-    assert hand_order("1f1b", 0, 2, 3) == [("F", 0), ("F", 1), ("B", 0), ("F", 2), ("B", 1), ("B", 2)]
-    assert hand_order("1f1b", 1, 2, 3) == [("F", 0), ("B", 0), ("F", 1), ("B", 1), ("F", 2), ("B", 2)]
+    assert hand_order("1f1b", 0, 2, 3) == [
+        ("F", 0),
+        ("F", 1),
+        ("B", 0),
+        ("F", 2),
+        ("B", 1),
+        ("B", 2),
+    ]
+    assert hand_order("1f1b", 1, 2, 3) == [
+        ("F", 0),
+        ("B", 0),
+        ("F", 1),
+        ("B", 1),
+        ("F", 2),
+        ("B", 2),
+    ]
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipe") / "run"
-    p = bench("pipeline", "--framework", "torch", "--schedules", "gpipe,1f1b,zbv,hand-1f1b,one-process-accum",
-              "--microbatches", "4",
-              "--rounds", "2", "--steps", "2", "--batch", "32", "--out", str(out))
+    p = bench(
+        "pipeline",
+        "--framework",
+        "torch",
+        "--schedules",
+        "gpipe,1f1b,zbv,hand-1f1b,one-process-accum",
+        "--microbatches",
+        "4",
+        "--rounds",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "32",
+        "--out",
+        str(out),
+    )
     return out, p
 
 
@@ -76,7 +134,9 @@ def test_schedules_run_and_pass_the_gate(small_run):
     assert list(df.columns) == list(PIPELINE_COLUMNS)
     assert set(df["schedule"]) == {"gpipe", "1f1b", "zbv", "hand-1f1b", "one-process-accum"}
     assert (df["status"] == "ok").all(), df[["schedule", "status", "error"]]
-    assert (df["grad_rel_err"] < 1e-5).all()  # every schedule's gradients are the float64 reference's
+    assert (
+        df["grad_rel_err"] < 1e-5
+    ).all()  # every schedule's gradients are the float64 reference's
     assert (df["rounds"] == 2).all() and (df["ci_low_s"] <= df["step_s"]).all()
     assert (df.loc[df["schedule"] == "zbv", "virtual_stages"] == 2).all()
     pipes = df[df["schedule"] != "one-process-accum"]
@@ -84,18 +144,23 @@ def test_schedules_run_and_pass_the_gate(small_run):
     assert list(df["residual_s"]) == pytest.approx(list(df["step_s"] - df["ideal_s"]))
     samples = pd.read_csv(out / "pipeline_samples.csv")
     assert len(samples) == 2 * 2 * len(df)  # 2 rounds x 2 steps per case
-    assert (out / "report.md").is_file() and "![pipeline](pipeline.png)" in (out / "report.md").read_text()
+    assert (out / "report.md").is_file() and "![pipeline](pipeline.png)" in (
+        out / "report.md"
+    ).read_text()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, words", [
-    (["--stages", "0"], "--stages 0"),
-    (["--schedules", "1f1b", "--microbatches", "1"], "1f1b needs at least 2 microbatches"),
-    (["--stages", "9"], "the mlp has 8 to split"),
-    (["--schedules", "gpipe", "--microbatches", "3"], "must divide the batch"),
-    (["--schedules", "nope"], "unknown schedule nope"),
-    (["--device", "cuda"], "a single GPU is not a pipeline"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--stages", "0"], "--stages 0"),
+        (["--schedules", "1f1b", "--microbatches", "1"], "1f1b needs at least 2 microbatches"),
+        (["--stages", "9"], "the mlp has 8 to split"),
+        (["--schedules", "gpipe", "--microbatches", "3"], "must divide the batch"),
+        (["--schedules", "nope"], "unknown schedule nope"),
+        (["--device", "cuda"], "a single GPU is not a pipeline"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
     p = bench("pipeline", *args, "--out", str(tmp_path / "r"))
     assert p.returncode == 2, p.stderr
@@ -106,21 +171,45 @@ def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
 
 def no_ranks_left() -> bool:
     """No rank process of any framework left: torch's, JAX's, C's launcher, mpiexec's program."""
-    return not [p for p in psutil.process_iter(["cmdline"])
-                if ("bench.pipeline." in " ".join(p.info["cmdline"] or [])
-                    or any(str(a).endswith(("/mlp_pipe", "/gpt_pipe")) for a in p.info["cmdline"] or []))
-                and tagged(p)]
+    return not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if (
+            "bench.pipeline." in " ".join(p.info["cmdline"] or [])
+            or any(str(a).endswith(("/mlp_pipe", "/gpt_pipe")) for a in p.info["cmdline"] or [])
+        )
+        and tagged(p)
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault, status", [("crash", "crashed"), ("hang", "timeout"), ("grad", "mismatch")])
+@pytest.mark.parametrize(
+    "fault, status", [("crash", "crashed"), ("hang", "timeout"), ("grad", "mismatch")]
+)
 def test_a_failing_rank_fails_its_case_only_and_leaves_no_process(fault, status, tmp_path):
     out = tmp_path / "run"
     t0 = time.monotonic()
-    p = bench("pipeline", "--framework", "torch", "--schedules", "gpipe,hand-gpipe", "--microbatches", "2", "--rounds",
-              "1", "--steps", "1",
-              "--batch", "16", "--case-timeout", "5", "--out", str(out), "--no-report",
-              env={"BENCH_PIPELINE_FAULT": f"gpipe:1:{fault}"})
+    p = bench(
+        "pipeline",
+        "--framework",
+        "torch",
+        "--schedules",
+        "gpipe,hand-gpipe",
+        "--microbatches",
+        "2",
+        "--rounds",
+        "1",
+        "--steps",
+        "1",
+        "--batch",
+        "16",
+        "--case-timeout",
+        "5",
+        "--out",
+        str(out),
+        "--no-report",
+        env={"BENCH_PIPELINE_FAULT": f"gpipe:1:{fault}"},
+    )
     assert p.returncode == 1, p.stderr[-2000:]
     df = pd.read_csv(out / "pipeline.csv", keep_default_na=False).set_index("schedule")
     assert df.loc["gpipe", "status"] == status, df.loc["gpipe", "error"]
@@ -157,14 +246,38 @@ def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_pa
     import signal
 
     out = tmp_path / "run"
-    args = ["pipeline", "--framework", "torch", "--schedules", "gpipe,hand-gpipe,one-process", "--microbatches", "2",
-            "--rounds", "2",
-            "--steps", "2", "--batch", "16", "--out", str(out), "--no-report"]
-    p = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **TAG})
+    args = [
+        "pipeline",
+        "--framework",
+        "torch",
+        "--schedules",
+        "gpipe,hand-gpipe,one-process",
+        "--microbatches",
+        "2",
+        "--rounds",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "16",
+        "--out",
+        str(out),
+        "--no-report",
+    ]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **TAG},
+    )
     results = out / "pipeline_results.jsonl"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (results.is_file() and results.read_text().count("\n") >= 1):
+    while time.monotonic() < deadline and not (
+        results.is_file() and results.read_text().count("\n") >= 1
+    ):
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
@@ -174,17 +287,21 @@ def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_pa
     assert 1 <= len(before) < 6 and no_ranks_left()
     table = pd.read_csv(out / "pipeline.csv", keep_default_na=False)
     assert set(table["status"]) <= {"ok", "interrupted"}
-    assert bench("pipeline", "--resume", str(out), "--rounds", "3").returncode == 2  # settings come from run.json
+    # settings come from run.json
+    assert bench("pipeline", "--resume", str(out), "--rounds", "3").returncode == 2
     done = bench("pipeline", "--resume", str(out), "--no-report")
     assert done.returncode == 0, done.stderr[-2000:]
     after = [json.loads(line) for line in results.read_text().splitlines()]
     keys = [(r["schedule"], r["microbatches"], r["round"]) for r in after]
     assert len(keys) == len(set(keys)) == 6  # 3 cases x 2 rounds, none lost, none twice
-    assert after[:len(before)] == before  # what was measured before stays as it was
+    assert after[: len(before)] == before  # what was measured before stays as it was
     table = pd.read_csv(out / "pipeline.csv")
     assert (table["status"] == "ok").all() and (table["rounds"] == 2).all()
     samples = pd.read_csv(out / "pipeline_samples.csv")
-    assert len(samples) == 6 * 2 and not samples.duplicated(["schedule", "microbatches", "round", "i"]).any()
+    assert (
+        len(samples) == 6 * 2
+        and not samples.duplicated(["schedule", "microbatches", "round", "i"]).any()
+    )
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
     again = bench("pipeline", "--resume", str(out))
     assert again.returncode == 2 and "complete; nothing to resume" in again.stderr

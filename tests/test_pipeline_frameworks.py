@@ -21,17 +21,32 @@ from bench.schema import PIPELINE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("torch")
-TAG = {"BENCH_TEST_TAG": f"test_pipeline_frameworks-{uuid.uuid4().hex}"}  # this file's processes only
+# this file's processes only
+TAG = {"BENCH_TEST_TAG": f"test_pipeline_frameworks-{uuid.uuid4().hex}"}
 
 
 def bench(*args, env=None, timeout=900):
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **TAG, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **TAG, **(env or {})},
+    )
 
 
 def start(*args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **TAG, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **TAG, **(env or {})},
+    )
 
 
 def mine(proc) -> bool:
@@ -56,20 +71,43 @@ def test_jax_and_c_pipelines_pass_the_gate(model, frameworks, tmp_path):
     if "c" in frameworks and unavailable_reason():
         pytest.skip(unavailable_reason())
     out = tmp_path / "run"
-    p = bench("pipeline", "--model", model, "--framework", frameworks, "--microbatches", "2,4", "--rounds", "2",
-              "--steps", "2", "--batch", "16" if model == "mlp" else "4", "--out", str(out))
+    p = bench(
+        "pipeline",
+        "--model",
+        model,
+        "--framework",
+        frameworks,
+        "--microbatches",
+        "2,4",
+        "--rounds",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "16" if model == "mlp" else "4",
+        "--out",
+        str(out),
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     df = pd.read_csv(out / "pipeline.csv")
     assert list(df.columns) == list(PIPELINE_COLUMNS)
     want = {(fw, name) for fw in frameworks.split(",") for name in FRAMEWORKS[fw]}
     assert set(zip(df["framework"], df["schedule"], strict=True)) == want
     assert (df["status"] == "ok").all(), df[["framework", "schedule", "status", "error"]]
-    assert (df["grad_rel_err"] < 1e-5).all()  # every pipeline's gradients are the float64 reference's
+    assert (
+        df["grad_rel_err"] < 1e-5
+    ).all()  # every pipeline's gradients are the float64 reference's
     pipes = df[df["schedule"] != "one-process"]
-    assert set(pipes["microbatches"]) == {2, 4} and (pipes["comm_s"] > 0).all() and pipes["ideal_s"].notna().all()
+    assert (
+        set(pipes["microbatches"]) == {2, 4}
+        and (pipes["comm_s"] > 0).all()
+        and pipes["ideal_s"].notna().all()
+    )
     assert (df["stage_f_s"] > 0).all() and (df["stage_b_s"] > 0).all() and (df["rounds"] == 2).all()
     samples = pd.read_csv(out / "pipeline_samples.csv")
-    assert set(samples["framework"]) == set(frameworks.split(",")) and len(samples) == 2 * 2 * len(df)
+    assert set(samples["framework"]) == set(frameworks.split(",")) and len(samples) == 2 * 2 * len(
+        df
+    )
     report = (out / "report.md").read_text()
     assert "## Schedule cost per M" in report and "x [" in report  # ratios carry their CI
 
@@ -78,13 +116,31 @@ def test_jax_and_c_pipelines_pass_the_gate(model, frameworks, tmp_path):
 def test_default_schedules_run_what_they_can_at_the_given_m(tmp_path):
     """--microbatches 2 with every torch schedule: dualpipev (M >= 4 at P = 2) is left out with a
     note; named explicitly with that M, it is refused."""
-    p = bench("pipeline", "--framework", "torch", "--microbatches", "2", "--rounds", "1", "--steps", "1", "--batch", "16",
-              "--out", str(tmp_path / "r"), "--no-report")
+    p = bench(
+        "pipeline",
+        "--framework",
+        "torch",
+        "--microbatches",
+        "2",
+        "--rounds",
+        "1",
+        "--steps",
+        "1",
+        "--batch",
+        "16",
+        "--out",
+        str(tmp_path / "r"),
+        "--no-report",
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert "dualpipev needs at least 4 microbatches" in p.stderr
     df = pd.read_csv(tmp_path / "r" / "pipeline.csv")
-    assert "dualpipev" not in set(df["schedule"]) and {"gpipe", "1f1b", "zbv"} <= set(df["schedule"])
-    q = bench("pipeline", "--schedules", "dualpipev", "--microbatches", "2", "--out", str(tmp_path / "q"))
+    assert "dualpipev" not in set(df["schedule"]) and {"gpipe", "1f1b", "zbv"} <= set(
+        df["schedule"]
+    )
+    q = bench(
+        "pipeline", "--schedules", "dualpipev", "--microbatches", "2", "--out", str(tmp_path / "q")
+    )
     assert q.returncode == 2 and "dualpipev needs at least 4 microbatches" in q.stderr
 
 
@@ -92,8 +148,25 @@ def test_default_schedules_run_what_they_can_at_the_given_m(tmp_path):
 def test_two_nodes_on_loopback_give_a_gated_result(tmp_path):
     """Node 1 serves the process groups node 0 forms at its c10d store; node 0 records them."""
     endpoint = f"127.0.0.1:{free_port()}"
-    common = ["pipeline", "--nnodes", "2", "--rdzv-endpoint", endpoint, "--schedules", "gpipe,hand-1f1b",
-              "--microbatches", "2", "--rounds", "2", "--steps", "2", "--batch", "16", "--case-timeout", "30"]
+    common = [
+        "pipeline",
+        "--nnodes",
+        "2",
+        "--rdzv-endpoint",
+        endpoint,
+        "--schedules",
+        "gpipe,hand-1f1b",
+        "--microbatches",
+        "2",
+        "--rounds",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "16",
+        "--case-timeout",
+        "30",
+    ]
     env = {"GLOO_SOCKET_IFNAME": "lo"}
     node1 = start(*common, "--node-rank", "1", "--out", str(tmp_path / "node1"), env=env)
     node0 = bench(*common, "--node-rank", "0", "--out", str(tmp_path / "node0"), env=env)
@@ -106,13 +179,22 @@ def test_two_nodes_on_loopback_give_a_gated_result(tmp_path):
     assert not (tmp_path / "node1" / "pipeline.csv").exists()  # only node 0 records
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--rdzv-endpoint", "0.0.0.0:29500"], "need --nnodes 2 or more"),
-    (["--node-rank", "1"], "--node-rank 1 with --nnodes 1"),
-    (["--nnodes", "2", "--rdzv-endpoint", "nohost"], "want HOST:PORT"),
-    (["--nnodes", "2", "--stages", "3", "--rdzv-endpoint", "127.0.0.1:1"], "not a multiple of --nnodes 2"),
-    (["--nnodes", "2", "--framework", "c", "--rdzv-endpoint", "127.0.0.1:1"], "drives torch only"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--rdzv-endpoint", "0.0.0.0:29500"], "need --nnodes 2 or more"),
+        (["--node-rank", "1"], "--node-rank 1 with --nnodes 1"),
+        (["--nnodes", "2", "--rdzv-endpoint", "nohost"], "want HOST:PORT"),
+        (
+            ["--nnodes", "2", "--stages", "3", "--rdzv-endpoint", "127.0.0.1:1"],
+            "not a multiple of --nnodes 2",
+        ),
+        (
+            ["--nnodes", "2", "--framework", "c", "--rdzv-endpoint", "127.0.0.1:1"],
+            "drives torch only",
+        ),
+    ],
+)
 def test_multi_node_flags_are_checked_in_one_line(args, words, tmp_path):
     p = bench("pipeline", *args, "--out", str(tmp_path / "r"))
     assert p.returncode == 2, p.stderr
@@ -133,16 +215,38 @@ def outside_address() -> str | None:
 def test_a_default_probe_listens_on_loopback_only(tmp_path):
     """While a default (one-node) torch probe's ranks are up, every socket they listen on is bound
     to loopback, and a connection to those ports through another address of the machine is refused."""
-    p = start("pipeline", "--framework", "torch", "--schedules", "gpipe", "--microbatches", "2", "--rounds", "1",
-              "--steps", "1", "--batch", "16", "--case-timeout", "20", "--out", str(tmp_path / "r"), "--no-report",
-              env={"BENCH_PIPELINE_FAULT": "gpipe:1:hang"})
+    p = start(
+        "pipeline",
+        "--framework",
+        "torch",
+        "--schedules",
+        "gpipe",
+        "--microbatches",
+        "2",
+        "--rounds",
+        "1",
+        "--steps",
+        "1",
+        "--batch",
+        "16",
+        "--case-timeout",
+        "20",
+        "--out",
+        str(tmp_path / "r"),
+        "--no-report",
+        env={"BENCH_PIPELINE_FAULT": "gpipe:1:hang"},
+    )
     try:
         ports, deadline = {}, time.monotonic() + 120
         while time.monotonic() < deadline and len(ports) < 2:
             for proc in psutil.process_iter(["cmdline"]):
                 if "bench.pipeline.rank" in " ".join(proc.info["cmdline"] or []) and mine(proc):
                     try:
-                        listening = [c.laddr for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+                        listening = [
+                            c.laddr
+                            for c in proc.net_connections("inet")
+                            if c.status == psutil.CONN_LISTEN
+                        ]
                     except psutil.Error:
                         continue
                     if listening:
@@ -172,15 +276,33 @@ def test_c_rows_are_unavailable_with_the_reason_when_mpi_is_missing(tmp_path, mo
     if cbuild.unavailable_reason():
         pytest.skip(cbuild.unavailable_reason())
     monkeypatch.setenv("BENCH_MPI_PREFIX", str(tmp_path))
-    assert cprog.unavailable_reason() == (f"MPI not found under {tmp_path} (the mpich wheel: "
-                                          "pip install -c constraints.txt -e '.[all]')")
+    assert cprog.unavailable_reason() == (
+        f"MPI not found under {tmp_path} (the mpich wheel: "
+        "pip install -c constraints.txt -e '.[all]')"
+    )
 
 
 @pytest.mark.slow
 def test_a_missing_mpi_gives_unavailable_c_rows_and_the_rest_runs(tmp_path):
-    p = bench("pipeline", "--framework", "torch,c", "--schedules", "gpipe", "--microbatches", "2", "--rounds", "1",
-              "--steps", "1", "--batch", "16", "--out", str(tmp_path / "r"), "--no-report",
-              env={"BENCH_MPI_PREFIX": str(tmp_path / "nompi")})
+    p = bench(
+        "pipeline",
+        "--framework",
+        "torch,c",
+        "--schedules",
+        "gpipe",
+        "--microbatches",
+        "2",
+        "--rounds",
+        "1",
+        "--steps",
+        "1",
+        "--batch",
+        "16",
+        "--out",
+        str(tmp_path / "r"),
+        "--no-report",
+        env={"BENCH_MPI_PREFIX": str(tmp_path / "nompi")},
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     df = pd.read_csv(tmp_path / "r" / "pipeline.csv", keep_default_na=False).set_index("framework")
     assert df.loc["c", "status"] == "unavailable" and df.loc["c", "error"]
@@ -195,13 +317,21 @@ def frame(rows):
 def test_fastest_is_named_only_where_the_cis_separate():
     from bench.report.pipeline import fastest, ratio
 
-    spread = np.array([0.99, 1.01, 1.0, 0.995, 1.005, 0.98, 1.02, 1.0])  # geometric mean 1.0 within 1e-4
+    # geometric mean 1.0 within 1e-4
+    spread = np.array([0.99, 1.01, 1.0, 0.995, 1.005, 0.98, 1.02, 1.0])
     a, b = 0.010 * spread, 0.013 * spread[::-1]  # b / a: 1.3 exactly in geometric means
     meds = {("c", "gpipe", 4): a, ("torch", "gpipe", 4): b, ("jax", "gpipe", 4): a * 1.002}
-    at = frame([("c", "gpipe", 4, 0.010, 0.0099, 0.0101), ("torch", "gpipe", 4, 0.013, 0.0129, 0.0131)])
+    at = frame(
+        [("c", "gpipe", 4, 0.010, 0.0099, 0.0101), ("torch", "gpipe", 4, 0.013, 0.0129, 0.0131)]
+    )
     assert fastest(at, meds).startswith("fastest c gpipe 10.00 ms")
-    tied = frame([("c", "gpipe", 4, 0.010, 0.0099, 0.0101), ("jax", "gpipe", 4, 0.01002, 0.0099, 0.0101),
-                  ("torch", "gpipe", 4, 0.013, 0.0129, 0.0131)])
+    tied = frame(
+        [
+            ("c", "gpipe", 4, 0.010, 0.0099, 0.0101),
+            ("jax", "gpipe", 4, 0.01002, 0.0099, 0.0101),
+            ("torch", "gpipe", 4, 0.013, 0.0129, 0.0131),
+        ]
+    )
     text = fastest(tied, meds)
     assert "no single fastest" in text and "ties with jax gpipe" in text and "torch" not in text
     r = ratio(meds, ("c", "gpipe", 4), ("torch", "gpipe", 4))  # torch / c, known to be about 1.3
@@ -211,10 +341,16 @@ def test_fastest_is_named_only_where_the_cis_separate():
     # rows with extra rounds (8 base of 12 here): the sd of the base 8 and their df (Stein's, as the rows' CIs)
     from bench.stats import welch_log
 
-    wide = {("c", "gpipe", 4): np.r_[a, 0.02, 0.005, 0.02, 0.005], ("torch", "gpipe", 4): np.r_[b, 0.013, 0.013, 0.013, 0.013]}
+    wide = {
+        ("c", "gpipe", 4): np.r_[a, 0.02, 0.005, 0.02, 0.005],
+        ("torch", "gpipe", 4): np.r_[b, 0.013, 0.013, 0.013, 0.013],
+    }
     _, lo, hi, _ = welch_log(*wide.values(), first_a=8, first_b=8)
     _, lo_all, hi_all, _ = welch_log(*wide.values())
-    assert ratio(wide, *wide, first=8).endswith(f"[{lo:.2f}, {hi:.2f}]") and (lo, hi) != (lo_all, hi_all)
+    assert ratio(wide, *wide, first=8).endswith(f"[{lo:.2f}, {hi:.2f}]") and (lo, hi) != (
+        lo_all,
+        hi_all,
+    )
 
 
 def test_a_row_with_extra_rounds_takes_its_ci_from_the_base_rounds():
@@ -225,13 +361,35 @@ def test_a_row_with_extra_rounds_takes_its_ci_from_the_base_rounds():
     from bench.pipeline.rows import row
     from bench.pipeline.settings import PipelineSettings
 
-    s = PipelineSettings("mlp", {"batch": 128, "width": 256, "depth": 7}, 2, [2], ["gpipe"], 3, 2,
-                         frameworks=["c"], max_rounds=6)
+    s = PipelineSettings(
+        "mlp",
+        {"batch": 128, "width": 256, "depth": 7},
+        2,
+        [2],
+        ["gpipe"],
+        3,
+        2,
+        frameworks=["c"],
+        max_rounds=6,
+    )
     medians_ms = [10.0, 10.5, 9.5, 14.0, 7.0, 12.0]  # base rounds 0-2 close; the extra ones wide
-    results = [{"framework": "c", "schedule": "gpipe", "microbatches": 2, "round": r, "status": "ok", "error": "",
-                "grad_rel_err": 1e-7 if r == 0 else None, "step_ns": [int(ms * 1e6)] * 2,
-                "stage_f_s": {"0": 1e-3, "1": 1e-3}, "stage_b_s": {"0": 2e-3, "1": 2e-3}, "comm_s": 1e-5, "order": None}
-               for r, ms in reversed(list(enumerate(medians_ms)))]  # in any order on disk
+    results = [
+        {
+            "framework": "c",
+            "schedule": "gpipe",
+            "microbatches": 2,
+            "round": r,
+            "status": "ok",
+            "error": "",
+            "grad_rel_err": 1e-7 if r == 0 else None,
+            "step_ns": [int(ms * 1e6)] * 2,
+            "stage_f_s": {"0": 1e-3, "1": 1e-3},
+            "stage_b_s": {"0": 2e-3, "1": 2e-3},
+            "comm_s": 1e-5,
+            "order": None,
+        }
+        for r, ms in reversed(list(enumerate(medians_ms)))
+    ]  # in any order on disk
     out = row(s, "run", "c", "gpipe", 2, results)
     logs = np.log(np.array(medians_ms) / 1e3)
     half = sps.t.ppf(0.975, 2) * logs[:3].std(ddof=1) / np.sqrt(6)
@@ -250,8 +408,26 @@ def test_extra_rounds_are_decided_once_and_only_for_wide_cases(tmp_path):
     if unavailable_reason():
         pytest.skip(unavailable_reason())
     out = tmp_path / "r"
-    p = bench("pipeline", "--framework", "c", "--schedules", "gpipe,1f1b", "--microbatches", "2", "--rounds", "2",
-              "--max-rounds", "4", "--steps", "2", "--batch", "16", "--out", str(out), "--no-report")
+    p = bench(
+        "pipeline",
+        "--framework",
+        "c",
+        "--schedules",
+        "gpipe,1f1b",
+        "--microbatches",
+        "2",
+        "--rounds",
+        "2",
+        "--max-rounds",
+        "4",
+        "--steps",
+        "2",
+        "--batch",
+        "16",
+        "--out",
+        str(out),
+        "--no-report",
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     extra = json.loads((out / "run.json").read_text())["extra_rounds"]
     df = pd.read_csv(out / "pipeline.csv")
@@ -296,7 +472,9 @@ def test_the_launch_probe_tries_again_before_it_calls_mpiexec_unusable(tmp_path,
     try:
         assert cprog.launch_problem() == "" and len(calls) == cprog.LAUNCH_TRIES
         calls.clear()
-        monkeypatch.setattr("bench.supervisor.query", lambda args, timeout_s=30.0: (calls.append(args) or (-13, "")))
+        monkeypatch.setattr(
+            "bench.supervisor.query", lambda args, timeout_s=30.0: calls.append(args) or (-13, "")
+        )
         cprog.launch_problem.cache_clear()
         assert cprog.launch_problem().endswith("cannot start a program here (exit -13)")
         assert len(calls) == cprog.LAUNCH_TRIES

@@ -106,9 +106,19 @@ def measured_result(fake, rnd):
     from bench.schedules import SCHEDULES
 
     f, b = fake.stage_times(SCHEDULES["hand-gpipe"], [(0, Stage(F0, B0), [])], 2, M)
-    return {"schedule": "hand-gpipe", "microbatches": M, "round": rnd, "status": "ok", "error": "",
-            "grad_rel_err": 1e-6, "step_ns": fake.time_steps(fake.step, 2), "stage_f_s": f, "stage_b_s": b,
-            "comm_s": fake.comm_time(M), "order": None}
+    return {
+        "schedule": "hand-gpipe",
+        "microbatches": M,
+        "round": rnd,
+        "status": "ok",
+        "error": "",
+        "grad_rel_err": 1e-6,
+        "step_ns": fake.time_steps(fake.step, 2),
+        "stage_f_s": f,
+        "stage_b_s": b,
+        "comm_s": fake.comm_time(M),
+        "order": None,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +166,10 @@ def test_the_gate_sees_a_wrong_gradient_in_any_tensor_of_the_stage():
     want[2] *= 1e-3  # a small tensor: its error is relative to its own size
     fake = FakeRank()
     cfg = object()
-    fake.hooks, fake.cfg = SimpleNamespace(reference_grads=lambda c: want if c is cfg else None), cfg
+    fake.hooks, fake.cfg = (
+        SimpleNamespace(reference_grads=lambda c: want if c is cfg else None),
+        cfg,
+    )
 
     def mine(bad: int | None):
         pmap = []
@@ -175,7 +188,8 @@ def test_the_gate_sees_a_wrong_gradient_in_any_tensor_of_the_stage():
         assert fake.gate(lambda: None, mine(bad)) == pytest.approx(0.1, rel=1e-6)
     perturbed = mine(None)
     assert fake.gate(lambda: None, perturbed, perturb=True) == pytest.approx(0.1, rel=1e-6)
-    np.testing.assert_allclose(perturbed[0][2][0][1].grad.numpy(), 1.1 * want[0])  # the first tensor
+    # the first tensor
+    np.testing.assert_allclose(perturbed[0][2][0][1].grad.numpy(), 1.1 * want[0])
     np.testing.assert_allclose(perturbed[0][2][1][1].grad.numpy(), want[1].T)
     fake.dist.peer_err = 0.3  # the largest error over the ranks
     assert fake.gate(lambda: None, mine(None)) == pytest.approx(0.3)
@@ -184,24 +198,50 @@ def test_the_gate_sees_a_wrong_gradient_in_any_tensor_of_the_stage():
 SETTINGS = SimpleNamespace(stages=2, config={"batch": 8}, model="mlp", grad_rtol=1e-2, rounds=8)
 
 
-def result(schedule="hand-1f1b", M=2, rnd=0, status="ok", step_ms=(10.0, 12.0, 11.0), grad=1e-6, error=""):
-    return {"schedule": schedule, "microbatches": M, "round": rnd, "status": status, "error": error,
-            "grad_rel_err": grad, "step_ns": [int(t * 1e6) for t in step_ms], "stage_f_s": {"0": 0.001, "1": 0.002},
-            "stage_b_s": {"0": 0.003, "1": 0.002}, "comm_s": 0.0005, "order": None}
+def result(
+    schedule="hand-1f1b", M=2, rnd=0, status="ok", step_ms=(10.0, 12.0, 11.0), grad=1e-6, error=""
+):
+    return {
+        "schedule": schedule,
+        "microbatches": M,
+        "round": rnd,
+        "status": status,
+        "error": error,
+        "grad_rel_err": grad,
+        "step_ns": [int(t * 1e6) for t in step_ms],
+        "stage_f_s": {"0": 0.001, "1": 0.002},
+        "stage_b_s": {"0": 0.003, "1": 0.002},
+        "comm_s": 0.0005,
+        "order": None,
+    }
 
 
 def test_a_row_from_its_rounds_by_hand():
-    rs = [result(rnd=0, step_ms=(10.0, 12.0, 11.0)), result(rnd=1, step_ms=(13.0, 14.0, 12.0), grad=None)]
+    rs = [
+        result(rnd=0, step_ms=(10.0, 12.0, 11.0)),
+        result(rnd=1, step_ms=(13.0, 14.0, 12.0), grad=None),
+    ]
     r = row(SETTINGS, "run7", "torch", "hand-1f1b", 2, rs)
-    assert (r["run_id"], r["model"], r["schedule"], r["stages"], r["virtual_stages"], r["microbatches"], r["batch"]) == \
-        ("run7", "mlp", "hand-1f1b", 2, 1, 2, 8)
-    assert isinstance(r["virtual_stages"], int) and set(r) | {"schema_version"} == set(PIPELINE_COLUMNS)
+    assert (
+        r["run_id"],
+        r["model"],
+        r["schedule"],
+        r["stages"],
+        r["virtual_stages"],
+        r["microbatches"],
+        r["batch"],
+    ) == ("run7", "mlp", "hand-1f1b", 2, 1, 2, 8)
+    assert isinstance(r["virtual_stages"], int) and set(r) | {"schema_version"} == set(
+        PIPELINE_COLUMNS
+    )
     assert r["status"] == "ok" and r["error"] == "" and r["rounds"] == 2
     assert r["theory_bubble"] == pytest.approx(1 / 3)  # (P - 1) / (M + P - 1)
-    assert r["step_s"] == pytest.approx(np.sqrt(0.011 * 0.013))  # geometric mean of the rounds' medians
+    # geometric mean of the rounds' medians
+    assert r["step_s"] == pytest.approx(np.sqrt(0.011 * 0.013))
     assert r["ci_low_s"] < r["step_s"] < r["ci_high_s"]
     assert r["stage_f_s"] == 0.002 and r["stage_b_s"] == 0.003 and r["comm_s"] == 0.0005
-    assert r["compute_s"] == pytest.approx(2 * 0.004)  # each rank 2 x (f + b) = 8 ms: the busiest is 8 ms
+    # each rank 2 x (f + b) = 8 ms: the busiest is 8 ms
+    assert r["compute_s"] == pytest.approx(2 * 0.004)
     assert r["grad_rel_err"] == 1e-6  # the round that ran the gate
     assert r["measured_bubble"] == pytest.approx(1 - 0.008 / r["step_s"])
     assert r["residual_s"] == pytest.approx(r["step_s"] - r["ideal_s"])
@@ -212,27 +252,52 @@ def test_interleaved_rows_count_two_virtual_stages_and_one_process_one_chunk():
     assert inter == 2 and isinstance(inter, int)
     one = dict(result("one-process", 4), stage_f_s={"0": 0.001}, stage_b_s={"0": 0.002})
     r = row(SETTINGS, "r", "torch", "one-process", 4, [one])
-    assert r["virtual_stages"] == 1 and r["compute_s"] == pytest.approx(0.003) and r["ideal_s"] == pytest.approx(0.003)
+    assert (
+        r["virtual_stages"] == 1
+        and r["compute_s"] == pytest.approx(0.003)
+        and r["ideal_s"] == pytest.approx(0.003)
+    )
     accum = dict(one, schedule="one-process-accum")
-    assert row(SETTINGS, "r", "torch", "one-process-accum", 4, [accum])["compute_s"] == pytest.approx(0.012)
+    assert row(SETTINGS, "r", "torch", "one-process-accum", 4, [accum])[
+        "compute_s"
+    ] == pytest.approx(0.012)
 
 
 def test_a_gradient_past_the_gate_makes_the_row_a_mismatch():
     r = row(SETTINGS, "r", "torch", "hand-1f1b", 2, [result(grad=0.05)])
     assert r["status"] == "mismatch" and r["error"] == "gradient rel. error 5.00e-02 > 1e-02"
-    assert row(SETTINGS, "r", "torch", "hand-1f1b", 2, [result(grad=0.01)])["status"] == "ok"  # the limit is inclusive
+    # the limit is inclusive
+    assert row(SETTINGS, "r", "torch", "hand-1f1b", 2, [result(grad=0.01)])["status"] == "ok"
 
 
 def test_failed_and_unmeasured_rows_say_why_and_carry_no_numbers():
-    bad = row(SETTINGS, "r", "torch", "gpipe", 2, [result("gpipe"), result("gpipe", rnd=1, status="timeout", error="rank 1: t")])
+    bad = row(
+        SETTINGS,
+        "r",
+        "torch",
+        "gpipe",
+        2,
+        [result("gpipe"), result("gpipe", rnd=1, status="timeout", error="rank 1: t")],
+    )
     assert bad["status"] == "timeout" and bad["error"] == "rank 1: t" and bad["rounds"] == 1
     pending = row(SETTINGS, "r", "torch", "gpipe", 2, [])
     assert pending["status"] == "pending" and pending["error"] == "" and pending["rounds"] == 0
     assert set(pending) | {"schema_version"} == set(PIPELINE_COLUMNS)
     stopped = row(SETTINGS, "r", "torch", "gpipe", 2, [], unmeasured="interrupted")
     assert stopped["status"] == "interrupted" and "stopped" in stopped["error"]
-    numbers = ("step_s", "ci_low_s", "ci_high_s", "stage_f_s", "stage_b_s", "compute_s", "comm_s", "ideal_s",
-               "measured_bubble", "residual_s", "grad_rel_err")
+    numbers = (
+        "step_s",
+        "ci_low_s",
+        "ci_high_s",
+        "stage_f_s",
+        "stage_b_s",
+        "compute_s",
+        "comm_s",
+        "ideal_s",
+        "measured_bubble",
+        "residual_s",
+        "grad_rel_err",
+    )
     for r in (pending, stopped):
         assert all(math.isnan(r[k]) for k in numbers)
 
@@ -243,7 +308,12 @@ class RowsStage(torch.nn.Module):
 
     def __init__(self, f_row, b_row):
         super().__init__()
-        self.w, self.f_row, self.b_row, self.seen = torch.nn.Parameter(torch.ones(3)), f_row, b_row, []
+        self.w, self.f_row, self.b_row, self.seen = (
+            torch.nn.Parameter(torch.ones(3)),
+            f_row,
+            b_row,
+            [],
+        )
 
     def forward(self, x):
         self.seen.append((x.detach().clone(), x.requires_grad))
@@ -281,8 +351,14 @@ def test_stage_times_time_one_microbatch_of_each_stage_with_its_own_input(schedu
     assert first.w.grad is None and last.w.grad is None
 
 
-@pytest.mark.parametrize("rank, want", [(0, [("send", (2, 3), 1), ("recv", (2, 3), 1)]),
-                                        (1, [("recv", (2, 3), 0), ("send", (2, 3), 0)]), (2, [])])
+@pytest.mark.parametrize(
+    "rank, want",
+    [
+        (0, [("send", (2, 3), 1), ("recv", (2, 3), 1)]),
+        (1, [("recv", (2, 3), 0), ("send", (2, 3), 0)]),
+        (2, []),
+    ],
+)
 def test_the_send_is_one_microbatch_activation_between_ranks_0_and_1(rank, want):
     """x has 8 rows, M = 4: the activation of one microbatch is (2, 3) here (boundary = its shape).
     Rank 0 sends to 1 and waits for the reply, rank 1 answers, a third rank only waits: 11 times
@@ -299,12 +375,21 @@ def test_compute_is_the_busiest_rank_whatever_the_layout():
     """P = 3, one stage per rank, unequal: rank 2 is busiest. P = 2 with a V layout (stages 0, 3 on
     rank 0; 1, 2 on rank 1): each rank sums its two stages. M = 2 microbatches each."""
     three = SimpleNamespace(**{**vars(SETTINGS), "stages": 3})
-    r3 = dict(result("hand-gpipe"), stage_f_s={"0": 0.001, "1": 0.001, "2": 0.004},
-              stage_b_s={"0": 0.001, "1": 0.001, "2": 0.004})
+    r3 = dict(
+        result("hand-gpipe"),
+        stage_f_s={"0": 0.001, "1": 0.001, "2": 0.004},
+        stage_b_s={"0": 0.001, "1": 0.001, "2": 0.004},
+    )
     assert row(three, "r", "torch", "hand-gpipe", 2, [r3])["compute_s"] == pytest.approx(2 * 0.008)
-    v = dict(result("zbv"), stage_f_s={"0": 0.001, "1": 0.002, "2": 0.003, "3": 0.004},
-             stage_b_s={"0": 0.001, "1": 0.002, "2": 0.003, "3": 0.004}, order=None)
-    assert row(SETTINGS, "r", "torch", "zbv", 2, [v])["compute_s"] == pytest.approx(2 * (0.002 + 0.008))  # rank 0: 10 ms
+    v = dict(
+        result("zbv"),
+        stage_f_s={"0": 0.001, "1": 0.002, "2": 0.003, "3": 0.004},
+        stage_b_s={"0": 0.001, "1": 0.002, "2": 0.003, "3": 0.004},
+        order=None,
+    )
+    assert row(SETTINGS, "r", "torch", "zbv", 2, [v])["compute_s"] == pytest.approx(
+        2 * (0.002 + 0.008)
+    )  # rank 0: 10 ms
 
 
 def test_a_row_whose_rounds_never_ran_the_gate_is_not_ok():

@@ -108,8 +108,9 @@ def test_the_c_pipeline_runs_each_schedules_own_order():
         pytest.skip(cprog.unavailable_reason())
     M = 4
     cases = tuple(protocol.PipeCase(name, M, 0, False, 2) for name in ("gpipe", "1f1b"))
-    spec = protocol.RankSpec(0, 2, "mlp", {"batch": 8, "width": 16, "depth": 2}, "cpu", 60.0, "", cases,
-                             form="c")
+    spec = protocol.RankSpec(
+        0, 2, "mlp", {"batch": 8, "width": 16, "depth": 2}, "cpu", 60.0, "", cases, form="c"
+    )
     got = []
     assert c_rank.run(spec, got.append) == 0
     assert [r.schedule for r in got] == ["gpipe", "1f1b"] and all(r.status == "ok" for r in got)

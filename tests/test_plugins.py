@@ -24,22 +24,46 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def bench(*args, env=None, timeout=900):
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.slow
 def test_a_copied_model_package_is_a_model(tmp_path):
     """models/mlp copied under another name, nothing else edited: the registry finds it, it
     lists and runs with ok rows of its own name."""
-    shutil.copytree(ROOT / "models" / "mlp", tmp_path / "models" / "widget",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "models" / "mlp",
+        tmp_path / "models" / "widget",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     env = {"BENCH_MODEL_PATH": str(tmp_path / "models")}
     listed = bench("list", env=env)
     assert listed.returncode == 0 and "widget" in listed.stdout, listed.stderr[-2000:]
     out = tmp_path / "run"
-    p = bench("run", "--model", "widget", "--sizes", "quick", "--impl", "numpy.loop,jax.jit,c.ref",
-              "--rounds", "2", "--budget", "0.01", "--no-report", "--out", str(out), env=env)
+    p = bench(
+        "run",
+        "--model",
+        "widget",
+        "--sizes",
+        "quick",
+        "--impl",
+        "numpy.loop,jax.jit,c.ref",
+        "--rounds",
+        "2",
+        "--budget",
+        "0.01",
+        "--no-report",
+        "--out",
+        str(out),
+        env=env,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     df = pd.read_csv(out / "results.csv")
     assert set(df["model"]) == {"widget"} and set(df["impl"]) == {"numpy.loop", "jax.jit", "c.ref"}
@@ -48,10 +72,25 @@ def test_a_copied_model_package_is_a_model(tmp_path):
 
 @pytest.mark.slow
 def test_a_fourth_framework_is_one_file_and_one_record(tmp_path):
-    env = {"BENCH_EXTRA_FRAMEWORKS": "tests.fake_framework", "BENCH_EXTRA_IMPLS": "tests.fake_framework"}
+    env = {
+        "BENCH_EXTRA_FRAMEWORKS": "tests.fake_framework",
+        "BENCH_EXTRA_IMPLS": "tests.fake_framework",
+    }
     out = tmp_path / "run"
-    p = bench("run", "--sizes", "quick", "--impl", "fake.loop,c.ref", "--rounds", "2", "--budget", "0.01",
-              "--out", str(out), env=env)
+    p = bench(
+        "run",
+        "--sizes",
+        "quick",
+        "--impl",
+        "fake.loop,c.ref",
+        "--rounds",
+        "2",
+        "--budget",
+        "0.01",
+        "--out",
+        str(out),
+        env=env,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     df = pd.read_csv(out / "results.csv")
     fake = df[df["impl"] == "fake.loop"]
@@ -94,13 +133,17 @@ def test_nothing_in_bench_branches_on_a_framework_name():
     assert not found, found
     assert len(ALLOWED) <= 2
     assert framework_comparisons('if fw == "c" or name in ("torch", "jax"):\n    pass') == [
-        "fw == 'c'", "name in ('torch', 'jax')"]  # the check finds a planted branch
+        "fw == 'c'",
+        "name in ('torch', 'jax')",
+    ]  # the check finds a planted branch
 
 
 def _defaults(add) -> dict:
     p = argparse.ArgumentParser()
     add(p)
-    return {a.dest: (a.default, a.help) for a in p._actions if a.dest in ("threads", "device", "model")}
+    return {
+        a.dest: (a.default, a.help) for a in p._actions if a.dest in ("threads", "device", "model")
+    }
 
 
 def test_the_shared_options_have_one_default_in_every_command_and_the_pytest_route():
@@ -121,7 +164,11 @@ def test_the_shared_options_have_one_default_in_every_command_and_the_pytest_rou
 
     route.pytest_addoption(g)
     seen = [_defaults(run.add_arguments), _defaults(profile.add_arguments), _defaults(lambda p: p)]
-    seen[2] = {a.dest: (a.default, a.help) for a in g.p._actions if a.dest in ("threads", "device", "model")}
+    seen[2] = {
+        a.dest: (a.default, a.help)
+        for a in g.p._actions
+        if a.dest in ("threads", "device", "model")
+    }
     piped = _defaults(pipeline.add_arguments)
     for name in ("threads", "model"):
         assert len({s[name][0] for s in seen}) == 1, (name, seen)
@@ -156,8 +203,9 @@ def test_a_schema_3_run_reads_the_same_before_and_after_bench_upgrade(tmp_path):
     after = read_run(run)
     for a, b in zip(before[:3], after[:3], strict=True):
         pd.testing.assert_frame_equal(a, b)
-    assert {k: v for k, v in before[3].items() if k != "schema_version"} == \
-        {k: v for k, v in after[3].items() if k != "schema_version"}
+    assert {k: v for k, v in before[3].items() if k != "schema_version"} == {
+        k: v for k, v in after[3].items() if k != "schema_version"
+    }
     raw = pd.read_csv(run / "results.csv")
     assert set(raw["schema_version"]) == {5} and "role" in raw.columns
     assert json.loads((run / "run.json").read_text())["schema_version"] == 5

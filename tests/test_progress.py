@@ -7,7 +7,11 @@ from bench.sweep import progress
 def test_the_eta_of_the_extra_rounds_is_their_own_pace(monkeypatch, capsys):
     clock = [0.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(progress, "console", progress.Console(file=None, stderr=True, force_terminal=False, width=200))
+    monkeypatch.setattr(
+        progress,
+        "console",
+        progress.Console(file=None, stderr=True, force_terminal=False, width=200),
+    )
     with progress.Bar() as bar:
         bar.live = False
         for done in range(100):  # the base rounds: 100 case-rounds, 6 s each
@@ -18,5 +22,6 @@ def test_the_eta_of_the_extra_rounds_is_their_own_pace(monkeypatch, capsys):
             clock[0] += 1.0
     lines = capsys.readouterr().err.splitlines()
     assert lines[100].endswith("(elapsed 600 s, ETA ?)")
-    assert lines[102] == "[2/10] round 6: b  (elapsed 602 s, ETA 8 s)"  # 8 left at 1 s; the run's pace (602 s / 2) said 2408 s
+    # 8 left at 1 s; the run's pace (602 s / 2) said 2408 s
+    assert lines[102] == "[2/10] round 6: b  (elapsed 602 s, ETA 8 s)"
     assert lines[50] == "[50/100] round 1: a  (elapsed 300 s, ETA 300 s)"

@@ -26,9 +26,27 @@ ROUTE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDI
 def bench_json(tmp_path_factory):
     out = tmp_path_factory.mktemp("pb") / "bench.json"
     p = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--sizes", "1x1x1", "--budget", "0.05",
-         f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=ROUTE_ENV,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench/",
+            "--benchmark-only",
+            "--sizes",
+            "1x1x1",
+            "--budget",
+            "0.05",
+            f"--benchmark-json={out}",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        env=ROUTE_ENV,
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     return out
@@ -36,7 +54,11 @@ def bench_json(tmp_path_factory):
 
 def test_route_benchmarks_every_available_impl_with_self_describing_json(bench_json):
     doc = json.loads(bench_json.read_text())
-    available = [i.name for i in for_model("mlp") if not frameworks.impl_unavailable(i) and "cpu" in frameworks.devices(i)]
+    available = [
+        i.name
+        for i in for_model("mlp")
+        if not frameworks.impl_unavailable(i) and "cpu" in frameworks.devices(i)
+    ]
     names = [b["extra_info"]["impl"] for b in doc["benchmarks"]]
     assert sorted(names) == sorted(available)
     (size,) = parse_sizes("1x1x1")
@@ -59,9 +81,28 @@ def sleep_json(tmp_path_factory):
     """The route on the known-time sleepers of tests/faulty.py: SLEEP_S per step, K steps per call."""
     out = tmp_path_factory.mktemp("pbs") / "bench.json"
     p = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--sizes", "1x1x1", "--budget", "0.05",
-         "--impl", "fault.sleep,fault.sleepk", f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench/",
+            "--benchmark-only",
+            "--sizes",
+            "1x1x1",
+            "--budget",
+            "0.05",
+            "--impl",
+            "fault.sleep,fault.sleepk",
+            f"--benchmark-json={out}",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
         env={**ROUTE_ENV, "BENCH_EXTRA_IMPLS": "tests.faulty"},
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
@@ -73,12 +114,19 @@ def test_a_fused_call_is_reported_per_step_by_the_route(sleep_json):
 
     doc = json.loads(sleep_json.read_text())
     by = {b["extra_info"]["impl"]: b for b in doc["benchmarks"]}
-    assert by["fault.sleepk"]["extra_info"]["steps_per_call"] == 64 and by["fault.sleep"]["extra_info"]["steps_per_call"] == 1
-    for b in by.values():  # time.sleep overshoots a little, never undershoots; per call would be 64 x
-        assert SLEEP_S <= b["stats"]["min"] <= 2 * SLEEP_S, b["stats"]["min"]  # the least: a busy host's stalls aside
+    assert (
+        by["fault.sleepk"]["extra_info"]["steps_per_call"] == 64
+        and by["fault.sleep"]["extra_info"]["steps_per_call"] == 1
+    )
+    for (
+        b
+    ) in by.values():  # time.sleep overshoots a little, never undershoots; per call would be 64 x
+        # the least: a busy host's stalls aside
+        assert SLEEP_S <= b["stats"]["min"] <= 2 * SLEEP_S, b["stats"]["min"]
 
 
-SLEEPERS_JSON = ROOT / "tests" / "data" / "route_sleepers.json"  # the route's JSON of the sleepers, as above
+# the route's JSON of the sleepers, as above
+SLEEPERS_JSON = ROOT / "tests" / "data" / "route_sleepers.json"
 
 
 def test_import_pytest_keeps_per_step_times_and_k_times_them_per_call(tmp_path, monkeypatch):
@@ -107,12 +155,31 @@ def test_import_pytest_keeps_per_step_times_and_k_times_them_per_call(tmp_path, 
 
 
 def test_route_is_not_collected_by_the_plain_test_command():
-    p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                        "tests/test_stats.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_stats.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-2000:]
     assert "tests/test_stats.py::test_pooled_known_values" in p.stdout  # the collection worked
-    p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0 and "tests/test_cli.py::" in p.stdout
     assert "bench/test_benchmarks.py" not in p.stdout
 
@@ -135,29 +202,47 @@ def test_import_round_trips_into_a_run_that_report_and_compare_accept(bench_json
     assert "Welch" in out and " slower " not in out and " faster " not in out
 
 
-@pytest.mark.parametrize("content, words", [
-    ("{not json", "not JSON"),
-    ('{"benchmarks": 3}', "no 'benchmarks' list"),
-    ('{"benchmarks": [{"name": "x", "extra_info": {}}]}', "not from `pytest bench/`"),
-    ('{"benchmarks": []}', "holds no benchmarks"),
-    ("[1, 2]", "is not a pytest-benchmark JSON file (no 'benchmarks' list)"),
-    ('{"benchmarks": [{"name": "x", "extra_info": {"impl": "numpy.loop", "model": "mlp", "size": "s", "dims": {}}}]}',
-     "benchmark 'x' in {f} lacks extra_info sweep, steps_per_call, threads: not from `pytest bench/`"),
-    ('{"benchmarks": [7]}', "benchmark '?' in {f} lacks extra_info impl, model"),
-    ('{"benchmarks": [{"name": "y", "extra_info": {"impl": "numpy.nope", "model": "mlp", "size": "s", "dims": {}, '
-     '"sweep": "w", "steps_per_call": 1, "threads": 1}}]}', "benchmark 'y' names unknown implementation mlp/numpy.nope"),
-    ('{"benchmarks": [{"name": "z", "extra_info": {"impl": "numpy.loop", "model": "mlp", "size": "s", "dims": {}, '
-     '"sweep": "w", "steps_per_call": 1, "threads": 1}, "stats": {"data": []}}]}',
-     "benchmark 'z' has no raw data: use --benchmark-json, or --benchmark-save with --benchmark-save-data"),
-    (None, "cannot read {f}: No such file or directory"),
-    ('{"benchmarks": [{"name": "x"}]}',
-     "benchmark 'x' in {f} lacks extra_info impl, model, size, dims, sweep, steps_per_call, threads"),
-    ('{"benchmarks": [{"extra_info": {}}]}', "benchmark '?' in {f} lacks extra_info impl"),
-    ('{"benchmarks": [{"name": "m", "extra_info": {"impl": "x", "model": "nomodel", "size": "s", "dims": {}, '
-     '"sweep": "w", "steps_per_call": 1, "threads": 1}}]}', "benchmark 'm' names unknown implementation nomodel/x"),
-    ('{"benchmarks": [{"name": "n", "extra_info": {"impl": "numpy.loop", "model": "mlp", "size": "s", "dims": {}, '
-     '"sweep": "w", "steps_per_call": 1, "threads": 1}}]}', "benchmark 'n' has no raw data"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("{not json", "not JSON"),
+        ('{"benchmarks": 3}', "no 'benchmarks' list"),
+        ('{"benchmarks": [{"name": "x", "extra_info": {}}]}', "not from `pytest bench/`"),
+        ('{"benchmarks": []}', "holds no benchmarks"),
+        ("[1, 2]", "is not a pytest-benchmark JSON file (no 'benchmarks' list)"),
+        (
+            '{"benchmarks": [{"name": "x", "extra_info": {"impl": "numpy.loop", "model": "mlp", "size": "s", "dims": {}}}]}',
+            "benchmark 'x' in {f} lacks extra_info sweep, steps_per_call, threads: not from `pytest bench/`",
+        ),
+        ('{"benchmarks": [7]}', "benchmark '?' in {f} lacks extra_info impl, model"),
+        (
+            '{"benchmarks": [{"name": "y", "extra_info": {"impl": "numpy.nope", "model": "mlp", "size": "s", "dims": {}, '
+            '"sweep": "w", "steps_per_call": 1, "threads": 1}}]}',
+            "benchmark 'y' names unknown implementation mlp/numpy.nope",
+        ),
+        (
+            '{"benchmarks": [{"name": "z", "extra_info": {"impl": "numpy.loop", "model": "mlp", "size": "s", "dims": {}, '
+            '"sweep": "w", "steps_per_call": 1, "threads": 1}, "stats": {"data": []}}]}',
+            "benchmark 'z' has no raw data: use --benchmark-json, or --benchmark-save with --benchmark-save-data",
+        ),
+        (None, "cannot read {f}: No such file or directory"),
+        (
+            '{"benchmarks": [{"name": "x"}]}',
+            "benchmark 'x' in {f} lacks extra_info impl, model, size, dims, sweep, steps_per_call, threads",
+        ),
+        ('{"benchmarks": [{"extra_info": {}}]}', "benchmark '?' in {f} lacks extra_info impl"),
+        (
+            '{"benchmarks": [{"name": "m", "extra_info": {"impl": "x", "model": "nomodel", "size": "s", "dims": {}, '
+            '"sweep": "w", "steps_per_call": 1, "threads": 1}}]}',
+            "benchmark 'm' names unknown implementation nomodel/x",
+        ),
+        (
+            '{"benchmarks": [{"name": "n", "extra_info": {"impl": "numpy.loop", "model": "mlp", "size": "s", "dims": {}, '
+            '"sweep": "w", "steps_per_call": 1, "threads": 1}}]}',
+            "benchmark 'n' has no raw data",
+        ),
+    ],
+)
 def test_malformed_json_is_refused_in_one_line(tmp_path, capsys, content, words):
     f = tmp_path / "b.json"
     if content is not None:
@@ -197,7 +282,9 @@ def test_compare_calls_a_planted_10_percent_change_in_its_direction(tmp_path, fa
     r = df.loc[("torch.eager", "B128-H128-L2")]
     assert r["change"] == change
     assert r["ratio_b_a"] == pytest.approx(factor, rel=1e-6)
-    assert r["ratio_ci_low"] < factor < r["ratio_ci_high"] and (r["ratio_ci_low"] > 1) == (factor > 1)
+    assert r["ratio_ci_low"] < factor < r["ratio_ci_high"] and (r["ratio_ci_low"] > 1) == (
+        factor > 1
+    )
     assert (df.drop(index=[("torch.eager", "B128-H128-L2")])["change"] == "").all()
 
 
@@ -209,7 +296,10 @@ def test_compare_finds_a_planted_2x_slowdown_and_nothing_else(planted, capsys, t
     assert list(zip(hit["impl"], hit["size"], strict=True)) == [("torch.eager", "B128-H128-L2")]
     r = hit.iloc[0]
     assert r["change"] == "slower"
-    assert r["ratio_b_a"] == pytest.approx(2.0, rel=1e-6) and r["ratio_ci_low"] <= 2.0 <= r["ratio_ci_high"]
+    assert (
+        r["ratio_b_a"] == pytest.approx(2.0, rel=1e-6)
+        and r["ratio_ci_low"] <= 2.0 <= r["ratio_ci_high"]
+    )
     assert r["p_value"] < 0.05 and r["n_a"] == r["n_b"] == ROUNDS
     assert (df.loc[df["change"] == "", "ratio_b_a"] == 1.0).all()
 
@@ -256,19 +346,66 @@ def test_the_route_times_a_step_not_a_call_in_process(name, k, monkeypatch):
     (size,) = parse_sizes("1x1x1")
     b = FakeBenchmark()
     bench_case(b, impl, size, threads=1, budget_s=0.02)
-    assert b.extra_info["steps_per_call"] == k and b.extra_info["time_unit"] == "seconds per training step"
+    assert (
+        b.extra_info["steps_per_call"] == k
+        and b.extra_info["time_unit"] == "seconds per training step"
+    )
     assert len(b.data) >= 10
     assert SLEEP_S <= min(b.data) <= 2 * SLEEP_S, min(b.data)  # per step; per call would be 64 x
-    assert (b.rounds, b.warmup_rounds, b.iterations) == (10, 2, 1)  # 0.02 s holds under 10 calls: the least
+    assert (b.rounds, b.warmup_rounds, b.iterations) == (
+        10,
+        2,
+        1,
+    )  # 0.02 s holds under 10 calls: the least
     info = b.extra_info
     # forward 2 (784 + 10), both weight gradients as much again, the second layer's input gradient 2 x 10
-    assert info["flops_per_step"] == 2 * (784 + 10) * 2 + 2 * 10 == 3196 and info["update_rel_err"] < 1e-6
-    assert {k: info[k] for k in ("impl", "model", "framework", "mode", "device", "tf32", "size", "sweep", "dims",
-                                 "batch", "width", "depth", "d_in", "classes", "threads", "ops_per_step")} == {
-        "impl": name, "model": "mlp", "framework": "numpy", "mode": impl.mode, "device": "cpu", "tf32": False,
-        "size": "B1-H1-L1", "sweep": "custom", "dims": {"batch": 1, "width": 1, "depth": 1}, "batch": 1, "width": 1,
-        "depth": 1, "d_in": 784, "classes": 10, "threads": 1, "ops_per_step": 33}
-    assert info["first_call_s"] > 0 and info["loss_rel_err"] < 1e-6 and info["op_unit"] == "NumPy calls"
+    assert (
+        info["flops_per_step"] == 2 * (784 + 10) * 2 + 2 * 10 == 3196
+        and info["update_rel_err"] < 1e-6
+    )
+    assert {
+        k: info[k]
+        for k in (
+            "impl",
+            "model",
+            "framework",
+            "mode",
+            "device",
+            "tf32",
+            "size",
+            "sweep",
+            "dims",
+            "batch",
+            "width",
+            "depth",
+            "d_in",
+            "classes",
+            "threads",
+            "ops_per_step",
+        )
+    } == {
+        "impl": name,
+        "model": "mlp",
+        "framework": "numpy",
+        "mode": impl.mode,
+        "device": "cpu",
+        "tf32": False,
+        "size": "B1-H1-L1",
+        "sweep": "custom",
+        "dims": {"batch": 1, "width": 1, "depth": 1},
+        "batch": 1,
+        "width": 1,
+        "depth": 1,
+        "d_in": 784,
+        "classes": 10,
+        "threads": 1,
+        "ops_per_step": 33,
+    }
+    assert (
+        info["first_call_s"] > 0
+        and info["loss_rel_err"] < 1e-6
+        and info["op_unit"] == "NumPy calls"
+    )
     assert info["versions"]["numpy"] == np.__version__
 
 
@@ -293,17 +430,38 @@ def test_the_route_sizes_its_rounds_from_the_budget(budget_s, rounds, monkeypatc
 def test_header_flags_name_every_difference_that_makes_runs_unlike():
     from bench.report.compare import header_flags
 
-    a = {"machine": {"cpu_model": "X", "host": "h1", "cores_logical": 2, "versions": {"torch": "2.1", "numpy": "2.0"}},
-         "settings": {"threads": 1}}
+    a = {
+        "machine": {
+            "cpu_model": "X",
+            "host": "h1",
+            "cores_logical": 2,
+            "versions": {"torch": "2.1", "numpy": "2.0"},
+        },
+        "settings": {"threads": 1},
+    }
     assert header_flags(a, a) == []
-    b = {"machine": {"cpu_model": "Y", "host": "h2", "cores_logical": 4,
-                     "versions": {"torch": "2.2", "numpy": "2.0", "jax": "0.5"}}, "settings": {"threads": 2}}
-    assert header_flags(a, b) == ["different machine: cpu_model 'X' vs 'Y'", "different machine: host 'h1' vs 'h2'",
-                                  "different machine: cores_logical 2 vs 4", "different torch: 2.1 vs 2.2",
-                                  "different threads: 1 vs 2"]  # jax only in B: not a difference of versions
+    b = {
+        "machine": {
+            "cpu_model": "Y",
+            "host": "h2",
+            "cores_logical": 4,
+            "versions": {"torch": "2.2", "numpy": "2.0", "jax": "0.5"},
+        },
+        "settings": {"threads": 2},
+    }
+    assert header_flags(a, b) == [
+        "different machine: cpu_model 'X' vs 'Y'",
+        "different machine: host 'h1' vs 'h2'",
+        "different machine: cores_logical 2 vs 4",
+        "different torch: 2.1 vs 2.2",
+        "different threads: 1 vs 2",
+    ]  # jax only in B: not a difference of versions
     assert header_flags({}, {"machine": {"versions": None}, "settings": {}}) == []
-    assert header_flags(a, {**a, "settings": {"threads": 1, "chunks": 1}}) == []  # a run before --chunks had 1
-    assert header_flags(a, {**a, "settings": {"threads": 1, "chunks": 5}})[0].startswith("different chunks: 1 vs 5 (")
+    # a run before --chunks had 1
+    assert header_flags(a, {**a, "settings": {"threads": 1, "chunks": 1}}) == []
+    assert header_flags(a, {**a, "settings": {"threads": 1, "chunks": 5}})[0].startswith(
+        "different chunks: 1 vs 5 ("
+    )
 
 
 def test_import_pytest_carries_every_field_the_route_recorded(tmp_path, monkeypatch):
@@ -321,10 +479,22 @@ def test_import_pytest_carries_every_field_the_route_recorded(tmp_path, monkeypa
     for b in doc["benchmarks"]:
         info, data = b["extra_info"], np.asarray(b["stats"]["data"])
         r, rd = res.loc[info["impl"]], rounds.loc[info["impl"]]
-        assert (r["size"], r["model"], r["status"], r["rounds"], r["n_samples"]) == (info["size"], "mlp", "ok", 1, len(data))
-        assert r["first_call_s"] == pytest.approx(info["first_call_s"]) and rd["first_call_s"] == pytest.approx(info["first_call_s"])
-        assert r["loss_rel_err"] == pytest.approx(info["loss_rel_err"]) and r["update_rel_err"] == pytest.approx(info["update_rel_err"])
-        assert r["framework_ops_per_step"] == info["ops_per_step"] and r["threads"] == info["threads"]
+        assert (r["size"], r["model"], r["status"], r["rounds"], r["n_samples"]) == (
+            info["size"],
+            "mlp",
+            "ok",
+            1,
+            len(data),
+        )
+        assert r["first_call_s"] == pytest.approx(info["first_call_s"]) and rd[
+            "first_call_s"
+        ] == pytest.approx(info["first_call_s"])
+        assert r["loss_rel_err"] == pytest.approx(info["loss_rel_err"]) and r[
+            "update_rel_err"
+        ] == pytest.approx(info["update_rel_err"])
+        assert (
+            r["framework_ops_per_step"] == info["ops_per_step"] and r["threads"] == info["threads"]
+        )
         q25, q75 = np.percentile(data, [25, 75])
         assert rd["iqr_rel"] == pytest.approx((q75 - q25) / np.median(data)) and rd["round"] == 0
         assert rd["n_samples"] == len(data) and rd["median_s"] == pytest.approx(np.median(data))
@@ -332,16 +502,34 @@ def test_import_pytest_carries_every_field_the_route_recorded(tmp_path, monkeypa
     assert meta["status"] == "complete" and meta["run_id"] == "imported"
     assert meta["created_utc"] == meta["finished_utc"] == doc["datetime"]
     assert meta["argv"] == ["import-pytest", str(SLEEPERS_JSON)]
-    assert meta["source"] == {"pytest_benchmark_json": str(SLEEPERS_JSON), "version": doc["version"]}
-    assert meta["settings"]["model"] == "mlp" and meta["settings"]["threads"] == 2 and meta["settings"]["rounds"] == 1
+    assert meta["source"] == {
+        "pytest_benchmark_json": str(SLEEPERS_JSON),
+        "version": doc["version"],
+    }
+    assert (
+        meta["settings"]["model"] == "mlp"
+        and meta["settings"]["threads"] == 2
+        and meta["settings"]["rounds"] == 1
+    )
     assert meta["settings"]["impls"] == ["fault.sleep", "fault.sleepk"]
     assert [z["label"] for z in meta["settings"]["sizes"]] == ["B1-H1-L1"]
-    assert meta["machine"] == {"host": mi["node"], "cpu_model": mi["cpu"]["brand_raw"], "cores_logical": mi["cpu"]["count"],
-                               "memory_total_gb": None, "os": f"{mi['system']} {mi['release']}",
-                               "python": mi["python_version"], "versions": doc["benchmarks"][0]["extra_info"]["versions"],
-                               "git_commit": doc["commit_info"]["id"]}
+    assert meta["machine"] == {
+        "host": mi["node"],
+        "cpu_model": mi["cpu"]["brand_raw"],
+        "cores_logical": mi["cpu"]["count"],
+        "memory_total_gb": None,
+        "os": f"{mi['system']} {mi['release']}",
+        "python": mi["python_version"],
+        "versions": doc["benchmarks"][0]["extra_info"]["versions"],
+        "git_commit": doc["commit_info"]["id"],
+    }
     assert meta["workers"] == {} and meta["peaks"] == {}
-    assert meta["settings"]["budget"] == {"seconds": 0.05, "min_samples": 5, "max_samples": 5000, "warmup_s": 0.05}
+    assert meta["settings"]["budget"] == {
+        "seconds": 0.05,
+        "min_samples": 5,
+        "max_samples": 5000,
+        "warmup_s": 0.05,
+    }
     assert meta["settings"]["case_timeout_s"] == 0.0 and (res["run_id"] == "imported").all()
     samples = pd.read_csv(run / "samples.csv.gz")
     assert (samples["round"] == 0).all() and (rounds["pid"] == 0).all()
@@ -357,7 +545,9 @@ def test_import_pytest_keeps_each_size_and_reads_a_sparse_machine_record(tmp_pat
         monkeypatch.setitem(REGISTRY[impl.model], impl.name, impl)
     doc = json.loads(SLEEPERS_JSON.read_text())
     two = json.loads(json.dumps(doc["benchmarks"][0]))
-    two["extra_info"].update(size="B2-H1-L1", dims={"batch": 2, "width": 1, "depth": 1}, sweep="width")
+    two["extra_info"].update(
+        size="B2-H1-L1", dims={"batch": 2, "width": 1, "depth": 1}, sweep="width"
+    )
     doc["benchmarks"].append(two)
     doc["machine_info"] = {"node": "n1", "processor": "some cpu", "system": "Linux", "release": "6"}
     for b in doc["benchmarks"]:
@@ -367,10 +557,16 @@ def test_import_pytest_keeps_each_size_and_reads_a_sparse_machine_record(tmp_pat
     run = tmp_path / "imported"
     assert main(["import-pytest", str(f), "--out", str(run)]) == 0
     res = pd.read_csv(run / "results.csv")
-    assert sorted(zip(res["impl"], res["size"], strict=True)) == [("fault.sleep", "B1-H1-L1"), ("fault.sleep", "B2-H1-L1"),
-                                                                  ("fault.sleepk", "B1-H1-L1")]
+    assert sorted(zip(res["impl"], res["size"], strict=True)) == [
+        ("fault.sleep", "B1-H1-L1"),
+        ("fault.sleep", "B2-H1-L1"),
+        ("fault.sleepk", "B1-H1-L1"),
+    ]
     meta = json.loads((run / "run.json").read_text())
-    assert [(z["label"], z["sweep"]) for z in meta["settings"]["sizes"]] == [("B1-H1-L1", "custom"), ("B2-H1-L1", "width")]
+    assert [(z["label"], z["sweep"]) for z in meta["settings"]["sizes"]] == [
+        ("B1-H1-L1", "custom"),
+        ("B2-H1-L1", "width"),
+    ]
     assert meta["machine"]["cpu_model"] == "some cpu" and meta["machine"]["cores_logical"] is None
     assert meta["machine"]["versions"] == {}
 
@@ -378,8 +574,12 @@ def test_import_pytest_keeps_each_size_and_reads_a_sparse_machine_record(tmp_pat
 def test_fail_above_counts_only_changes_beyond_the_percentage():
     from bench.report.compare import slower_beyond
 
-    df = pd.DataFrame({"change": ["slower", "slower", "slower", "faster", ""],
-                       "ratio_b_a": [1.5, 1.5001, 1.499, 0.5, 1.6]})
+    df = pd.DataFrame(
+        {
+            "change": ["slower", "slower", "slower", "faster", ""],
+            "ratio_b_a": [1.5, 1.5001, 1.499, 0.5, 1.6],
+        }
+    )
     assert slower_beyond(df, 50)["ratio_b_a"].tolist() == [1.5001]
     assert slower_beyond(df.iloc[:0], 50).empty
 
@@ -388,9 +588,16 @@ def test_route_cases_are_every_selected_impl_at_every_size_size_major():
     from bench.sweep.pytest_route import cases
 
     got = [(i.name, z.label) for i, z in cases("c.ref,numpy.loop", "1x1x1,4x8x2")]
-    assert got == [("c.ref", "B1-H1-L1"), ("numpy.loop", "B1-H1-L1"), ("c.ref", "B4-H8-L2"), ("numpy.loop", "B4-H8-L2")]
+    assert got == [
+        ("c.ref", "B1-H1-L1"),
+        ("numpy.loop", "B1-H1-L1"),
+        ("c.ref", "B4-H8-L2"),
+        ("numpy.loop", "B4-H8-L2"),
+    ]
     gpt = cases("c.ref", "1x8x16x1x2", model="gpt")
-    assert [(i.model, z.model, z.label) for i, z in gpt] == [("gpt", "gpt", "B1-T8-C16-L1-NH2-V512")]
+    assert [(i.model, z.model, z.label) for i, z in gpt] == [
+        ("gpt", "gpt", "B1-T8-C16-L1-NH2-V512")
+    ]
     with pytest.raises(ValueError, match="nope"):
         cases("nope", "1x1x1")
 
@@ -404,7 +611,9 @@ def test_the_route_skips_what_cannot_run_and_fails_a_wrong_step(monkeypatch):
     with pytest.raises(pytest.skip.Exception, match="cuda only"):
         bench_case(FakeBenchmark(), graphs, size, threads=1, budget_s=0.01, device="cpu")
     wrong = next(i for i in EXTRA_IMPLS if i.name == "fault.wrong")
-    with pytest.raises(pytest.fail.Exception, match="fault.wrong B1-H1-L1 failed the equivalence gate: .*update"):
+    with pytest.raises(
+        pytest.fail.Exception, match="fault.wrong B1-H1-L1 failed the equivalence gate: .*update"
+    ):
         bench_case(FakeBenchmark(), wrong, size, threads=1, budget_s=0.01, device="cpu")
     b = FakeBenchmark()  # a step with no gate: its errors are recorded as None
     bench_case(b, REGISTRY["mlp"]["null.noop"], size, threads=1, budget_s=0.01, device="cpu")
@@ -426,16 +635,24 @@ def test_the_route_divides_by_k_from_two_steps_per_call_on(monkeypatch):
     (size,) = parse_sizes("1x1x1")
     two = TwoSteps(**{f.name: getattr(size, f.name) for f in dataclasses.fields(size)})
     b = FakeBenchmark()
-    bench_case(b, next(i for i in EXTRA_IMPLS if i.name == "fault.sleepk"), two, threads=1, budget_s=0.02, device="cpu")
+    bench_case(
+        b,
+        next(i for i in EXTRA_IMPLS if i.name == "fault.sleepk"),
+        two,
+        threads=1,
+        budget_s=0.02,
+        device="cpu",
+    )
     assert b.extra_info["steps_per_call"] == 2
-    assert SLEEP_S <= min(b.data) <= 1.5 * SLEEP_S  # per call would be 2 x; the least: a busy host's stalls aside
+    # per call would be 2 x; the least: a busy host's stalls aside
+    assert SLEEP_S <= min(b.data) <= 1.5 * SLEEP_S
 
 
 def test_compare_uses_the_base_rounds_sd_of_a_run_with_extra_rounds(tmp_path):
     """Run B with 3 base rounds (then extras, as run.json says): compare's test, CI and detectable
     change take B's sd from its first 3 processes (Stein), A's from all of its."""
     from bench.report.compare import _spread, compare_runs
-    from bench.stats import detectable_change, welch_log
+    from bench.stats import Drift, detectable_change, welch_log
 
     a, b = plant(tmp_path, 1.10)
     for run, base in ((a, 2), (b, 3)):
@@ -444,15 +661,25 @@ def test_compare_uses_the_base_rounds_sd_of_a_run_with_extra_rounds(tmp_path):
         (run / "run.json").write_text(json.dumps(meta))
     df, _, _ = compare_runs(a, b)
     r = df.set_index(["impl", "size"]).loc[("torch.eager", "B128-H128-L2")]
-    ua = pd.read_csv(a / "rounds.csv").query("impl == 'torch.eager' and size == 'B128-H128-L2'").sort_values("round")
-    ub = pd.read_csv(b / "rounds.csv").query("impl == 'torch.eager' and size == 'B128-H128-L2'").sort_values("round")
+    ua = (
+        pd.read_csv(a / "rounds.csv")
+        .query("impl == 'torch.eager' and size == 'B128-H128-L2'")
+        .sort_values("round")
+    )
+    ub = (
+        pd.read_csv(b / "rounds.csv")
+        .query("impl == 'torch.eager' and size == 'B128-H128-L2'")
+        .sort_values("round")
+    )
     ma, mb = ua["median_s"].to_numpy(), ub["median_s"].to_numpy()
     ratio, lo, hi, p = welch_log(ma, mb, first_a=2, first_b=3)
-    assert (r["ratio_b_a"], r["ratio_ci_low"], r["ratio_ci_high"], r["p_value"]) == pytest.approx((ratio, lo, hi, p))
+    assert (r["ratio_b_a"], r["ratio_ci_low"], r["ratio_ci_high"], r["p_value"]) == pytest.approx(
+        (ratio, lo, hi, p)
+    )
     assert r["median_a_s"] == pytest.approx(np.exp(np.log(ma).mean()))
     assert r["median_b_s"] == pytest.approx(np.exp(np.log(mb).mean()))
     sa, sb = np.log(ma[:2]).std(ddof=1), np.log(mb[:3]).std(ddof=1)
-    want = detectable_change(sa, ma.size, sb, mb.size, 0.03, df_a=1, df_b=2)
+    want = detectable_change(Drift(sa, ma.size, 1), Drift(sb, mb.size, 2), 0.03)
     assert r["detectable"] == pytest.approx(want)
     assert _spread([1.0, np.e], None) == (pytest.approx(np.sqrt(0.5)), 1)
     assert np.isnan(_spread([2.0], None)[0]) and _spread([2.0], None)[1] == 0
@@ -477,13 +704,26 @@ def test_a_case_ok_in_one_run_only_is_listed_not_compared(tmp_path):
     res["status"] = "error"
     res.to_csv(b / "results.csv", index=False)
     none, _, _ = compare_runs(a, b)
-    assert none.empty and list(none.columns) == ["impl", "size", "median_a_s", "median_b_s", "ratio_b_a", "ratio_ci_low",
-                                                 "ratio_ci_high", "p_value", "change", "n_a", "n_b", "detectable"]
+    assert none.empty and list(none.columns) == [
+        "impl",
+        "size",
+        "median_a_s",
+        "median_b_s",
+        "ratio_b_a",
+        "ratio_ci_low",
+        "ratio_ci_high",
+        "p_value",
+        "change",
+        "n_a",
+        "n_b",
+        "detectable",
+    ]
 
 
 def test_verdict_boundaries():
     from bench.report.compare import verdict
 
     assert verdict(1.5, 0.05, 0.03) == ""  # p must be below alpha
-    assert verdict(1.25, 1e-6, 0.25) == "" and verdict(1.2500001, 1e-6, 0.25) == "slower"  # beyond the threshold
+    # beyond the threshold
+    assert verdict(1.25, 1e-6, 0.25) == "" and verdict(1.2500001, 1e-6, 0.25) == "slower"
     assert verdict(0.5, 1e-6, 0.25) == "faster"

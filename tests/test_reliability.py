@@ -27,8 +27,14 @@ FAULTS = {
 def bench(*args, env_extra=None, **kw):
     env = {**os.environ, "BENCH_EXTRA_IMPLS": "tests.faulty", **(env_extra or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
     )
 
 
@@ -40,8 +46,24 @@ def read(out: Path) -> pd.DataFrame:
 def fault_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("faults") / "run"
     impls = ",".join(["numpy.loop", *FAULTS, "null.noop"])
-    p = bench("run", "--impl", impls, "--sizes", "1x1x1,4x8x2", "--rounds", "2", "--budget", "0.02",
-              "--min-samples", "5", "--case-timeout", "5", "--out", str(out), "--no-report")
+    p = bench(
+        "run",
+        "--impl",
+        impls,
+        "--sizes",
+        "1x1x1,4x8x2",
+        "--rounds",
+        "2",
+        "--budget",
+        "0.02",
+        "--min-samples",
+        "5",
+        "--case-timeout",
+        "5",
+        "--out",
+        str(out),
+        "--no-report",
+    )
     _, err = p.communicate(timeout=300)
     return out, p.returncode, err
 
@@ -89,8 +111,22 @@ def test_exit_code_is_1_exactly_for_the_failed_statuses(status):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_keeps_results_and_resume_completes(tmp_path, sig):
     out = tmp_path / "run"
-    args = ["run", "--impl", "numpy.loop,null.noop", "--sizes", "1x1x1,2x2x1,3x3x1", "--rounds", "12",
-            "--budget", "0.02", "--min-samples", "5", "--out", str(out), "--no-report"]
+    args = [
+        "run",
+        "--impl",
+        "numpy.loop,null.noop",
+        "--sizes",
+        "1x1x1,2x2x1,3x3x1",
+        "--rounds",
+        "12",
+        "--budget",
+        "0.02",
+        "--min-samples",
+        "5",
+        "--out",
+        str(out),
+        "--no-report",
+    ]
     p = bench(*args)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until some cases are on disk
@@ -130,11 +166,19 @@ def test_resume_refuses_complete_runs_non_runs_and_extra_settings(tmp_path, caps
     assert "not a run directory" in capsys.readouterr().err
     run = tmp_path / "done"
     run.mkdir()
-    meta = {"schema_version": SCHEMA_VERSION, "status": "complete", "run_id": "done", "settings": {}, "machine": {}}
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "complete",
+        "run_id": "done",
+        "settings": {},
+        "machine": {},
+    }
     (run / "run.json").write_text(json.dumps(meta))
     assert main(["run", "--resume", str(run)]) == 2
     assert "nothing to resume" in capsys.readouterr().err
-    (run / "run.json").write_text(json.dumps({**meta, "schema_version": 99, "status": "interrupted"}))
+    (run / "run.json").write_text(
+        json.dumps({**meta, "schema_version": 99, "status": "interrupted"})
+    )
     assert main(["run", "--resume", str(run)]) == 2
     assert "schema version 99, from a newer harness" in capsys.readouterr().err
     assert main(["run", "--resume", str(run), "--threads", "1"]) == 2

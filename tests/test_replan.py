@@ -16,7 +16,9 @@ RUNS = ["results/20261129T190734Z_vm", "results/20261129T192711Z_vm"]
 
 
 def replan(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/replan.py", *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "scripts/replan.py", *args], cwd=ROOT, capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize("run", RUNS)
@@ -40,4 +42,8 @@ def test_replan_without_a_run_says_how_to_use_it():
 
 def test_replan_on_a_directory_that_is_no_run_is_a_one_line_error(tmp_path):
     p = replan(str(tmp_path))
-    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "not a finished run directory" in p.stderr
+    assert (
+        p.returncode == 2
+        and p.stderr.count("\n") == 1
+        and "not a finished run directory" in p.stderr
+    )

@@ -16,8 +16,12 @@ assert len(SHIFTS) == ROUNDS
 
 
 def table(*runs: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/round_shift.py", *map(str, runs)], cwd=ROOT,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "scripts/round_shift.py", *map(str, runs)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
 
 def cells(p: subprocess.CompletedProcess) -> list[list[str]]:
@@ -35,16 +39,20 @@ def test_a_planted_round_shift_is_found_at_its_size_and_none_without_it(tmp_path
     (a, b) = cells(p)
     rows = 8 * 4  # 8 sizes x 4 implementations: the control (null.noop) left out
     assert a[1:3] == b[1:3] == [str(rows), str(ROUNDS)]
-    assert float(a[4]) < 0.01 and int(a[5].rstrip("%")) < 10  # independent drifts of sd PROCESS_SD: no shift
+    # independent drifts of sd PROCESS_SD: no shift
+    assert float(a[4]) < 0.01 and int(a[5].rstrip("%")) < 10
     assert abs(float(a[3]) - PROCESS_SD) < 0.004
     assert abs(float(b[4]) - SHIFTS.std(ddof=1)) < 0.005  # 0.183
-    assert int(b[5].rstrip("%")) > 95 and abs(float(b[6]) - PROCESS_SD) < 0.004  # what is left: the processes' own
+    # what is left: the processes' own
+    assert int(b[5].rstrip("%")) > 95 and abs(float(b[6]) - PROCESS_SD) < 0.004
 
 
 def test_a_damaged_run_is_one_line_and_exit_2(tmp_path):
     run = make_run(tmp_path / "run")
     (run / "rounds.csv").write_text("schema_version,impl\n5,x\n")
     p = table(run)
-    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1, (
+        p.stderr
+    )
     assert p.stderr.startswith(f"error: {run}")
     assert table().returncode == 2

@@ -3,23 +3,33 @@ time goal per model, and what `--impl` changes."""
 
 import pytest
 
-from bench.sweep.settings import Settings, new_settings
+from bench.sweep.settings import RunOptions, Settings, new_settings
 
 
 def settings(model, impl, sizes="default", **kw):
-    return new_settings(model, impl, sizes, None, None, None, 5, 60.0, "cpu", False, **kw)
+    return new_settings(RunOptions(model, impl, sizes, **kw))
 
 
 def test_the_gpt_default_sweep_leaves_out_torch_scan_with_why():
     s = settings("gpt", None)
     assert "torch.scan" not in s.impls and "torch.fullgraph" in s.impls and "jax.scan" in s.impls
     assert list(s.left_out) == ["torch.scan"]
-    assert "every worker process" in s.left_out["torch.scan"] and "scan operator" in s.left_out["torch.scan"]
+    assert (
+        "every worker process" in s.left_out["torch.scan"]
+        and "scan operator" in s.left_out["torch.scan"]
+    )
     assert (s.rounds, s.max_rounds, s.budget_min) == (5, 32, 15.0)
 
 
-@pytest.mark.parametrize("model,impl,sizes", [("gpt", "all", "default"), ("gpt", None, "quick"),
-                                              ("gpt", None, "4x64x32x2x2"), ("mlp", None, "default")])
+@pytest.mark.parametrize(
+    "model,impl,sizes",
+    [
+        ("gpt", "all", "default"),
+        ("gpt", None, "quick"),
+        ("gpt", None, "4x64x32x2x2"),
+        ("mlp", None, "default"),
+    ],
+)
 def test_all_an_explicit_size_and_the_mlp_keep_torch_scan(model, impl, sizes):
     s = settings(model, impl, sizes)
     assert "torch.scan" in s.impls and s.left_out == {}
@@ -47,6 +57,10 @@ def test_the_report_header_names_what_was_left_out():
     from bench.report.render import left_out_lines
 
     assert left_out_lines({"left_out": {}}) == [] and left_out_lines({}) == []
-    (blank, line) = left_out_lines({"left_out": {"torch.scan": "its compile is paid in every process"}})
-    assert blank == "" and line == ("Left out of this sweep (`--impl all` includes them): torch.scan: its compile "
-                                    "is paid in every process.")
+    (blank, line) = left_out_lines(
+        {"left_out": {"torch.scan": "its compile is paid in every process"}}
+    )
+    assert blank == "" and line == (
+        "Left out of this sweep (`--impl all` includes them): torch.scan: its compile "
+        "is paid in every process."
+    )

@@ -13,7 +13,10 @@ from bench.report.compare import THRESHOLD, verdict
 from bench.sizes import DEFAULT_MAX_ROUNDS, DEFAULT_ROUNDS
 from bench.sweep.plan import TARGET_CI
 
-DRIFTS = (0.04, 0.15)  # sd of the log process medians: synthetic runs of wave 2, and the 2-thread committed runs
+DRIFTS = (
+    0.04,
+    0.15,
+)  # sd of the log process medians: synthetic runs of wave 2, and the 2-thread committed runs
 SAMPLE_SD = 0.08  # per-sample lognormal noise
 OUTLIERS, OUTLIER_X = 0.01, 4.0  # 1% of samples are 4x slower (interrupts, GC)
 N_SAMPLES = 60  # samples per round
@@ -26,11 +29,16 @@ def one_round(rng, offset: float, slowdown: float) -> np.ndarray:
     return x
 
 
-def run(rng, rounds: int, slowdown: float = 1.0, shared_process: bool = False, drift: float = 0.04) -> list[np.ndarray]:
+def run(
+    rng, rounds: int, slowdown: float = 1.0, shared_process: bool = False, drift: float = 0.04
+) -> list[np.ndarray]:
     """One synthetic run of one case: per-step samples of each round. Fresh process per round
     (its own log offset, sd `drift`), or (wave 1) every round inside one process sharing it."""
     process = rng.normal(0, drift)
-    return [one_round(rng, process if shared_process else rng.normal(0, drift), slowdown) for _ in range(rounds)]
+    return [
+        one_round(rng, process if shared_process else rng.normal(0, drift), slowdown)
+        for _ in range(rounds)
+    ]
 
 
 def adaptive_run(rng, slowdown: float = 1.0, drift: float = 0.04) -> list[np.ndarray]:
@@ -59,15 +67,27 @@ def called_wave1(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 def rate(rule, slowdown: float, rounds: int, seed: int, shared_process: bool = False) -> float:
     rng = np.random.default_rng(seed)
-    hits = [rule(run(rng, rounds, 1.0, shared_process), run(rng, rounds, slowdown, shared_process))
-            for _ in range(PAIRS)]
+    hits = [
+        rule(run(rng, rounds, 1.0, shared_process), run(rng, rounds, slowdown, shared_process))
+        for _ in range(PAIRS)
+    ]
     return float(np.mean(hits))
 
 
 def adaptive_rate(slowdown: float, drift: float, seed: int, pairs: int = PAIRS) -> float:
     rng = np.random.default_rng(seed)
-    return float(np.mean([called(adaptive_run(rng, 1.0, drift), adaptive_run(rng, slowdown, drift), DEFAULT_ROUNDS)
-                          for _ in range(pairs)]))
+    return float(
+        np.mean(
+            [
+                called(
+                    adaptive_run(rng, 1.0, drift),
+                    adaptive_run(rng, slowdown, drift),
+                    DEFAULT_ROUNDS,
+                )
+                for _ in range(pairs)
+            ]
+        )
+    )
 
 
 def test_base_rounds_and_the_extension_are_processes_enough():
@@ -104,17 +124,27 @@ def test_ci_of_the_median_covers_the_truth_about_95_percent(drift):
     truth = np.exp(np.mean(np.log(medians(run(rng, 20000, drift=drift)))))
     covered = []
     for _ in range(400):
-        _, lo, hi = stats.log_t_interval(medians(adaptive_run(rng, drift=drift)), first=DEFAULT_ROUNDS)
+        _, lo, hi = stats.log_t_interval(
+            medians(adaptive_run(rng, drift=drift)), first=DEFAULT_ROUNDS
+        )
         covered.append(lo <= truth <= hi)
     assert 0.90 <= np.mean(covered) <= 0.98
 
 
 def test_the_extension_asks_more_processes_only_where_the_ci_is_wide():
     rng = np.random.default_rng(6)
-    narrow = [stats.rounds_for(medians(run(rng, DEFAULT_ROUNDS, drift=0.005)), TARGET_CI, DEFAULT_MAX_ROUNDS)
-              for _ in range(50)]
-    wide = [stats.rounds_for(medians(run(rng, DEFAULT_ROUNDS, drift=0.15)), TARGET_CI, DEFAULT_MAX_ROUNDS)
-            for _ in range(50)]
+    narrow = [
+        stats.rounds_for(
+            medians(run(rng, DEFAULT_ROUNDS, drift=0.005)), TARGET_CI, DEFAULT_MAX_ROUNDS
+        )
+        for _ in range(50)
+    ]
+    wide = [
+        stats.rounds_for(
+            medians(run(rng, DEFAULT_ROUNDS, drift=0.15)), TARGET_CI, DEFAULT_MAX_ROUNDS
+        )
+        for _ in range(50)
+    ]
     assert set(narrow) == {DEFAULT_ROUNDS} and np.median(wide) == DEFAULT_MAX_ROUNDS
 
 
@@ -132,8 +162,12 @@ def test_a_row_given_the_rounds_it_was_planned_is_not_noisy_whatever_they_measur
         center, lo, hi = stats.log_t_interval(np.concatenate([base, extra]), first=DEFAULT_ROUNDS)
         assert stats.noisy_reason({"median_s": center, "ci_low_s": lo, "ci_high_s": hi}) == ""
     # one round fewer than planned would leave it noisy: the plan is the fewest that do not
-    center, lo, hi = stats.log_t_interval(np.concatenate([base, np.ones(n - 1 - DEFAULT_ROUNDS)]), first=DEFAULT_ROUNDS)
-    assert stats.noisy_reason({"median_s": center, "ci_low_s": lo, "ci_high_s": hi}).startswith("median CI")
+    center, lo, hi = stats.log_t_interval(
+        np.concatenate([base, np.ones(n - 1 - DEFAULT_ROUNDS)]), first=DEFAULT_ROUNDS
+    )
+    assert stats.noisy_reason({"median_s": center, "ci_low_s": lo, "ci_high_s": hi}).startswith(
+        "median CI"
+    )
 
 
 def test_rounds_for_by_hand():
@@ -141,8 +175,10 @@ def test_rounds_for_by_hand():
     sd = np.log(m).std(ddof=1)
     # the interval the row will report (Stein's): t with the first 6 processes' 5 degrees of freedom
     want = next(n for n in range(6, 100) if sps.t.ppf(0.975, 5) * sd / np.sqrt(n) <= np.log(1.04))
-    assert stats.rounds_for(m, 0.04, 100) == want == 22  # 2.571 x 0.0707 / sqrt(22) = 0.0388 <= log 1.04 = 0.0392
-    _, lo, hi = stats.log_t_interval(np.concatenate([m, np.exp(np.zeros(16))]), first=6)  # 22 processes
+    # 2.571 x 0.0707 / sqrt(22) = 0.0388 <= log 1.04 = 0.0392
+    assert stats.rounds_for(m, 0.04, 100) == want == 22
+    # 22 processes
+    _, lo, hi = stats.log_t_interval(np.concatenate([m, np.exp(np.zeros(16))]), first=6)
     assert np.log(hi) - np.log(lo) == pytest.approx(2 * sps.t.ppf(0.975, 5) * sd / np.sqrt(22))
     assert stats.rounds_for(m, 0.04, 10) == 10 and stats.rounds_for(m, 0.5, 10) == 6
     assert stats.rounds_for(m[:1], 0.04, 10) == 1
@@ -156,12 +192,23 @@ def test_the_detectable_change_compare_prints_is_the_simulated_80_percent_power_
     printed = []
     for _ in range(200):
         a, b = medians(adaptive_run(rng, 1.0, drift)), medians(adaptive_run(rng, 1.0, drift))
-        (sa, dfa), (sb, dfb) = stats.spread(np.log(a), DEFAULT_ROUNDS), stats.spread(np.log(b), DEFAULT_ROUNDS)
-        printed.append(stats.detectable_change(sa, a.size, sb, b.size, THRESHOLD, df_a=dfa, df_b=dfb))
+        (sa, dfa), (sb, dfb) = (
+            stats.spread(np.log(a), DEFAULT_ROUNDS),
+            stats.spread(np.log(b), DEFAULT_ROUNDS),
+        )
+        printed.append(
+            stats.detectable_change(
+                stats.Drift(sa, a.size, dfa), stats.Drift(sb, b.size, dfb), THRESHOLD
+            )
+        )
     lo, hi = 0.0, 0.6
     for i in range(8):
         mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if adaptive_rate(1 + mid, drift, seed=100 + i, pairs=400) >= 0.8 else (mid, hi)
+        lo, hi = (
+            (lo, mid)
+            if adaptive_rate(1 + mid, drift, seed=100 + i, pairs=400) >= 0.8
+            else (mid, hi)
+        )
     truth = (lo + hi) / 2
     assert np.median(printed) == pytest.approx(truth, rel=0.2), (np.median(printed), truth)
 
@@ -223,20 +270,26 @@ def test_detectable_change_by_hand():
     se, df = 0.05, 14
     want = np.expm1(sps.t.ppf(0.975, df) * se + sps.t.ppf(0.8, df) * se)
     assert want == pytest.approx(0.1626, abs=1e-4)
-    assert stats.detectable_change(0.1, 8, 0.1, 8, 0.03) == pytest.approx(want, rel=1e-9)
+    assert stats.detectable_change(stats.Drift(0.1, 8), stats.Drift(0.1, 8), 0.03) == pytest.approx(
+        want, rel=1e-9
+    )
     # a precise pair: the 3% threshold is the bar to clear, then t(0.8) se more
-    tiny = stats.detectable_change(0.001, 8, 0.001, 8, 0.03)
+    tiny = stats.detectable_change(stats.Drift(0.001, 8), stats.Drift(0.001, 8), 0.03)
     assert tiny == pytest.approx(np.expm1(np.log1p(0.03) + sps.t.ppf(0.8, 14) * 0.0005), rel=1e-9)
     # unequal sides without extra rounds: Welch-Satterthwaite df
     va, vb = 0.1**2 / 16, 0.05**2 / 5
     df1 = (va + vb) ** 2 / (va**2 / 15 + vb**2 / 4)
     want1 = np.expm1((sps.t.ppf(0.975, df1) + sps.t.ppf(0.8, df1)) * np.sqrt(va + vb))
-    assert stats.detectable_change(0.1, 16, 0.05, 5, 0.03) == pytest.approx(want1, rel=1e-9)
+    assert stats.detectable_change(
+        stats.Drift(0.1, 16), stats.Drift(0.05, 5), 0.03
+    ) == pytest.approx(want1, rel=1e-9)
     # A got extra rounds (its sd from its first 6: df 5): the smaller side's df, 4 (Stein's two-stage)
     want2 = np.expm1((sps.t.ppf(0.975, 4) + sps.t.ppf(0.8, 4)) * np.sqrt(va + vb))
-    assert stats.detectable_change(0.1, 16, 0.05, 5, 0.03, df_a=5) == pytest.approx(want2, rel=1e-9)
-    assert np.isnan(stats.detectable_change(0.1, 1, 0.1, 8, 0.03))
-    assert stats.detectable_change(0.0, 4, 0.0, 4, 0.03) == 0.03
+    assert stats.detectable_change(
+        stats.Drift(0.1, 16, 5), stats.Drift(0.05, 5), 0.03
+    ) == pytest.approx(want2, rel=1e-9)
+    assert np.isnan(stats.detectable_change(stats.Drift(0.1, 1), stats.Drift(0.1, 8), 0.03))
+    assert stats.detectable_change(stats.Drift(0.0, 4), stats.Drift(0.0, 4), 0.03) == 0.03
 
 
 def test_steins_interval_uses_the_base_units_sd_and_every_units_mean():
@@ -247,7 +300,11 @@ def test_steins_interval_uses_the_base_units_sd_and_every_units_mean():
     half = sps.t.ppf(0.975, 4) * sd0 / np.sqrt(7)
     assert center == pytest.approx(np.exp(logs.mean()))
     assert (lo, hi) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
-    assert stats.log_t_interval(m, first=7) == stats.log_t_interval(m) == stats.log_t_interval(m, first=None)
+    assert (
+        stats.log_t_interval(m, first=7)
+        == stats.log_t_interval(m)
+        == stats.log_t_interval(m, first=None)
+    )
     assert stats.spread(logs, 5) == (pytest.approx(sd0), 4) and stats.spread(logs, None)[1] == 6
     a, b = m[:5], m * 1.2
     ratio, lo, hi, p = stats.welch_log(a, b, first_a=5, first_b=5)
@@ -255,7 +312,9 @@ def test_steins_interval_uses_the_base_units_sd_and_every_units_mean():
     d, se = np.log(b).mean() - np.log(a).mean(), np.sqrt(va + vb)
     df = 4  # B got extra rounds: the smaller side's df, not Welch-Satterthwaite's (liberal after a two-stage rule)
     assert ratio == pytest.approx(np.exp(d)) and p == pytest.approx(2 * sps.t.sf(d / se, df))
-    assert (lo, hi) == pytest.approx(tuple(np.exp(d + s * sps.t.ppf(0.975, df) * se) for s in (-1, 1)))
+    assert (lo, hi) == pytest.approx(
+        tuple(np.exp(d + s * sps.t.ppf(0.975, df) * se) for s in (-1, 1))
+    )
 
 
 def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
@@ -265,15 +324,28 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
 
     def case(name, sd):
         logs = np.array([0.0, sd, -sd, sd / 2, -sd / 2])
-        return SimpleNamespace(key=(name, "B1"), status="ok", round_medians=list(np.exp(logs)), first_call_s=0.0,
-                               impl=SimpleNamespace(framework=name, role=""))
+        return SimpleNamespace(
+            key=(name, "B1"),
+            status="ok",
+            round_medians=list(np.exp(logs)),
+            first_call_s=0.0,
+            impl=SimpleNamespace(framework=name, role=""),
+        )
 
-    s = np.log1p(TARGET_CI) / np.log(1.04)  # the spreads below scaled to the target: the counts stay as written
+    # the spreads below scaled to the target: the counts stay as written
+    s = np.log1p(TARGET_CI) / np.log(1.04)
     a, d, b, narrow = case("a", 0.05 * s), case("d", 0.06 * s), case("b", 0.5), case("c", 0.001)
     # rounds in all: the fewest n with Stein's half-width t(0.975, 4) sd / sqrt(n) <= log(1 + TARGET_CI), or none within 16
     for st, want in ((a, 8), (d, 12), (b, None), (narrow, 5)):
         sd = np.log(st.round_medians).std(ddof=1)
-        n = next((n for n in range(5, 17) if sps.t.ppf(0.975, 4) * sd / np.sqrt(n) <= np.log1p(TARGET_CI)), None)
+        n = next(
+            (
+                n
+                for n in range(5, 17)
+                if sps.t.ppf(0.975, 4) * sd / np.sqrt(n) <= np.log1p(TARGET_CI)
+            ),
+            None,
+        )
         assert n == want
     key = {st.key[0]: st.key for st in (a, d, b, narrow)}
     cases = [a, d, b, narrow]
@@ -281,7 +353,10 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
     assert extension(cases, 5, 16, one, float("inf")) == {key["a"]: 8, key["d"]: 12, key["b"]: 16}
     assert extension(cases, 5, 16, one, 3.0) == {key["a"]: 8}  # 3 extra case-rounds
     assert extension(cases, 5, 16, one, 10.0) == {key["a"]: 8, key["d"]: 12}  # 3 + 7
-    assert extension(cases, 5, 16, one, 20.9) == {key["a"]: 8, key["d"]: 12}  # b would make it 3 + 7 + 11
+    assert extension(cases, 5, 16, one, 20.9) == {
+        key["a"]: 8,
+        key["d"]: 12,
+    }  # b would make it 3 + 7 + 11
     assert extension(cases, 5, 16, one, 2.9) == {}
     # the rows that reach the target first, whatever they cost; then the rest with what is left
     cheap_b = {**one, key["b"]: 0.1}
@@ -294,10 +369,15 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
     assert extension(cases, 5, 16, one, 8.9, starts) == {}
     assert extension(cases, 5, 16, one, 9.0, starts) == {key["a"]: 8}
     assert extension(cases, 5, 16, one, 9.0 + 7 + 7 * 2, starts) == {key["a"]: 8, key["d"]: 12}
-    assert extension(cases, 5, 16, one, 9.0 + 7 + 7 * 2 - 0.1, {**starts, "b": 2.0}) == {key["a"]: 8}
+    assert extension(cases, 5, 16, one, 9.0 + 7 + 7 * 2 - 0.1, {**starts, "b": 2.0}) == {
+        key["a"]: 8
+    }
     # two cases of one framework share its worker's start in each round: a and a2 cost 3 + 3 + 3 x 2
     a2 = SimpleNamespace(**{**vars(a), "key": ("a2", "B1")})
-    assert extension([a, a2], 5, 16, {a.key: 1.0, a2.key: 1.0}, 12.0, starts) == {a.key: 8, a2.key: 8}
+    assert extension([a, a2], 5, 16, {a.key: 1.0, a2.key: 1.0}, 12.0, starts) == {
+        a.key: 8,
+        a2.key: 8,
+    }
     assert extension([narrow], 5, 16, one, float("inf")) == {}
     # the control row (null.noop) is never extended: its precision is not what the run is for
     control = SimpleNamespace(**{**vars(b), "impl": SimpleNamespace(framework="b", role="control")})
@@ -310,17 +390,28 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
 
     run = SimpleNamespace(budget_min=1.0, rounds=5, most_rounds=16, budget=Budget())
     # 57 s - 47 s = 10 s: a and d; 0.1 s later, a only
-    assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 47.0) == {
-        key["a"]: 8, key["d"]: 12}
-    assert extension_within([wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 47.1) == {key["a"]: 8}
+    assert extension_within(
+        [wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 47.0
+    ) == {key["a"]: 8, key["d"]: 12}
+    assert extension_within(
+        [wide, wider, narrow], run, {k: [v] for k, v in cost.items()}, 47.1
+    ) == {key["a"]: 8}
     # what the base rounds cost beyond their cases (5 rounds x 3 frameworks, 15 s beyond the 3 case-seconds of
     # cost_s: 1 s per framework and round) is charged to each extra round: a then costs 3 + 3 x 1 = 6 s
     walls = {k: [v] for k, v in cost.items() if k != key["b"]}
-    assert extension_within([wide, wider, narrow], run, walls, 51.0, base_wall_s=18.0) == {key["a"]: 8}
+    assert extension_within([wide, wider, narrow], run, walls, 51.0, base_wall_s=18.0) == {
+        key["a"]: 8
+    }
     assert extension_within([wide, wider, narrow], run, walls, 51.1, base_wall_s=18.0) == {}
-    assert extension_within([wide, wider, narrow], run, walls, 51.1, base_wall_s=3.0) == {key["a"]: 8}
-    assert extension_within([wide, wider, narrow], SimpleNamespace(**{**vars(run), "budget_min": None}),
-                            {k: [v] for k, v in cost.items()}, 1e9) == {key["a"]: 8, key["d"]: 12}
+    assert extension_within([wide, wider, narrow], run, walls, 51.1, base_wall_s=3.0) == {
+        key["a"]: 8
+    }
+    assert extension_within(
+        [wide, wider, narrow],
+        SimpleNamespace(**{**vars(run), "budget_min": None}),
+        {k: [v] for k, v in cost.items()},
+        1e9,
+    ) == {key["a"]: 8, key["d"]: 12}
     # a case's round costs its median base round, not the mean: round 0 also builds and gates
     # (5 s here), which no extra round repeats; the mean (1.8 s a round) would leave d out
     gated = {k: [5.0, 1.0, 1.0, 1.0, 1.0] for k in cost}

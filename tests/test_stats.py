@@ -41,9 +41,11 @@ def test_ci_half_width_rule_uses_the_wider_side():
 
 # Edge cases, each chosen so that a plausible slip in bench/stats.py changes the answer.
 
+
 def test_pooled_cv_needs_two_samples_and_a_positive_mean():
     assert stats.pooled(np.array([2e-6]))["cv"] == 0.0  # one sample: no spread to speak of
-    assert stats.pooled(np.array([1e-6, 3e-6]))["cv"] == pytest.approx(np.sqrt(2) / 2)  # sd 1.414e-6 / mean 2e-6
+    # sd 1.414e-6 / mean 2e-6
+    assert stats.pooled(np.array([1e-6, 3e-6]))["cv"] == pytest.approx(np.sqrt(2) / 2)
     assert stats.pooled(np.array([0.0, 0.0, 0.0]))["cv"] == 0.0  # zero mean: no ratio, not NaN
 
 
@@ -68,16 +70,38 @@ def test_iqr_rel_of_a_zero_median_is_nan_not_infinite():
 
 
 def test_noisy_reason_messages_word_for_word():
-    row = {"median_s": 2.0, "ci_low_s": 1.9, "ci_high_s": 2.3, "round_iqr_rel": 0.5}  # CI +15% / -5%
-    assert stats.noisy_reason(row) == "median CI +-15% > 5%; within-process IQR 50% of the median > 25%"
-    one = {"median_s": 2.0, "ci_low_s": 1.9, "ci_high_s": float("nan")}  # no round_iqr_rel key at all
+    row = {
+        "median_s": 2.0,
+        "ci_low_s": 1.9,
+        "ci_high_s": 2.3,
+        "round_iqr_rel": 0.5,
+    }  # CI +15% / -5%
+    assert (
+        stats.noisy_reason(row)
+        == "median CI +-15% > 5%; within-process IQR 50% of the median > 25%"
+    )
+    one = {
+        "median_s": 2.0,
+        "ci_low_s": 1.9,
+        "ci_high_s": float("nan"),
+    }  # no round_iqr_rel key at all
     assert stats.noisy_reason(one) == "one process: CI unknown"
-    low = {"median_s": 2.0, "ci_low_s": 1.6, "ci_high_s": 2.02, "round_iqr_rel": 0.0}  # the low side is wider
+    low = {
+        "median_s": 2.0,
+        "ci_low_s": 1.6,
+        "ci_high_s": 2.02,
+        "round_iqr_rel": 0.0,
+    }  # the low side is wider
     assert stats.noisy_reason(low) == "median CI +-20% > 5%"
 
 
 def test_a_zero_or_missing_median_is_not_judged():
-    assert stats.noisy_reason({"median_s": 0.0, "ci_low_s": 0.0, "ci_high_s": 0.0, "round_iqr_rel": 0.0}) == ""
+    assert (
+        stats.noisy_reason(
+            {"median_s": 0.0, "ci_low_s": 0.0, "ci_high_s": 0.0, "round_iqr_rel": 0.0}
+        )
+        == ""
+    )
     assert stats.noisy_reason({"median_s": float("nan"), "ci_low_s": 1.0, "ci_high_s": 2.0}) == ""
 
 
@@ -100,17 +124,27 @@ def test_welch_needs_two_processes_on_each_side():
 
 
 def test_welch_on_constant_runs():
-    assert stats.welch_log([1.0, 1.0, 1.0], [1.0, 1.0]) == (1.0, 1.0, 1.0, 1.0)  # identical: no change
-    ratio, lo, hi, p = stats.welch_log([1.0, 1.0], [2.0, 2.0, 2.0])  # different constants: certain change
+    assert stats.welch_log([1.0, 1.0, 1.0], [1.0, 1.0]) == (
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    )  # identical: no change
+    # different constants: certain change
+    ratio, lo, hi, p = stats.welch_log([1.0, 1.0], [2.0, 2.0, 2.0])
     assert (lo, hi, p) == (ratio, ratio, 0.0) and ratio == pytest.approx(2.0)
-    ratio, lo, hi, p = stats.welch_log([1.0, 1.0, 1.0], [1.0, 1.1, 0.9])  # one side varies: a real test
+    # one side varies: a real test
+    ratio, lo, hi, p = stats.welch_log([1.0, 1.0, 1.0], [1.0, 1.1, 0.9])
     assert lo < ratio < hi and 0.5 < p < 1
     ratio, lo, hi, p = stats.welch_log([1.0, 1.1, 0.9], [1.0, 1.0, 1.0])  # the other side varies
     assert lo < ratio < hi and 0.5 < p < 1
 
 
 def test_welch_is_welchs_test_not_students():
-    a, b = np.array([1.0, 1.01, 0.99, 1.02, 0.98, 1.0]), np.array([1.3, 0.8, 1.1])  # unequal sizes and spreads
+    a, b = (
+        np.array([1.0, 1.01, 0.99, 1.02, 0.98, 1.0]),
+        np.array([1.3, 0.8, 1.1]),
+    )  # unequal sizes and spreads
     la, lb = np.log(a), np.log(b)
     va, vb = la.var(ddof=1) / a.size, lb.var(ddof=1) / b.size
     t = (lb.mean() - la.mean()) / np.sqrt(va + vb)

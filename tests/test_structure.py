@@ -32,7 +32,10 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(pkg.split(".")[: len(pkg.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
             names = [base] + [f"{base}.{a.name}" for a in node.names]
         else:
             continue
@@ -59,7 +62,7 @@ def find_cycle(g: dict[str, set[str]]) -> list[str]:
         stack.append(n)
         for m in sorted(g.get(n, ())):
             if state.get(m) == 1:
-                return stack[stack.index(m):] + [m]
+                return stack[stack.index(m) :] + [m]
             if m not in state:
                 cycle = visit(m)
                 if cycle:
@@ -83,7 +86,8 @@ def test_no_import_cycle_in_bench_or_models():
 
 def test_the_cycle_finder_finds_a_planted_cycle():
     g = graph()
-    g["models.mlp.model"] = g["models.mlp.model"] | {"models.mlp.numpy_impl"}  # the cycle wave 1 had
+    # the cycle wave 1 had
+    g["models.mlp.model"] = g["models.mlp.model"] | {"models.mlp.numpy_impl"}
     assert find_cycle(g)[0] in ("models.mlp.model", "models.mlp.numpy_impl")
 
 
@@ -99,8 +103,17 @@ def test_no_framework_implementation_imports_another_framework():
             continue
         own = name.rsplit(".", 1)[1].removesuffix("_impl")
         tree = ast.parse(path.read_text())
-        top = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        top |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        top = {
+            a.name.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import)
+            for a in n.names
+        }
+        top |= {
+            n.module.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module
+        }
         others = {"torch", "jax"} - {own}
         assert not top & others, f"{name} imports {top & others}"
 
@@ -113,16 +126,34 @@ def test_every_registered_builder_takes_cfg_steps_per_call_device(model):
         tree = ast.parse(path.read_text())
         fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func), None)
         if fn is None:  # made by models/torch_util.builders, whose inner builders are checked below
-            made = [n for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
-                    and getattr(n.value.func, "id", "") == "builders" and func in ast.unparse(n.targets[0])]
+            made = [
+                n
+                for n in tree.body
+                if isinstance(n, ast.Assign)
+                and isinstance(n.value, ast.Call)
+                and getattr(n.value.func, "id", "") == "builders"
+                and func in ast.unparse(n.targets[0])
+            ]
             assert made, f"{impl.name}: {impl.target} not found"
             continue
         args = [a.arg for a in fn.args.args]
-        assert args[:1] == ["cfg"] and "steps_per_call" in args and "device" in args, f"{impl.target}({', '.join(args)})"
+        assert args[:1] == ["cfg"] and "steps_per_call" in args and "device" in args, (
+            f"{impl.target}({', '.join(args)})"
+        )
 
 
-WINGS = ("sweep", "pipeline", "report", "claim")  # bench/<wing>/: each imports the core, never another wing
-ENTRY = ("bench.commands", "bench.conftest", "bench.test_benchmarks", "bench.__main__")  # above the wings
+WINGS = (
+    "sweep",
+    "pipeline",
+    "report",
+    "claim",
+)  # bench/<wing>/: each imports the core, never another wing
+ENTRY = (
+    "bench.commands",
+    "bench.conftest",
+    "bench.test_benchmarks",
+    "bench.__main__",
+)  # above the wings
 
 
 def wing_of(module: str) -> str | None:
@@ -156,8 +187,10 @@ def test_the_layer_check_finds_a_planted_import_between_wings():
     g = graph()
     g["bench.sweep.runner"] = g["bench.sweep.runner"] | {"bench.report.analysis"}
     g["bench.results"] = g["bench.results"] | {"bench.pipeline.probe"}
-    assert set(layer_violations(g)) == {"bench.sweep.runner imports bench.report.analysis",
-                                        "bench.results imports bench.pipeline.probe"}
+    assert set(layer_violations(g)) == {
+        "bench.sweep.runner imports bench.report.analysis",
+        "bench.results imports bench.pipeline.probe",
+    }
 
 
 def test_every_wing_has_its_folder_and_no_flat_pipeline_module_is_left():
@@ -167,8 +200,11 @@ def test_every_wing_has_its_folder_and_no_flat_pipeline_module_is_left():
 
 
 def string_literals(path: Path) -> set[str]:
-    return {n.value for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant)
-            and isinstance(n.value, str)}
+    return {
+        n.value
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    }
 
 
 def test_the_pipeline_package_names_no_model():
@@ -184,17 +220,28 @@ def spawning_sites(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import | ast.ImportFrom):
-            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
             found += [m for m in mods if m.split(".")[0] in ("subprocess", "multiprocessing")]
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
-                and node.attr.startswith(("fork", "exec", "spawn", "posix_spawn", "system", "popen")):
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr.startswith(("fork", "exec", "spawn", "posix_spawn", "system", "popen"))
+        ):
             found.append(f"os.{node.attr}")
     return found
 
 
 def test_processes_are_started_only_by_the_supervisor():
-    sites = {name: s for name, path in modules().items() if name.startswith("bench") and name != "bench.supervisor"
-             and (s := spawning_sites(path))}
+    sites = {
+        name: s
+        for name, path in modules().items()
+        if name.startswith("bench") and name != "bench.supervisor" and (s := spawning_sites(path))
+    }
     assert not sites, sites
     assert spawning_sites(ROOT / "bench" / "supervisor.py") == ["subprocess"]
 
@@ -202,6 +249,25 @@ def test_processes_are_started_only_by_the_supervisor():
 def test_the_torch_builder_factory_makes_builders_of_cfg_steps_per_call_device():
     tree = ast.parse((ROOT / "models" / "torch_util.py").read_text())
     factory = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "builders")
-    inner = [n for n in ast.walk(factory) if isinstance(n, ast.FunctionDef) and n is not factory
-             and n.name.startswith("build")]
-    assert inner and all([a.arg for a in f.args.args] == ["cfg", "steps_per_call", "device"] for f in inner)
+    inner = [
+        n
+        for n in ast.walk(factory)
+        if isinstance(n, ast.FunctionDef) and n is not factory and n.name.startswith("build")
+    ]
+    assert inner and all(
+        [a.arg for a in f.args.args] == ["cfg", "steps_per_call", "device"] for f in inner
+    )
+
+
+def test_ruff_format_and_check_pass():
+    """Small by complexity and arguments (C901 <= 10, PLR0913 <= 7, PLR0915), formatted at 100."""
+    import subprocess
+    import sys
+
+    ruff = [sys.executable, "-m", "ruff"]
+    fmt = subprocess.run(
+        [*ruff, "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout[-2000:]
+    lint = subprocess.run([*ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-2000:]

@@ -23,9 +23,33 @@ ROOT = Path(__file__).resolve().parent.parent
 def sleep_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sleep") / "run"
     env = {**os.environ, "BENCH_EXTRA_IMPLS": "tests.faulty"}
-    p = subprocess.run([sys.executable, "-m", "bench", "run", "--impl", "fault.sleep,fault.sleepk", "--sizes", "1x1x1",
-                        "--rounds", "2", "--budget", "0.05", "--min-samples", "5", "--out", str(out), "--no-report"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--impl",
+            "fault.sleep,fault.sleepk",
+            "--sizes",
+            "1x1x1",
+            "--rounds",
+            "2",
+            "--budget",
+            "0.05",
+            "--min-samples",
+            "5",
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     return pd.read_csv(out / "results.csv").set_index("impl")
 
@@ -67,7 +91,11 @@ def peaks():
 def cpu_impls():
     from models.registry import REGISTRY
 
-    return [i for n, i in REGISTRY["mlp"].items() if "cpu" in frameworks.devices(i) and i.role != "control"]
+    return [
+        i
+        for n, i in REGISTRY["mlp"].items()
+        if "cpu" in frameworks.devices(i) and i.role != "control"
+    ]
 
 
 @pytest.mark.slow
@@ -86,7 +114,9 @@ def test_no_step_is_faster_than_half_the_machine_peak(impl, peaks):
     step = prepare.build(impl, size.config(), 2).step
     warm_up(step.call, Budget(warmup_s=0.1))
     ns = []
-    for _ in range(5):  # one call at a time, nothing queued before it: an unsynced call returns early
+    for _ in range(
+        5
+    ):  # one call at a time, nothing queued before it: an unsynced call returns early
         step.params()  # a copy to NumPy waits for any work still queued
         t0 = time.perf_counter_ns()
         step.call()

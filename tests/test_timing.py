@@ -39,13 +39,18 @@ def vclock(monkeypatch):
 
 
 def test_sample_times_each_call_and_respects_the_budget(vclock):
-    ns = timing.sample(lambda: vclock.sleep(0.002), Budget(seconds=0.03, min_samples=3, max_samples=100))
+    ns = timing.sample(
+        lambda: vclock.sleep(0.002), Budget(seconds=0.03, min_samples=3, max_samples=100)
+    )
     assert ns == [2_000_000] * 15  # 30 ms of 2 ms calls: the 15th ends on the deadline
 
 
 def test_sample_times_each_call_on_the_real_clock():
-    ns = timing.sample(lambda: time.sleep(0.002), Budget(seconds=0.01, min_samples=3, max_samples=100))
-    assert len(ns) >= 3 and all(v >= 2e6 for v in ns)  # each sample holds one call, never less than its sleep
+    ns = timing.sample(
+        lambda: time.sleep(0.002), Budget(seconds=0.01, min_samples=3, max_samples=100)
+    )
+    # each sample holds one call, never less than its sleep
+    assert len(ns) >= 3 and all(v >= 2e6 for v in ns)
 
 
 def test_sample_keeps_its_minimum_and_maximum():
@@ -82,7 +87,9 @@ def test_the_row_cache_computes_again_the_changed_case_and_all_when_the_workers_
     after = cache.rows([a, b], settings, meta, changed=a)  # one round of a: b's row as it was
     assert [r["rounds"] for r in after] == [2, 1]
     assert after[0] == case_row(a, settings, "run", {}, meta["workers"])
-    meta["workers"]["numpy"]["threads_used"] = 2  # a worker's report changes every row that names it
+    meta["workers"]["numpy"]["threads_used"] = (
+        2  # a worker's report changes every row that names it
+    )
     again = cache.rows([a, b], settings, meta, changed=a)
     assert [r["rounds"] for r in again] == [2, 2] and again[0]["threads_used"] == 2
 
@@ -91,12 +98,14 @@ def test_a_case_row_from_known_rounds():
     """Two processes, K = 4 steps per call: the row's numbers from the definitions, by hand."""
     size = mlp(2, 3, 1, "custom")
     st = CaseState(REGISTRY["mlp"]["jax.scan"], size, status="ok")
-    st.add_round(0, [4000, 4000, 8000], 4, first_call_s=2.0, pid=11)  # per step: 1000, 1000, 2000 ns
+    # per step: 1000, 1000, 2000 ns
+    st.add_round(0, [4000, 4000, 8000], 4, first_call_s=2.0, pid=11)
     st.add_round(1, [16000, 16000, 16000], 4, first_call_s=0.5, pid=12)  # per step: 4000 ns
     st.first_call_s = 2.0  # as fold() sets it from the first process
     settings = Settings("mlp", ["jax.scan"], [size], 2, 2, Budget(), 60.0)
     row = case_row(st, settings, "run", {"jax": {"gflops": 100.0}})
-    assert row["median_s"] == pytest.approx(math.sqrt(1e-6 * 4e-6))  # geometric mean of the process medians
+    # geometric mean of the process medians
+    assert row["median_s"] == pytest.approx(math.sqrt(1e-6 * 4e-6))
     assert row["pooled_median_s"] == pytest.approx(3e-6)  # median of 1, 1, 2, 4, 4, 4 µs
     assert row["median_call_s"] == pytest.approx(4 * row["median_s"])
     assert row["rounds"] == 2 and row["n_samples"] == 6 and row["steps_per_call"] == 4
@@ -138,7 +147,8 @@ def test_case_row_carries_the_workers_and_the_compilers_facts():
     assert row["device"] == "cuda" and row["threads_used"] == 2
     assert (row["framework_op"], row["graphs"], row["graph_breaks"]) == ("graph", 1, 0)
     flops = 6 * 2 * (784 * 3 + 3 * 10) - 2 * 2 * 784 * 3
-    assert row["gflops"] == pytest.approx(flops / 3e-6 * 1e-9, rel=1e-12)  # a single sample is measured
+    # a single sample is measured
+    assert row["gflops"] == pytest.approx(flops / 3e-6 * 1e-9, rel=1e-12)
     assert row["pct_peak"] == pytest.approx(2 * row["gflops"], rel=1e-12)
     assert row["noisy_reason"] == "one process: CI unknown" and row["noisy"]
     assert math.isnan(row["first_call_later_s"])  # no later process
@@ -150,26 +160,53 @@ def test_case_row_of_a_control_and_of_a_failed_case():
     st = CaseState(REGISTRY["mlp"]["null.noop"], size, status="ok")
     st.add_round(0, [500, 500], 1)
     row = case_row(st, settings, "run", {"null": {"gflops": 1.0}})
-    assert row["median_s"] == pytest.approx(5e-7) and math.isnan(row["gflops"]) and math.isnan(row["pct_peak"])
+    assert (
+        row["median_s"] == pytest.approx(5e-7)
+        and math.isnan(row["gflops"])
+        and math.isnan(row["pct_peak"])
+    )
     failed = CaseState(REGISTRY["mlp"]["torch.eager"], size, status="error", error="boom")
     row = case_row(failed, settings, "run", {"torch": {"gflops": 50.0}})
     assert (row["noisy"], row["noisy_reason"], row["n_samples"], row["rounds"]) == (False, "", 0, 0)
-    assert math.isnan(row["gflops"]) and math.isnan(row["pct_peak"]) and math.isnan(row["threads_used"])
+    assert (
+        math.isnan(row["gflops"])
+        and math.isnan(row["pct_peak"])
+        and math.isnan(row["threads_used"])
+    )
     assert (row["framework_op"], row["device"]) == ("", "cpu")
     assert math.isnan(row["graphs"]) and math.isnan(row["graph_breaks"])
 
 
 def test_fold_keeps_the_first_processs_build_and_gate_and_each_processs_samples():
     from bench.protocol import CaseReply
+
     st = CaseState(REGISTRY["mlp"]["jax.scan"], mlp(2, 3, 1, "custom"))
-    first = CaseReply("ok", first_call_s=2.0, loss_rel_err=1e-6,
-                      update_rel_err=2e-6, samples_ns=[4000, 8000], steps_per_call=4, pid=7, peak_rss_mb=100.0)
+    first = CaseReply(
+        "ok",
+        first_call_s=2.0,
+        loss_rel_err=1e-6,
+        update_rel_err=2e-6,
+        samples_ns=[4000, 8000],
+        steps_per_call=4,
+        pid=7,
+        peak_rss_mb=100.0,
+    )
     row, ns = st.fold(first, 0)
-    assert row[3:8] == (0, 7, 2.0, 2, pytest.approx(1.5e-6)) and ns == [4000, 8000]  # round, pid, first call, n, median
-    later = CaseReply("ok", first_call_s=0.5, samples_ns=[4000], steps_per_call=4, pid=8, peak_rss_mb=120.0)
+    assert row[3:8] == (0, 7, 2.0, 2, pytest.approx(1.5e-6)) and ns == [
+        4000,
+        8000,
+    ]  # round, pid, first call, n, median
+    later = CaseReply(
+        "ok", first_call_s=0.5, samples_ns=[4000], steps_per_call=4, pid=8, peak_rss_mb=120.0
+    )
     st.fold(later, 1)
     assert (st.first_call_s, st.first_calls) == (2.0, [2.0, 0.5])
-    assert (st.loss_rel_err, st.update_rel_err, st.peak_rss_mb, st.steps_per_call) == (1e-6, 2e-6, 120.0, 4)
+    assert (st.loss_rel_err, st.update_rel_err, st.peak_rss_mb, st.steps_per_call) == (
+        1e-6,
+        2e-6,
+        120.0,
+        4,
+    )
     row, _ = st.fold(CaseReply("ok", samples_ns=[8000], steps_per_call=4, pid=9), 2)
     assert math.isnan(row[5]) and math.isnan(st.first_calls[-1])  # no build in this process
     assert st.fold(CaseReply("error", error="boom", first_call_s=1.0), 3) is None
@@ -179,42 +216,99 @@ def test_fold_keeps_the_first_processs_build_and_gate_and_each_processs_samples(
 
 def test_a_round_in_chunks_is_one_process_median_over_every_chunk_and_nothing_before_its_last():
     from bench.protocol import CaseReply
+
     st = CaseState(REGISTRY["mlp"]["numpy.loop"], mlp(2, 3, 1, "custom"))
-    assert st.fold(CaseReply("ok", first_call_s=3.0, samples_ns=[1000, 9000], steps_per_call=1, pid=5), 0,
-                   chunk=0, last=False) is None
-    assert st.fold(CaseReply("ok", samples_ns=[2000], steps_per_call=1, pid=5), 0, chunk=1, last=False) is None
+    assert (
+        st.fold(
+            CaseReply("ok", first_call_s=3.0, samples_ns=[1000, 9000], steps_per_call=1, pid=5),
+            0,
+            chunk=0,
+            last=False,
+        )
+        is None
+    )
+    assert (
+        st.fold(CaseReply("ok", samples_ns=[2000], steps_per_call=1, pid=5), 0, chunk=1, last=False)
+        is None
+    )
     assert st.round_medians == [] and st.done_rounds == set()  # not a round until its last chunk
-    row, ns = st.fold(CaseReply("ok", samples_ns=[3000, 4000], steps_per_call=1, pid=5), 0, chunk=2, last=True)
-    assert ns == [1000, 9000, 2000, 3000, 4000] and row[5:8] == (3.0, 5, pytest.approx(3e-6))  # first call, n, median
+    row, ns = st.fold(
+        CaseReply("ok", samples_ns=[3000, 4000], steps_per_call=1, pid=5), 0, chunk=2, last=True
+    )
+    assert ns == [1000, 9000, 2000, 3000, 4000] and row[5:8] == (
+        3.0,
+        5,
+        pytest.approx(3e-6),
+    )  # first call, n, median
     assert st.round_medians == [pytest.approx(3e-6)] and st.done_rounds == {0}
     # a round cut short (its worker crashed before the last chunk) leaves nothing in the next round
     st.fold(CaseReply("ok", samples_ns=[50_000], steps_per_call=1, pid=6), 1, chunk=0, last=False)
-    row, ns = st.fold(CaseReply("ok", samples_ns=[7000], steps_per_call=1, pid=7), 2, chunk=0, last=True)
+    row, ns = st.fold(
+        CaseReply("ok", samples_ns=[7000], steps_per_call=1, pid=7), 2, chunk=0, last=True
+    )
     assert ns == [7000] and st.round_medians[-1] == pytest.approx(7e-6) and st.done_rounds == {0, 2}
 
 
 def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
     from bench.sweep.cases import RESTORED, restore
+
     size = mlp(2, 3, 1, "custom")
-    states = [CaseState(REGISTRY["mlp"][name], size) for name in ("jax.scan", "numpy.loop", "torch.eager", "c.step")]
+    states = [
+        CaseState(REGISTRY["mlp"][name], size)
+        for name in ("jax.scan", "numpy.loop", "torch.eager", "c.step")
+    ]
     base = {name: 0.25 for name in RESTORED} | {"size": size.label}
-    results = pd.DataFrame([
-        base | {"impl": "jax.scan", "status": "ok", "error": float("nan"), "steps_per_call": 4},
-        base | {"impl": "numpy.loop", "status": "interrupted", "error": "stopped", "steps_per_call": 1},
-        base | {"impl": "torch.compile", "status": "ok", "error": "", "steps_per_call": 1},  # not in this run
-        base | {"impl": "c.step", "status": "error", "error": "boom", "steps_per_call": 1},
-    ])
-    samples = pd.DataFrame({  # rounds out of order; torch.eager has samples but no results row
-        "impl": ["jax.scan"] * 3 + ["numpy.loop", "torch.eager", "torch.compile"],
-        "size": [size.label] * 6, "round": [1, 0, 0, 0, 0, 0],
-        "call_ns": [8000, 4000, 4000, 3000, 1000, 1000], "steps_per_call": [4, 4, 4, 1, 1, 1],
-    })
-    rounds = pd.DataFrame({"impl": ["jax.scan", "jax.scan"], "size": [size.label] * 2, "round": [0, 1],
-                           "first_call_s": [3.0, 0.5], "pid": [1, 2]})
+    results = pd.DataFrame(
+        [
+            base | {"impl": "jax.scan", "status": "ok", "error": float("nan"), "steps_per_call": 4},
+            base
+            | {
+                "impl": "numpy.loop",
+                "status": "interrupted",
+                "error": "stopped",
+                "steps_per_call": 1,
+            },
+            base
+            | {
+                "impl": "torch.compile",
+                "status": "ok",
+                "error": "",
+                "steps_per_call": 1,
+            },  # not in this run
+            base | {"impl": "c.step", "status": "error", "error": "boom", "steps_per_call": 1},
+        ]
+    )
+    samples = pd.DataFrame(
+        {  # rounds out of order; torch.eager has samples but no results row
+            "impl": ["jax.scan"] * 3 + ["numpy.loop", "torch.eager", "torch.compile"],
+            "size": [size.label] * 6,
+            "round": [1, 0, 0, 0, 0, 0],
+            "call_ns": [8000, 4000, 4000, 3000, 1000, 1000],
+            "steps_per_call": [4, 4, 4, 1, 1, 1],
+        }
+    )
+    rounds = pd.DataFrame(
+        {
+            "impl": ["jax.scan", "jax.scan"],
+            "size": [size.label] * 2,
+            "round": [0, 1],
+            "first_call_s": [3.0, 0.5],
+            "pid": [1, 2],
+        }
+    )
     restore(states, results, samples, rounds, {"jax.scan": {size.label: {"op_unit": "scan"}}})
     scan, loop, eager, failed = states
-    assert scan.round_medians == [1e-6, 2e-6] and scan.first_calls == [3.0, 0.5] and scan.done_rounds == {0, 1}
-    assert (scan.status, scan.error, scan.steps_per_call, scan.info) == ("ok", "", 4, {"op_unit": "scan"})
+    assert (
+        scan.round_medians == [1e-6, 2e-6]
+        and scan.first_calls == [3.0, 0.5]
+        and scan.done_rounds == {0, 1}
+    )
+    assert (scan.status, scan.error, scan.steps_per_call, scan.info) == (
+        "ok",
+        "",
+        4,
+        {"op_unit": "scan"},
+    )
     assert all(getattr(scan, name) == 0.25 for name in RESTORED)
     assert (loop.status, loop.error, loop.round_medians, loop.info) == ("pending", "", [3e-6], {})
     assert math.isnan(loop.first_calls[0])  # no rounds.csv row for it
@@ -233,18 +327,25 @@ def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch, vclock):
         return lambda: vclock.sleep(0.005)
 
     real = dict(peak.frameworks.FRAMEWORKS)
-    monkeypatch.setattr(peak.frameworks, "get",
-                        lambda name: replace(real[name], matmul=slow_matmul if name == "torch" else None))
+    monkeypatch.setattr(
+        peak.frameworks,
+        "get",
+        lambda name: replace(real[name], matmul=slow_matmul if name == "torch" else None),
+    )
     out = peak.measure("torch", 500, Budget(seconds=0.05, min_samples=5, warmup_s=0.01))
     assert out["device"] == "cpu"  # the default
     assert out["flops"] == 2.5e8
     assert out["median_s"] == pytest.approx(0.005, rel=1e-12)
-    assert out["gflops"] == pytest.approx(50, rel=1e-12) and out["gflops_best"] == pytest.approx(50, rel=1e-12)
+    assert out["gflops"] == pytest.approx(50, rel=1e-12) and out["gflops_best"] == pytest.approx(
+        50, rel=1e-12
+    )
     assert "copy_gbytes_per_s" not in out  # torch on a CPU: the bandwidth comes from numpy's worker
 
 
-@pytest.mark.parametrize("framework, device, copy_bytes", [("numpy", "cpu", 1 << 28), ("torch", "cuda", 1 << 30),
-                                                          ("jax", "cpu", None)])
+@pytest.mark.parametrize(
+    "framework, device, copy_bytes",
+    [("numpy", "cpu", 1 << 28), ("torch", "cuda", 1 << 30), ("jax", "cpu", None)],
+)
 def test_the_peak_record_by_hand(monkeypatch, vclock, framework, device, copy_bytes):
     """Known-time fakes: a 2 ms matmul of n = 100 (2e6 FLOP: 1 GFLOP/s) and a 4 ms copy (read + write
     of nbytes: 2 nbytes / 4 ms). The copy is the device's memory: numpy on the CPU (256 MiB), a GPU
@@ -273,13 +374,17 @@ def test_the_peak_record_by_hand(monkeypatch, vclock, framework, device, copy_by
     np.testing.assert_array_equal(b, rng.standard_normal((100, 100), dtype=np.float32))
     assert a.dtype == b.dtype == np.float32 and dev == device
     assert (out["n"], out["flops"], out["device"]) == (100, 2e6, device)
-    assert out["median_s"] == pytest.approx(0.002, rel=1e-12) and out["n_samples"] == 15  # 30 ms of 2 ms calls
-    assert out["gflops"] == pytest.approx(1.0, rel=1e-12) and out["gflops_best"] == pytest.approx(1.0, rel=1e-12)
+    # 30 ms of 2 ms calls
+    assert out["median_s"] == pytest.approx(0.002, rel=1e-12) and out["n_samples"] == 15
+    assert out["gflops"] == pytest.approx(1.0, rel=1e-12) and out["gflops_best"] == pytest.approx(
+        1.0, rel=1e-12
+    )
     if copy_bytes is None:
         assert "copy_gbytes_per_s" not in out and "copy" not in seen
     else:
         assert seen["copy"] == (framework, copy_bytes)
-        assert out["copy_gbytes_per_s"] == pytest.approx(2 * copy_bytes / 0.004 / 1e9, rel=1e-12)  # read + write
+        # read + write
+        assert out["copy_gbytes_per_s"] == pytest.approx(2 * copy_bytes / 0.004 / 1e9, rel=1e-12)
 
 
 def test_a_framework_without_a_matmul_has_no_peak(monkeypatch):

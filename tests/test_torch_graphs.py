@@ -10,8 +10,10 @@ from models.mlp.model import MLPConfig  # noqa: E402
 from models.registry import REGISTRY  # noqa: E402
 from models.torch_util import graph_facts  # noqa: E402
 
-CFG = {"mlp": MLPConfig(batch=4, width=8, depth=2), "gpt": GPTConfig(batch=2, seq_len=8, n_embd=16, n_layer=1,
-                                                                     n_head=2, vocab=32)}
+CFG = {
+    "mlp": MLPConfig(batch=4, width=8, depth=2),
+    "gpt": GPTConfig(batch=2, seq_len=8, n_embd=16, n_layer=1, n_head=2, vocab=32),
+}
 
 
 @pytest.mark.parametrize("model", ["mlp", "gpt"])
@@ -29,7 +31,9 @@ def test_a_full_graph_kind_that_breaks_is_an_error_with_the_reason():
         print("a Python side effect")  # a graph break
         return y + 1
 
-    with pytest.raises(RuntimeError, match=r"torch.fullgraph: the step is 2 graphs with 1 breaks, not one graph"):
+    with pytest.raises(
+        RuntimeError, match=r"torch.fullgraph: the step is 2 graphs with 1 breaks, not one graph"
+    ):
         graph_facts("fullgraph", step, torch.ones(3))
     assert graph_facts("compile", step, torch.ones(3))["graph_breaks"] == 1
 
@@ -46,7 +50,9 @@ def test_fullgraph_adamw_matches_torch_optim_adamw_step_by_step():
     full = REGISTRY["gpt"]["torch.fullgraph"].load()(cfg)
     eager.reset(), full.reset()
     ref = (eager.losses(3), eager.params())
-    loss_err, update_err, _ = compare_to_reference(init_params(cfg), full.losses(3), full.params(), ref, 1, 1)
+    loss_err, update_err, _ = compare_to_reference(
+        init_params(cfg), full.losses(3), full.params(), ref, 1, 1
+    )
     assert loss_err < 1e-6 and update_err < 1e-3
 
 
@@ -82,4 +88,5 @@ def test_the_gate_runs_the_timed_scan_program_in_whole_calls(k, steps):
     g = prepare.gate(step, "mlp", CFG["mlp"])
     assert g.status == "ok" and g.loss_rel_err < 1e-6 and g.update_rel_err < 1e-3, g
     assert counters["stats"]["unique_graphs"] == before  # nothing compiled for the gate
-    assert len(step.losses(k)) == k and counters["stats"]["unique_graphs"] == before  # the gate's unit: one call
+    # the gate's unit: one call
+    assert len(step.losses(k)) == k and counters["stats"]["unique_graphs"] == before

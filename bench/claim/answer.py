@@ -43,9 +43,13 @@ class Verdict:
         return self.saving_s / self.best.seconds
 
 
-def verdict(c: Config, pr: Params = PARAMS, host: HostCost | None = None,
-            cands: tuple[list[Config], int] | None = None,
-            progress: Callable[[], None] | None = None) -> Verdict:
+def verdict(
+    c: Config,
+    pr: Params = PARAMS,
+    host: HostCost | None = None,
+    cands: tuple[list[Config], int] | None = None,
+    progress: Callable[[], None] | None = None,
+) -> Verdict:
     """Both stacks' best layouts over the same candidates (computed here unless given)."""
     fit, tried = cands or search.candidates(c, progress)
     if not fit:
@@ -64,12 +68,25 @@ class Variation:
 
 def _host_variations(c: Config) -> list[tuple[str, str, Config]]:
     sw = c.software
-    out = [("host speed", f"{f:g}x this project's CPU", with_changes(c, host_factor=f))
-           for f in (1.0, 10.0, 30.0, 100.0)]
-    out += [("kernels per layer", f"{k} (default {model.KERNELS_PER_LAYER})",
-             with_changes(c, kernels_per_layer=k)) for k in (30, 60)]
-    out.append(("CUDA graphs", "on" if not sw.cuda_graphs else "off",
-                with_changes(c, cuda_graphs=not sw.cuda_graphs)))
+    out = [
+        ("host speed", f"{f:g}x this project's CPU", with_changes(c, host_factor=f))
+        for f in (1.0, 10.0, 30.0, 100.0)
+    ]
+    out += [
+        (
+            "kernels per layer",
+            f"{k} (default {model.KERNELS_PER_LAYER})",
+            with_changes(c, kernels_per_layer=k),
+        )
+        for k in (30, 60)
+    ]
+    out.append(
+        (
+            "CUDA graphs",
+            "on" if not sw.cuda_graphs else "off",
+            with_changes(c, cuda_graphs=not sw.cuda_graphs),
+        )
+    )
     return out
 
 
@@ -79,25 +96,52 @@ def _layout_variations(c: Config) -> list[tuple[str, str, Config]]:
     p, out = c.parallel, []
     if c.hardware.dtype != "fp8" and c.gpu.fp8_tflops:
         recipe = "block" if c.gpu.mx_fp8 else "tensor"
-        out.append(("dtype", f"fp8 ({recipe} scaling)",
-                    with_changes(c, dtype="fp8", fp8_recipe=recipe)))
+        out.append(
+            ("dtype", f"fp8 ({recipe} scaling)", with_changes(c, dtype="fp8", fp8_recipe=recipe))
+        )
     half = p.global_batch // 2
     if half % (p.microbatch * p.dp) == 0:
-        out.append(("global batch", f"{half:,} sequences (half)",
-                    with_changes(c, global_batch=half)))
+        out.append(
+            ("global batch", f"{half:,} sequences (half)", with_changes(c, global_batch=half))
+        )
     return out
 
 
 def _param_variations() -> list[tuple[str, str, Params]]:
-    return [
-        ("attention efficiency", f"attn_eff {v:g} (default {PARAMS.attn_eff:g})",
-         dataclasses.replace(PARAMS, attn_eff=v)) for v in (0.3, 0.7)] + [
-        ("matmul efficiency", f"gemm_eff x {k:g}",
-         dataclasses.replace(PARAMS, gemm_eff=PARAMS.gemm_eff * k)) for k in (0.8, 1.1)] + [
-        ("link efficiency", f"link_eff {v:g} (default {PARAMS.link_eff:g})",
-         dataclasses.replace(PARAMS, link_eff=v)) for v in (0.5, 0.95)] + [
-        ("data-parallel exposure", f"dp_exposed {v:g} (fitted {PARAMS.dp_exposed:g})",
-         dataclasses.replace(PARAMS, dp_exposed=v)) for v in (0.2, 1.0)]
+    return (
+        [
+            (
+                "attention efficiency",
+                f"attn_eff {v:g} (default {PARAMS.attn_eff:g})",
+                dataclasses.replace(PARAMS, attn_eff=v),
+            )
+            for v in (0.3, 0.7)
+        ]
+        + [
+            (
+                "matmul efficiency",
+                f"gemm_eff x {k:g}",
+                dataclasses.replace(PARAMS, gemm_eff=PARAMS.gemm_eff * k),
+            )
+            for k in (0.8, 1.1)
+        ]
+        + [
+            (
+                "link efficiency",
+                f"link_eff {v:g} (default {PARAMS.link_eff:g})",
+                dataclasses.replace(PARAMS, link_eff=v),
+            )
+            for v in (0.5, 0.95)
+        ]
+        + [
+            (
+                "data-parallel exposure",
+                f"dp_exposed {v:g} (fitted {PARAMS.dp_exposed:g})",
+                dataclasses.replace(PARAMS, dp_exposed=v),
+            )
+            for v in (0.2, 1.0)
+        ]
+    )
 
 
 def sensitivity(c: Config, base: Verdict, cands: tuple[list[Config], int]) -> list[Variation]:
@@ -107,8 +151,7 @@ def sensitivity(c: Config, base: Verdict, cands: tuple[list[Config], int]) -> li
     rows = []
     for name, value, changed in _host_variations(c):
         top = search.best(cands[0], framework_host(changed))
-        rows.append(Variation(name, value, Verdict(top.step, base.best_free, base.tried,
-                                                   base.fit)))
+        rows.append(Variation(name, value, Verdict(top.step, base.best_free, base.tried, base.fit)))
     for name, value, pr in _param_variations():
         rows.append(Variation(name, value, verdict(c, pr, cands=cands)))
     for name, value, changed in _layout_variations(c):
@@ -116,6 +159,7 @@ def sensitivity(c: Config, base: Verdict, cands: tuple[list[Config], int]) -> li
     for kind in search.RECOMPUTE:
         only = [lay for lay in cands[0] if lay.parallel.recompute == kind]
         if only:
-            rows.append(Variation("recomputation", f"{kind} only", verdict(c, cands=(only,
-                                                                                    cands[1]))))
+            rows.append(
+                Variation("recomputation", f"{kind} only", verdict(c, cands=(only, cands[1])))
+            )
     return rows

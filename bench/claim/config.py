@@ -110,10 +110,15 @@ class Config:
 
 
 SECTIONS = {"model": Model, "parallel": Parallel, "hardware": Hardware, "software": Software}
-CHOICES = {"mlp": ("gelu", "relu", "sqrelu", "swiglu"), "recompute": ("none", "selective", "full"),
-           "dtype": ("fp16", "bf16", "fp8"), "host": ("xeon", "grace"),
-           "schedule": ("", "gpipe", "1f1b", "interleaved-1f1b"),
-           "attention": ("fused", "materialised"), "fp8_recipe": ("tensor", "block")}
+CHOICES = {
+    "mlp": ("gelu", "relu", "sqrelu", "swiglu"),
+    "recompute": ("none", "selective", "full"),
+    "dtype": ("fp16", "bf16", "fp8"),
+    "host": ("xeon", "grace"),
+    "schedule": ("", "gpipe", "1f1b", "interleaved-1f1b"),
+    "attention": ("fused", "materialised"),
+    "fp8_recipe": ("tensor", "block"),
+}
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -167,9 +172,13 @@ def load(path: Path) -> Config:
 
 def _positive(c: Config) -> None:
     for sec, obj, keys in (
-            ("model", c.model, ("layers", "hidden", "ffn", "heads", "seq", "vocab")),
-            ("parallel", c.parallel, ("tp", "pp", "dp", "cp", "microbatch", "global_batch",
-                                      "virtual_stages"))):
+        ("model", c.model, ("layers", "hidden", "ffn", "heads", "seq", "vocab")),
+        (
+            "parallel",
+            c.parallel,
+            ("tp", "pp", "dp", "cp", "microbatch", "global_batch", "virtual_stages"),
+        ),
+    ):
         for k in keys:
             if getattr(obj, k) < 1:
                 raise ConfigError(f"[{sec}] {k}: must be at least 1, got {getattr(obj, k)}")
@@ -196,16 +205,22 @@ def _check_pipeline(c: Config) -> None:
     p, sw = c.parallel, c.software
     units = c.model.layers + sw.embedding_in_split + sw.loss_in_split
     if units < c.chunks:
-        raise ConfigError(f"[parallel] pp: {units} layers (with the embedding and loss counted as "
-                          f"the split counts them) cannot fill pp x virtual_stages = {c.chunks}")
+        raise ConfigError(
+            f"[parallel] pp: {units} layers (with the embedding and loss counted as "
+            f"the split counts them) cannot fill pp x virtual_stages = {c.chunks}"
+        )
     if p.global_batch % (p.microbatch * p.dp):
-        raise ConfigError(f"[parallel] global_batch: {p.global_batch} is not divisible by "
-                          f"microbatch x dp = {p.microbatch * p.dp}")
+        raise ConfigError(
+            f"[parallel] global_batch: {p.global_batch} is not divisible by "
+            f"microbatch x dp = {p.microbatch * p.dp}"
+        )
     if p.virtual_stages > 1 and c.schedule != "interleaved-1f1b":
         raise ConfigError(f"[parallel] schedule: {c.schedule} takes virtual_stages = 1")
     if c.schedule == "interleaved-1f1b" and c.microbatches % p.pp:
-        raise ConfigError(f"[parallel] global_batch: interleaved 1F1B needs the microbatches per "
-                          f"pipeline ({c.microbatches}) to be a multiple of pp {p.pp}")
+        raise ConfigError(
+            f"[parallel] global_batch: interleaved 1F1B needs the microbatches per "
+            f"pipeline ({c.microbatches}) to be a multiple of pp {p.pp}"
+        )
 
 
 def _check_hardware(c: Config) -> None:
@@ -213,13 +228,17 @@ def _check_hardware(c: Config) -> None:
     if g is None:
         raise ConfigError(f"[hardware] gpu: unknown GPU {h.gpu!r} (known: {', '.join(HARDWARE)})")
     if c.parallel.tp > g.nvlink_domain:
-        raise ConfigError(f"[parallel] tp: {c.parallel.tp} exceeds the {g.name}'s NVLink domain "
-                          f"of {g.nvlink_domain} GPUs")
+        raise ConfigError(
+            f"[parallel] tp: {c.parallel.tp} exceeds the {g.name}'s NVLink domain "
+            f"of {g.nvlink_domain} GPUs"
+        )
     if h.dtype == "fp8" and not g.fp8_tflops:
         raise ConfigError(f"[hardware] dtype: the {g.name} has no FP8 tensor cores")
     if h.dtype == "fp8" and c.software.fp8_recipe == "block" and not g.mx_fp8:
-        raise ConfigError(f"[software] fp8_recipe: MX block scaling needs Blackwell's tensor "
-                          f"cores; the {g.name} has none")
+        raise ConfigError(
+            f"[software] fp8_recipe: MX block scaling needs Blackwell's tensor "
+            f"cores; the {g.name} has none"
+        )
 
 
 def check(c: Config) -> Config:
@@ -233,8 +252,12 @@ def check(c: Config) -> Config:
 
 def with_changes(c: Config, **changes) -> Config:
     """The config with some keys of any section changed (by key name), checked again."""
-    parts = {"model": c.model, "parallel": c.parallel, "hardware": c.hardware,
-             "software": c.software}
+    parts = {
+        "model": c.model,
+        "parallel": c.parallel,
+        "hardware": c.hardware,
+        "software": c.software,
+    }
     for key, value in changes.items():
         sec = next(s for s, obj in parts.items() if key in {f.name for f in fields(obj)})
         parts[sec] = replace(parts[sec], **{key: value})

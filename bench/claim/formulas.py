@@ -30,7 +30,9 @@ class Params:
     dp_exposed: float = 0.687  # fitted: share of the data-parallel collectives the step waits for
     attn_eff: float = 0.5  # assumed: fused attention's share of the BF16 MAMF (FlashAttention-3,
     #                        arXiv 2407.08608: 75% of H100 peak forward, less backward and causal)
-    gemm_knee: float = 64.0  # assumed: a matmul whose smallest side is n runs n / (n + knee) as fast
+    gemm_knee: float = (
+        64.0  # assumed: a matmul whose smallest side is n runs n / (n + knee) as fast
+    )
     link_eff: float = 0.80  # assumed: collectives reach this share of a link's one-way bandwidth
     hbm_eff: float = 0.80  # assumed: elementwise work reaches this share of HBM bandwidth
     tp_overlap_exposed: float = 0.25  # assumed, with tp_comm_overlap only: NeMo's userbuffers
@@ -143,8 +145,10 @@ def tp_seconds(c: Config, pr: Params) -> tuple[float, float]:
         fwd = bwd = 2 * 2 * act
     exposed = pr.tp_overlap_exposed if c.software.tp_comm_overlap else 1.0
     link = c.gpu.nvlink_gbs
-    return (exposed * ring_seconds(fwd, p.tp, link, pr),
-            exposed * ring_seconds(bwd, p.tp, link, pr))
+    return (
+        exposed * ring_seconds(fwd, p.tp, link, pr),
+        exposed * ring_seconds(bwd, p.tp, link, pr),
+    )
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,11 @@ class LayerTimes:
     def backward(self) -> float:
         """Twice the dense matmuls and the elementwise work, attention's own backward, the
         backward's collectives (recomputation not included: see recompute)."""
-        return (2 * (self.dense + self.elementwise) + self.attn_backward_ratio * self.attn
-                + self.tp_backward)
+        return (
+            2 * (self.dense + self.elementwise)
+            + self.attn_backward_ratio * self.attn
+            + self.tp_backward
+        )
 
     def recompute(self, kind: str) -> float:
         """What the backward runs again: nothing, attention's core, or the whole forward."""
@@ -185,9 +192,13 @@ def layer_times(c: Config, pr: Params) -> LayerTimes:
     tp_f, tp_b = tp_seconds(c, pr)
     return LayerTimes(
         dense=dense / (p.tp * p.cp) / matmul_rate(c, smallest, pr, c.hardware.dtype == "fp8"),
-        attn=attn / (p.tp * p.cp) / attn_rate, elementwise=elementwise_bytes(c) / hbm,
-        softmax=softmax_bytes(c) / hbm, tp_forward=tp_f, tp_backward=tp_b,
-        attn_backward_ratio=2.5 if fused else 2.0)
+        attn=attn / (p.tp * p.cp) / attn_rate,
+        elementwise=elementwise_bytes(c) / hbm,
+        softmax=softmax_bytes(c) / hbm,
+        tp_forward=tp_f,
+        tp_backward=tp_b,
+        attn_backward_ratio=2.5 if fused else 2.0,
+    )
 
 
 def head_times(c: Config, pr: Params) -> tuple[float, float]:

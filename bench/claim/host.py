@@ -43,8 +43,10 @@ def per_op_us(framework: str, run: str = SWEEP_RUN) -> float:
     """us_per_op of an implementation less the floor's, from a committed sweep's analysis.csv."""
     df = pd.read_csv(ROOT / run / "analysis.csv").set_index("impl")
     if framework not in df.index:
-        raise ValueError(f"[software] framework: {framework!r} has no row in {run}/analysis.csv "
-                         f"(known: {', '.join(df.index)})")
+        raise ValueError(
+            f"[software] framework: {framework!r} has no row in {run}/analysis.csv "
+            f"(known: {', '.join(df.index)})"
+        )
     return max(0.0, float(df.loc[framework, "us_per_op"]) - float(df.loc[FLOOR, "us_per_op"]))
 
 
@@ -67,6 +69,9 @@ NONE = HostCost(0.0, 0.0, 1.0, "no host cost")
 def host_cost(framework: str, host: str, host_factor: float = 0.0) -> HostCost:
     factor = host_factor or HOST_FACTOR[host]
     op, action = per_op_us(framework), schedule_us_per_action(framework)
-    src = (f"{framework} {op:.3g} µs per op over {FLOOR} ({SWEEP_RUN}/analysis.csv), schedule residual "
-           f"{action:.3g} µs per action ({PIPELINE_RUN}/pipeline.csv), x {factor:g} for a {host} host")
+    src = (
+        f"{framework} {op:.3g} µs per op over {FLOOR} ({SWEEP_RUN}/analysis.csv), schedule "
+        "residual "
+        f"{action:.3g} µs per action ({PIPELINE_RUN}/pipeline.csv), x {factor:g} for a {host} host"
+    )
     return HostCost(op * factor, action * factor, factor, src)

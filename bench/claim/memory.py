@@ -44,12 +44,20 @@ def full_layer_bytes(c: Config, with_scores: bool = True) -> float:
     e, q = ACT_BYTES, 1 if c.hardware.dtype == "fp8" else ACT_BYTES
     h, f, gated = m.hidden, m.ffn, m.mlp == "swiglu"
     replicated = 2 * e * h + 2 * q * h  # norm inputs, norm outputs
-    split_by_tp = (e * (h + 2 * kv_width(c)) + e * h + (h if q == 1 else 0)
-                   + e * f * (2 if gated else 1) + q * f)
+    split_by_tp = (
+        e * (h + 2 * kv_width(c))
+        + e * h
+        + (h if q == 1 else 0)
+        + e * f * (2 if gated else 1)
+        + q * f
+    )
     if with_scores and c.software.attention == "materialised":
         split_by_tp += 5 * m.heads * m.seq
-    per_token = (replicated + split_by_tp) / p.tp if p.sequence_parallel else \
-        replicated + split_by_tp / p.tp
+    per_token = (
+        (replicated + split_by_tp) / p.tp
+        if p.sequence_parallel
+        else replicated + split_by_tp / p.tp
+    )
     return per_token * tokens(c)
 
 
@@ -101,8 +109,9 @@ def rank_memory(c: Config, rank: int) -> tuple[float, float]:
 def memory(c: Config) -> Memory:
     """The estimate of the rank that needs the most."""
     per_rank = [rank_memory(c, r) for r in _ranks_to_check(c)]
-    r, (state, acts) = max(zip(_ranks_to_check(c), per_rank, strict=True),
-                           key=lambda item: sum(item[1]))
+    r, (state, acts) = max(
+        zip(_ranks_to_check(c), per_rank, strict=True), key=lambda item: sum(item[1])
+    )
     return Memory(r, state / GIB, acts / GIB, c.gpu.hbm_gib)
 
 
@@ -123,5 +132,6 @@ def check_memory(c: Config) -> Config:
         raise ConfigError(
             f"[parallel] memory per GPU: about {mem.total_gib:.0f} GiB needed on pipeline rank "
             f"{mem.rank} ({mem.state_gib:.0f} weights, gradients and optimizer state, "
-            f"{mem.activations_gib:.0f} activations), the {c.gpu.name} has {mem.capacity_gib:g}")
+            f"{mem.activations_gib:.0f} activations), the {c.gpu.name} has {mem.capacity_gib:g}"
+        )
     return c

@@ -67,11 +67,13 @@ def kernels_per_layer(c: Config) -> int:
 def chunk_work(c: Config, layers: int, lt: LayerTimes, head: tuple[float, float] | None):
     """Seconds of each kind of work in one chunk for one microbatch, forward and backward."""
     redo = lt.recompute(c.parallel.recompute)
-    work = {"matmuls": layers * 3 * lt.dense,
-            "attention": layers * (1 + lt.attn_backward_ratio) * lt.attn,
-            "other work": layers * 3 * lt.elementwise,
-            "tensor parallel": layers * (lt.tp_forward + lt.tp_backward),
-            "recomputation": layers * redo}
+    work = {
+        "matmuls": layers * 3 * lt.dense,
+        "attention": layers * (1 + lt.attn_backward_ratio) * lt.attn,
+        "other work": layers * 3 * lt.elementwise,
+        "tensor parallel": layers * (lt.tp_forward + lt.tp_backward),
+        "recomputation": layers * redo,
+    }
     if head:
         work["matmuls"] += 3 * head[0]
         work["other work"] += 3 * head[1]
@@ -87,15 +89,23 @@ def chunks(c: Config, host: HostCost, pr: Params) -> list[Chunk]:
     for k, n in enumerate(split(c)):
         last = k == c.chunks - 1
         forward = n * lt.forward + (sum(head) if last else 0.0)
-        backward = n * (lt.backward + lt.recompute(c.parallel.recompute)) + (2 * sum(head) if last
-                                                                            else 0.0)
+        backward = n * (lt.backward + lt.recompute(c.parallel.recompute)) + (
+            2 * sum(head) if last else 0.0
+        )
         k_f = n * kernels_per_layer(c) + (HEAD_KERNELS if last else 0)
         k_b = n * (2 * kernels_per_layer(c) + recompute_kernels(c)) + (HEAD_KERNELS if last else 0)
         if c.software.cuda_graphs:
             k_f = k_b = 1
-        out.append(Chunk(n, forward, backward, (k_f * host.us_per_kernel + action_us) * 1e-6,
-                         (k_b * host.us_per_kernel + action_us) * 1e-6,
-                         chunk_work(c, n, lt, head if last else None)))
+        out.append(
+            Chunk(
+                n,
+                forward,
+                backward,
+                (k_f * host.us_per_kernel + action_us) * 1e-6,
+                (k_b * host.us_per_kernel + action_us) * 1e-6,
+                chunk_work(c, n, lt, head if last else None),
+            )
+        )
     return out
 
 
@@ -105,8 +115,10 @@ def plan(schedule: str, pp: int, microbatches: int, virtual: int) -> Plan:
     if schedule == "interleaved-1f1b":
         orders = {r: interleaved_order(r, pp, microbatches, virtual) for r in range(pp)}
     else:
-        orders = {r: [(r, kind, m) for kind, m in hand_order(schedule, r, pp, microbatches)]
-                  for r in range(pp)}
+        orders = {
+            r: [(r, kind, m) for kind, m in hand_order(schedule, r, pp, microbatches)]
+            for r in range(pp)
+        }
     return Plan.of(orders, pp * virtual, {s: s % pp for s in range(pp * virtual)})
 
 
@@ -122,8 +134,9 @@ def pipeline_seconds(c: Config, cs: list[Chunk], send: float, with_host: bool) -
 
 def busiest_rank(c: Config, cs: list[Chunk]) -> int:
     pp = c.parallel.pp
-    return max(range(pp), key=lambda r: sum(cs[k].forward + cs[k].backward
-                                            for k in range(r, c.chunks, pp)))
+    return max(
+        range(pp), key=lambda r: sum(cs[k].forward + cs[k].backward for k in range(r, c.chunks, pp))
+    )
 
 
 def lower_bound(c: Config, host: HostCost, pr: Params = PARAMS) -> float:
@@ -165,8 +178,9 @@ class Step:
 
     @property
     def mfu(self) -> float:
-        return model_flops(self.config) / (self.seconds * self.config.gpus
-                                           * peak_flops(self.config))
+        return model_flops(self.config) / (
+            self.seconds * self.config.gpus * peak_flops(self.config)
+        )
 
     def term(self, name: str) -> float:
         return next(t.seconds for t in self.terms if t.name == name)
@@ -184,16 +198,28 @@ def step(c: Config, host: HostCost, pr: Params = PARAMS) -> Step:
     hosted = pipeline_seconds(c, cs, send, with_host=True)
     _, dp, opt = _after_pipeline(c, pr)
     terms = _work_terms(c, work, sum(ch.layers for ch in mine)) + (
-        Term("pipeline bubble and sends", "simulate(schedule, chunk times, send) - the busiest "
-             "rank's work", f"{c.schedule}, pp = {p.pp}, v = {p.virtual_stages}, M = {M}, "
-             f"send {send * 1e3:.3g} ms", ideal - sum(work.values())),
-        Term("data parallel", "dp_exposed x (reduce-scatter grads + all-gather weights) over "
-             "dp x cp", f"dp = {p.dp}, cp = {p.cp}, exposed {pr.dp_exposed:g}", dp),
+        Term(
+            "pipeline bubble and sends",
+            "simulate(schedule, chunk times, send) - the busiest rank's work",
+            f"{c.schedule}, pp = {p.pp}, v = {p.virtual_stages}, M = {M}, send {send * 1e3:.3g} ms",
+            ideal - sum(work.values()),
+        ),
+        Term(
+            "data parallel",
+            "dp_exposed x (reduce-scatter grads + all-gather weights) over dp x cp",
+            f"dp = {p.dp}, cp = {p.cp}, exposed {pr.dp_exposed:g}",
+            dp,
+        ),
         Term("optimizer", "params / (dp cp) x 30 bytes / (HBM hbm_eff)", "Adam", opt),
-        Term("framework host overhead", "simulate(max(GPU, launch) per action) - simulate(GPU)",
-             f"{host.us_per_kernel:.3g} µs per kernel, {kernels_per_layer(c)} kernels per layer "
-             f"forward, {host.us_per_action:.3g} µs of schedule per action, CUDA graphs "
-             f"{'on' if c.software.cuda_graphs else 'off'}", hosted - ideal))
+        Term(
+            "framework host overhead",
+            "simulate(max(GPU, launch) per action) - simulate(GPU)",
+            f"{host.us_per_kernel:.3g} µs per kernel, {kernels_per_layer(c)} kernels per layer "
+            f"forward, {host.us_per_action:.3g} µs of schedule per action, CUDA graphs "
+            f"{'on' if c.software.cuda_graphs else 'off'}",
+            hosted - ideal,
+        ),
+    )
     return Step(c, terms, host)
 
 
@@ -203,12 +229,21 @@ def _work_terms(c: Config, work: dict[str, float], layers: int) -> tuple[Term, .
     where = f"{c.microbatches} microbatches x {layers} layers"
     rows = [
         ("matmuls", "M x layers x 3 F_dense / rate(n) (+ output layer 3 F_logits / rate)", where),
-        ("attention", "M x layers x (1 + backward ratio) F_attn / (MAMF x attn_eff)",
-         c.software.attention),
-        ("other work", "M x layers x 3 elementwise bytes / (HBM x hbm_eff) (+ loss)",
-         c.hardware.dtype),
-        ("tensor parallel", "M x layers x collectives (forward + backward) over tp on NVLink",
-         f"tp = {p.tp}, overlap {'on' if c.software.tp_comm_overlap else 'off'}"),
+        (
+            "attention",
+            "M x layers x (1 + backward ratio) F_attn / (MAMF x attn_eff)",
+            c.software.attention,
+        ),
+        (
+            "other work",
+            "M x layers x 3 elementwise bytes / (HBM x hbm_eff) (+ loss)",
+            c.hardware.dtype,
+        ),
+        (
+            "tensor parallel",
+            "M x layers x collectives (forward + backward) over tp on NVLink",
+            f"tp = {p.tp}, overlap {'on' if c.software.tp_comm_overlap else 'off'}",
+        ),
         ("recomputation", "M x layers x what the backward runs again", p.recompute),
     ]
     return tuple(Term(name, formula, inputs, work[name]) for name, formula, inputs in rows)

@@ -25,10 +25,24 @@ PARALLEL_KEYS = ("tp", "pp", "dp", "cp", "microbatch", "global_batch", "virtual_
 # parameters; tp 16 inside an NVL72 domain, pp 50 with 2 virtual stages, dp 275, 100 microbatches
 # per pipeline. `bench claim --preset seed --search` finds the best layout for each stack.
 SEED = {
-    "model": {"layers": 200, "hidden": 64512, "ffn": 258048, "heads": 512, "seq": 4096,
-              "vocab": 131072},
-    "parallel": {"tp": 16, "pp": 50, "dp": 275, "microbatch": 1, "global_batch": 27500,
-                 "virtual_stages": 2, "recompute": "selective", "sequence_parallel": True},
+    "model": {
+        "layers": 200,
+        "hidden": 64512,
+        "ffn": 258048,
+        "heads": 512,
+        "seq": 4096,
+        "vocab": 131072,
+    },
+    "parallel": {
+        "tp": 16,
+        "pp": 50,
+        "dp": 275,
+        "microbatch": 1,
+        "global_batch": 27500,
+        "virtual_stages": 2,
+        "recompute": "selective",
+        "sequence_parallel": True,
+    },
     "hardware": {"gpu": "GB300", "gpus_per_node": 72, "dtype": "bf16"},
     "software": {"framework": "torch.eager", "host": "grace"},
 }
@@ -49,12 +63,13 @@ class Run:
 
 
 def _config(row: dict, table: str) -> Config:
-    raw = {"model": {k: int(row[k]) for k in MODEL_KEYS},
-           "parallel": {k: int(row.get(k) or 1) for k in PARALLEL_KEYS}
-           | {"recompute": row["recompute"],
-              "sequence_parallel": row["sequence_parallel"] == "true"},
-           "hardware": {"gpu": row["gpu"], "dtype": row["dtype"]},
-           "software": {"attention": row.get("attention") or "materialised"}}
+    raw = {
+        "model": {k: int(row[k]) for k in MODEL_KEYS},
+        "parallel": {k: int(row.get(k) or 1) for k in PARALLEL_KEYS}
+        | {"recompute": row["recompute"], "sequence_parallel": row["sequence_parallel"] == "true"},
+        "hardware": {"gpu": row["gpu"], "dtype": row["dtype"]},
+        "software": {"attention": row.get("attention") or "materialised"},
+    }
     if row.get("kv_heads"):
         raw["model"]["kv_heads"] = int(row["kv_heads"])
     if row.get("mlp"):
@@ -76,8 +91,9 @@ def published(tables: tuple[str, ...] = ("table5", "modern")) -> list[Run]:
     for table in tables:
         with open(TABLES[table], newline="") as f:
             for row in csv.DictReader(f):
-                out.append(Run(_config(row, table), float(row["measured_step_s"]),
-                               row["source"], table))
+                out.append(
+                    Run(_config(row, table), float(row["measured_step_s"]), row["source"], table)
+                )
     return out
 
 

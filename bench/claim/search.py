@@ -67,9 +67,17 @@ def layouts(c: Config) -> Iterator[dict]:
             if gb % (mb * dp):
                 continue
             for (schedule, v), redo in itertools.product(_schedules(pp, units), RECOMPUTE):
-                yield {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "virtual_stages": v,
-                       "microbatch": mb, "recompute": redo, "schedule": schedule,
-                       "sequence_parallel": tp > 1}
+                yield {
+                    "tp": tp,
+                    "pp": pp,
+                    "dp": dp,
+                    "cp": cp,
+                    "virtual_stages": v,
+                    "microbatch": mb,
+                    "recompute": redo,
+                    "schedule": schedule,
+                    "sequence_parallel": tp > 1,
+                }
 
 
 def candidates(c: Config, progress: Callable[[], None] | None = None) -> tuple[list[Config], int]:
@@ -110,6 +118,14 @@ def best(cands: list[Config], host: HostCost, pr: Params = PARAMS) -> Best | Non
 
 def layout_of(c: Config) -> dict:
     p = c.parallel
-    return {"tp": p.tp, "pp": p.pp, "dp": p.dp, "cp": p.cp, "virtual_stages": p.virtual_stages,
-            "microbatch": p.microbatch, "recompute": p.recompute, "schedule": c.schedule,
-            "microbatches": c.microbatches}
+    return {
+        "tp": p.tp,
+        "pp": p.pp,
+        "dp": p.dp,
+        "cp": p.cp,
+        "virtual_stages": p.virtual_stages,
+        "microbatch": p.microbatch,
+        "recompute": p.recompute,
+        "schedule": c.schedule,
+        "microbatches": c.microbatches,
+    }

@@ -36,18 +36,27 @@ def predict(host: HostCost, pr: Params = PARAMS, runs: list[Run] | None = None) 
     for r in published() if runs is None else runs:
         s = model.step(r.config, host, pr)
         mem = memory(r.config)
-        rows.append({"run": r.config.name, "table": r.table, "gpu": r.config.hardware.gpu,
-                     "dtype": r.config.hardware.dtype, "model": r.model_name,
-                     "measured_s": r.measured_s, "predicted_s": s.seconds,
-                     "error": s.seconds / r.measured_s - 1, "mfu": s.mfu,
-                     "memory_gib": mem.total_gib, "hbm_gib": mem.capacity_gib,
-                     "source": r.source})
+        rows.append(
+            {
+                "run": r.config.name,
+                "table": r.table,
+                "gpu": r.config.hardware.gpu,
+                "dtype": r.config.hardware.dtype,
+                "model": r.model_name,
+                "measured_s": r.measured_s,
+                "predicted_s": s.seconds,
+                "error": s.seconds / r.measured_s - 1,
+                "mfu": s.mfu,
+                "memory_gib": mem.total_gib,
+                "hbm_gib": mem.capacity_gib,
+                "source": r.source,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _with(values) -> Params:
-    return dataclasses.replace(PARAMS, **dict(zip(FITTED, (float(v) for v in values),
-                                                  strict=True)))
+    return dataclasses.replace(PARAMS, **dict(zip(FITTED, (float(v) for v in values), strict=True)))
 
 
 def refit(host: HostCost, runs: list[Run] | None = None) -> Params:
@@ -72,8 +81,9 @@ def leave_one_model_out(host: HostCost) -> pd.DataFrame:
     for name in sorted({r.model_name for r in runs}):
         held = [r for r in runs if r.model_name == name]
         pr = refit(host, [r for r in runs if r.model_name != name])
-        frames.append(predict(host, pr, held).assign(
-            **{f"fit_{k}": getattr(pr, k) for k in FITTED}))
+        frames.append(
+            predict(host, pr, held).assign(**{f"fit_{k}": getattr(pr, k) for k in FITTED})
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -104,8 +114,16 @@ def probe(run: str = PIPELINE_RUN) -> pd.DataFrame:
         f = dict.fromkeys(range(S), r.stage_f_s)  # every stage at the slowest one's measured time
         b = dict.fromkeys(range(S), r.stage_b_s)
         predicted = simulate(orders, S, f, b, r.comm_s, {s: s % P for s in range(S)})
-        rows.append({"schedule": r.schedule, "M": M, "measured_s": r.step_s,
-                     "ci_low_s": r.ci_low_s, "ci_high_s": r.ci_high_s, "predicted_s": predicted,
-                     "within_ci": bool(r.ci_low_s <= predicted <= r.ci_high_s),
-                     "schedule_cost_s": r.step_s - predicted})
+        rows.append(
+            {
+                "schedule": r.schedule,
+                "M": M,
+                "measured_s": r.step_s,
+                "ci_low_s": r.ci_low_s,
+                "ci_high_s": r.ci_high_s,
+                "predicted_s": predicted,
+                "within_ci": bool(r.ci_low_s <= predicted <= r.ci_high_s),
+                "schedule_cost_s": r.step_s - predicted,
+            }
+        )
     return pd.DataFrame(rows)

@@ -15,8 +15,18 @@ from bench.commands import list as list_
 from bench.commands import run as run_
 from bench.commands.common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError, one_line
 
-COMMANDS = {"run": run_, "report": report, "import-pytest": import_pytest, "compare": compare, "list": list_,
-            "env": env, "pipeline": pipeline, "profile": profile, "claim": claim, "upgrade": upgrade}
+COMMANDS = {
+    "run": run_,
+    "report": report,
+    "import-pytest": import_pytest,
+    "compare": compare,
+    "list": list_,
+    "env": env,
+    "pipeline": pipeline,
+    "profile": profile,
+    "claim": claim,
+    "upgrade": upgrade,
+}
 
 
 def build_parser() -> Parser:

@@ -8,27 +8,54 @@ from pathlib import Path
 
 from bench.commands.common import EXIT_OK, UsageError
 
-HELP = ("the step-time model of a GPU cluster: which terms dominate, the best layout for each "
-        "stack, and what removing the framework would save")
+HELP = (
+    "the step-time model of a GPU cluster: which terms dominate, the best layout for each "
+    "stack, and what removing the framework would save"
+)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("config", type=Path, nargs="?", default=None, help="a TOML config ([model], "
-                   "[parallel], [hardware], [software]); or --preset")
-    p.add_argument("--preset", default=None, help="seed, or a published run's name "
-                   "(--list-presets)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (step_s, mfu, "
-                   "breakdown_s, ...; with --search: best, best_framework_free, saving_share)")
-    p.add_argument("--search", action="store_true", help="search every layout of the GPU count "
-                   "that fits in memory, for the framework stack and for a framework-free one")
-    p.add_argument("--validate", action="store_true", help="predict both published tables, leave "
-                   "one model out, and replay this project's pipeline probe")
-    p.add_argument("--refit", action="store_true", help="with --validate: fit the named "
-                   "parameters again")
-    p.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the committed "
-                   "reports (validation.md, seed.md, seed.png) into DIR")
-    p.add_argument("--list-hardware", action="store_true", help="print the GPU table with its "
-                   "sources")
+    p.add_argument(
+        "config",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="a TOML config ([model], [parallel], [hardware], [software]); or --preset",
+    )
+    p.add_argument(
+        "--preset", default=None, help="seed, or a published run's name (--list-presets)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (step_s, mfu, "
+        "breakdown_s, ...; with --search: best, best_framework_free, saving_share)",
+    )
+    p.add_argument(
+        "--search",
+        action="store_true",
+        help="search every layout of the GPU count "
+        "that fits in memory, for the framework stack and for a framework-free one",
+    )
+    p.add_argument(
+        "--validate",
+        action="store_true",
+        help="predict both published tables, leave "
+        "one model out, and replay this project's pipeline probe",
+    )
+    p.add_argument(
+        "--refit", action="store_true", help="with --validate: fit the named parameters again"
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the committed reports (validation.md, seed.md, seed.png) into DIR",
+    )
+    p.add_argument(
+        "--list-hardware", action="store_true", help="print the GPU table with its sources"
+    )
     p.add_argument("--list-presets", action="store_true", help="print the preset names")
 
 

@@ -37,7 +37,9 @@ def default_out(suffix: str = "") -> Path:
 
 def check_out(out: Path) -> None:
     if out.exists():
-        raise UsageError(f"--out {out} already exists; a run directory is never overwritten or reused")
+        raise UsageError(
+            f"--out {out} already exists; a run directory is never overwritten or reused"
+        )
     probe = out.parent if str(out.parent) else Path(".")
     while not probe.exists():
         probe = probe.parent
@@ -68,7 +70,10 @@ def resumed(args, resume, what: str):
 
     repeated = given(args.argv, args.settings_options)
     if repeated:
-        raise UsageError(f"--resume takes its settings from run.json; do not combine it with {', '.join(repeated)}")
+        raise UsageError(
+            "--resume takes its settings from run.json; do not combine it with "
+            f"{', '.join(repeated)}"
+        )
     try:
         return resume(RunDir(args.resume), sys.argv[:])
     except SchemaError as e:
@@ -79,7 +84,14 @@ def resumed(args, resume, what: str):
 
 def add_report_and_resume(parser, settings, what: str) -> None:
     """--no-report and --resume RUN_DIR; the `settings` group's options are what a resume refuses."""
-    parser.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
-    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                        help=f"finish an interrupted {what}, with the settings in its run.json")
+    parser.add_argument(
+        "--no-report", action="store_true", help="do not write report.md at the end"
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help=f"finish an interrupted {what}, with the settings in its run.json",
+    )
     parser.set_defaults(settings_options=option_strings(settings))

@@ -11,7 +11,12 @@ HELP = "turn a pytest-benchmark JSON file into a run directory"
 
 def add_arguments(p) -> None:
     p.add_argument("json", type=Path)
-    p.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>_pytest)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="new run directory (default results/<UTC>_<host>_pytest)",
+    )
 
 
 def run(args) -> int:

@@ -29,8 +29,14 @@ def run(args) -> int:
             if gpu is None:
                 gpu = _gpu_missing(i.framework)
             why = gpu
-        t.add_row(i.name, i.model, i.framework, i.mode, ", ".join(frameworks.devices(i)),
-                  "yes" if not why else f"no: {why}")
+        t.add_row(
+            i.name,
+            i.model,
+            i.framework,
+            i.mode,
+            ", ".join(frameworks.devices(i)),
+            "yes" if not why else f"no: {why}",
+        )
     Console(width=None if sys.stdout.isatty() else 200).print(t)
     return EXIT_OK
 
@@ -42,4 +48,6 @@ def _gpu_missing(framework: str) -> str:
     seen = probe_cuda()
     if seen.get(framework):
         return ""
-    return f"needs a CUDA GPU; {framework} sees none ({seen.get(f'{framework}_error') or 'no device'})"
+    return (
+        f"needs a CUDA GPU; {framework} sees none ({seen.get(f'{framework}_error') or 'no device'})"
+    )

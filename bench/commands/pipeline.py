@@ -28,35 +28,89 @@ HELP = "pipeline parallelism (torch.distributed, JAX, C over MPI): schedules aga
 def add_arguments(pp) -> None:
     s = pp.add_argument_group("settings (a resumed probe takes them from its run.json)")
     options.add(s, "model")
-    s.add_argument("--framework", default="all",
-                   help="comma-separated: torch, jax (shard_map, one process), jax-dist (jax.distributed), c (C over "
-                        "MPI); all (default: every one on CPU; torch on CUDA or across nodes)")
-    s.add_argument("--stages", type=positive(int, -10**6, 64, "--stages"), default=2, metavar="P",
-                   help="ranks (processes) in the pipeline (default 2)")
-    s.add_argument("--microbatches", default=None,
-                   help="comma-separated M values (default 2,4,8,16; a schedule skips the ones it cannot take)")
+    s.add_argument(
+        "--framework",
+        default="all",
+        help="comma-separated: torch, jax (shard_map, one process), jax-dist (jax.distributed), c "
+        "(C over "
+        "MPI); all (default: every one on CPU; torch on CUDA or across nodes)",
+    )
+    s.add_argument(
+        "--stages",
+        type=positive(int, -(10**6), 64, "--stages"),
+        default=2,
+        metavar="P",
+        help="ranks (processes) in the pipeline (default 2)",
+    )
+    s.add_argument(
+        "--microbatches",
+        default=None,
+        help="comma-separated M values (default 2,4,8,16; a schedule skips the ones it cannot "
+        "take)",
+    )
     s.add_argument("--schedules", default="all", help="comma-separated schedule names, or all")
-    s.add_argument("--batch", type=positive(int, 1, 1 << 16, "--batch"), default=None,
-                   help="examples per step (default: the model's probe config, models/<model>/pipeline.py)")
-    s.add_argument("--rounds", type=positive(int, 1, 100, "--rounds"), default=None,
-                   help=f"base rounds, each fresh processes: the unit of every CI (default {ROUNDS})")
-    s.add_argument("--max-rounds", type=positive(int, 0, 200, "--max-rounds"), default=None,
-                   help=f"rounds in all for a case whose base rounds leave its 95%% CI wider than +-8%%, decided "
-                        f"once from them (default {MAX_ROUNDS}; with an explicit --rounds, none)")
-    s.add_argument("--steps", type=positive(int, 1, 10**4, "--steps"), default=STEPS,
-                   help=f"timed steps per case and round (default {STEPS})")
+    s.add_argument(
+        "--batch",
+        type=positive(int, 1, 1 << 16, "--batch"),
+        default=None,
+        help="examples per step (default: the model's probe config, models/<model>/pipeline.py)",
+    )
+    s.add_argument(
+        "--rounds",
+        type=positive(int, 1, 100, "--rounds"),
+        default=None,
+        help=f"base rounds, each fresh processes: the unit of every CI (default {ROUNDS})",
+    )
+    s.add_argument(
+        "--max-rounds",
+        type=positive(int, 0, 200, "--max-rounds"),
+        default=None,
+        help="rounds in all for a case whose base rounds leave its 95%% CI wider than +-8%%, "
+        "decided "
+        f"once from them (default {MAX_ROUNDS}; with an explicit --rounds, none)",
+    )
+    s.add_argument(
+        "--steps",
+        type=positive(int, 1, 10**4, "--steps"),
+        default=STEPS,
+        help=f"timed steps per case and round (default {STEPS})",
+    )
     options.add(s, "device")
-    s.add_argument("--case-timeout", type=positive(float, 1, 3600, "--case-timeout"), default=60.0,
-                   help="seconds a rank may wait on its peers (gloo's timeout); a case whose group is silent for "
-                        "twice that plus 60 s is killed")
-    s.add_argument("--nnodes", type=positive(int, 1, 1024, "--nnodes"), default=1,
-                   help="machines (torch only); each runs --stages / N ranks. Default 1: nothing listens beyond "
-                        "loopback")
-    s.add_argument("--node-rank", type=positive(int, 0, 1023, "--node-rank"), default=0,
-                   help="this machine's index; node 0 records the probe, the others serve its process groups")
-    s.add_argument("--rdzv-endpoint", default="", metavar="HOST:PORT",
-                   help="node 0's c10d store (torch's TCPStore, on every interface of node 0) when --nnodes > 1")
-    s.add_argument("--out", type=Path, default=None, help="new run directory (default results/<UTC>_<host>_pipeline)")
+    s.add_argument(
+        "--case-timeout",
+        type=positive(float, 1, 3600, "--case-timeout"),
+        default=60.0,
+        help="seconds a rank may wait on its peers (gloo's timeout); a case whose group is silent "
+        "for "
+        "twice that plus 60 s is killed",
+    )
+    s.add_argument(
+        "--nnodes",
+        type=positive(int, 1, 1024, "--nnodes"),
+        default=1,
+        help="machines (torch only); each runs --stages / N ranks. Default 1: nothing listens "
+        "beyond "
+        "loopback",
+    )
+    s.add_argument(
+        "--node-rank",
+        type=positive(int, 0, 1023, "--node-rank"),
+        default=0,
+        help="this machine's index; node 0 records the probe, the others serve its process groups",
+    )
+    s.add_argument(
+        "--rdzv-endpoint",
+        default="",
+        metavar="HOST:PORT",
+        help="node 0's c10d store (torch's TCPStore, on every interface of node 0) when --nnodes "
+        "> 1",
+    )
+    s.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="new run directory (default results/<UTC>_<host>_pipeline)",
+    )
     add_report_and_resume(pp, s, "probe: only its missing (case, round) pairs")
 
 
@@ -68,7 +122,7 @@ def max_rounds(args) -> int:
 
 def make_probe(args):
     from bench.pipeline.probe import Probe
-    from bench.pipeline.settings import new_settings
+    from bench.pipeline.settings import ProbeOptions, new_settings
     from bench.results import RunDir
 
     if args.resume is not None:
@@ -77,13 +131,28 @@ def make_probe(args):
     from bench.pipeline.nodes import check_endpoint
 
     try:
-        device = devices.resolve("auto") if args.device == "auto" else args.device  # cuda: counted below
+        # auto: a GPU if a framework sees one; cuda: its GPUs are counted in new_settings
+        device = devices.resolve("auto") if args.device == "auto" else args.device
         check_endpoint(args.rdzv_endpoint, args.nnodes, args.node_rank)
         if args.nnodes > 1 and args.stages % args.nnodes:
             raise ValueError(f"--stages {args.stages} is not a multiple of --nnodes {args.nnodes}")
-        s = new_settings(args.model, args.batch, args.stages, args.microbatches, args.schedules, args.rounds or ROUNDS,
-                         args.steps, device, args.case_timeout, cores(), args.framework, args.nnodes,
-                         args.node_rank, args.rdzv_endpoint, max_rounds(args))
+        opts = ProbeOptions(
+            args.model,
+            args.batch,
+            args.stages,
+            args.microbatches,
+            args.schedules,
+            args.rounds or ROUNDS,
+            args.steps,
+            device,
+            args.case_timeout,
+            args.framework,
+            args.nnodes,
+            args.node_rank,
+            args.rdzv_endpoint,
+            max_rounds(args),
+        )
+        s = new_settings(opts, cores())
     except ValueError as e:
         raise UsageError(str(e)) from None
     if s.node_rank > 0:
@@ -98,7 +167,9 @@ def make_probe(args):
 
 def run(args) -> int:
     probe = make_probe(args)
-    if isinstance(probe, PipelineSettings):  # a node other than 0: it serves node 0's groups, records nothing
+    if isinstance(
+        probe, PipelineSettings
+    ):  # a node other than 0: it serves node 0's groups, records nothing
         import threading
 
         from bench.pipeline.nodes import serve
@@ -113,8 +184,11 @@ def run(args) -> int:
     print(f"run directory: {probe.path}", file=sys.stderr)
     rows = probe.run(lambda d, r: print(f"round {r + 1}: {d}", file=sys.stderr))
     if probe.meta["status"] == "interrupted":
-        print(f"interrupted; what was measured is in {probe.path}; finish it with: "
-              f"python -m bench pipeline --resume {probe.path}", file=sys.stderr)
+        print(
+            f"interrupted; what was measured is in {probe.path}; finish it with: "
+            f"python -m bench pipeline --resume {probe.path}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     if not args.no_report:
         from bench.report import pipeline

@@ -13,8 +13,12 @@ def add_arguments(pf) -> None:
     pf.add_argument("--impl", required=True, help="one implementation name, e.g. torch.eager")
     pf.add_argument("--size", required=True, help="one size: BxHxL (mlp) or BxTxCxLxNH (gpt)")
     options.add(pf, "threads")
-    pf.add_argument("--steps", type=positive(int, 1, 10**5, "--steps"), default=20, help="calls profiled")
-    pf.add_argument("--top", type=positive(int, 1, 1000, "--top"), default=15, help="entries printed")
+    pf.add_argument(
+        "--steps", type=positive(int, 1, 10**5, "--steps"), default=20, help="calls profiled"
+    )
+    pf.add_argument(
+        "--top", type=positive(int, 1, 1000, "--top"), default=15, help="entries printed"
+    )
 
 
 def run(args) -> int:

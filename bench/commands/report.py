@@ -22,7 +22,12 @@ def run(args) -> int:
         path = writer.write_report(args.run_dir)
     except SchemaError as e:
         raise UsageError(str(e)) from None
-    except (ValueError, KeyError, TypeError, IndexError) as e:  # valid files that do not fit together
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+    ) as e:  # valid files that do not fit together
         raise UsageError(f"{args.run_dir}: cannot report ({type(e).__name__}: {e})") from None
     print(f"report: {path}")
     return EXIT_OK

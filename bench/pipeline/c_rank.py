@@ -35,7 +35,7 @@ def grad_error(path: Path, want: list[np.ndarray]) -> float:
     """Largest relative error of any parameter's gradient in the program's flat float32 file."""
     flat, err, off = np.fromfile(path, np.float32), 0.0, 0
     for w in want:
-        err = max(err, grad_rel_err(flat[off: off + w.size].reshape(w.shape), w))
+        err = max(err, grad_rel_err(flat[off : off + w.size].reshape(w.shape), w))
         off += w.size
     return err
 
@@ -52,19 +52,37 @@ def run(spec: protocol.RankSpec, reply) -> int:
     cases = [f"{c.schedule}:{c.microbatches if ranks > 1 else 1}" for c in spec.cases]
     dims = [str(d) for d in hooks.c_dims(cfg)]
     c0 = spec.cases[0]
-    cmd = [cprog.mpiexec(), "-launcher", "fork", "-n", str(ranks), str(prog), str(work / "data.bin"),
-           str(work / "grads"), str(c0.round), str(c0.steps), str(int(c0.gate)), repr(cfg.lr), str(len(dims)),
-           *dims, *cases]
+    cmd = [
+        cprog.mpiexec(),
+        "-launcher",
+        "fork",
+        "-n",
+        str(ranks),
+        str(prog),
+        str(work / "data.bin"),
+        str(work / "grads"),
+        str(c0.round),
+        str(c0.steps),
+        str(int(c0.gate)),
+        repr(cfg.lr),
+        str(len(dims)),
+        *dims,
+        *cases,
+    ]
     print(" ".join(cmd), file=sys.stderr, flush=True)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(spec.threads)}
-    want = hooks.reference_grads(cfg) if c0.gate else None  # before the ranks start: nothing runs beside them
-    # the gate is judged once the ranks are done, for the same reason; a hang ends at gloo's own timeout x cases
+    # before the ranks start: nothing runs beside them
+    want = hooks.reference_grads(cfg) if c0.gate else None
+    # the gate is judged once the ranks are done, for the same reason; a hang ends at gloo's own
+    # timeout x cases
     code, out = run_program(cmd, env, spec.timeout_s * (2 + len(spec.cases)))
     for line, c in zip(out.splitlines(), spec.cases, strict=False):
         res = protocol.decode_rank_line(line)
         res.microbatches = c.microbatches
         if want is not None:
-            res.grad_rel_err = grad_error(work / f"grads.{c.schedule}.{res.microbatches if ranks > 1 else 1}.bin", want)
+            res.grad_rel_err = grad_error(
+                work / f"grads.{c.schedule}.{res.microbatches if ranks > 1 else 1}.bin", want
+            )
         reply(res)
     for f in work.iterdir():
         f.unlink()

@@ -32,7 +32,9 @@ def unavailable_reason() -> str:
         return why
     p = mpi_prefix()
     if not (p / "include" / "mpi.h").is_file() or not os.access(mpiexec(), os.X_OK):
-        return f"MPI not found under {p} (the mpich wheel: pip install -c constraints.txt -e '.[all]')"
+        return (
+            f"MPI not found under {p} (the mpich wheel: pip install -c constraints.txt -e '.[all]')"
+        )
     return launch_problem()
 
 
@@ -45,7 +47,9 @@ def launch_problem() -> str:
     from bench.supervisor import query
 
     code = 0
-    for _ in range(LAUNCH_TRIES):  # hydra's mpiexec dies of SIGPIPE (exit -13) now and then when `true` exits at once
+    for _ in range(
+        LAUNCH_TRIES
+    ):  # hydra's mpiexec dies of SIGPIPE (exit -13) now and then when `true` exits at once
         code, _ = query([mpiexec(), "-launcher", "fork", "-n", "1", "true"], 60)
         if code == 0:
             return ""
@@ -58,6 +62,8 @@ def build(stage_source: Path) -> Path:
     if why:
         raise RuntimeError(why)
     p, stage = mpi_prefix(), Path(stage_source)
-    return cbuild.build_program([MODELS_DIR / "cpipe.c", stage],
-                                [MODELS_DIR / "cpipe.h", stage.with_name(stage.name.replace("_pipe", ""))],
-                                [f"-I{p / 'include'}", f"-L{p / 'lib'}", "-lmpi", f"-Wl,-rpath,{p / 'lib'}"])
+    return cbuild.build_program(
+        [MODELS_DIR / "cpipe.c", stage],
+        [MODELS_DIR / "cpipe.h", stage.with_name(stage.name.replace("_pipe", ""))],
+        [f"-I{p / 'include'}", f"-L{p / 'lib'}", "-lmpi", f"-Wl,-rpath,{p / 'lib'}"],
+    )

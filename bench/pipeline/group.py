@@ -10,24 +10,45 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench import frameworks, protocol
-from bench.supervisor import Child, ChildFailure, how_it_ended, wait_line
+from bench.supervisor import Child, ChildFailure, Launch, how_it_ended, wait_line
 
 
 class Group:
     """One process per spec (its program by spec.form); rank r's lines arrive tagged r in one queue."""
 
-    ENV = {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}  # one node: gloo on the loopback interface only
+    ENV = {
+        "GLOO_SOCKET_IFNAME": "lo",
+        "OMP_NUM_THREADS": "1",
+    }  # one node: gloo on the loopback interface only
 
-    def __init__(self, specs: list[protocol.RankSpec], logs: Path, env: dict[str, str] | None = None,
-                 loopback: bool = True) -> None:
+    def __init__(
+        self,
+        specs: list[protocol.RankSpec],
+        logs: Path,
+        env: dict[str, str] | None = None,
+        loopback: bool = True,
+    ) -> None:
         """loopback False (across machines): gloo picks its interface (or the caller's GLOO_SOCKET_IFNAME)."""
         self.lines: queue.Queue = queue.Queue()
         base = self.ENV if loopback else {"OMP_NUM_THREADS": "1"}
-        self.ranks = [Child(frameworks.rank_modules()[s.form], [json.dumps(asdict(s))], {**base, **(env or {})},
-                            logs / f"{s.form}-rank{s.rank}.log", f"{s.form} rank {s.rank}", sink=self.lines, tag=s.rank)
-                      for s in specs]
+        self.ranks = [
+            Child(
+                Launch(
+                    frameworks.rank_modules()[s.form],
+                    [json.dumps(asdict(s))],
+                    {**base, **(env or {})},
+                ),
+                logs / f"{s.form}-rank{s.rank}.log",
+                f"{s.form} rank {s.rank}",
+                sink=self.lines,
+                tag=s.rank,
+            )
+            for s in specs
+        ]
 
-    def next_result(self, timeout_s: float, stop: threading.Event | None = None) -> protocol.PipeResult:
+    def next_result(
+        self, timeout_s: float, stop: threading.Event | None = None
+    ) -> protocol.PipeResult:
         """The next case result (rank 0's, or a failing rank's); a crash, a hang or a stop request
         -> a result with that status and no case fields filled (the caller adds them)."""
         blank = protocol.PipeResult("", 0, 0, "ok")
@@ -35,12 +56,20 @@ class Group:
             try:
                 r, line = wait_line(self.lines, timeout_s, stop, "group")
             except ChildFailure as f:
-                why = f"no rank answered within {timeout_s:g} s; group killed" if f.status == "timeout" else f.reason
+                why = (
+                    f"no rank answered within {timeout_s:g} s; group killed"
+                    if f.status == "timeout"
+                    else f.reason
+                )
                 return replace(blank, status=f.status, error=why)
             if line is None:
                 code = self.ranks[r].proc.wait()
                 if code != 0:
-                    return replace(blank, status="crashed", error=f"rank {r} {how_it_ended(code)}; group killed")
+                    return replace(
+                        blank,
+                        status="crashed",
+                        error=f"rank {r} {how_it_ended(code)}; group killed",
+                    )
                 continue
             msg = protocol.decode_rank_line(line)
             if isinstance(msg, protocol.PipeResult):

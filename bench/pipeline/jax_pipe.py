@@ -14,20 +14,35 @@ this size). No parameter crosses devices; only the tied weight's two gradients a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
+@dataclass(frozen=True)
+class PipeShape:
+    """P stages, M microbatches, and the activation between two stages for one microbatch."""
+
+    P: int
+    M: int
+    boundary: tuple[int, ...]
+
+
 class JaxGPipe:
-    def __init__(self, jax, stages, loss, P: int, M: int, boundary: tuple[int, ...], tied: tuple[int, ...],
-                 lr: float) -> None:
+    def __init__(
+        self, jax, stages, loss, shape: PipeShape, tied: tuple[int, ...], lr: float
+    ) -> None:
         from jax.sharding import Mesh, NamedSharding
         from jax.sharding import PartitionSpec as PS
 
+        P, M, boundary = shape.P, shape.M, shape.boundary
         self.jax, self.stages, self.loss, self.P, self.M = jax, stages, loss, P, M
         self.mesh = Mesh(np.array(jax.devices()[:P]), ("pp",))
         self.split, self.whole = NamedSharding(self.mesh, PS("pp")), NamedSharding(self.mesh, PS())
         self.boundary, self.tied, self.lr = boundary, tied, lr
-        body = jax.shard_map(self.body, mesh=self.mesh, in_specs=(PS("pp"), PS(), PS()), out_specs=(PS(), PS("pp")))
+        body = jax.shard_map(
+            self.body, mesh=self.mesh, in_specs=(PS("pp"), PS(), PS()), out_specs=(PS(), PS("pp"))
+        )
         self.grads = jax.jit(body)
 
         def step(slots, xs, ys):
@@ -58,7 +73,11 @@ class JaxGPipe:
     def varying(self, a):
         """a marked as differing between devices (what the branches of one switch must agree on)."""
         jax = self.jax
-        return a if "pp" in jax.typeof(a).manual_axis_type.varying else jax.lax.pcast(a, "pp", to="varying")
+        return (
+            a
+            if "pp" in jax.typeof(a).manual_axis_type.varying
+            else jax.lax.pcast(a, "pp", to="varying")
+        )
 
     def body(self, slots, xs, ys):
         """Per device: (the loss summed over devices, this device's slot of every gradient)."""
@@ -74,15 +93,24 @@ class JaxGPipe:
                     if s == P - 1:
                         return self.varying(zero_act), self.varying(self.loss(out, ys[m]) / M)
                     return self.varying(out), self.varying(jnp.float32(0))
+
                 return run
 
             def tick(carry, t):
                 act, total = carry
                 m = t - i  # this device's microbatch at tick t
-                out, part = jax.lax.cond((m >= 0) & (m < M),
-                                         lambda a: jax.lax.switch(i, [branch(s) for s in range(P)], a, jnp.clip(m, 0, M - 1)),
-                                         lambda a: (self.varying(zero_act), self.varying(jnp.float32(0))), act)
-                return (jax.lax.ppermute(out, "pp", [(j, j + 1) for j in range(P - 1)]), total + part), None
+                out, part = jax.lax.cond(
+                    (m >= 0) & (m < M),
+                    lambda a: jax.lax.switch(
+                        i, [branch(s) for s in range(P)], a, jnp.clip(m, 0, M - 1)
+                    ),
+                    lambda a: (self.varying(zero_act), self.varying(jnp.float32(0))),
+                    act,
+                )
+                return (
+                    jax.lax.ppermute(out, "pp", [(j, j + 1) for j in range(P - 1)]),
+                    total + part,
+                ), None
 
             start = (self.varying(zero_act), self.varying(jnp.float32(0)))
             (_, total), _ = jax.lax.scan(tick, start, jnp.arange(M + P - 1))
@@ -91,7 +119,12 @@ class JaxGPipe:
         local = [[a[0] for a in stage] for stage in slots]  # this device's slot of every parameter
         loss, g = jax.value_and_grad(local_loss)(local)
         for index in self.tied:  # a parameter two stages hold: one gradient, the sum of both parts
-            held = [(s, k) for s, (_, idx) in enumerate(self.stages) for k, j in enumerate(idx) if j == index]
+            held = [
+                (s, k)
+                for s, (_, idx) in enumerate(self.stages)
+                for k, j in enumerate(idx)
+                if j == index
+            ]
             total = jax.lax.psum(sum(g[s][k] for s, k in held), "pp")
             for s, k in held:
                 g[s][k] = total

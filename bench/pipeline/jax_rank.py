@@ -34,9 +34,13 @@ class JaxRank:
         jax.config.update("jax_default_matmul_precision", "highest")
         if spec.form == "jax-dist":
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
-            jax.distributed.initialize(spec.init_method, num_processes=spec.world, process_id=spec.rank,
-                                       initialization_timeout=int(spec.timeout_s),
-                                       coordinator_bind_address=spec.init_method)  # not jax's default [::]
+            jax.distributed.initialize(
+                spec.init_method,
+                num_processes=spec.world,
+                process_id=spec.rank,
+                initialization_timeout=int(spec.timeout_s),
+                coordinator_bind_address=spec.init_method,
+            )  # not jax's default [::]
         self.jax, self.spec, self.rank = jax, spec, spec.rank
         self.P = 1 if spec.form == "jax-single" else spec.world
         self.mod, self.hooks = model_module(spec.model), pipeline_hooks(spec.model)
@@ -49,11 +53,11 @@ class JaxRank:
         self.y = self.y.astype(np.int32)
 
     def build(self, M: int):
-        from bench.pipeline.jax_pipe import JaxGPipe
+        from bench.pipeline.jax_pipe import JaxGPipe, PipeShape
 
         stages = self.make_stages(self.cfg, self.P)
-        pipe = JaxGPipe(self.jax, stages, self.loss, self.P, M, self.hooks.boundary_shape(self.cfg, self.cfg.batch // M),
-                        self.hooks.TIED, self.cfg.lr)
+        shape = PipeShape(self.P, M, self.hooks.boundary_shape(self.cfg, self.cfg.batch // M))
+        pipe = JaxGPipe(self.jax, stages, self.loss, shape, self.hooks.TIED, self.cfg.lr)
         return pipe, stages
 
     def case(self, c: protocol.PipeCase) -> protocol.PipeResult:
@@ -67,12 +71,22 @@ class JaxRank:
             _, g = pipe.grads(*state)
             g = multihost_utils.process_allgather(g, tiled=True)
             want = self.hooks.reference_grads(self.cfg)
-            out.grad_rel_err = max(grad_rel_err(g[s][k][s], want[i])
-                                   for s, (_, idx) in enumerate(stages) for k, i in enumerate(idx))
+            out.grad_rel_err = max(
+                grad_rel_err(g[s][k][s], want[i])
+                for s, (_, idx) in enumerate(stages)
+                for k, i in enumerate(idx)
+            )
         out.step_ns = self.time_steps(pipe, state, c.steps)
-        drift = tied_drift(stages, self.hooks.TIED, multihost_utils.process_allgather(state[0], tiled=True))
-        if drift > 1e-6:  # the tied parameter is one parameter: its two copies must have moved together
-            out.status, out.error = "error", f"the tied parameter's two copies differ by {drift:.1e} after the steps"
+        drift = tied_drift(
+            stages, self.hooks.TIED, multihost_utils.process_allgather(state[0], tiled=True)
+        )
+        if (
+            drift > 1e-6
+        ):  # the tied parameter is one parameter: its two copies must have moved together
+            out.status, out.error = (
+                "error",
+                f"the tied parameter's two copies differ by {drift:.1e} after the steps",
+            )
         out.stage_f_s, out.stage_b_s = self.stage_times(stages, M)
         shape = self.hooks.boundary_shape(self.cfg, self.cfg.batch // M)
         out.comm_s = comm_time(self.jax, pipe, shape, self.median_s) if self.P > 1 else 0.0
@@ -101,17 +115,30 @@ class JaxRank:
         for s in mine:
             fn, idx = stages[s]
             params = [jax.device_put(self.params[i], jax.local_devices()[0]) for i in idx]
-            inp = self.x[:b] if s == 0 else np.ones(self.hooks.boundary_shape(self.cfg, b), np.float32)
+            inp = (
+                self.x[:b]
+                if s == 0
+                else np.ones(self.hooks.boundary_shape(self.cfg, b), np.float32)
+            )
             last = s == len(stages) - 1
-            fwd = jax.jit(lambda p, x, fn=fn, last=last: self.loss(fn(p, x), self.y[:b]) if last else fn(p, x))
+            fwd = jax.jit(
+                lambda p, x, fn=fn, last=last: self.loss(fn(p, x), self.y[:b]) if last else fn(p, x)
+            )
             if s == 0:
-                vjp = jax.jit(lambda p, x, fn=fwd: jax.vjp(lambda q: fn(q, x), p)[1](jax.numpy.ones_like(fn(p, x))))
+                vjp = jax.jit(
+                    lambda p, x, fn=fwd: jax.vjp(lambda q: fn(q, x), p)[1](
+                        jax.numpy.ones_like(fn(p, x))
+                    )
+                )
             else:
-                vjp = jax.jit(lambda p, x, fn=fwd: jax.vjp(fn, p, x)[1](jax.numpy.ones_like(fn(p, x))))
+                vjp = jax.jit(
+                    lambda p, x, fn=fwd: jax.vjp(fn, p, x)[1](jax.numpy.ones_like(fn(p, x)))
+                )
             f[s], both = (self.median_s(g, params, inp) for g in (fwd, vjp))
             bk[s] = max(both - f[s], 0.0)
         if self.spec.form == "jax-dist":
-            f, bk = (multihost_utils.process_allgather(a).sum(axis=0) for a in (f, bk))  # each process filled its own
+            # each process filled its own
+            f, bk = (multihost_utils.process_allgather(a).sum(axis=0) for a in (f, bk))
         return {s: float(f[s]) for s in range(self.P)}, {s: float(bk[s]) for s in range(self.P)}
 
     def median_s(self, fn, *args, fastest: bool = False) -> float:
@@ -133,7 +160,9 @@ class JaxRank:
 
                 traceback.print_exc()
                 why = f"process {self.rank}: {type(e).__name__}: {e}".splitlines()[0]
-                result = protocol.PipeResult(c.schedule, c.microbatches, c.round, "error", why[:300])
+                result = protocol.PipeResult(
+                    c.schedule, c.microbatches, c.round, "error", why[:300]
+                )
                 reply(result)
                 sys.exit(3)
             if self.rank == 0:
@@ -147,7 +176,12 @@ def tied_drift(stages, tied: tuple[int, ...], slots) -> float:
     own slot), over its largest value; 0 without one."""
     worst = 0.0
     for index in tied:
-        held = [np.asarray(slots[s][k][s]) for s, (_, idx) in enumerate(stages) for k, i in enumerate(idx) if i == index]
+        held = [
+            np.asarray(slots[s][k][s])
+            for s, (_, idx) in enumerate(stages)
+            for k, i in enumerate(idx)
+            if i == index
+        ]
         for h in held[1:]:
             worst = max(worst, float(np.abs(h - held[0]).max() / max(np.abs(held[0]).max(), 1e-30)))
     return worst
@@ -163,8 +197,14 @@ def comm_time(jax, pipe, shape: tuple[int, ...], median_s) -> float:
     a = jax.make_array_from_callback(buf.shape, pipe.split, lambda index: buf[index])
     perm = [(j, j + 1) for j in range(P - 1)]
     back = [(j + 1, j) for j in range(P - 1)]
-    trip = jax.jit(jax.shard_map(lambda v: jax.lax.ppermute(jax.lax.ppermute(v, "pp", perm), "pp", back),
-                                 mesh=pipe.mesh, in_specs=PS("pp"), out_specs=PS("pp")))
+    trip = jax.jit(
+        jax.shard_map(
+            lambda v: jax.lax.ppermute(jax.lax.ppermute(v, "pp", perm), "pp", back),
+            mesh=pipe.mesh,
+            in_specs=PS("pp"),
+            out_specs=PS("pp"),
+        )
+    )
     return median_s(trip, a, fastest=True) / 2
 
 
@@ -174,7 +214,10 @@ def main(argv: list[str]) -> int:
     frameworks.pin_process(threads, "cpu", first=spec.rank if spec.form == "jax-dist" else 0)
     flags = [os.environ.get("XLA_FLAGS", "")]
     if spec.form == "jax":
-        flags += [f"--xla_force_host_platform_device_count={spec.world}", "--xla_cpu_multi_thread_eigen=false"]
+        flags += [
+            f"--xla_force_host_platform_device_count={spec.world}",
+            "--xla_cpu_multi_thread_eigen=false",
+        ]
     os.environ["XLA_FLAGS"] = " ".join(f for f in flags if f)
     reply = channel_reply()
     t0 = time.monotonic()

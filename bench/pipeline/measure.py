@@ -25,10 +25,12 @@ class Measurements:
         err = 0.0
         for _, _, pmap in mine:
             for i, p, transposed in pmap:
-                g = p.grad.detach().cpu().numpy().astype(np.float64)  # pragma: no mutate (after the tied-weight sum; astype(None) is float64 too)
+                # pragma: no mutate (after the tied-weight sum; astype(None) is float64 too)
+                g = p.grad.detach().cpu().numpy().astype(np.float64)
                 g = g.T if transposed else g
                 err = max(err, grad_rel_err(g, want[i]))
-        t = self.torch.tensor([err], dtype=self.torch.float64)  # pragma: no mutate (float32 changes a 1e-2 gate's error in its 7th digit)
+        # pragma: no mutate (float32 changes a 1e-2 gate's error in its 7th digit)
+        t = self.torch.tensor([err], dtype=self.torch.float64)
         self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
         return float(t.item())
 
@@ -56,23 +58,33 @@ class Measurements:
         for s, module, _ in mine:
             fs, bs = [], []
             for _ in range(6):
-                inp = xm if s == 0 else torch.randn(self.boundary(xm), device=self.device, requires_grad=True)
+                inp = (
+                    xm
+                    if s == 0
+                    else torch.randn(self.boundary(xm), device=self.device, requires_grad=True)
+                )
                 t0 = time.perf_counter_ns()
                 out = module(inp)
                 if s == n_stages - 1:
                     out = self.loss(out, ym)
                 t1 = time.perf_counter_ns()
-                out.backward(None if s == n_stages - 1 else torch.ones_like(out))  # pragma: no mutate (a scalar loss: None and ones_like are the same gradient)
+                # pragma: no mutate (a scalar loss: None and ones_like are the same gradient)
+                out.backward(None if s == n_stages - 1 else torch.ones_like(out))
                 t2 = time.perf_counter_ns()
                 fs.append(t1 - t0)
                 bs.append(t2 - t1)
-            f[s], b[s] = float(np.median(fs[1:])) / 1e9, float(np.median(bs[1:])) / 1e9  # pragma: no mutate (one more untimed sample, or 1e9 + 1: the same figure)
+            f[s], b[s] = (
+                float(np.median(fs[1:])) / 1e9,
+                float(np.median(bs[1:])) / 1e9,
+            )  # pragma: no mutate (one more untimed sample, or 1e9 + 1: the same figure)
         for _, module, _ in mine:
             module.zero_grad(set_to_none=True)
         gathered = [None] * self.P
         self.dist.all_gather_object(gathered, (f, b))
-        return ({k: v for fi, _ in gathered for k, v in fi.items()},
-                {k: v for _, bi in gathered for k, v in bi.items()})
+        return (
+            {k: v for fi, _ in gathered for k, v in fi.items()},
+            {k: v for _, bi in gathered for k, v in bi.items()},
+        )
 
     def comm_time(self, M: int) -> float:
         """One-way time of one microbatch's activation between ranks 0 and 1: half the fastest of 10
@@ -92,6 +104,10 @@ class Measurements:
             elif self.rank == 1:
                 dist.recv(buf, 0)
                 dist.send(buf, 0)
-        t = torch.tensor([float(np.min(out[1:])) / 2e9 if out else 0.0])  # pragma: no mutate (out[2:], 2e9 + 1: the same figure; the 0.0 of other ranks is overwritten by the broadcast)
+        t = torch.tensor(
+            [float(np.min(out[1:])) / 2e9 if out else 0.0]
+            # pragma: no mutate (out[2:], 2e9 + 1: the same figure; the 0.0 of other ranks is
+            # overwritten by the broadcast)
+        )
         dist.broadcast(t, 0)
         return float(t.item())

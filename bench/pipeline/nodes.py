@@ -22,11 +22,15 @@ def check_endpoint(endpoint: str, nnodes: int, node_rank: int) -> None:
     """ValueError (one line) for flags that cannot make a multi-node probe. On one node nothing
     listens beyond loopback, so an endpoint there is refused."""
     if nnodes < 1 or not 0 <= node_rank < nnodes:
-        raise ValueError(f"--node-rank {node_rank} with --nnodes {nnodes}: need 0 <= node rank < nodes")
+        raise ValueError(
+            f"--node-rank {node_rank} with --nnodes {nnodes}: need 0 <= node rank < nodes"
+        )
     if nnodes == 1:
         if endpoint or node_rank:
-            raise ValueError("--rdzv-endpoint and --node-rank need --nnodes 2 or more: a one-node probe "
-                             "listens on loopback only (a file store, gloo on lo)")
+            raise ValueError(
+                "--rdzv-endpoint and --node-rank need --nnodes 2 or more: a one-node probe "
+                "listens on loopback only (a file store, gloo on lo)"
+            )
         return
     host, _, port = endpoint.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -42,9 +46,20 @@ def is_loopback(host: str) -> bool:
 
 def local_specs(s, cases: tuple) -> list[protocol.RankSpec]:
     per = s.stages // s.nnodes
-    return [protocol.RankSpec(r, s.stages, s.model, s.config, s.device, s.timeout_s, f"tcp://{s.rdzv_endpoint}",
-                              cases, nnodes=s.nnodes)
-            for r in range(s.node_rank * per, (s.node_rank + 1) * per)]
+    return [
+        protocol.RankSpec(
+            r,
+            s.stages,
+            s.model,
+            s.config,
+            s.device,
+            s.timeout_s,
+            f"tcp://{s.rdzv_endpoint}",
+            cases,
+            nnodes=s.nnodes,
+        )
+        for r in range(s.node_rank * per, (s.node_rank + 1) * per)
+    ]
 
 
 def wait_exit(group: Group, stop: threading.Event) -> list[int]:
@@ -61,14 +76,21 @@ def serve(s, logs: Path, stop: threading.Event, say=print) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     groups = 0
     while not stop.is_set():
-        codes = wait_exit(Group(local_specs(s, ()), logs, loopback=is_loopback(s.rdzv_endpoint.rpartition(":")[0])),
-                          stop)
+        codes = wait_exit(
+            Group(
+                local_specs(s, ()), logs, loopback=is_loopback(s.rdzv_endpoint.rpartition(":")[0])
+            ),
+            stop,
+        )
         if PROBE_OVER in codes:
             say(f"node {s.node_rank}: node 0 finished the probe after {groups} process groups")
             return 0
         if NO_GROUP in codes:
-            say(f"node {s.node_rank}: no process group formed at {s.rdzv_endpoint} within {s.timeout_s:g} s "
-                "(is node 0 running with the same --stages and --nnodes?)")
+            say(
+                f"node {s.node_rank}: no process group formed at {s.rdzv_endpoint} within "
+                f"{s.timeout_s:g} s "
+                "(is node 0 running with the same --stages and --nnodes?)"
+            )
             return 1
         groups += 1
     return 130
@@ -76,5 +98,7 @@ def serve(s, logs: Path, stop: threading.Event, say=print) -> int:
 
 def goodbye(s, logs: Path) -> None:
     """Node 0, at the end: a last group with no case, so the other nodes stop serving."""
-    wait_exit(Group(local_specs(s, ()), logs, loopback=is_loopback(s.rdzv_endpoint.rpartition(":")[0])),
-              threading.Event())
+    wait_exit(
+        Group(local_specs(s, ()), logs, loopback=is_loopback(s.rdzv_endpoint.rpartition(":")[0])),
+        threading.Event(),
+    )

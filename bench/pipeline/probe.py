@@ -37,8 +37,14 @@ from bench.schema import (
 )
 from bench.stats import rounds_for
 
-FAILING = ("timeout", "crashed", "error", "unavailable")  # a case that ends so is not run again in later rounds
-TARGET_CI = 0.08  # extra rounds aim a case's 95% CI half-width here (10% is the goal; Stein's interval is wider)
+FAILING = (
+    "timeout",
+    "crashed",
+    "error",
+    "unavailable",
+)  # a case that ends so is not run again in later rounds
+# extra rounds aim a case's 95% CI half-width here (10% is the goal; Stein's interval is wider)
+TARGET_CI = 0.08
 
 
 def key(res: dict) -> tuple[str, str, int]:
@@ -58,25 +64,40 @@ def extra_rounds(s: PipelineSettings, results: list[dict]) -> dict[str, int]:
     rounds' sd): {"framework|schedule|M": rounds}, within --max-rounds."""
     out = {}
     for c in cases(s):
-        ok = sorted((r for r in results if key(r) == c and r["status"] == "ok"), key=lambda r: r["round"])
+        ok = sorted(
+            (r for r in results if key(r) == c and r["status"] == "ok"), key=lambda r: r["round"]
+        )
         n = rounds_for([float(np.median(r["step_ns"])) for r in ok], TARGET_CI, s.max_rounds)
         if n > s.rounds:
             out["|".join(map(str, c))] = n
     return out
 
 
-def group_specs(s: PipelineSettings, fw: str, single: bool, todo: list[tuple[str, str, int]],
-                rnd: int) -> list[protocol.RankSpec]:
+def group_specs(
+    s: PipelineSettings, fw: str, single: bool, todo: list[tuple[str, str, int]], rnd: int
+) -> list[protocol.RankSpec]:
     """The processes of one group: a pipeline's P ranks (JAX's shard_map form and C's mpiexec: one
     process for all), or a baseline's one process of P threads."""
     P = s.stages
     run = tuple(protocol.PipeCase(name, m, rnd, rnd == 0, s.steps) for _, name, m in todo)
 
     def spec(rank: int, world: int, init: str, form: str, threads: int = 1) -> protocol.RankSpec:
-        return protocol.RankSpec(rank, world, s.model, s.config, s.device, s.timeout_s, init, run, threads, form,
-                                 nnodes=s.nnodes)
+        return protocol.RankSpec(
+            rank,
+            world,
+            s.model,
+            s.config,
+            s.device,
+            s.timeout_s,
+            init,
+            run,
+            threads,
+            form,
+            nnodes=s.nnodes,
+        )
 
-    store = f"file://{tempfile.gettempdir()}/bench-pipeline-store-{uuid.uuid4().hex}"  # no socket: loopback only
+    # no socket: loopback only
+    store = f"file://{tempfile.gettempdir()}/bench-pipeline-store-{uuid.uuid4().hex}"
     form = frameworks.pipeline_forms()[fw]
     if single:
         return [spec(0, 1, store, form.single, P)]
@@ -95,18 +116,29 @@ def group_specs(s: PipelineSettings, fw: str, single: bool, todo: list[tuple[str
 class Probe:
     """The rounds of one probe directory, new or resumed; `stop` (set by SIGINT) ends it cleanly."""
 
-    def __init__(self, s: PipelineSettings, run_dir, argv: list[str], meta: dict | None = None) -> None:
+    def __init__(
+        self, s: PipelineSettings, run_dir, argv: list[str], meta: dict | None = None
+    ) -> None:
         self.s, self.path, self.stop = s, run_dir.path, threading.Event()
         self.results: list[dict] = []  # protocol.PipeResult dicts, every finished (case, round)
         if meta is None:
-            meta = {"run_id": self.path.name, "kind": "pipeline", "status": "running",
-                    "created_utc": envinfo.utc_now(), "argv": argv, "settings": asdict(s),
-                    "machine": envinfo.collect(), "noise": {}}
+            meta = {
+                "run_id": self.path.name,
+                "kind": "pipeline",
+                "status": "running",
+                "created_utc": envinfo.utc_now(),
+                "argv": argv,
+                "settings": asdict(s),
+                "machine": envinfo.collect(),
+                "noise": {},
+            }
             append_csv(self.path / "pipeline_samples.csv", [tuple(PIPELINE_SAMPLE_COLUMNS)])
         else:
             meta.setdefault("resumed", []).append({"utc": envinfo.utc_now(), "argv": argv})
-            self.results = [upgrade_pipeline_result(json.loads(line))
-                            for line in (self.path / "pipeline_results.jsonl").read_text().splitlines()]
+            self.results = [
+                upgrade_pipeline_result(json.loads(line))
+                for line in (self.path / "pipeline_results.jsonl").read_text().splitlines()
+            ]
         self.meta, self.run_dir = meta, run_dir
         (self.path / "logs").mkdir(exist_ok=True)
 
@@ -145,14 +177,21 @@ class Probe:
         for rnd in range(self.s.rounds, max(wanted.values(), default=0)):
             if self.stop.is_set():
                 break
-            self.run_round(rnd, progress, only={c for c in cases(self.s) if wanted.get("|".join(map(str, c)), 0) > rnd})
+            self.run_round(
+                rnd,
+                progress,
+                only={c for c in cases(self.s) if wanted.get("|".join(map(str, c)), 0) > rnd},
+            )
         stopped = self.stop.is_set()
         if self.s.nnodes > 1:
             from bench.pipeline.nodes import goodbye
 
             goodbye(self.s, self.path / "logs")
-        self.meta.update(status="interrupted" if stopped else "complete", finished_utc=envinfo.utc_now(),
-                         noise=envinfo.noise_end(noise))
+        self.meta.update(
+            status="interrupted" if stopped else "complete",
+            finished_utc=envinfo.utc_now(),
+            noise=envinfo.noise_end(noise),
+        )
         rows = self.write_table("interrupted" if stopped else "pending")
         self.run_dir.write_meta(self.meta)
         return rows
@@ -161,31 +200,58 @@ class Probe:
         """The round's cases not done or failed before (of `only`, when given), a framework's
         pipelines and its baselines each in a group of fresh processes; a failure kills the group,
         a new one runs the rest."""
-        todo = [c for c in cases(self.s) if c not in self.failed() and (*c, rnd) not in self.done()
-                and (only is None or c in only)]
-        for (fw, single), batch in groupby(todo, lambda c: (c[0], SCHEDULES[c[1]].kind == "single")):
+        todo = [
+            c
+            for c in cases(self.s)
+            if c not in self.failed()
+            and (*c, rnd) not in self.done()
+            and (only is None or c in only)
+        ]
+        for (fw, single), batch in groupby(
+            todo, lambda c: (c[0], SCHEDULES[c[1]].kind == "single")
+        ):
             batch = list(batch)
             why = frameworks.pipeline_unavailable(fw)
             if why:
                 for f, name, m in batch:
-                    self.record({**asdict(protocol.PipeResult(name, m, rnd, "unavailable", why)), "framework": f})
+                    self.record(
+                        {
+                            **asdict(protocol.PipeResult(name, m, rnd, "unavailable", why)),
+                            "framework": f,
+                        }
+                    )
                 continue
             while batch and not self.stop.is_set():
-                group = Group(group_specs(self.s, fw, single, batch, rnd), self.path / "logs", loopback=self.loopback())
+                group = Group(
+                    group_specs(self.s, fw, single, batch, rnd),
+                    self.path / "logs",
+                    loopback=self.loopback(),
+                )
                 try:
                     while batch:
                         f, name, m = batch.pop(0)
                         if progress:
                             progress(f"{f} {name} M={m}", rnd)
-                        res = group.next_result(2 * self.s.timeout_s + (60 if self.s.timeout_s >= 30 else 5), self.stop)
+                        res = group.next_result(
+                            2 * self.s.timeout_s + (60 if self.s.timeout_s >= 30 else 5), self.stop
+                        )
                         if res.status == "interrupted":
                             return
-                        self.record({**asdict(res), "framework": f, "schedule": name, "microbatches": m, "round": rnd})
+                        self.record(
+                            {
+                                **asdict(res),
+                                "framework": f,
+                                "schedule": name,
+                                "microbatches": m,
+                                "round": rnd,
+                            }
+                        )
                         if res.status in FAILING:
                             break
                 finally:
                     group.kill()
-                    self.write_table()  # between groups: no table rewrite competes with a timed step
+                    # between groups: no table rewrite competes with a timed step
+                    self.write_table()
 
     def loopback(self) -> bool:
         from bench.pipeline.nodes import is_loopback
@@ -198,15 +264,37 @@ class Probe:
         self.results.append(res)
         append_line(self.path / "pipeline_results.jsonl", json.dumps(res))
         if res["status"] == "ok":
-            append_csv(self.path / "pipeline_samples.csv", [
-                (SCHEMA_VERSION, res["framework"], res["schedule"], res["microbatches"], res["round"], i, ns)
-                for i, ns in enumerate(res["step_ns"])])
+            append_csv(
+                self.path / "pipeline_samples.csv",
+                [
+                    (
+                        SCHEMA_VERSION,
+                        res["framework"],
+                        res["schedule"],
+                        res["microbatches"],
+                        res["round"],
+                        i,
+                        ns,
+                    )
+                    for i, ns in enumerate(res["step_ns"])
+                ],
+            )
 
     def write_table(self, unmeasured: str = "pending") -> list[dict]:
         import pandas as pd
 
-        rows = [row(self.s, self.path.name, fw, name, m, [r for r in self.results if key(r) == (fw, name, m)],
-                    unmeasured) for fw, name, m in cases(self.s)]
+        rows = [
+            row(
+                self.s,
+                self.path.name,
+                fw,
+                name,
+                m,
+                [r for r in self.results if key(r) == (fw, name, m)],
+                unmeasured,
+            )
+            for fw, name, m in cases(self.s)
+        ]
         df = pd.DataFrame(rows, columns=[c for c in PIPELINE_COLUMNS if c != "schema_version"])
         df.insert(0, "schema_version", SCHEMA_VERSION)
         atomic_write(self.path / "pipeline.csv", df.to_csv(index=False))

@@ -45,13 +45,22 @@ class Rank(Steps, Measurements):
         x, y = self.mod.make_batch(self.cfg)
         self.x, self.y = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
         try:
-            dist.init_process_group("nccl" if spec.device == "cuda" else "gloo", rank=self.rank, world_size=self.P,
-                                    init_method=spec.init_method, timeout=timedelta(seconds=spec.timeout_s))
-        except Exception as e:  # no group formed (across nodes: node 0 is not there): bench/pipeline/nodes.py
+            dist.init_process_group(
+                "nccl" if spec.device == "cuda" else "gloo",
+                rank=self.rank,
+                world_size=self.P,
+                init_method=spec.init_method,
+                timeout=timedelta(seconds=spec.timeout_s),
+            )
+        except (
+            Exception
+        ) as e:  # no group formed (across nodes: node 0 is not there): bench/pipeline/nodes.py
             print(f"rank {self.rank}: no process group at {spec.init_method}: {e}", file=sys.stderr)
             sys.exit(NO_GROUP)
         self.cases = spec.cases
-        if spec.nnodes > 1:  # the ranks of the other nodes take node 0's cases; none left: the probe is over
+        if (
+            spec.nnodes > 1
+        ):  # the ranks of the other nodes take node 0's cases; none left: the probe is over
             box = [[asdict(c) for c in spec.cases]]
             dist.broadcast_object_list(box, src=0)
             self.cases = tuple(protocol.PipeCase(**c) for c in box[0])
@@ -60,7 +69,8 @@ class Rank(Steps, Measurements):
                 sys.exit(PROBE_OVER)
 
     def case(self, c: protocol.PipeCase) -> protocol.PipeResult:
-        fault = os.environ.get("BENCH_PIPELINE_FAULT", "")  # tests only: "schedule:rank:crash|hang|grad"
+        # tests only: "schedule:rank:crash|hang|grad"
+        fault = os.environ.get("BENCH_PIPELINE_FAULT", "")
         fault = fault.split(":")[2] if fault.split(":")[:2] == [c.schedule, str(self.rank)] else ""
         if fault == "crash":
             os._exit(9)
@@ -75,8 +85,12 @@ class Rank(Steps, Measurements):
         out.stage_f_s, out.stage_b_s = self.stage_times(schedule, mine, n_stages, M)
         out.comm_s = self.comm_time(M) if self.P > 1 and schedule.kind != "single" else 0.0
         order = getattr(step, "pipeline_order", None)
-        if order:  # torch's own action order of a multi-stage schedule, for the ideal-time simulation
-            out.order = {int(r): [str(a) for a in acts if a is not None] for r, acts in order.items()}
+        if (
+            order
+        ):  # torch's own action order of a multi-stage schedule, for the ideal-time simulation
+            out.order = {
+                int(r): [str(a) for a in acts if a is not None] for r, acts in order.items()
+            }
         return out
 
     def run(self, reply) -> None:
@@ -86,7 +100,9 @@ class Rank(Steps, Measurements):
             except Exception as e:  # this case fails; the peers see a timeout or the same error
                 traceback.print_exc()
                 why = f"rank {self.rank}: {type(e).__name__}: {e}".splitlines()[0]
-                status = "timeout" if "timed out" in why.lower() or "timeout" in why.lower() else "error"
+                status = (
+                    "timeout" if "timed out" in why.lower() or "timeout" in why.lower() else "error"
+                )
                 result = protocol.PipeResult(c.schedule, c.microbatches, c.round, status, why[:300])
                 if self.rank != 0:
                     reply(result)  # the supervisor reads every rank

@@ -21,10 +21,13 @@ def orders_of(res: dict, P: int, M: int) -> tuple[dict, dict] | None:
     """({rank: [(stage, kind, microbatch)]}, {stage: rank}) of a case, or None when its order has
     actions the simulation does not model."""
     sched = SCHEDULES[res["schedule"]]
-    if res.get("order") and sched.layout != "one":  # one stage per rank: the textbook order (hand_order)
+    if (
+        res.get("order") and sched.layout != "one"
+    ):  # one stage per rank: the textbook order (hand_order)
         orders = {}
         for r, acts in res["order"].items():
-            flat = [a for act in acts for a in OVERLAP.sub(r"\1 \2", act).split()]  # an overlapped F;B: one after the other
+            # an overlapped F;B: one after the other
+            flat = [a for act in acts for a in OVERLAP.sub(r"\1 \2", act).split()]
             parsed = [ACTION.match(a) for a in flat if not NOT_COMPUTE.match(a)]
             if not all(parsed):
                 return None
@@ -49,23 +52,58 @@ def ideal(res: dict, P: int, M: int, f: dict, b: dict, comm: float) -> float:
         return math.nan
 
 
-def row(settings, run_id: str, framework: str, name: str, M: int, results: list[dict], unmeasured: str = "pending") -> dict:
+def row(
+    settings,
+    run_id: str,
+    framework: str,
+    name: str,
+    M: int,
+    results: list[dict],
+    unmeasured: str = "pending",
+) -> dict:
     """One pipeline.csv row from the case's results of every round so far (protocol.PipeResult as
     dicts); a case with none yet has the status `unmeasured` (pending, or interrupted)."""
     sched, P, cfg = SCHEDULES[name], settings.stages, settings.config
     ok = sorted((r for r in results if r["status"] == "ok"), key=lambda r: r["round"])
     bad = [r for r in results if r["status"] != "ok"]
-    out = {"run_id": run_id, "model": settings.model, "framework": framework, "schedule": name, "stages": P,
-           "virtual_stages": sched.n_stages(P) // P if sched.kind != "single" else 1, "microbatches": M,
-           "batch": cfg["batch"], "status": bad[0]["status"] if bad else ("ok" if ok else unmeasured),
-           "error": bad[0]["error"] if bad else ("" if ok or unmeasured == "pending" else STOPPED),
-           "rounds": len(ok), "theory_bubble": sched.theory_bubble(P, M)}
-    empty = dict.fromkeys(("step_s", "ci_low_s", "ci_high_s", "stage_f_s", "stage_b_s", "compute_s", "comm_s",
-                           "ideal_s", "measured_bubble", "residual_s", "grad_rel_err"), math.nan)
+    out = {
+        "run_id": run_id,
+        "model": settings.model,
+        "framework": framework,
+        "schedule": name,
+        "stages": P,
+        "virtual_stages": sched.n_stages(P) // P if sched.kind != "single" else 1,
+        "microbatches": M,
+        "batch": cfg["batch"],
+        "status": bad[0]["status"] if bad else ("ok" if ok else unmeasured),
+        "error": bad[0]["error"] if bad else ("" if ok or unmeasured == "pending" else STOPPED),
+        "rounds": len(ok),
+        "theory_bubble": sched.theory_bubble(P, M),
+    }
+    empty = dict.fromkeys(
+        (
+            "step_s",
+            "ci_low_s",
+            "ci_high_s",
+            "stage_f_s",
+            "stage_b_s",
+            "compute_s",
+            "comm_s",
+            "ideal_s",
+            "measured_bubble",
+            "residual_s",
+            "grad_rel_err",
+        ),
+        math.nan,
+    )
     if not ok:
         return {**out, **empty}
-    step, lo, hi = log_t_interval([float(np.median(r["step_ns"])) / 1e9 for r in ok],
-                                  first=settings.rounds)  # Stein's: extra rounds were chosen from the first ones  # pragma: no mutate (1e9 + 1: one part per billion)
+    step, lo, hi = log_t_interval(
+        [float(np.median(r["step_ns"])) / 1e9 for r in ok],
+        first=settings.rounds,
+        # Stein's: extra rounds were chosen from the first ones  # pragma: no mutate (1e9 + 1: one part
+        # per billion)
+    )
     f = {int(k): float(np.median([r["stage_f_s"][k] for r in ok])) for k in ok[0]["stage_f_s"]}
     b = {int(k): float(np.median([r["stage_b_s"][k] for r in ok])) for k in ok[0]["stage_b_s"]}
     comm = float(np.median([r["comm_s"] for r in ok]))
@@ -79,7 +117,22 @@ def row(settings, run_id: str, framework: str, name: str, M: int, results: list[
     grad = next((r["grad_rel_err"] for r in results if r.get("grad_rel_err") is not None), math.nan)
     status = out["status"]
     if status == "ok" and not grad <= settings.grad_rtol:
-        status, out["error"] = "mismatch", f"gradient rel. error {grad:.2e} > {settings.grad_rtol:.0e}"
-    return {**out, "status": status, "step_s": step, "ci_low_s": lo, "ci_high_s": hi, "stage_f_s": max(f.values()),
-            "stage_b_s": max(b.values()), "compute_s": compute, "comm_s": comm, "ideal_s": best,
-            "measured_bubble": 1 - compute / step, "residual_s": step - best, "grad_rel_err": grad}
+        status, out["error"] = (
+            "mismatch",
+            f"gradient rel. error {grad:.2e} > {settings.grad_rtol:.0e}",
+        )
+    return {
+        **out,
+        "status": status,
+        "step_s": step,
+        "ci_low_s": lo,
+        "ci_high_s": hi,
+        "stage_f_s": max(f.values()),
+        "stage_b_s": max(b.values()),
+        "compute_s": compute,
+        "comm_s": comm,
+        "ideal_s": best,
+        "measured_bubble": 1 - compute / step,
+        "residual_s": step - best,
+        "grad_rel_err": grad,
+    }

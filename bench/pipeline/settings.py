@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench import frameworks
+from bench.options import DEFAULT_MODEL
 from bench.schedules import SCHEDULES
 from models.registry import model_module, pipeline_hooks
 
 FRAMEWORKS: dict[str, tuple[str, ...]] = {  # --framework value -> the schedules it runs
-    name: form.schedules for name, form in frameworks.pipeline_forms().items()}
+    name: form.schedules for name, form in frameworks.pipeline_forms().items()
+}
 
 
 @dataclass
@@ -23,13 +25,22 @@ class PipelineSettings:
     steps: int  # timed steps per case and round
     device: str = "cpu"
     timeout_s: float = 60.0  # gloo's own timeout; a case gets twice that before its group is killed
-    grad_rtol: float = 1e-2  # the gate: the model's UPDATE_RTOL (an SGD update is lr x the gradient)
+    grad_rtol: float = (
+        1e-2  # the gate: the model's UPDATE_RTOL (an SGD update is lr x the gradient)
+    )
     notes: list[str] = field(default_factory=list)
-    frameworks: list[str] = field(default_factory=list)  # --framework values (an old probe's: schema.upgrade_meta)
-    max_rounds: int = 0  # extra rounds up to this many for a case whose base rounds leave its CI wide (0: none)
-    nnodes: int = 1  # machines; node 0 records, the others serve its process groups (bench/pipeline/nodes.py)
+    # --framework values (an old probe's: schema.upgrade_meta)
+    frameworks: list[str] = field(default_factory=list)
+    max_rounds: int = (
+        0  # extra rounds up to this many for a case whose base rounds leave its CI wide (0: none)
+    )
+    nnodes: int = (
+        1  # machines; node 0 records, the others serve its process groups (bench/pipeline/nodes.py)
+    )
     node_rank: int = 0
-    rdzv_endpoint: str = ""  # HOST:PORT of node 0's c10d store when nnodes > 1; else a file store, loopback only
+    rdzv_endpoint: str = (
+        ""  # HOST:PORT of node 0's c10d store when nnodes > 1; else a file store, loopback only
+    )
 
 
 def cases(s: PipelineSettings) -> list[tuple[str, str, int]]:
@@ -39,15 +50,42 @@ def cases(s: PipelineSettings) -> list[tuple[str, str, int]]:
     for fw in s.frameworks:
         for name in (n for n in FRAMEWORKS[fw] if n in s.schedules):
             fewest = SCHEDULES[name].fewest_microbatches(s.stages)
-            ms = [1] if name == "one-process" else [m for m in s.microbatches if m >= fewest and batch % m == 0]
+            ms = (
+                [1]
+                if name == "one-process"
+                else [m for m in s.microbatches if m >= fewest and batch % m == 0]
+            )
             out += [(fw, name, m) for m in ms]
     return out
 
 
-def validate(model: str, config: dict, P: int, ms: list[int], names: list[str], device: str, cores: int,
-             gpus: int = 0, explicit_ms: bool = True, explicit_names: bool = True) -> list[str]:
+@dataclass(frozen=True)
+class ProbeOptions:
+    """`bench pipeline`'s options as given (bench/commands/pipeline.py)."""
+
+    model: str = DEFAULT_MODEL
+    batch: int | None = None  # None: the model's probe config
+    stages: int = 2
+    microbatches: str | None = None  # comma-separated; None: 2,4,8,16, skipping what cannot run
+    schedules: str = "all"
+    rounds: int = 8
+    steps: int = 10
+    device: str = "cpu"
+    timeout_s: float = 60.0
+    frameworks: str = "all"
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str = ""
+    max_rounds: int = 0
+
+
+def validate(
+    opts: ProbeOptions, config: dict, ms: list[int], names: list[str], cores: int, gpus: int = 0
+) -> list[str]:
     """ValueError (one line) for settings that cannot run; else notes worth recording. A schedule
     skips the M values it cannot take unless both it and the M values were named explicitly."""
+    model, P, device = opts.model, opts.stages, opts.device
+    explicit_ms, explicit_names = opts.microbatches is not None, opts.schedules != "all"
     notes = [f"--stages {P} exceeds the {cores} cores: ranks share CPUs"] if P > cores else []
     if P < 1:
         raise ValueError(f"--stages {P}: need at least 1")
@@ -59,22 +97,33 @@ def validate(model: str, config: dict, P: int, ms: list[int], names: list[str], 
     for n in names:
         need = SCHEDULES[n].n_stages(P)
         if need > units:
-            raise ValueError(f"{n} needs {need} stages for --stages {P}; the {model} has {units} to split")
+            raise ValueError(
+                f"{n} needs {need} stages for --stages {P}; the {model} has {units} to split"
+            )
         fewest = SCHEDULES[n].fewest_microbatches(P)
         low = [m for m in ms if m < fewest]
         if low and explicit_ms and explicit_names:
-            raise ValueError(f"{n} needs at least {fewest} microbatches with --stages {P}: --microbatches {low[0]}")
+            raise ValueError(
+                f"{n} needs at least {fewest} microbatches with --stages {P}: --microbatches "
+                f"{low[0]}"
+            )
         if low:
-            notes.append(f"{n} needs at least {fewest} microbatches with {P} stages: M = "
-                         f"{', '.join(map(str, low))} not run")
+            notes.append(
+                f"{n} needs at least {fewest} microbatches with {P} stages: M = "
+                f"{', '.join(map(str, low))} not run"
+            )
     bad = [m for m in ms if m < 1 or cfg.batch % m]
     if bad and (explicit_ms or len(bad) == len(ms)):
         raise ValueError(f"--microbatches {bad[0]}: must divide the batch {cfg.batch}")
     if bad:
-        notes.append(f"M = {', '.join(map(str, bad))} does not divide the batch {cfg.batch}: not run")
+        notes.append(
+            f"M = {', '.join(map(str, bad))} does not divide the batch {cfg.batch}: not run"
+        )
     if device == "cuda" and gpus < max(P, 2):
-        raise ValueError(f"--device cuda needs one GPU per stage and this machine has {gpus}: a single GPU "
-                         "is not a pipeline (NCCL runs where torch sees at least --stages GPUs, at least 2)")
+        raise ValueError(
+            f"--device cuda needs one GPU per stage and this machine has {gpus}: a single GPU "
+            "is not a pipeline (NCCL runs where torch sees at least --stages GPUs, at least 2)"
+        )
     return notes
 
 
@@ -97,24 +146,35 @@ def parse_frameworks(text: str, device: str, nnodes: int) -> list[str]:
     names = [n.strip() for n in text.split(",")]
     unknown = [n for n in names if n not in FRAMEWORKS]
     if unknown:
-        raise ValueError(f"unknown framework {', '.join(unknown)}; allowed: {', '.join(FRAMEWORKS)}, all")
+        raise ValueError(
+            f"unknown framework {', '.join(unknown)}; allowed: {', '.join(FRAMEWORKS)}, all"
+        )
     if any(n not in fit for n in names):
         where = "--device cuda" if device != "cpu" else "--nnodes > 1"
-        raise ValueError(f"with {where} the probe drives {' and '.join(fit)} only (the others run on "
-                         "the CPU, on one node)")
+        raise ValueError(
+            f"with {where} the probe drives {' and '.join(fit)} only (the others run on "
+            "the CPU, on one node)"
+        )
     return names
 
 
-def new_settings(model: str, batch: int | None, stages: int, microbatches: str | None, schedules: str, rounds: int,
-                 steps: int, device: str, timeout_s: float, cores: int, frameworks: str = "all",
-                 nnodes: int = 1, node_rank: int = 0, rdzv_endpoint: str = "", max_rounds: int = 0) -> PipelineSettings:
+def new_settings(opts: ProbeOptions, cores: int) -> PipelineSettings:
     """The settings of a new probe from the command's options; ValueError naming the problem."""
     from models.registry import MODELS
+
+    model, batch, stages, device, nnodes = (
+        opts.model,
+        opts.batch,
+        opts.stages,
+        opts.device,
+        opts.nnodes,
+    )
+    microbatches, schedules = opts.microbatches, opts.schedules
 
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; allowed: {', '.join(MODELS)}")
     config = dict(pipeline_hooks(model).CONFIG, **({"batch": batch} if batch else {}))
-    fws = parse_frameworks(frameworks, device, nnodes)
+    fws = parse_frameworks(opts.frameworks, device, nnodes)
     offered = [n for n in SCHEDULES if any(n in FRAMEWORKS[f] for f in fws)]
     names = offered if schedules == "all" else [n.strip() for n in schedules.split(",")]
     if nnodes > 1:  # a one-process baseline is one node's: run it with a one-node probe
@@ -124,12 +184,28 @@ def new_settings(model: str, batch: int | None, stages: int, microbatches: str |
     except ValueError:
         raise ValueError(f"--microbatches takes whole numbers, got {microbatches!r}") from None
     gpus = gpu_count() if device == "cuda" else 0
-    notes = validate(model, config, stages, ms, names, device, cores if nnodes == 1 else stages, gpus,
-                     explicit_ms=microbatches is not None, explicit_names=schedules != "all")
-    s = PipelineSettings(model, config, stages, ms, names, rounds, steps, device, timeout_s=timeout_s,
-                         grad_rtol=model_module(model).UPDATE_RTOL, notes=notes, frameworks=fws, nnodes=nnodes,
-                         node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, max_rounds=max_rounds)
+    notes = validate(opts, config, ms, names, cores if nnodes == 1 else stages, gpus)
+    s = PipelineSettings(
+        model,
+        config,
+        stages,
+        ms,
+        names,
+        opts.rounds,
+        opts.steps,
+        device,
+        timeout_s=opts.timeout_s,
+        grad_rtol=model_module(model).UPDATE_RTOL,
+        notes=notes,
+        frameworks=fws,
+        nnodes=nnodes,
+        node_rank=opts.node_rank,
+        rdzv_endpoint=opts.rdzv_endpoint,
+        max_rounds=opts.max_rounds,
+    )
     if not cases(s):
         runs = "; ".join(f"{f} runs {', '.join(FRAMEWORKS[f])}" for f in fws)
-        raise ValueError(f"no case to run: --schedules {schedules} with --framework {frameworks} ({runs})")
+        raise ValueError(
+            f"no case to run: --schedules {schedules} with --framework {opts.frameworks} ({runs})"
+        )
     return s

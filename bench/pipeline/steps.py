@@ -14,11 +14,17 @@ class Steps:
         torch = self.torch
         S = schedule.n_stages(self.P)
         stages = self.make_stages(self.cfg, S)
-        mine = [(s, stages[s][0].to(self.device), stages[s][1]) for s in schedule.stages(self.rank, self.P)]
+        mine = [
+            (s, stages[s][0].to(self.device), stages[s][1])
+            for s in schedule.stages(self.rank, self.P)
+        ]
         params = [p for _, m, _ in mine for p in m.parameters()]
         opt = torch.optim.SGD(params, lr=self.cfg.lr) if params else None
-        run = {"torch": self.torch_schedule, "hand": self.hand_schedule, "single": self.single_process}[
-            schedule.kind](schedule, mine, S, M)
+        run = {
+            "torch": self.torch_schedule,
+            "hand": self.hand_schedule,
+            "single": self.single_process,
+        }[schedule.kind](schedule, mine, S, M)
 
         def step() -> None:
             if opt:
@@ -36,7 +42,9 @@ class Steps:
         its gradient (zeros where they hold none of it)."""
         for index in self.hooks.TIED:
             held = [p for _, _, pmap in mine for i, p, _ in pmap if i == index]
-            total = self.torch.zeros(self.mod.init_params(self.cfg)[index].shape, device=self.device)
+            total = self.torch.zeros(
+                self.mod.init_params(self.cfg)[index].shape, device=self.device
+            )
             for p in held:
                 if p.grad is not None:
                     total += p.grad
@@ -68,7 +76,7 @@ class Steps:
         facing each other would deadlock), every send waited for before the step ends."""
         from bench.schedules import hand_order
 
-        (_, module, _), = mine
+        ((_, module, _),) = mine
         dist, P, r = self.dist, self.P, self.rank
         xs, ys = self.x.chunk(M), self.y.chunk(M)
 
@@ -113,7 +121,7 @@ class Steps:
         def run() -> None:
             if not mine:
                 return
-            (_, module, _), = mine
+            ((_, module, _),) = mine
             for xm, ym in zip(self.x.chunk(chunks), self.y.chunk(chunks), strict=True):
                 (self.loss(module(xm), ym) / chunks).backward()
 

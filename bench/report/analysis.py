@@ -30,8 +30,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from bench.report.fits import boot_centers, diff_ci, fit_fixed_cost, paired_diff_ci, rel_rms  # noqa: F401 (re-exported)
-from bench.results import base_rounds, read_run, slow_process_share, unit_medians, unit_series  # noqa: F401 (unit_medians re-exported)
+# noqa: F401 (re-exported)
+from bench.report.fits import boot_centers, diff_ci, fit_fixed_cost, paired_diff_ci, rel_rms
+
+# noqa: F401 (unit_medians re-exported)
+from bench.results import base_rounds, read_run, slow_process_share, unit_medians, unit_series
 from bench.stats import SLOW_PROCESS  # noqa: F401 (re-exported: the headline names it)
 
 SHARE_THRESHOLD = 0.05
@@ -60,7 +63,8 @@ class Fit:
     fixed_us: float = math.nan  # a, µs per step
     fixed_us_lo: float = math.nan
     fixed_us_hi: float = math.nan
-    fixed_minus_bytes_us: float = math.nan  # a' of the fit with memory traffic at measured bandwidth
+    # a' of the fit with memory traffic at measured bandwidth
+    fixed_minus_bytes_us: float = math.nan
     fit_rms: float = math.nan  # relative RMS residual of t = a + F / r
     fit_bytes_rms: float = math.nan  # ... of t - bytes / bw = a' + F / r
     rate_gflops: float = math.nan  # r
@@ -95,8 +99,11 @@ class Ends:
 
     def overhead(self, end: str) -> tuple[float, float, float]:
         """(µs, low, high) at the "small" or "large" end."""
-        return ((self.overhead_small_us, self.overhead_small_lo, self.overhead_small_hi) if end == "small"
-                else (self.overhead_large_us, self.overhead_large_lo, self.overhead_large_hi))
+        return (
+            (self.overhead_small_us, self.overhead_small_lo, self.overhead_small_hi)
+            if end == "small"
+            else (self.overhead_large_us, self.overhead_large_lo, self.overhead_large_hi)
+        )
 
     def size(self, end: str) -> str:
         return self.smallest_size if end == "small" else self.largest_size
@@ -112,8 +119,13 @@ class ImplSummary:
 
     def row(self) -> dict:
         """Its analysis.csv row: every part's fields, flat."""
-        return {"impl": self.impl, **asdict(self.fit), **asdict(self.per_op), **asdict(self.ends),
-                "first_call_s_max": self.first_call_s_max}
+        return {
+            "impl": self.impl,
+            **asdict(self.fit),
+            **asdict(self.per_op),
+            **asdict(self.ends),
+            "first_call_s_max": self.first_call_s_max,
+        }
 
 
 @dataclass(frozen=True)
@@ -145,7 +157,9 @@ def analyze(run_dir: Path, seed: int = 0) -> Analysis:
     r = roles(results)
     sh = shares(results, rounds, r, base_rounds(meta))
     slow = slow_process_share(results, rounds, r.control)
-    return Analysis(results, meta, r, sh, tuple(summarize(results, rounds, meta, seed, sh, r)), slow)
+    return Analysis(
+        results, meta, r, sh, tuple(summarize(results, rounds, meta, seed, sh, r)), slow
+    )
 
 
 def load(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -161,25 +175,38 @@ def width_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_peak_gflops(meta: dict, device: str = "cpu") -> float:
-    vals = [p["gflops"] for p in meta.get("peaks", {}).values() if "gflops" in p and p.get("device", "cpu") == device]
+    vals = [
+        p["gflops"]
+        for p in meta.get("peaks", {}).values()
+        if "gflops" in p and p.get("device", "cpu") == device
+    ]
     return max(vals) if vals else math.nan
 
 
 def copy_bandwidth(meta: dict, device: str = "cpu") -> float:
     """The measured copy bandwidth of the device, GB/s (read + write), NaN when not measured."""
-    vals = [p["copy_gbytes_per_s"] for p in meta.get("peaks", {}).values()
-            if "copy_gbytes_per_s" in p and p.get("device", "cpu") == device]
+    vals = [
+        p["copy_gbytes_per_s"]
+        for p in meta.get("peaks", {}).values()
+        if "copy_gbytes_per_s" in p and p.get("device", "cpu") == device
+    ]
     return max(vals) if vals else math.nan
 
 
-def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles | None = None,
-           first: int | None = None, paired: bool = True) -> pd.DataFrame:
+def shares(
+    results: pd.DataFrame,
+    rounds: pd.DataFrame | None = None,
+    r: Roles | None = None,
+    first: int | None = None,
+    paired: bool = True,
+) -> pd.DataFrame:
     """Per ok row: t_floor (the C floor, same model, size and device), the overhead t - t_floor
     with its CI (from the process medians in rounds, paired by round unless `paired` is False; the
     first `first` of each row set its sd when it has more), the share, the slowdown against the fastest."""
     r = r or roles(results)
     ok = results[(results["status"] == "ok") & ~results["impl"].isin(r.control)].copy()
-    paired = paired and rounds is not None and "round" in rounds.columns  # hand-made frames may lack it
+    # hand-made frames may lack it
+    paired = paired and rounds is not None and "round" in rounds.columns
     units = (unit_series(rounds) if paired else unit_medians(rounds)) if rounds is not None else {}
     ci = paired_diff_ci if paired else diff_ci
     floor = ok[ok["impl"].isin(r.floor)].set_index(["model", "device", "size"])
@@ -190,8 +217,11 @@ def shares(results: pd.DataFrame, rounds: pd.DataFrame | None = None, r: Roles |
     lo, hi = [], []
     for row in ok.itertuples():
         a, b = units.get((row.impl, row.size)), units.get((row.floor_impl, row.size))
-        _, l_, h_ = ci(a, b, first) if a is not None and b is not None and isinstance(row.floor_impl, str) \
+        _, l_, h_ = (
+            ci(a, b, first)
+            if a is not None and b is not None and isinstance(row.floor_impl, str)
             else (math.nan, math.nan, math.nan)
+        )
         lo.append(l_)
         hi.append(h_)
     ok["overhead_lo_s"], ok["overhead_hi_s"] = lo, hi
@@ -218,10 +248,17 @@ def crossover(rows: pd.DataFrame) -> tuple[str, float, str, str]:
 
     i, lo, hi = first_from("share"), first_from("share_lo"), first_from("share_hi")
     label = lambda j: rows["size"].iloc[j] if j is not None else ""  # noqa: E731
-    return label(i), (float(rows["flops_per_step"].iloc[i]) if i is not None else math.nan), label(lo), label(hi)
+    return (
+        label(i),
+        (float(rows["flops_per_step"].iloc[i]) if i is not None else math.nan),
+        label(lo),
+        label(hi),
+    )
 
 
-def fit_summary(impl: str, width: pd.DataFrame, units: dict, meta: dict, rng: np.random.Generator) -> Fit:
+def fit_summary(
+    impl: str, width: pd.DataFrame, units: dict, meta: dict, rng: np.random.Generator
+) -> Fit:
     """The two fits of one implementation's width sweep, with a bootstrap CI over processes for
     the first."""
     F, t = width["flops_per_step"].to_numpy(float), width["median_s"].to_numpy(float)
@@ -238,19 +275,38 @@ def fit_summary(impl: str, width: pd.DataFrame, units: dict, meta: dict, rng: np
         if (t2 > 0).all():
             a2, c2 = fit_fixed_cost(F, t2)
             a2, rms2 = a2 * 1e6, rel_rms(F, t2, a2, c2)
-    return Fit(int(width["steps_per_call"].max()), a * 1e6, float(a_lo), float(a_hi), a2, rel_rms(F, t, a, c), rms2,
-               rate(c), rate(c_hi), rate(c_lo))
+    return Fit(
+        int(width["steps_per_call"].max()),
+        a * 1e6,
+        float(a_lo),
+        float(a_hi),
+        a2,
+        rel_rms(F, t, a, c),
+        rms2,
+        rate(c),
+        rate(c_hi),
+        rate(c_lo),
+    )
 
 
 def overhead_summary(impl: str, width: pd.DataFrame) -> Ends:
     """The overhead at the smallest and largest width-sweep size, and the crossover (none for the
     floor itself, or without a floor)."""
     small, large = width.iloc[0], width.iloc[-1]
-    end = lambda row: ((row["overhead_s"] * 1e6, row["overhead_lo_s"] * 1e6, row["overhead_hi_s"] * 1e6)  # noqa: E731
-                       if isinstance(row.get("floor_impl"), str) and row["floor_impl"] != impl else (math.nan,) * 3)
-    cross = (crossover(width) if width["t_floor"].notna().all() and not (width["floor_impl"] == impl).all()
-             else ("", math.nan, "", ""))
-    return Ends(*end(small), *end(large), *cross, small["size"], large["size"], float(large["pct_peak"]))
+
+    def end(row) -> tuple[float, float, float]:
+        if isinstance(row.get("floor_impl"), str) and row["floor_impl"] != impl:
+            return (row["overhead_s"] * 1e6, row["overhead_lo_s"] * 1e6, row["overhead_hi_s"] * 1e6)
+        return (math.nan,) * 3
+
+    cross = (
+        crossover(width)
+        if width["t_floor"].notna().all() and not (width["floor_impl"] == impl).all()
+        else ("", math.nan, "", "")
+    )
+    return Ends(
+        *end(small), *end(large), *cross, small["size"], large["size"], float(large["pct_peak"])
+    )
 
 
 def per_op_summary(rows: pd.DataFrame, rate_gflops: float) -> PerOp:
@@ -260,12 +316,20 @@ def per_op_summary(rows: pd.DataFrame, rate_gflops: float) -> PerOp:
     if len(depth) < 3 or depth["ops_per_step"].nunique() < 3:
         return PerOp()
     compute = depth["flops_per_step"] / (rate_gflops * 1e9) if math.isfinite(rate_gflops) else 0.0
-    slope, _, lo, hi = sps.theilslopes(depth["median_s"] - compute, depth["ops_per_step"], alpha=0.95)
+    slope, _, lo, hi = sps.theilslopes(
+        depth["median_s"] - compute, depth["ops_per_step"], alpha=0.95
+    )
     return PerOp(slope * 1e6, lo * 1e6, hi * 1e6)
 
 
-def summarize(results: pd.DataFrame, rounds: pd.DataFrame, meta: dict, seed: int = 0,
-              sh: pd.DataFrame | None = None, r: Roles | None = None) -> list[ImplSummary]:
+def summarize(
+    results: pd.DataFrame,
+    rounds: pd.DataFrame,
+    meta: dict,
+    seed: int = 0,
+    sh: pd.DataFrame | None = None,
+    r: Roles | None = None,
+) -> list[ImplSummary]:
     """One summary per implementation but the control, in the run's order."""
     rng = np.random.default_rng(seed)
     units = unit_medians(rounds)

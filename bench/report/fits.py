@@ -22,7 +22,9 @@ def fit_fixed_cost(flops: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     def resid(p):
         return (p[0] * ta + p[1] * tc * flops - t) / t
 
-    sol = optimize.least_squares(resid, x0=[0.5, 0.5], bounds=([0, 0], [np.inf, np.inf]), loss="soft_l1", f_scale=0.05)
+    sol = optimize.least_squares(
+        resid, x0=[0.5, 0.5], bounds=([0, 0], [np.inf, np.inf]), loss="soft_l1", f_scale=0.05
+    )
     return float(sol.x[0] * ta), float(sol.x[1] * tc)
 
 
@@ -40,7 +42,10 @@ def diff_ci(a: np.ndarray, b: np.ndarray, first: int | None = None) -> tuple[flo
     """(center, low, high) of geomean(a) - geomean(b) from two sets of process medians (each one's
     sd from its first `first` when it has more: bench/stats.spread)."""
     parts = []
-    for m in (np.asarray(a, float), np.asarray(b, float)):  # pragma: no mutate (equivalent: dtype only)
+    for m in (
+        np.asarray(a, float),
+        np.asarray(b, float),
+    ):  # pragma: no mutate (equivalent: dtype only)
         logs = np.log(m)
         g = float(np.exp(logs.mean()))
         sd, df = spread(logs, first) if m.size > 1 else (math.nan, 0)
@@ -59,7 +64,9 @@ def diff_ci(a: np.ndarray, b: np.ndarray, first: int | None = None) -> tuple[flo
 PAIRED_MIN = 3  # common base rounds a paired interval needs (fewer: the unpaired one)
 
 
-def paired_diff_ci(a: pd.Series, b: pd.Series, first: int | None = None) -> tuple[float, float, float]:
+def paired_diff_ci(
+    a: pd.Series, b: pd.Series, first: int | None = None
+) -> tuple[float, float, float]:
     """(center, low, high) of geomean(a) - geomean(b), two rows' process medians indexed by round.
     The rows' processes of one round ran in the same stretch of time (in turns, under --chunks), so a
     slow host slows both: the delta method keeps their covariance,
@@ -77,9 +84,15 @@ def paired_diff_ci(a: pd.Series, b: pd.Series, first: int | None = None) -> tupl
     ga, gb = float(np.exp(la.mean())), float(np.exp(lb.mean()))
     c = np.cov(np.log(a[base].to_numpy(float)), np.log(b[base].to_numpy(float)), ddof=1)
     na, nb = la.size, lb.size
-    var = ga**2 * c[0, 0] / na + gb**2 * c[1, 1] / nb - 2 * ga * gb * c[0, 1] * len(shared) / (na * nb)
+    var = (
+        ga**2 * c[0, 0] / na
+        + gb**2 * c[1, 1] / nb
+        - 2 * ga * gb * c[0, 1] * len(shared) / (na * nb)
+    )
     d = ga - gb
-    if not (math.isfinite(var) and var > 0):  # 0 (or a rounding below it): no spread in the difference
+    if not (
+        math.isfinite(var) and var > 0
+    ):  # 0 (or a rounding below it): no spread in the difference
         return d, (d if var <= 0 else math.nan), (d if var <= 0 else math.nan)
     half = float(sps.t.ppf(0.975, len(base) - 1)) * math.sqrt(var)
     return d, d - half, d + half

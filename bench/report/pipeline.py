@@ -43,12 +43,22 @@ def plot(df: pd.DataFrame, path: Path) -> str:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5))
     for (fw, name), g in ok.groupby(["framework", "schedule"], sort=False):
         g = g.sort_values("microbatches")
-        line, = ax.plot(g["microbatches"], g["step_s"] * 1e3, marker="o", label=f"{fw} {name}")
-        ax.fill_between(g["microbatches"], g["ci_low_s"] * 1e3, g["ci_high_s"] * 1e3, color=line.get_color(), alpha=0.15)
+        (line,) = ax.plot(g["microbatches"], g["step_s"] * 1e3, marker="o", label=f"{fw} {name}")
+        ax.fill_between(
+            g["microbatches"],
+            g["ci_low_s"] * 1e3,
+            g["ci_high_s"] * 1e3,
+            color=line.get_color(),
+            alpha=0.15,
+        )
         if g["ideal_s"].notna().any():
             ax.plot(g["microbatches"], g["ideal_s"] * 1e3, ls=":", color=line.get_color())
-    ax.set(xscale="log", xlabel="microbatches M", ylabel="ms per training step (dotted: simulated ideal)",
-           title="Step time vs M per schedule")
+    ax.set(
+        xscale="log",
+        xlabel="microbatches M",
+        ylabel="ms per training step (dotted: simulated ideal)",
+        title="Step time vs M per schedule",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     pipe = ok[~ok["schedule"].str.startswith("one-process")]
@@ -69,15 +79,23 @@ def plot(df: pd.DataFrame, path: Path) -> str:
 
 
 def table(df: pd.DataFrame) -> str:
-    lines = ["| framework | schedule | M | rounds | step ms [95% CI] | CI half-width | compute ms | send ms | ideal ms | "
-             "residual ms | bubble: theory / measured | grad err | status |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    lines = [
+        "| framework | schedule | M | rounds | step ms [95% CI] | CI half-width | compute ms | "
+        "send ms | ideal ms | "
+        "residual ms | bubble: theory / measured | grad err | status |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+    ]
     for r in df.itertuples():
         half = (r.ci_high_s - r.ci_low_s) / 2 / r.step_s
-        lines.append(f"| {r.framework} | {r.schedule} | {r.microbatches} | {r.rounds} | {ms(r.step_s)} [{ms(r.ci_low_s)}, "
-                     f"{ms(r.ci_high_s)}] | {'-' if not math.isfinite(half) else f'±{half:.1%}'} | {ms(r.compute_s)} | {ms(r.comm_s)} | {ms(r.ideal_s)} | {ms(r.residual_s)} | "
-                     f"{r.theory_bubble:.2f} / {r.measured_bubble:.2f} | {r.grad_rel_err:.1e} | "
-                     f"{r.status}{': ' + str(r.error).replace('|', '/') if r.error == r.error and r.error else ''} |")
+        lines.append(
+            f"| {r.framework} | {r.schedule} | {r.microbatches} | {r.rounds} | {ms(r.step_s)} "
+            f"[{ms(r.ci_low_s)}, "
+            f"{ms(r.ci_high_s)}] | {'-' if not math.isfinite(half) else f'±{half:.1%}'} | "
+            f"{ms(r.compute_s)} | {ms(r.comm_s)} | {ms(r.ideal_s)} | {ms(r.residual_s)} | "
+            f"{r.theory_bubble:.2f} / {r.measured_bubble:.2f} | {r.grad_rel_err:.1e} | "
+            f"{r.status}{': ' + str(r.error).replace('|', '/') if r.error == r.error and r.error else ''} "
+            "|"
+        )
     return "\n".join(lines)
 
 
@@ -106,7 +124,9 @@ def cost_table(ok: pd.DataFrame) -> str:
                 cells.append("-")
                 continue
             r = idx.loc[(fw, name, m)]
-            cells.append(f"{ms(r.residual_s)} [{ms(r.ci_low_s - r.ideal_s)}, {ms(r.ci_high_s - r.ideal_s)}]")
+            cells.append(
+                f"{ms(r.residual_s)} [{ms(r.ci_low_s - r.ideal_s)}, {ms(r.ci_high_s - r.ideal_s)}]"
+            )
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -128,7 +148,9 @@ def ratio(meds: dict | None, a: tuple, b: tuple, first: int | None = None) -> st
     if meds is None or a not in meds or b not in meds:
         return "ratio n/a"
     r, lo, hi, _ = welch_log(meds[a], meds[b], first_a=first, first_b=first)
-    return f"{r:.2f}x [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else f"{r:.2f}x [CI n/a: < 2 rounds]"
+    return (
+        f"{r:.2f}x [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else f"{r:.2f}x [CI n/a: < 2 rounds]"
+    )
 
 
 def fastest(at: pd.DataFrame, meds: dict | None, first: int | None = None) -> str:
@@ -162,9 +184,12 @@ def against_floor(at: pd.DataFrame, best: dict, meds, first) -> str:
     for fw in (f for f in best if f != floors[0]):
         k = best[fw]
         add = at.loc[k, "step_s"] - at.loc[c, "step_s"]
-        part += (f"; {label(*k[:2])} {ms(at.loc[k, 'step_s'])} ms against the {FORMS[floors[0]].label} "
-                 f"floor's {c[1]} {ms(at.loc[c, 'step_s'])} ms: {ratio(meds, c, k, first)}, the framework "
-                 f"adds {ms(add)} ms ({add / at.loc[k, 'step_s']:.0%} of its step)")
+        part += (
+            f"; {label(*k[:2])} {ms(at.loc[k, 'step_s'])} ms against the {FORMS[floors[0]].label} "
+            f"floor's {c[1]} {ms(at.loc[c, 'step_s'])} ms: {ratio(meds, c, k, first)}, the "
+            "framework "
+            f"adds {ms(add)} ms ({add / at.loc[k, 'step_s']:.0%} of its step)"
+        )
     return part
 
 
@@ -173,10 +198,12 @@ def ours_against_theirs(at: pd.DataFrame, m: int, meds, first) -> str:
     part = ""
     for fw, form in FORMS.items():
         for hand in (s for s in form.schedules if SCHEDULES[s].kind == "hand"):
-            t, h = (fw, hand[len("hand-"):], m), (fw, hand, m)
+            t, h = (fw, hand[len("hand-") :], m), (fw, hand, m)
             if t in at.index and h in at.index:
-                part += (f"; schedule cost of {form.label}'s {t[1]} {ms(at.loc[t, 'residual_s'])} ms vs "
-                         f"ours {ms(at.loc[h, 'residual_s'])} ms (steps {ratio(meds, h, t, first)})")
+                part += (
+                    f"; schedule cost of {form.label}'s {t[1]} {ms(at.loc[t, 'residual_s'])} ms vs "
+                    f"ours {ms(at.loc[h, 'residual_s'])} ms (steps {ratio(meds, h, t, first)})"
+                )
     return part
 
 
@@ -185,7 +212,9 @@ def headlines(df: pd.DataFrame, meds: dict | None = None, first: int | None = No
     ratio with its CI and as what the framework adds (ms and share of its step); the cost of
     running PyTorch's GPipe and 1F1B against ours. Then each pipeline's speed-up over its
     framework's one-process baseline (P threads on the same P CPUs)."""
-    ok = df[(df["status"] == "ok") & df["step_s"].notna()].set_index(["framework", "schedule", "microbatches"])
+    ok = df[(df["status"] == "ok") & df["step_s"].notna()].set_index(
+        ["framework", "schedule", "microbatches"]
+    )
     out = []
     pipes = ok[~ok.index.get_level_values("schedule").str.startswith("one-process")]
     for m in sorted({k[2] for k in pipes.index}):
@@ -202,9 +231,13 @@ def headlines(df: pd.DataFrame, meds: dict | None = None, first: int | None = No
         if fw_pipes.empty:
             continue
         k = fw_pipes["step_s"].idxmin()
-        out.append(f"{label(fw, 'one-process')} (P threads on the ranks' CPUs) {ms(ok.loc[base, 'step_s'])} ms; its "
-                   f"best pipeline {k[1]} M = {k[2]} {ms(fw_pipes.loc[k, 'step_s'])} ms: {ratio(meds, base, k, first)} "
-                   "(below 1: the pipeline is faster).")
+        out.append(
+            f"{label(fw, 'one-process')} (P threads on the ranks' CPUs) "
+            f"{ms(ok.loc[base, 'step_s'])} ms; its "
+            f"best pipeline {k[1]} M = {k[2]} {ms(fw_pipes.loc[k, 'step_s'])} ms: "
+            f"{ratio(meds, base, k, first)} "
+            "(below 1: the pipeline is faster)."
+        )
     return out
 
 
@@ -212,8 +245,10 @@ def extra(meta: dict) -> str:
     more = meta.get("extra_rounds") or {}
     if not more:
         return ""
-    return (f", then extra rounds for {len(more)} cases whose CI was still wider than +-8% (up to "
-            f"{max(more.values())}, decided once from the first rounds: Stein's two-stage interval)")
+    return (
+        f", then extra rounds for {len(more)} cases whose CI was still wider than +-8% (up to "
+        f"{max(more.values())}, decided once from the first rounds: Stein's two-stage interval)"
+    )
 
 
 def write_report(run_dir: Path) -> Path:
@@ -222,32 +257,71 @@ def write_report(run_dir: Path) -> Path:
     why = plot(df, run_dir / "pipeline.png")
     s = meta["settings"]
     fws = s["frameworks"]
-    where = (f"{s.get('nnodes')} nodes, rendezvous at node 0's c10d store" if s.get("nnodes", 1) > 1
-             else "one node, loopback only")
-    md = [f"# Pipeline parallelism, {s['model']}: run {meta['run_id']}", "",
-          f"{meta['machine'].get('cpu_model')}; frameworks {', '.join(fws)}; P = {s['stages']} ranks of one thread "
-          f"each ({where}; {s['device']}); the one-process baselines: one process of P threads on the same P CPUs; "
-          f"{s['rounds']} rounds (each fresh processes){extra(meta)}, {s['steps']} timed steps per case and round; model "
-          f"config {s['config']}; commit {meta['machine'].get('git_commit')}; status {meta['status']}.",
-          *[f"Note: {n}" for n in s.get("notes", [])], "", "## Headlines", ""]
+    where = (
+        f"{s.get('nnodes')} nodes, rendezvous at node 0's c10d store"
+        if s.get("nnodes", 1) > 1
+        else "one node, loopback only"
+    )
+    md = [
+        f"# Pipeline parallelism, {s['model']}: run {meta['run_id']}",
+        "",
+        f"{meta['machine'].get('cpu_model')}; frameworks {', '.join(fws)}; P = {s['stages']} "
+        "ranks of one thread "
+        f"each ({where}; {s['device']}); the one-process baselines: one process of P threads on "
+        "the same P CPUs; "
+        f"{s['rounds']} rounds (each fresh processes){extra(meta)}, {s['steps']} timed steps per "
+        "case and round; model "
+        f"config {s['config']}; commit {meta['machine'].get('git_commit')}; status "
+        f"{meta['status']}.",
+        *[f"Note: {n}" for n in s.get("notes", [])],
+        "",
+        "## Headlines",
+        "",
+    ]
     md += [f"- {h}" for h in headlines(df, round_medians(run_dir), base_rounds(meta))] + [""]
-    md += ["Ratios are of geometric means over rounds with a 95% Welch CI, rounds (fresh process groups) as units; "
-           "a fastest pick is made only where the CIs separate.", ""]
+    md += [
+        "Ratios are of geometric means over rounds with a 95% Welch CI, rounds (fresh process "
+        "groups) as units; "
+        "a fastest pick is made only where the CIs separate.",
+        "",
+    ]
     ok = df[(df["status"] == "ok") & df["step_s"].notna()]
     cost = cost_table(ok)
     if cost:
-        md += ["## Schedule cost per M", "", "Residual ms: step - the simulated ideal of the schedule's own order "
-               "with its measured stage and send times (the cost of running the schedule: the library's, ours, or "
-               "C's), [the step's 95% CI minus the ideal].", "", cost, ""]
-    md += ["## All cases", "",
-           "Definitions: step: rank 0's time from a barrier before the step to a barrier after it (JAX: from the "
-           "call until its parameters are ready; median per round, geometric mean over rounds, t-interval CI); "
-           "compute: the busiest rank's stages alone, forward and backward, M microbatches; send: one-way time of "
-           "one activation; ideal: the schedule's own action order simulated with those times; residual: step - "
-           "ideal; theory bubble: the schedule's formula (bench/schedules.py); measured bubble: 1 - compute / step.",
-           ""]
-    md += [f"*Not drawn: {why}.*" if why else "![pipeline](pipeline.png)", "", table(df), "",
-           f"Regenerate: `python -m bench report {run_dir}`.", ""]
+        md += [
+            "## Schedule cost per M",
+            "",
+            "Residual ms: step - the simulated ideal of the schedule's own order "
+            "with its measured stage and send times (the cost of running the schedule: the "
+            "library's, ours, or "
+            "C's), [the step's 95% CI minus the ideal].",
+            "",
+            cost,
+            "",
+        ]
+    md += [
+        "## All cases",
+        "",
+        "Definitions: step: rank 0's time from a barrier before the step to a barrier after it "
+        "(JAX: from the "
+        "call until its parameters are ready; median per round, geometric mean over rounds, "
+        "t-interval CI); "
+        "compute: the busiest rank's stages alone, forward and backward, M microbatches; send: "
+        "one-way time of "
+        "one activation; ideal: the schedule's own action order simulated with those times; "
+        "residual: step - "
+        "ideal; theory bubble: the schedule's formula (bench/schedules.py); measured bubble: 1 - "
+        "compute / step.",
+        "",
+    ]
+    md += [
+        f"*Not drawn: {why}.*" if why else "![pipeline](pipeline.png)",
+        "",
+        table(df),
+        "",
+        f"Regenerate: `python -m bench report {run_dir}`.",
+        "",
+    ]
     path = run_dir / "report.md"
     atomic_write(path, "\n".join(md))
     return path

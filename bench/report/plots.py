@@ -26,7 +26,8 @@ PLOTS = {
 
 
 def _style(impl: str):
-    return frameworks.style(impl)  # one colour and marker per implementation, stable across plots and runs
+    # one colour and marker per implementation, stable across plots and runs
+    return frameworks.style(impl)
 
 
 def plot_step_time(ok: pd.DataFrame, meta: dict, path: Path) -> str:
@@ -39,9 +40,17 @@ def plot_step_time(ok: pd.DataFrame, meta: dict, path: Path) -> str:
     best = analysis.best_peak_gflops(meta, device)
     if math.isfinite(best) and not w.empty:
         f = np.geomspace(w["flops_per_step"].min(), w["flops_per_step"].max(), 50)
-        ax.plot(f, f / (best * 1e9), "k--", lw=1, label=f"roofline: FLOPs / {best:.0f} GFLOP/s peak")
-    return _finish(fig, ax, path, yscale="log", ylabel="median seconds per step (95% CI band)",
-                   title=PLOTS["step_time"])
+        ax.plot(
+            f, f / (best * 1e9), "k--", lw=1, label=f"roofline: FLOPs / {best:.0f} GFLOP/s peak"
+        )
+    return _finish(
+        fig,
+        ax,
+        path,
+        yscale="log",
+        ylabel="median seconds per step (95% CI band)",
+        title=PLOTS["step_time"],
+    )
 
 
 def plot_share(sh: pd.DataFrame, path: Path) -> str:
@@ -50,12 +59,30 @@ def plot_share(sh: pd.DataFrame, path: Path) -> str:
     if w.empty:
         return NO_FLOOR if sh.empty or sh["t_floor"].isna().all() else "no row besides the floor"
     fig, ax = plt.subplots(figsize=(8, 5))
-    _lines(ax, w, lambda g: 100 * g["share"], lambda g: (100 * g["share_lo"], 100 * g["share_hi"]), 0.15)
-    ax.axhline(100 * analysis.SHARE_THRESHOLD, color="k", ls="--", lw=1, label=f"{analysis.SHARE_THRESHOLD:.0%}")
+    _lines(
+        ax,
+        w,
+        lambda g: 100 * g["share"],
+        lambda g: (100 * g["share_lo"], 100 * g["share_hi"]),
+        0.15,
+    )
+    ax.axhline(
+        100 * analysis.SHARE_THRESHOLD,
+        color="k",
+        ls="--",
+        lw=1,
+        label=f"{analysis.SHARE_THRESHOLD:.0%}",
+    )
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylim(-20, 102)
-    return _finish(fig, ax, path, ylabel="overhead share (t - t_floor) / t, %",
-                   title=PLOTS["overhead_share"] + f" (floor: {', '.join(sorted(set(sh['floor_impl'].dropna())))})")
+    return _finish(
+        fig,
+        ax,
+        path,
+        ylabel="overhead share (t - t_floor) / t, %",
+        title=PLOTS["overhead_share"]
+        + f" (floor: {', '.join(sorted(set(sh['floor_impl'].dropna())))})",
+    )
 
 
 def plot_slowdown(sh: pd.DataFrame, path: Path) -> str:
@@ -64,8 +91,14 @@ def plot_slowdown(sh: pd.DataFrame, path: Path) -> str:
         return "no ok row in the width sweep"
     fig, ax = plt.subplots(figsize=(8, 5))
     _lines(ax, w, lambda g: g["slowdown"])
-    return _finish(fig, ax, path, yscale="log", ylabel="median step time / fastest at that size",
-                   title=PLOTS["slowdown"])
+    return _finish(
+        fig,
+        ax,
+        path,
+        yscale="log",
+        ylabel="median step time / fastest at that size",
+        title=PLOTS["slowdown"],
+    )
 
 
 def plot_first_call(res: pd.DataFrame, control: frozenset[str], path: Path) -> str:
@@ -81,8 +114,12 @@ def plot_first_call(res: pd.DataFrame, control: frozenset[str], path: Path) -> s
         ax.plot([v.min(), v.max()], [i, i], "k-", lw=1)
         ax.text(v.max() * 1.15, i, f"median {np.median(v):.3g} s", va="center", fontsize=8)
     ax.set_yticks(range(len(impls)), impls)
-    ax.set(xscale="log", xlabel="seconds for the first call on a fresh build (bar: median over sizes, line: min..max)",
-           title=PLOTS["first_call"])
+    ax.set(
+        xscale="log",
+        xlabel="seconds for the first call on a fresh build (bar: median over sizes, line: "
+        "min..max)",
+        title=PLOTS["first_call"],
+    )
     ax.grid(True, axis="x", which="both", alpha=0.3)
     return _save(fig, path)
 
@@ -103,11 +140,17 @@ def plot_depth(ok: pd.DataFrame, summaries: tuple[analysis.ImplSummary, ...], pa
             slope, rate = s.per_op.us_per_op, s.fit.rate_gflops
             x = d["ops_per_step"].to_numpy(float)
             y = d["median_s"].to_numpy(float) * 1e6
-            compute = d["flops_per_step"].to_numpy(float) / (rate * 1e3) if math.isfinite(rate) else 0
+            compute = (
+                d["flops_per_step"].to_numpy(float) / (rate * 1e3) if math.isfinite(rate) else 0
+            )
             icpt = np.median(y - compute - slope * x)
             ax.plot(x, icpt + compute + slope * x, "-", color=c, label=f"{impl}: {slope:.2f} µs/op")
-    ax.set(yscale="log", xlabel="framework ops per training step (depth sweep at fixed batch and width)",
-           ylabel="median µs per step", title=PLOTS["depth"])
+    ax.set(
+        yscale="log",
+        xlabel="framework ops per training step (depth sweep at fixed batch and width)",
+        ylabel="median µs per step",
+        title=PLOTS["depth"],
+    )
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="lower right")
@@ -138,7 +181,9 @@ def _save(fig, path: Path) -> str:
     return ""
 
 
-NO_FLOOR = "no floor in this run: the bare C reference (c.ref) has no ok row, so no overhead is computed"
+NO_FLOOR = (
+    "no floor in this run: the bare C reference (c.ref) has no ok row, so no overhead is computed"
+)
 
 
 def draw_all(run_dir: Path, a: analysis.Analysis) -> dict[str, str]:
@@ -154,5 +199,3 @@ def draw_all(run_dir: Path, a: analysis.Analysis) -> dict[str, str]:
         if reason:
             (run_dir / f"{name}.png").unlink(missing_ok=True)
     return why
-
-

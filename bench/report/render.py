@@ -15,46 +15,82 @@ from bench.tables import median_grid
 
 def grid(rows: pd.DataFrame, impls: list[str], cell, first_cols=("size",)) -> str:
     """A size x implementation markdown table; cell(row) formats one case ('' when absent)."""
-    lines = ["| " + " | ".join(first_cols) + " | " + " | ".join(impls) + " |",
-             "|" + "---|" * len(first_cols) + "---:|" * len(impls)]
+    lines = [
+        "| " + " | ".join(first_cols) + " | " + " | ".join(impls) + " |",
+        "|" + "---|" * len(first_cols) + "---:|" * len(impls),
+    ]
     for size, g in rows.groupby("size", sort=False):
         by = {r["impl"]: r for _, r in g.iterrows()}
         head = [size] + [str(g[c].iloc[0]) for c in first_cols[1:]]
-        lines.append("| " + " | ".join(head) + " | " + " | ".join(cell(by[i]) if i in by else "" for i in impls) + " |")
+        lines.append(
+            "| "
+            + " | ".join(head)
+            + " | "
+            + " | ".join(cell(by[i]) if i in by else "" for i in impls)
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def table_medians(res: pd.DataFrame) -> str:
     """size x impl table of median µs per step; * noisy, status word when not ok."""
     impls, cells = median_grid(res)
-    lines = ["| size | GFLOP/step | " + " | ".join(impls) + " |", "|---|---:|" + "---:|" * len(impls)]
+    lines = [
+        "| size | GFLOP/step | " + " | ".join(impls) + " |",
+        "|---|---:|" + "---:|" * len(impls),
+    ]
     for size, g, row in cells:
-        lines.append(f"| {size} | {g['flops_per_step'].iloc[0] / 1e9:.3g} | " + " | ".join(row) + " |")
+        lines.append(
+            f"| {size} | {g['flops_per_step'].iloc[0] / 1e9:.3g} | " + " | ".join(row) + " |"
+        )
     return "\n".join(lines)
 
 
 def table_overhead(sh: pd.DataFrame) -> str:
     w = analysis.width_rows(sh)
-    impls = [i for i in dict.fromkeys(w["impl"]) if not (w.loc[w["impl"] == i, "floor_impl"] == i).all()]
-    return grid(w, impls, lambda r: (f"{us(r['overhead_s'] * 1e6)} [{us(r['overhead_lo_s'] * 1e6)}, "
-                                     f"{us(r['overhead_hi_s'] * 1e6)}] ({100 * r['share']:.0f}%)")
-                if math.isfinite(r["overhead_s"]) else "")
+    impls = [
+        i for i in dict.fromkeys(w["impl"]) if not (w.loc[w["impl"] == i, "floor_impl"] == i).all()
+    ]
+    return grid(
+        w,
+        impls,
+        lambda r: (
+            (
+                f"{us(r['overhead_s'] * 1e6)} [{us(r['overhead_lo_s'] * 1e6)}, "
+                f"{us(r['overhead_hi_s'] * 1e6)}] ({100 * r['share']:.0f}%)"
+            )
+            if math.isfinite(r["overhead_s"])
+            else ""
+        ),
+    )
 
 
 def table_summary(summaries: tuple[analysis.ImplSummary, ...], roles: analysis.Roles) -> str:
-    lines = ["| impl | K | fixed cost a, µs/step [95% CI] | a' (memory traffic out), µs | fit RMS: a / a' | "
-             "effective GFLOP/s [95% CI] | µs per layer op [95% CI] | share < 5% from | % peak at largest | "
-             "max first call, s |", "|---|---:|---:|---:|---|---:|---:|---|---:|---:|"]
+    lines = [
+        "| impl | K | fixed cost a, µs/step [95% CI] | a' (memory traffic out), µs | fit RMS: a / "
+        "a' | "
+        "effective GFLOP/s [95% CI] | µs per layer op [95% CI] | share < 5% from | % peak at "
+        "largest | "
+        "max first call, s |",
+        "|---|---:|---:|---:|---|---:|---:|---|---:|---:|",
+    ]
     for s in summaries:
         f, p, e = s.fit, s.per_op, s.ends
-        cross = e.crossover or ("(floor)" if s.impl in roles.floor else "not reached" if math.isfinite(
-            e.overhead_large_us) else "no floor")
+        cross = e.crossover or (
+            "(floor)"
+            if s.impl in roles.floor
+            else "not reached"
+            if math.isfinite(e.overhead_large_us)
+            else "no floor"
+        )
         lines.append(
-            f"| {s.impl} | {f.steps_per_call} | {us(f.fixed_us)} [{us(f.fixed_us_lo)}, {us(f.fixed_us_hi)}] | "
+            f"| {s.impl} | {f.steps_per_call} | {us(f.fixed_us)} [{us(f.fixed_us_lo)}, "
+            f"{us(f.fixed_us_hi)}] | "
             f"{us(f.fixed_minus_bytes_us)} | {f.fit_rms:.1%} / {f.fit_bytes_rms:.1%} | "
             f"{f.rate_gflops:.0f} [{f.rate_gflops_lo:.0f}, {f.rate_gflops_hi:.0f}] | "
             f"{p.us_per_op:.3f} [{p.us_per_op_lo:.3f}, {p.us_per_op_hi:.3f}] | {cross} | "
-            f"{e.pct_peak_largest:.0f}% | {s.first_call_s_max:.3g} |")
+            f"{e.pct_peak_largest:.0f}% | {s.first_call_s_max:.3g} |"
+        )
     return "\n".join(lines)
 
 
@@ -65,15 +101,23 @@ def table_work(res: pd.DataFrame, summaries: tuple[analysis.ImplSummary, ...], m
     if w.empty:
         return "No ok width-sweep row."
     small = w[w["size"] == w["size"].iloc[0]].iloc[0]
-    lines = [f"At {small['size']}: {small['flops_per_step']:.3g} matrix-product FLOPs, "
-             f"{small['other_flops_per_step']:.3g} other FLOPs, {small['bytes_per_step']:.3g} bytes moved per step "
-             f"(estimates in model.py). Measured copy bandwidth {bw:.0f} GB/s: the bytes alone take "
-             f"{us(small['bytes_per_step'] / (bw * 1e9) * 1e6)} µs per step.", "",
-             "| impl | other FLOPs at the fitted rate, µs | a, µs |", "|---|---:|---:|"]
+    lines = [
+        f"At {small['size']}: {small['flops_per_step']:.3g} matrix-product FLOPs, "
+        f"{small['other_flops_per_step']:.3g} other FLOPs, {small['bytes_per_step']:.3g} bytes "
+        "moved per step "
+        f"(estimates in model.py). Measured copy bandwidth {bw:.0f} GB/s: the bytes alone take "
+        f"{us(small['bytes_per_step'] / (bw * 1e9) * 1e6)} µs per step.",
+        "",
+        "| impl | other FLOPs at the fitted rate, µs | a, µs |",
+        "|---|---:|---:|",
+    ]
     for s in summaries:
         if math.isfinite(s.fit.fixed_us):
-            lines.append(f"| {s.impl} | {us(small['other_flops_per_step'] / (s.fit.rate_gflops * 1e9) * 1e6)} | "
-                         f"{us(s.fit.fixed_us)} |")
+            lines.append(
+                f"| {s.impl} | "
+                f"{us(small['other_flops_per_step'] / (s.fit.rate_gflops * 1e9) * 1e6)} | "
+                f"{us(s.fit.fixed_us)} |"
+            )
     return "\n".join(lines)
 
 
@@ -95,22 +139,38 @@ def header(meta: dict) -> list[str]:
     """Title and one line on the machine, software and settings of the run."""
     m, s = meta["machine"], meta["settings"]
     commit = m.get("git_commit") or "unknown"
-    dirty = (" **The tree had uncommitted changes: this run is not reproducible from a commit.**"
-             if commit.endswith("-dirty") else "")
+    dirty = (
+        " **The tree had uncommitted changes: this run is not reproducible from a commit.**"
+        if commit.endswith("-dirty")
+        else ""
+    )
     warnings = [f"**Warning: {w}.**" for w in meta.get("kernel_warnings", [])]
     native = meta.get("native_kernels")
     if native:
         cleared = native.get("cleared_for_workers") or {}
-        warnings.append("Run with --native-kernels: cleared for the workers: "
-                        + (", ".join(f"{k}={v}" for k, v in cleared.items()) or "nothing was set") + ".")
-    return [f"# Framework overhead, {s.get('model', 'mlp')}: run {meta['run_id']}", "", *warnings,
-            *([""] if warnings else []),
-            f"{m['cpu_model']}, {s['threads']} thread(s) of {m['cores_logical']} cores, {m['memory_total_gb']} GB; "
-            f"{m['os']}; Python {m['python']}; "
-            + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f"; commit {commit}; "
-            f"{s['rounds']} rounds (each in fresh worker processes), {s['budget']['seconds']} s sampling per case "
-            f"and round{chunks_note(s)}; started {meta['created_utc']}, finished {meta.get('finished_utc')}, status {meta['status']}."
-            + dirty, "", noise_line(meta), *left_out_lines(s)]
+        warnings.append(
+            "Run with --native-kernels: cleared for the workers: "
+            + (", ".join(f"{k}={v}" for k, v in cleared.items()) or "nothing was set")
+            + "."
+        )
+    return [
+        f"# Framework overhead, {s.get('model', 'mlp')}: run {meta['run_id']}",
+        "",
+        *warnings,
+        *([""] if warnings else []),
+        f"{m['cpu_model']}, {s['threads']} thread(s) of {m['cores_logical']} cores, "
+        f"{m['memory_total_gb']} GB; "
+        f"{m['os']}; Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+        + f"; commit {commit}; "
+        f"{s['rounds']} rounds (each in fresh worker processes), {s['budget']['seconds']} s "
+        "sampling per case "
+        f"and round{chunks_note(s)}; started {meta['created_utc']}, finished "
+        f"{meta.get('finished_utc')}, status {meta['status']}." + dirty,
+        "",
+        noise_line(meta),
+        *left_out_lines(s),
+    ]
 
 
 def chunks_note(settings: dict) -> str:
@@ -122,8 +182,16 @@ def chunks_note(settings: dict) -> str:
 def left_out_lines(settings: dict) -> list[str]:
     """What the preset left out of the run, with why (none: no line)."""
     left = settings.get("left_out") or {}
-    return ["", "Left out of this sweep (`--impl all` includes them): "
-            + "; ".join(f"{name}: {why}" for name, why in left.items()) + "."] if left else []
+    return (
+        [
+            "",
+            "Left out of this sweep (`--impl all` includes them): "
+            + "; ".join(f"{name}: {why}" for name, why in left.items())
+            + ".",
+        ]
+        if left
+        else []
+    )
 
 
 def noise_line(meta: dict) -> str:
@@ -132,10 +200,15 @@ def noise_line(meta: dict) -> str:
     if not n:
         return "Machine noise: not recorded."
     gov = n.get("governor") or "not exposed"
-    steal = f"{n['steal_pct']:.2f}% of CPU time" if n.get("steal_pct") is not None else "not reported"
+    steal = (
+        f"{n['steal_pct']:.2f}% of CPU time" if n.get("steal_pct") is not None else "not reported"
+    )
     load = lambda k: ", ".join(f"{x:g}" for x in n.get(k) or []) or "?"  # noqa: E731
-    return (f"Machine noise: CPU frequency governor {gov}; steal time during the run {steal}; load average "
-            f"(1, 5, 15 min) {load('loadavg_start')} at the start, {load('loadavg_end')} at the end.")
+    return (
+        f"Machine noise: CPU frequency governor {gov}; steal time during the run {steal}; load "
+        "average "
+        f"(1, 5, 15 min) {load('loadavg_start')} at the start, {load('loadavg_end')} at the end."
+    )
 
 
 def image(name: str, why: dict[str, str]) -> list[str]:
@@ -146,62 +219,124 @@ def image(name: str, why: dict[str, str]) -> list[str]:
 
 
 def section_peaks(meta: dict) -> list[str]:
-    md = ["## Measured peaks", "", "| framework | device | matmul n | median GFLOP/s | best GFLOP/s | copy GB/s |",
-          "|---|---|---:|---:|---:|---:|"]
+    md = [
+        "## Measured peaks",
+        "",
+        "| framework | device | matmul n | median GFLOP/s | best GFLOP/s | copy GB/s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for fw, p in meta.get("peaks", {}).items():
         if "gflops" in p:
-            md.append(f"| {fw} | {p.get('device', 'cpu')} | {p['n']} | {p['gflops']:.0f} | {p['gflops_best']:.0f} | "
-                      f"{p.get('copy_gbytes_per_s', float('nan')):.0f} |")
+            md.append(
+                f"| {fw} | {p.get('device', 'cpu')} | {p['n']} | {p['gflops']:.0f} | "
+                f"{p['gflops_best']:.0f} | "
+                f"{p.get('copy_gbytes_per_s', float('nan')):.0f} |"
+            )
         else:
             md.append(f"| {fw} | | - | {p.get('error', 'not measured')} | | |")
-    best = {d: max(((p["gflops"], fw) for fw, p in meta.get("peaks", {}).items()
-                    if "gflops" in p and p.get("device", "cpu") == d), default=None) for d in ("cpu", "cuda")}
+    best = {
+        d: max(
+            (
+                (p["gflops"], fw)
+                for fw, p in meta.get("peaks", {}).items()
+                if "gflops" in p and p.get("device", "cpu") == d
+            ),
+            default=None,
+        )
+        for d in ("cpu", "cuda")
+    }
     for d, b in best.items():
         if b:
-            md += ["", f"Machine peak ({d}): {b[0]:.0f} GFLOP/s, the fastest framework's ({b[1]}); pct_machine_peak "
-                   "measures every row against it, pct_peak against the row's own framework."]
+            md += [
+                "",
+                f"Machine peak ({d}): {b[0]:.0f} GFLOP/s, the fastest framework's ({b[1]}); "
+                "pct_machine_peak "
+                "measures every row against it, pct_peak against the row's own framework.",
+            ]
     isa = meta["machine"].get("cpu_isa") or {}
     theory = isa.get("theoretical_gflops")
     if theory:
-        md += ["", f"Theoretical CPU peak from /proc/cpuinfo: {theory:.0f} GFLOP/s ({meta['machine'].get('cores_logical')} "
-               f"cores x 2 FMA units (assumed) x {16 if 'avx512f' in isa.get('flags', []) else 8} float32 lanes x 2 x "
-               f"{isa.get('mhz'):.0f} MHz)"
-               + (" - below the measured peak: the clock the OS shows is not the one the cores run at."
-                  if best["cpu"] and best["cpu"][0] > theory else ".")]
+        md += [
+            "",
+            f"Theoretical CPU peak from /proc/cpuinfo: {theory:.0f} GFLOP/s "
+            f"({meta['machine'].get('cores_logical')} "
+            f"cores x 2 FMA units (assumed) x {16 if 'avx512f' in isa.get('flags', []) else 8} "
+            "float32 lanes x 2 x "
+            f"{isa.get('mhz'):.0f} MHz)"
+            + (
+                " - below the measured peak: the clock the OS shows is not the one the cores run "
+                "at."
+                if best["cpu"] and best["cpu"][0] > theory
+                else "."
+            ),
+        ]
     return md + [""]
 
 
 def section_gate(res: pd.DataFrame, model: str) -> list[str]:
-    md = ["## Equivalence gate", "",
-          f"Largest errors against the float64 reference over all sizes (tolerances in models/{model}/model.py).", "",
-          "| impl | max loss rel. error | max update rel. error |", "|---|---:|---:|"]
+    md = [
+        "## Equivalence gate",
+        "",
+        "Largest errors against the float64 reference over all sizes (tolerances in "
+        f"models/{model}/model.py).",
+        "",
+        "| impl | max loss rel. error | max update rel. error |",
+        "|---|---:|---:|",
+    ]
     for impl, g in res.groupby("impl", sort=False):
         if g["loss_rel_err"].notna().any():
-            md.append(f"| {impl} | {g['loss_rel_err'].max():.1e} | {g['update_rel_err'].max():.1e} |")
+            md.append(
+                f"| {impl} | {g['loss_rel_err'].max():.1e} | {g['update_rel_err'].max():.1e} |"
+            )
     bad = res[res["status"] != "ok"]
     if not bad.empty:
         md += ["", "## Cases not ok", "", "| impl | size | status | error |", "|---|---|---|---|"]
-        md += [f"| {r['impl']} | {r['size']} | {r['status']} | {str(r['error']).replace('|', '/')} |"
-               for _, r in bad.iterrows()]
+        md += [
+            f"| {r['impl']} | {r['size']} | {r['status']} | {str(r['error']).replace('|', '/')} |"
+            for _, r in bad.iterrows()
+        ]
     return md + [""]
 
 
 def body(a: analysis.Analysis, why: dict[str, str]) -> list[str]:
     res, sh, summaries, meta, roles = a.results, a.shares, a.summaries, a.meta, a.roles
     return [
-        "## Median µs per training step", "",
-        "Geometric mean of the per-process medians (each round runs in fresh worker processes); `*` marks a noisy "
-        "row (95% CI over processes wider than ±5%, or within-process IQR over 25% of the median); a status word "
-        "replaces the number of a case that is not ok. CIs, IQR and the drift between processes (round_sd) are in "
-        "results.csv.", "", table_medians(res), "",
-        "## Overhead against the C floor", "", f"Definition: {DEFINITIONS['overhead']}. Cells: overhead µs per step "
-        "[95% CI] (share of the step). Negative: faster than the floor.", "", table_overhead(sh), "",
-        *image("overhead_share", why), *image("slowdown", why),
-        "## Decomposition per implementation", "",
-        f"Fixed cost a: {DEFINITIONS['fixed']}. a': the same fit after taking out bytes_per_step at the measured "
-        f"copy bandwidth; fit RMS: relative RMS residual of each fit. µs per layer op: {DEFINITIONS['per_op']}. "
-        "Written to analysis.csv.", "", table_summary(summaries, roles), "", *image("depth", why),
-        "### What the fixed cost holds besides overhead", "", table_work(res, summaries, meta), "",
+        "## Median µs per training step",
+        "",
+        "Geometric mean of the per-process medians (each round runs in fresh worker processes); "
+        "`*` marks a noisy "
+        "row (95% CI over processes wider than ±5%, or within-process IQR over 25% of the "
+        "median); a status word "
+        "replaces the number of a case that is not ok. CIs, IQR and the drift between processes "
+        "(round_sd) are in "
+        "results.csv.",
+        "",
+        table_medians(res),
+        "",
+        "## Overhead against the C floor",
+        "",
+        f"Definition: {DEFINITIONS['overhead']}. Cells: overhead µs per step "
+        "[95% CI] (share of the step). Negative: faster than the floor.",
+        "",
+        table_overhead(sh),
+        "",
+        *image("overhead_share", why),
+        *image("slowdown", why),
+        "## Decomposition per implementation",
+        "",
+        f"Fixed cost a: {DEFINITIONS['fixed']}. a': the same fit after taking out bytes_per_step "
+        "at the measured "
+        "copy bandwidth; fit RMS: relative RMS residual of each fit. µs per layer op: "
+        f"{DEFINITIONS['per_op']}. "
+        "Written to analysis.csv.",
+        "",
+        table_summary(summaries, roles),
+        "",
+        *image("depth", why),
+        "### What the fixed cost holds besides overhead",
+        "",
+        table_work(res, summaries, meta),
+        "",
     ]
 
 
@@ -214,13 +349,28 @@ def write_report(run_dir: Path) -> Path:
     why = plots.draw_all(run_dir, a)
     md = header(meta) + ["", "## Headlines", ""] + [f"- {h}" for h in headlines(a)] + [""]
     md += image("step_time", why) + body(a, why)
-    md += section_peaks(meta) + ["## First call", "",
-                                 "Seconds for the first call of a fresh build: the first process / the median of the "
-                                 "later ones (persistent compile caches warm). Not part of any step time.", "",
-                                 table_first_call(res), ""] + image("first_call", why)
-    md += ["## Graphs per step (compiled torch rows)", "",
-           "graphs / graph breaks Dynamo makes of one step (torch._dynamo.explain); reasons in run.json case_info.",
-           "", table_graphs(res), ""]
+    md += (
+        section_peaks(meta)
+        + [
+            "## First call",
+            "",
+            "Seconds for the first call of a fresh build: the first process / the median of the "
+            "later ones (persistent compile caches warm). Not part of any step time.",
+            "",
+            table_first_call(res),
+            "",
+        ]
+        + image("first_call", why)
+    )
+    md += [
+        "## Graphs per step (compiled torch rows)",
+        "",
+        "graphs / graph breaks Dynamo makes of one step (torch._dynamo.explain); reasons in "
+        "run.json case_info.",
+        "",
+        table_graphs(res),
+        "",
+    ]
     md += section_gate(res, meta["settings"].get("model", "mlp"))
     md += [f"Regenerate: `python -m bench report {run_dir}`.", ""]
     path = run_dir / "report.md"

@@ -39,15 +39,21 @@ def load_json(path: Path) -> list[dict]:
         missing = [k for k in NEEDED if k not in info]
         if missing:
             name = b.get("name", "?") if isinstance(b, dict) else "?"
-            raise ImportFailure(f"benchmark {name!r} in {path} lacks extra_info {', '.join(missing)}: "
-                                "not from `pytest bench/`")
+            raise ImportFailure(
+                f"benchmark {name!r} in {path} lacks extra_info {', '.join(missing)}: "
+                "not from `pytest bench/`"
+            )
         if info["impl"] not in impls(info["model"]):
-            raise ImportFailure(f"benchmark {b.get('name')!r} names unknown implementation "
-                                f"{info['model']}/{info['impl']}")
+            raise ImportFailure(
+                f"benchmark {b.get('name')!r} names unknown implementation "
+                f"{info['model']}/{info['impl']}"
+            )
         data = b.get("stats", {}).get("data")
         if not data:
-            raise ImportFailure(f"benchmark {b.get('name')!r} has no raw data: use --benchmark-json, "
-                                "or --benchmark-save with --benchmark-save-data")
+            raise ImportFailure(
+                f"benchmark {b.get('name')!r} has no raw data: use --benchmark-json, "
+                "or --benchmark-save with --benchmark-save-data"
+            )
         out.append(b)
     if not out:
         raise ImportFailure(f"{path} holds no benchmarks")
@@ -60,11 +66,18 @@ def import_pytest(path: Path, out: Path) -> Path:
     states = []
     for b in benches:
         info = b["extra_info"]
-        size = sizes.setdefault(info["size"], Size(info["model"], tuple(info["dims"].items()), info["sweep"]))
+        size = sizes.setdefault(
+            info["size"], Size(info["model"], tuple(info["dims"].items()), info["sweep"])
+        )
         st = CaseState(get(info["model"], info["impl"]), size, status="ok")
         k = int(info["steps_per_call"])
-        per_step = np.asarray(b["stats"]["data"], float)  # pragma: no mutate (the route's timer makes data per step; JSON numbers are floats)
-        st.samples_s, st.round_medians, st.done_rounds = list(per_step), [float(np.median(per_step))], {0}  # pragma: no mutate (done_rounds: only its size is read)
+        # pragma: no mutate (the route's timer makes data per step; JSON numbers are floats)
+        per_step = np.asarray(b["stats"]["data"], float)
+        st.samples_s, st.round_medians, st.done_rounds = (
+            list(per_step),
+            [float(np.median(per_step))],
+            {0},
+        )  # pragma: no mutate (done_rounds: only its size is read)
         st.round_iqr_rel, st.steps_per_call = [stats.iqr_rel(per_step)], k
         for name in ("first_call_s", "loss_rel_err", "update_rel_err"):
             if info.get(name) is not None:
@@ -72,29 +85,78 @@ def import_pytest(path: Path, out: Path) -> Path:
         if info.get("ops_per_step") is not None:
             st.framework_ops_per_step = float(info["ops_per_step"])
         states.append(st)
-    threads = int(benches[0]["extra_info"]["threads"])  # pragma: no mutate (one pytest session: one --threads, one model, one versions for all)
-    settings = Settings(benches[0]["extra_info"]["model"], list(  # pragma: no mutate (one model per session)
-                        dict.fromkeys(st.impl.name for st in states)), list(sizes.values()),
-                        threads, 1, Budget(), 0.0)
+    # pragma: no mutate (one pytest session: one --threads, one model, one versions for all)
+    threads = int(benches[0]["extra_info"]["threads"])
+    settings = Settings(
+        benches[0]["extra_info"]["model"],
+        list(  # pragma: no mutate (one model per session)
+            dict.fromkeys(st.impl.name for st in states)
+        ),
+        list(sizes.values()),
+        threads,
+        1,
+        Budget(),
+        0.0,
+    )
     run = RunDir.create(out)
-    run.append_samples([
-        (SCHEMA_VERSION, st.impl.name, st.size.label, 0, i, int(round(call_ns(v, st.steps_per_call))), st.steps_per_call)
-        for st in states for i, v in enumerate(st.samples_s)
-    ])
-    run.append_rounds([(SCHEMA_VERSION, st.impl.name, st.size.label, 0, 0, st.first_call_s, len(st.samples_s),
-                        st.round_medians[0], st.round_iqr_rel[0], st.steps_per_call) for st in states])
+    run.append_samples(
+        [
+            (
+                SCHEMA_VERSION,
+                st.impl.name,
+                st.size.label,
+                0,
+                i,
+                int(round(call_ns(v, st.steps_per_call))),
+                st.steps_per_call,
+            )
+            for st in states
+            for i, v in enumerate(st.samples_s)
+        ]
+    )
+    run.append_rounds(
+        [
+            (
+                SCHEMA_VERSION,
+                st.impl.name,
+                st.size.label,
+                0,
+                0,
+                st.first_call_s,
+                len(st.samples_s),
+                st.round_medians[0],
+                st.round_iqr_rel[0],
+                st.steps_per_call,
+            )
+            for st in states
+        ]
+    )
     run.write_results([case_row(st, settings, run.path.name, {}) for st in states])
     mi = doc.get("machine_info", {})
-    versions = benches[0]["extra_info"].get("versions", {})  # pragma: no mutate (one session: one set of versions)
-    run.write_meta({
-        "run_id": run.path.name, "status": "complete", "created_utc": doc.get("datetime"), "finished_utc": doc.get("datetime"),
-        "argv": ["import-pytest", str(path)], "source": {"pytest_benchmark_json": str(path), "version": doc.get("version")},
-        "settings": settings.to_json(),
-        "machine": {"host": mi.get("node"), "cpu_model": (mi.get("cpu") or {}).get("brand_raw", mi.get("processor")),
-                    "cores_logical": (mi.get("cpu") or {}).get("count"), "memory_total_gb": None,
-                    "os": f"{mi.get('system')} {mi.get('release')}", "python": mi.get("python_version"),
-                    "versions": versions, "git_commit": (doc.get("commit_info") or {}).get("id")},
-        "workers": {}, "peaks": {},
-    })
+    # pragma: no mutate (one session: one set of versions)
+    versions = benches[0]["extra_info"].get("versions", {})
+    run.write_meta(
+        {
+            "run_id": run.path.name,
+            "status": "complete",
+            "created_utc": doc.get("datetime"),
+            "finished_utc": doc.get("datetime"),
+            "argv": ["import-pytest", str(path)],
+            "source": {"pytest_benchmark_json": str(path), "version": doc.get("version")},
+            "settings": settings.to_json(),
+            "machine": {
+                "host": mi.get("node"),
+                "cpu_model": (mi.get("cpu") or {}).get("brand_raw", mi.get("processor")),
+                "cores_logical": (mi.get("cpu") or {}).get("count"),
+                "memory_total_gb": None,
+                "os": f"{mi.get('system')} {mi.get('release')}",
+                "python": mi.get("python_version"),
+                "versions": versions,
+                "git_commit": (doc.get("commit_info") or {}).get("id"),
+            },
+            "workers": {},
+            "peaks": {},
+        }
+    )
     run.compress_samples()
     return run.path

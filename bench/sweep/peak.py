@@ -20,10 +20,16 @@ def measure(framework: str, n: int, budget: Budget, device: str = "cpu") -> dict
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    out = {"n": n, "flops": 2.0 * n**3, "device": device, **_measure(fw.matmul(a, b, device), budget, 2.0 * n**3)}
+    out = {
+        "n": n,
+        "flops": 2.0 * n**3,
+        "device": device,
+        **_measure(fw.matmul(a, b, device), budget, 2.0 * n**3),
+    }
     if frameworks.measures_bandwidth(framework, device):  # the device's memory bandwidth
         nbytes = 1 << 30 if device == "cuda" else 1 << 28
-        copy = _measure(frameworks.copy_call(framework, nbytes, device), budget, 2.0 * nbytes)  # bytes read + written
+        # bytes read + written
+        copy = _measure(frameworks.copy_call(framework, nbytes, device), budget, 2.0 * nbytes)
         out["copy_gbytes_per_s"] = copy["gflops"]
     return out
 
@@ -32,9 +38,11 @@ def _measure(call, budget: Budget, work: float) -> dict:
     """Time call like a case; work per call -> rate in G units per second."""
     call()
     warm_up(call, budget)
-    ns = np.asarray(sample(call, budget), float)  # pragma: no mutate (dtype: int nanoseconds give the same median and min)
+    # pragma: no mutate (dtype: int nanoseconds give the same median and min)
+    ns = np.asarray(sample(call, budget), float)
     return {
         "median_s": float(np.median(ns)) / 1e9,  # pragma: no mutate (1e9 + 1: one part per billion)
         "gflops": work / (float(np.median(ns)) / 1e9) / 1e9,
-        "gflops_best": work / (float(ns.min()) / 1e9) / 1e9, "n_samples": int(ns.size),  # pragma: no mutate (1e9 + 1)
+        "gflops_best": work / (float(ns.min()) / 1e9) / 1e9,
+        "n_samples": int(ns.size),  # pragma: no mutate (1e9 + 1)
     }

@@ -8,17 +8,29 @@ import time
 from pathlib import Path
 
 from bench import frameworks, protocol
-from bench.supervisor import Child, ChildFailure, wait_line
+from bench.supervisor import Child, ChildFailure, Launch, wait_line
 
 
 class WorkerHandle(Child):
     """One sweep worker (bench/sweep/worker.py): a request, then its reply, with a deadline."""
 
-    def __init__(self, framework: str, threads: int, log_path: Path, device: str, tf32: bool = False,
-                 base_env: dict[str, str] | None = None, cpus: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        framework: str,
+        threads: int,
+        log_path: Path,
+        device: str,
+        tf32: bool = False,
+        base_env: dict[str, str] | None = None,
+        cpus: list[int] | None = None,
+    ) -> None:
         env = {**frameworks.thread_env(threads, device), **frameworks.compile_cache_env()}
-        args = [framework, str(threads), device, "tf32" if tf32 else "fp32"] + ([",".join(map(str, cpus))] if cpus else [])
-        super().__init__("bench.sweep.worker", args, env, log_path, "worker", stdin=True, base_env=base_env)
+        args = [framework, str(threads), device, "tf32" if tf32 else "fp32"] + (
+            [",".join(map(str, cpus))] if cpus else []
+        )
+        super().__init__(
+            Launch("bench.sweep.worker", args, env, base_env, stdin=True), log_path, "worker"
+        )
         self.framework = framework
 
     def request(self, msg, reply_type, timeout_s: float, stop: threading.Event | None = None):
@@ -44,23 +56,50 @@ class WorkerPool:
 
     HELLO_TIMEOUT_S = 120.0  # importing a framework (and its first lazy loads) on a cold machine
 
-    def __init__(self, threads: int, device: str, tf32: bool, logs: Path, stop: threading.Event,
-                 base_env: dict[str, str] | None = None, cpus: list[int] | None = None) -> None:
-        self.threads, self.device, self.tf32, self.logs, self.stop = threads, device, tf32, logs, stop
-        self.cpus = cpus  # the workers' CPUs (bench/frameworks.cpu_layout); None: the first `threads`
-        self.base_env = base_env  # the workers' environment before their settings (None: this process's)
+    def __init__(
+        self,
+        threads: int,
+        device: str,
+        tf32: bool,
+        logs: Path,
+        stop: threading.Event,
+        base_env: dict[str, str] | None = None,
+        cpus: list[int] | None = None,
+    ) -> None:
+        self.threads, self.device, self.tf32, self.logs, self.stop = (
+            threads,
+            device,
+            tf32,
+            logs,
+            stop,
+        )
+        self.cpus = (
+            cpus  # the workers' CPUs (bench/frameworks.cpu_layout); None: the first `threads`
+        )
+        self.base_env = (
+            base_env  # the workers' environment before their settings (None: this process's)
+        )
         self.workers: dict[str, WorkerHandle] = {}
         self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
         self.info: dict[str, dict] = {}  # framework -> what its worker reported at hello
-        self.start_s: dict[str, float] = {}  # framework -> seconds from its worker's start to its hello
+        self.start_s: dict[
+            str, float
+        ] = {}  # framework -> seconds from its worker's start to its hello
 
     def worker(self, framework: str) -> WorkerHandle:
         w = self.workers.get(framework)
         if w is not None and w.alive():
             return w
         t0 = time.monotonic()
-        w = WorkerHandle(framework, self.threads, self.logs / f"{framework}.log",
-                         frameworks.device_of(framework, self.device), self.tf32, self.base_env, self.cpus)
+        w = WorkerHandle(
+            framework,
+            self.threads,
+            self.logs / f"{framework}.log",
+            frameworks.device_of(framework, self.device),
+            self.tf32,
+            self.base_env,
+            self.cpus,
+        )
         self.workers[framework] = w
         hello = w.request(protocol.Hello(), protocol.HelloReply, self.HELLO_TIMEOUT_S, self.stop)
         self.start_s[framework] = time.monotonic() - t0

@@ -50,7 +50,10 @@ def describe_step(built: Built) -> None:
     does): every step compiled in the process compiles again at its next call. So a caller describes
     a case once the timing of every case in its process is done (the sweep runner asks each worker
     after the round, bench/sweep/runner.describe_cases; the pytest route after its benchmark)."""
-    built.ops_per_step, built.info = built.step.count_ops(), {**built.step.describe(), "op_unit": built.step.op_unit}
+    built.ops_per_step, built.info = (
+        built.step.count_ops(),
+        {**built.step.describe(), "op_unit": built.step.op_unit},
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -77,18 +80,25 @@ def gate(step: Step, model: str, cfg) -> GateResult:
     n = gate_steps(step)
     per_call = n if step.steps_per_call <= 1 else step.steps_per_call
     step.reset()
-    losses = np.concatenate([np.asarray(step.losses(per_call), np.float64) for _ in range(n // per_call)])  # pragma: no mutate (equivalent: dtype only)
+    losses = np.concatenate(
+        [np.asarray(step.losses(per_call), np.float64) for _ in range(n // per_call)]
+    )  # pragma: no mutate (equivalent: dtype only)
     if losses.shape != (n,):
         return GateResult("mismatch", math.inf, math.inf, f"{losses.size} losses for {n} steps")
     ref_losses, ref_params = reference(model, cfg, n)
     params = step.params()
-    loss_err, update_err, why = model_module(model).compare(cfg, losses[:GATE_STEPS], params,
-                                                            (ref_losses[:GATE_STEPS], ref_params))
+    loss_err, update_err, why = model_module(model).compare(
+        cfg, losses[:GATE_STEPS], params, (ref_losses[:GATE_STEPS], ref_params)
+    )
     bad = np.flatnonzero(~np.isfinite(losses))
     finite = bad.size == 0 and all(np.isfinite(p).all() for p in params)
     if why or not finite:
-        return GateResult("mismatch" if finite else "diverged", loss_err, update_err,
-                          why or f"non-finite loss at step {bad[0] + 1} of {n}: {losses[bad[0]]}")
+        return GateResult(
+            "mismatch" if finite else "diverged",
+            loss_err,
+            update_err,
+            why or f"non-finite loss at step {bad[0] + 1} of {n}: {losses[bad[0]]}",
+        )
     return GateResult("ok", loss_err, update_err)
 
 

@@ -11,7 +11,9 @@ from bench.timing import Budget, warm_up
 from models.registry import Impl
 
 
-def profile(impl: Impl, size, threads: int, steps: int, device: str = "cpu") -> tuple[str, list[dict]]:
+def profile(
+    impl: Impl, size, threads: int, steps: int, device: str = "cpu"
+) -> tuple[str, list[dict]]:
     """(a header line, rows sorted by time per step). Pins the threads as a worker does first."""
     frameworks.pin_process(threads, device)
     dev = frameworks.run_device(impl, device)
@@ -21,8 +23,11 @@ def profile(impl: Impl, size, threads: int, steps: int, device: str = "cpu") -> 
     built = prepare.build(impl, size.config(), size.steps_per_call(), dev)
     warm_up(built.step.call, Budget(warmup_s=0.2))
     rows = getattr(profilers, frameworks.get(impl.framework).profiler)(built.step, steps)
-    head = (f"{impl.name} {size.label}: {steps} calls of {built.step.steps_per_call} step(s), {threads} thread(s), "
-            f"profiler {frameworks.get(impl.framework).profiler}; first call {built.first_call_s:.3g} s")
+    head = (
+        f"{impl.name} {size.label}: {steps} calls of {built.step.steps_per_call} step(s), "
+        f"{threads} thread(s), "
+        f"profiler {frameworks.get(impl.framework).profiler}; first call {built.first_call_s:.3g} s"
+    )
     del keep
     return head, rows
 

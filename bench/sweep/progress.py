@@ -6,7 +6,14 @@ import time
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from bench.tables import median_grid
@@ -24,8 +31,13 @@ class Bar:
         self.start = self.stage_start = time.monotonic()
         if self.live:
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
             )
             self.progress.__enter__()
             self.task = self.progress.add_task("starting", total=None)
@@ -39,12 +51,17 @@ class Bar:
         if self.live:
             if done == 0:
                 self.progress.reset(self.task)
-            self.progress.update(self.task, description=f"round {rnd + 1}: {desc:<32}", completed=done, total=total)
+            self.progress.update(
+                self.task, description=f"round {rnd + 1}: {desc:<32}", completed=done, total=total
+            )
             return
         now = time.monotonic()
         elapsed, stage = now - self.start, now - self.stage_start
         eta = f"{stage / done * (total - done):.0f} s" if done else "?"
-        console.print(f"[{done}/{total}] round {rnd + 1}: {desc}  (elapsed {elapsed:.0f} s, ETA {eta})", highlight=False)
+        console.print(
+            f"[{done}/{total}] round {rnd + 1}: {desc}  (elapsed {elapsed:.0f} s, ETA {eta})",
+            highlight=False,
+        )
 
     def __exit__(self, *exc) -> None:
         if self.live:

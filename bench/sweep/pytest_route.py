@@ -20,7 +20,9 @@ def cases(impl_text: str, sizes_text: str, model: str = "mlp"):
     return [(i, z) for z in parse_sizes(sizes_text, model) for i in impls]
 
 
-def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str = "cpu", tf32: bool = False) -> None:  # pragma: no mutate (bench/test_benchmarks.py passes every argument)
+def bench_case(
+    benchmark, impl, size, threads: int, budget_s: float, device: str = "cpu", tf32: bool = False
+) -> None:  # pragma: no mutate (bench/test_benchmarks.py passes every argument)
     """Build, time the first call, gate, then pytest-benchmark's pedantic mode on step.call; the
     step's op count and description after it."""
     import pytest
@@ -50,14 +52,30 @@ def bench_case(benchmark, impl, size, threads: int, budget_s: float, device: str
     if k > 1:  # fused: scale the timer so every statistic is per training step, not per call
         clock = benchmark._timer
         benchmark._timer = lambda: clock() / k
-    benchmark.extra_info.update({
-        "impl": impl.name, "model": impl.model, "framework": impl.framework, "mode": impl.mode,
-        "device": dev, "tf32": tf32, "size": size.label, "sweep": size.sweep, "dims": dict(size.dims),
-        **mod.describe(cfg), "flops_per_step": mod.flops_per_step(cfg),
-        "steps_per_call": k, "time_unit": "seconds per training step", "threads": threads,
-        "first_call_s": built.first_call_s, **info, "versions": envinfo.versions(),
-    })
+    benchmark.extra_info.update(
+        {
+            "impl": impl.name,
+            "model": impl.model,
+            "framework": impl.framework,
+            "mode": impl.mode,
+            "device": dev,
+            "tf32": tf32,
+            "size": size.label,
+            "sweep": size.sweep,
+            "dims": dict(size.dims),
+            **mod.describe(cfg),
+            "flops_per_step": mod.flops_per_step(cfg),
+            "steps_per_call": k,
+            "time_unit": "seconds per training step",
+            "threads": threads,
+            "first_call_s": built.first_call_s,
+            **info,
+            "versions": envinfo.versions(),
+        }
+    )
     benchmark.pedantic(step.call, rounds=rounds, iterations=1, warmup_rounds=max(2, rounds // 20))
     prepare.describe_step(built)  # after the timing: torch's resets Dynamo
-    benchmark.extra_info.update({"ops_per_step": built.ops_per_step, "op_unit": built.info.get("op_unit", "")})
+    benchmark.extra_info.update(
+        {"ops_per_step": built.ops_per_step, "op_unit": built.info.get("op_unit", "")}
+    )
     del limits

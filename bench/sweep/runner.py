@@ -26,7 +26,10 @@ from models.registry import get, impls
 
 PEAK_N = 2048  # the peak matmul is (N, N) @ (N, N), float32
 PEAK_BUDGET = Budget(seconds=1.0, min_samples=10, warmup_s=0.3)
-QUICK_PEAK = (256, Budget(seconds=0.02, min_samples=3, warmup_s=0.01))  # BENCH_QUICK_PEAK=1: the tests' runs
+QUICK_PEAK = (
+    256,
+    Budget(seconds=0.02, min_samples=3, warmup_s=0.01),
+)  # BENCH_QUICK_PEAK=1: the tests' runs
 
 
 def peak_request() -> protocol.PeakRequest:
@@ -35,28 +38,42 @@ def peak_request() -> protocol.PeakRequest:
     n, budget = QUICK_PEAK if os.environ.get("BENCH_QUICK_PEAK") else (PEAK_N, PEAK_BUDGET)
     return protocol.PeakRequest(n=n, budget=asdict(budget))
 
+
 ProgressFn = Callable[[str, int, int, int], None]  # (description, round, done, total)
 
 
 class Runner:
-    def __init__(self, settings: Settings, run: RunDir, argv: list[str], meta: dict | None = None) -> None:
+    def __init__(
+        self, settings: Settings, run: RunDir, argv: list[str], meta: dict | None = None
+    ) -> None:
         """A new run, or (meta: an interrupted run's run.json) the rest of one."""
         self.settings, self.run_dir = settings, run
-        self.states = [CaseState(get(settings.model, i), z) for z in settings.sizes for i in settings.impls]
-        self.stop = threading.Event()  # set by SIGINT/SIGTERM: finish cleanly, keep what was measured
+        self.states = [
+            CaseState(get(settings.model, i), z) for z in settings.sizes for i in settings.impls
+        ]
+        # set by SIGINT/SIGTERM: finish cleanly, keep what was measured
+        self.stop = threading.Event()
         if meta is None:
             meta = new_meta(settings, run, argv)
         else:
             meta.setdefault("resumed", []).append({"utc": envinfo.utc_now(), "argv": argv})
-            restore(self.states, read_results(run.path), read_samples(run.path), read_rounds(run.path),
-                    meta.get("case_info", {}))
+            restore(
+                self.states,
+                read_results(run.path),
+                read_samples(run.path),
+                read_rounds(run.path),
+                meta.get("case_info", {}),
+            )
         self.meta = meta
         self.noise = envinfo.noise_start()  # of this part of the run (a resume records its own)
         (run.path / "logs").mkdir(exist_ok=True)
         self.pool, self.harness_cpus = make_pool(settings, run, self.stop, meta)
-        self.cost_s: dict[tuple[str, str], list[float]] = {}  # wall seconds of each case's rounds here
+        self.cost_s: dict[
+            tuple[str, str], list[float]
+        ] = {}  # wall seconds of each case's rounds here
         self.pool.info = meta["workers"]  # what each worker reports lands in run.json
-        self.warn: Callable[[str], None] = lambda w: None  # told each kernel warning once, when the workers know it
+        # told each kernel warning once, when the workers know it
+        self.warn: Callable[[str], None] = lambda w: None
         self.table = RowCache()
 
     @classmethod
@@ -76,17 +93,25 @@ class Runner:
         round done, or the case failed)."""
         msg, t0 = case_request(st, self.settings, chunk), time.monotonic()
         try:
-            reply = self.pool.ask(st.impl.framework, msg, protocol.CaseReply, self.settings.case_timeout_s)
+            reply = self.pool.ask(
+                st.impl.framework, msg, protocol.CaseReply, self.settings.case_timeout_s
+            )
             add_cost(self.cost_s.setdefault(st.key, []), chunk, time.monotonic() - t0)
         except ChildFailure as f:
-            if f.status != "interrupted" or st.status == "pending":  # finished rounds keep their status
+            if (
+                f.status != "interrupted" or st.status == "pending"
+            ):  # finished rounds keep their status
                 st.status, st.error = f.status, f.reason
             return True
         done = st.fold(reply, rnd, chunk, reply.last)
         if done:
             round_row, ns = done
-            self.run_dir.append_samples([(SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, reply.steps_per_call)
-                                         for i, v in enumerate(ns)])
+            self.run_dir.append_samples(
+                [
+                    (SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, reply.steps_per_call)
+                    for i, v in enumerate(ns)
+                ]
+            )
             self.run_dir.append_rounds([round_row])
         return bool(done) or st.status != "ok"
 
@@ -100,14 +125,19 @@ class Runner:
         s, one, t0 = self.settings, self.settings.live_workers == "one", time.monotonic()
         try:
             with frameworks.pinned(self.harness_cpus):  # the runner's threads off the workers' CPUs
-                for w in measure_peaks(self.pool, self.states, self.meta, s.case_timeout_s, self.stop, progress):
+                for w in measure_peaks(
+                    self.pool, self.states, self.meta, s.case_timeout_s, self.stop, progress
+                ):
                     self.warn(w)
                 self.run_dir.write_meta(self.meta)
                 t_base = time.monotonic()  # the base rounds start
                 self.measure_all(chunked(plan(self.states, s.rounds, one), s.chunks, one), progress)
                 if not self.stop.is_set() and s.most_rounds > s.rounds:
                     extra = self.extra_rounds(time.monotonic() - t0, time.monotonic() - t_base)
-                    self.measure_all(chunked(plan(self.states, extra, one, start=s.rounds), s.chunks, one), progress)
+                    self.measure_all(
+                        chunked(plan(self.states, extra, one, start=s.rounds), s.chunks, one),
+                        progress,
+                    )
         finally:
             self.finish()
         return self.rows()
@@ -116,7 +146,9 @@ class Runner:
         """{case key: total rounds} of the cases that get extra rounds: run.json's, when a resumed run
         decided them already, else decided now from the base rounds (their wall time: base_wall_s)."""
         if "extra_rounds" not in self.meta:
-            got = extension_within(self.states, self.settings, self.cost_s, elapsed_s, self.pool.start_s, base_wall_s)
+            got = extension_within(
+                self.states, self.settings, self.cost_s, elapsed_s, self.pool.start_s, base_wall_s
+            )
             self.meta["extra_rounds"] = {f"{i}|{z}": n for (i, z), n in got.items()}
             self.run_dir.write_meta(self.meta)
         return {tuple(k.split("|", 1)): n for k, n in self.meta["extra_rounds"].items()}
@@ -127,20 +159,32 @@ class Runner:
             if self.stop.is_set():
                 break
             if done and rnd != todo[done - 1][0]:
-                self.close_workers()  # each round in fresh worker processes: the unit of replication
+                # each round in fresh worker processes: the unit of replication
+                self.close_workers()
             elif self.settings.live_workers == "one":
-                self.close_workers(keep=st.impl.framework)  # no idle worker alive beside the measured one
+                # no idle worker alive beside the measured one
+                self.close_workers(keep=st.impl.framework)
             if progress:
-                turn = f" (turn {chunk + 1}/{self.settings.chunks})" if self.settings.chunks > 1 else ""
+                turn = (
+                    f" (turn {chunk + 1}/{self.settings.chunks})"
+                    if self.settings.chunks > 1
+                    else ""
+                )
                 progress(f"{st.impl.name} {st.size.label}{turn}", rnd, done, len(todo))
-            if st.status in ("pending", "ok") and rnd not in st.done_rounds and self.measure(st, rnd, chunk):
+            if (
+                st.status in ("pending", "ok")
+                and rnd not in st.done_rounds
+                and self.measure(st, rnd, chunk)
+            ):
                 self.run_dir.write_results(self.rows(changed=st))
 
     def close_workers(self, keep: str | None = None) -> None:
         """Stop every worker (but keep's), each after describing its cases not yet described: after
         their round's timing, as describing a torch step resets Dynamo (describe_cases)."""
         for fw in [fw for fw in self.pool.live() if fw != keep and not self.stop.is_set()]:
-            for st in describe_cases(self.pool, fw, self.states, self.settings.case_timeout_s, self.meta):
+            for st in describe_cases(
+                self.pool, fw, self.states, self.settings.case_timeout_s, self.meta
+            ):
                 self.run_dir.write_results(self.rows(changed=st))
         self.pool.close(keep)
 
@@ -172,15 +216,24 @@ def add_cost(cost: list[float], chunk: int, seconds: float) -> None:
 def case_request(st: CaseState, s: Settings, chunk: int) -> protocol.CaseRequest:
     """The request for one sampling chunk of a case's round (its first gates a pending case)."""
     return protocol.CaseRequest(
-        model=st.impl.model, impl=st.impl.name, device=frameworks.run_device(st.impl, s.device),
-        config=asdict(st.size.config()), steps_per_call=st.size.steps_per_call(), gate=st.status == "pending",
-        budget=asdict(s.budget), chunks=s.chunks, chunk=chunk)
+        model=st.impl.model,
+        impl=st.impl.name,
+        device=frameworks.run_device(st.impl, s.device),
+        config=asdict(st.size.config()),
+        steps_per_call=st.size.steps_per_call(),
+        gate=st.status == "pending",
+        budget=asdict(s.budget),
+        chunks=s.chunks,
+        chunk=chunk,
+    )
 
 
 DESCRIBED = ("ok", "mismatch", "diverged")  # statuses of a case its worker still holds built
 
 
-def describe_cases(pool: WorkerPool, fw: str, states: list[CaseState], timeout_s: float, meta: dict) -> list[CaseState]:
+def describe_cases(
+    pool: WorkerPool, fw: str, states: list[CaseState], timeout_s: float, meta: dict
+) -> list[CaseState]:
     """The op count and description (run.json's case_info) of fw's cases that have none, from fw's
     live worker, once the round's timing is done there: describing a torch step resets Dynamo, so
     every step compiled in that process would compile again. The cases it did not build stay
@@ -188,8 +241,12 @@ def describe_cases(pool: WorkerPool, fw: str, states: list[CaseState], timeout_s
     failed first (a full-graph torch step that is not one graph: models/torch_util.py). The cases
     that changed."""
     changed = []
-    for st in [st for st in states if st.impl.framework == fw and not st.info and st.status in DESCRIBED]:
-        msg = protocol.DescribeRequest(model=st.impl.model, impl=st.impl.name, config=asdict(st.size.config()))
+    for st in [
+        st for st in states if st.impl.framework == fw and not st.info and st.status in DESCRIBED
+    ]:
+        msg = protocol.DescribeRequest(
+            model=st.impl.model, impl=st.impl.name, config=asdict(st.size.config())
+        )
         try:
             reply = pool.ask(fw, msg, protocol.DescribeReply, timeout_s)
         except ChildFailure as f:
@@ -199,7 +256,9 @@ def describe_cases(pool: WorkerPool, fw: str, states: list[CaseState], timeout_s
             break  # the worker is gone, and its built cases with it
         if reply.status == "ok":
             st.framework_ops_per_step, st.info = reply.ops_per_step, reply.info
-            meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = reply.info
+            meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = (
+                reply.info
+            )
             changed.append(st)
         elif reply.status == "error" and st.status == "ok":  # a failed gate keeps its own status
             st.status, st.error = "error", reply.error
@@ -208,25 +267,46 @@ def describe_cases(pool: WorkerPool, fw: str, states: list[CaseState], timeout_s
 
 
 def new_meta(settings: Settings, run: RunDir, argv: list[str]) -> dict:
-    return {"run_id": run.path.name, "status": "running", "created_utc": envinfo.utc_now(), "finished_utc": None,
-            "argv": argv, "settings": settings.to_json(), "machine": envinfo.collect(), "workers": {}, "peaks": {}}
+    return {
+        "run_id": run.path.name,
+        "status": "running",
+        "created_utc": envinfo.utc_now(),
+        "finished_utc": None,
+        "argv": argv,
+        "settings": settings.to_json(),
+        "machine": envinfo.collect(),
+        "workers": {},
+        "peaks": {},
+    }
 
 
-def make_pool(settings: Settings, run: RunDir, stop: threading.Event, meta: dict) -> tuple[WorkerPool, list | None]:
+def make_pool(
+    settings: Settings, run: RunDir, stop: threading.Event, meta: dict
+) -> tuple[WorkerPool, list | None]:
     """(the run's workers, the harness's CPUs): the workers' environment (--native-kernels:
     what it cleared goes to run.json) and CPUs (bench/frameworks.cpu_layout)."""
     env, cleared = kernels.native_env(dict(os.environ)) if settings.native_kernels else (None, {})
     if settings.native_kernels:
         meta["native_kernels"] = {"cleared_for_workers": cleared}
     harness, workers = frameworks.cpu_layout(settings.threads, settings.harness_cpu)
-    return WorkerPool(settings.threads, settings.device, settings.tf32, run.path / "logs", stop, env, workers), harness
+    return WorkerPool(
+        settings.threads, settings.device, settings.tf32, run.path / "logs", stop, env, workers
+    ), harness
 
 
-def measure_peaks(pool: WorkerPool, states: list[CaseState], meta: dict, timeout_s: float, stop: threading.Event,
-                  progress: ProgressFn | None) -> list[str]:
+def measure_peaks(
+    pool: WorkerPool,
+    states: list[CaseState],
+    meta: dict,
+    timeout_s: float,
+    stop: threading.Event,
+    progress: ProgressFn | None,
+) -> list[str]:
     """Each framework's float32 matmul peak, in its own worker, before any case, into meta["peaks"];
     returns the kernel warnings the workers' reports raise."""
-    pending = [st.impl.framework for st in states if st.status == "pending" and st.impl.role != "control"]
+    pending = [
+        st.impl.framework for st in states if st.status == "pending" and st.impl.role != "control"
+    ]
     for fw in dict.fromkeys(pending):
         if "gflops" in meta["peaks"].get(fw, {}) or stop.is_set():
             continue
@@ -241,8 +321,10 @@ def resumable(run: RunDir) -> dict:
     here); SchemaError naming why not."""
     meta = read_meta(run.path)
     if meta.get("schema_version") != SCHEMA_VERSION:
-        raise SchemaError(f"{run.path} was written by schema {meta.get('schema_version')}; resume it with the "
-                          f"harness that made it (this one writes {SCHEMA_VERSION})")
+        raise SchemaError(
+            f"{run.path} was written by schema {meta.get('schema_version')}; resume it with the "
+            f"harness that made it (this one writes {SCHEMA_VERSION})"
+        )
     if meta.get("status") == "complete":
         raise SchemaError(f"{run.path} is complete; nothing to resume")
     if not run.samples_path.is_file():
@@ -250,7 +332,9 @@ def resumable(run: RunDir) -> dict:
     settings = Settings.from_json(meta["settings"])
     unknown = [n for n in settings.impls if n not in impls(settings.model)]
     if unknown:
-        raise SchemaError(f"{run.path} names {settings.model} implementations unknown here: {', '.join(unknown)}")
+        raise SchemaError(
+            f"{run.path} names {settings.model} implementations unknown here: {', '.join(unknown)}"
+        )
     meta.setdefault("workers", {})
     return meta
 
@@ -262,15 +346,22 @@ def ask_peak(pool: WorkerPool, fw: str, timeout_s: float) -> dict:
         reply = pool.ask(fw, msg, protocol.PeakReply, timeout_s)
     except ChildFailure as f:
         return {"error": f"{f.status}: {f.reason}"}
-    return {"error": reply.error} if reply.error else {**reply.result, "peak_rss_mb": reply.peak_rss_mb}
+    return (
+        {"error": reply.error}
+        if reply.error
+        else {**reply.result, "peak_rss_mb": reply.peak_rss_mb}
+    )
 
 
 def new_kernel_warnings(meta: dict, worker_env: dict | None) -> list[str]:
     """Which library runs below the CPU, from what every started worker reported; the warnings
     not yet in run.json's kernel_warnings are added there and returned."""
-    found = kernels.handicaps(meta["machine"].get("cpu_isa") or kernels.cpu_isa(),
-                              {fw: i.get("kernels", {}) for fw, i in meta["workers"].items()},
-                              kernels.kernel_env(worker_env), frameworks.blas_users("openblas"))
+    found = kernels.handicaps(
+        meta["machine"].get("cpu_isa") or kernels.cpu_isa(),
+        {fw: i.get("kernels", {}) for fw, i in meta["workers"].items()},
+        kernels.kernel_env(worker_env),
+        frameworks.blas_users("openblas"),
+    )
     told = meta.setdefault("kernel_warnings", [])
     new = [w for w in found if w not in told]
     told += new

@@ -44,7 +44,9 @@ class Worker:
         from bench.sweep import peak
         from bench.timing import Budget
 
-        return protocol.PeakReply(result=peak.measure(self.framework, msg.n, Budget(**msg.budget), self.device))
+        return protocol.PeakReply(
+            result=peak.measure(self.framework, msg.n, Budget(**msg.budget), self.device)
+        )
 
     def case(self, msg: protocol.CaseRequest) -> protocol.CaseReply:
         from bench.sweep import prepare
@@ -97,7 +99,12 @@ class Worker:
 
     def handle(self, msg):
         """The reply to one request (exceptions become an error reply of the right type)."""
-        handler = {"hello": self.hello, "peak": self.peak, "case": self.case, "describe": self.describe}[msg.op]
+        handler = {
+            "hello": self.hello,
+            "peak": self.peak,
+            "case": self.case,
+            "describe": self.describe,
+        }[msg.op]
         try:
             return handler(msg)
         except Exception as e:

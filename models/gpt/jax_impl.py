@@ -29,7 +29,10 @@ def attention(qkv, n_head):
     B, T, C3 = qkv.shape
     C = C3 // 3
     hs = C // n_head
-    q, k, v = (a.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3) for a in jnp.split(qkv, 3, axis=-1))  # (B, nh, T, hs)
+    # (B, nh, T, hs)
+    q, k, v = (
+        a.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3) for a in jnp.split(qkv, 3, axis=-1)
+    )
     att = (q @ k.transpose(0, 1, 3, 2)) / math.sqrt(hs)  # (B, nh, T, T)
     causal = jnp.tril(jnp.ones((T, T), bool))
     att = jax.nn.softmax(jnp.where(causal, att, -jnp.inf), axis=-1)
@@ -43,8 +46,13 @@ def gpt_loss(params, idx, targets, cfg: GPTConfig):
     nb = len(BLOCK)
     for layer in range(cfg.n_layer):
         ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fcp_w, fcp_b = (
-            params[2 + layer * nb: 2 + (layer + 1) * nb])
-        x = x + attention(layernorm(x, ln1_w, ln1_b) @ attn_w + attn_b, cfg.n_head) @ proj_w + proj_b
+            params[2 + layer * nb : 2 + (layer + 1) * nb]
+        )
+        x = (
+            x
+            + attention(layernorm(x, ln1_w, ln1_b) @ attn_w + attn_b, cfg.n_head) @ proj_w
+            + proj_b
+        )
         h = jax.nn.gelu(layernorm(x, ln2_w, ln2_b) @ fc_w + fc_b, approximate=True)  # (B, T, 4C)
         x = x + h @ fcp_w + fcp_b
     logits = layernorm(x, params[-2], params[-1]) @ wte.T  # (B, T, V), tied head
@@ -76,11 +84,17 @@ jit_step = jax.jit(adamw_step, static_argnums=3, donate_argnums=0)
 @partial(jax.jit, static_argnums=(3, 4), donate_argnums=0)
 def scan_steps(state, idx, targets, cfg: GPTConfig, steps_per_call: int):
     """steps_per_call AdamW steps in one call: (state, idx, targets) -> (new state, losses (steps_per_call,))."""
-    return jax.lax.scan(lambda s, _: adamw_step(s, idx, targets, cfg), state, None, length=steps_per_call)
+    return jax.lax.scan(
+        lambda s, _: adamw_step(s, idx, targets, cfg), state, None, length=steps_per_call
+    )
 
 
 class JaxGPTStep(ModeStep):
-    pure, jitted, scanned = staticmethod(adamw_step), staticmethod(jit_step), staticmethod(scan_steps)
+    pure, jitted, scanned = (
+        staticmethod(adamw_step),
+        staticmethod(jit_step),
+        staticmethod(scan_steps),
+    )
 
     def __init__(self, cfg: GPTConfig, mode: str, steps_per_call: int = 1) -> None:
         idx, targets = make_batch(cfg)
@@ -136,7 +150,7 @@ def pipeline_stages(cfg: GPTConfig, n: int) -> list[tuple]:
                 x = params[0][x] + params[1][: x.shape[1]]  # (b, T, C)
             off = 2 if first else 0
             for i in range(k):
-                x = block(x, params[off + nb * i: off + nb * (i + 1)], cfg.n_head)
+                x = block(x, params[off + nb * i : off + nb * (i + 1)], cfg.n_head)
             if last:
                 x = layernorm(x, params[-3], params[-2]) @ params[-1].T  # (b, T, V)
             return x

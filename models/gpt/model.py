@@ -44,8 +44,20 @@ class GPTConfig:
 
 
 Config = GPTConfig
-BLOCK = ("ln1_w", "ln1_b", "attn_w", "attn_b", "attn_proj_w", "attn_proj_b",
-         "ln2_w", "ln2_b", "fc_w", "fc_b", "fc_proj_w", "fc_proj_b")
+BLOCK = (
+    "ln1_w",
+    "ln1_b",
+    "attn_w",
+    "attn_b",
+    "attn_proj_w",
+    "attn_proj_b",
+    "ln2_w",
+    "ln2_b",
+    "fc_w",
+    "fc_b",
+    "fc_proj_w",
+    "fc_proj_b",
+)
 
 
 def param_names(cfg: GPTConfig) -> list[str]:
@@ -57,7 +69,20 @@ def param_names(cfg: GPTConfig) -> list[str]:
 
 def param_shapes(cfg: GPTConfig) -> list[tuple[int, ...]]:
     C, V, T = cfg.n_embd, cfg.vocab, cfg.seq_len
-    block = [(C,), (C,), (C, 3 * C), (3 * C,), (C, C), (C,), (C,), (C,), (C, 4 * C), (4 * C,), (4 * C, C), (C,)]
+    block = [
+        (C,),
+        (C,),
+        (C, 3 * C),
+        (3 * C,),
+        (C, C),
+        (C,),
+        (C,),
+        (C,),
+        (C, 4 * C),
+        (4 * C,),
+        (4 * C, C),
+        (C,),
+    ]
     return [(V, C), (T, C)] + block * cfg.n_layer + [(C,), (C,)]
 
 
@@ -113,7 +138,12 @@ def other_flops_per_step(cfg: GPTConfig) -> int:
     it in a."""
     N, C, L = cfg.batch * cfg.seq_len, cfg.n_embd, cfg.n_layer
     per_token = (2 * L + 1) * 20 * C + L * (25 * 4 * C + 24 * C)
-    return N * per_token + L * 8 * cfg.batch * cfg.n_head * cfg.seq_len**2 + 7 * N * cfg.vocab + 12 * n_params(cfg)
+    return (
+        N * per_token
+        + L * 8 * cfg.batch * cfg.n_head * cfg.seq_len**2
+        + 7 * N * cfg.vocab
+        + 12 * n_params(cfg)
+    )
 
 
 def bytes_per_step(cfg: GPTConfig) -> int:
@@ -167,5 +197,11 @@ def compare(cfg: GPTConfig, losses, params, ref) -> tuple[float, float, str]:
 
 
 def describe(cfg: GPTConfig) -> dict:
-    return {"batch": cfg.batch, "width": cfg.n_embd, "depth": cfg.n_layer, "seq_len": cfg.seq_len,
-            "heads": cfg.n_head, "vocab": cfg.vocab}
+    return {
+        "batch": cfg.batch,
+        "width": cfg.n_embd,
+        "depth": cfg.n_layer,
+        "seq_len": cfg.seq_len,
+        "heads": cfg.n_head,
+        "vocab": cfg.vocab,
+    }

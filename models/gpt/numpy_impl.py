@@ -46,7 +46,7 @@ def embedding_forward(idx, wte, wpe, ws, name="emb"):
 def embedding_backward(dx, idx, dwte, dwpe):
     """dx (B, T, C) -> dwte (V, C) += scatter of dx (dwte holds the head's gradient), dwpe (T, C)."""
     np.add.at(dwte, idx.ravel(), dx.reshape(-1, dx.shape[-1]))  # (V, C)
-    dwpe[idx.shape[1]:] = 0
+    dwpe[idx.shape[1] :] = 0
     np.sum(dx, axis=0, out=dwpe[: idx.shape[1]])  # (T, C)
 
 
@@ -89,8 +89,11 @@ def linear_backward(dout, cache, ws, name):
     """dout (B, T, out) -> dx (B, T, in), dw (in, out), db (out)."""
     x, w = cache
     dx = np.matmul(dout, w.T, out=ws.get(name + ".dx", x.shape))  # (B, T, in)
-    dw = np.matmul(x.reshape(-1, x.shape[-1]).T, dout.reshape(-1, dout.shape[-1]),
-                   out=ws.get(name + ".dw", w.shape))  # (in, out)
+    dw = np.matmul(
+        x.reshape(-1, x.shape[-1]).T,
+        dout.reshape(-1, dout.shape[-1]),
+        out=ws.get(name + ".dw", w.shape),
+    )  # (in, out)
     db = dout.sum(axis=(0, 1))  # (out,)
     return dx, dw, db
 
@@ -112,8 +115,10 @@ def attention_forward(qkv, n_head, ws, name):
     B, T, C3 = qkv.shape
     C = C3 // 3
     hs = C // n_head
-    q, k, v = (heads(qkv[..., i * C:(i + 1) * C], n_head) for i in range(3))  # (B, nh, T, hs) views
-    p = np.matmul(q, k.transpose(0, 1, 3, 2), out=ws.get(name + ".p", (B, n_head, T, T)))  # (B, nh, T, T)
+    # (B, nh, T, hs) views
+    q, k, v = (heads(qkv[..., i * C : (i + 1) * C], n_head) for i in range(3))
+    # (B, nh, T, T)
+    p = np.matmul(q, k.transpose(0, 1, 3, 2), out=ws.get(name + ".p", (B, n_head, T, T)))
     p *= 1.0 / math.sqrt(hs)
     np.copyto(p, -np.inf, where=future(T))  # keys after the query
     p -= p.max(axis=-1, keepdims=True)  # stable softmax: the diagonal is always finite
@@ -136,9 +141,11 @@ def attention_backward(dy, cache, ws, name):
     dp *= p
     dp *= 1.0 / math.sqrt(hs)
     dqkv = ws.get(name + ".dqkv", (B, T, 3 * C))
-    for i, (a, b) in enumerate(((dp, k), (dp.transpose(0, 1, 3, 2), q), (p.transpose(0, 1, 3, 2), dyh))):
+    for i, (a, b) in enumerate(
+        ((dp, k), (dp.transpose(0, 1, 3, 2), q), (p.transpose(0, 1, 3, 2), dyh))
+    ):
         d = np.matmul(a, b, out=ws.get(f"{name}.d{i}", (B, nh, T, hs)))  # dq, dk, dv (B, nh, T, hs)
-        np.copyto(heads(dqkv[..., i * C:(i + 1) * C], nh), d)
+        np.copyto(heads(dqkv[..., i * C : (i + 1) * C], nh), d)
     return dqkv
 
 
@@ -175,7 +182,9 @@ def gelu_backward(dout, cache, ws, name):
 
 def xent_forward(logits, targets, ws, name="xent"):
     """Mean cross-entropy of softmax(logits (B, T, V)) against targets (B, T)."""
-    probs = np.subtract(logits, logits.max(axis=-1, keepdims=True), out=ws.get(name + ".probs", logits.shape))
+    probs = np.subtract(
+        logits, logits.max(axis=-1, keepdims=True), out=ws.get(name + ".probs", logits.shape)
+    )
     picked = np.take_along_axis(probs, targets[..., None], axis=-1)  # (B, T, 1) z at the targets
     np.exp(probs, out=probs)
     total = probs.sum(axis=-1, keepdims=True)  # (B, T, 1)
@@ -222,7 +231,20 @@ def block_backward(dx, cache, ws, name):
     dqkv = attention_backward(da, c_att, ws, name + ".attn")  # (B, T, 3C)
     dh1, dattn_w, dattn_b = linear_backward(dqkv, c_qkv, ws, name + ".qkv")
     dxa, dln1_w, dln1_b = layernorm_backward(dh1, c_ln1, ws, name + ".ln1")
-    grads = [dln1_w, dln1_b, dattn_w, dattn_b, dproj_w, dproj_b, dln2_w, dln2_b, dfc_w, dfc_b, dfcp_w, dfcp_b]
+    grads = [
+        dln1_w,
+        dln1_b,
+        dattn_w,
+        dattn_b,
+        dproj_w,
+        dproj_b,
+        dln2_w,
+        dln2_b,
+        dfc_w,
+        dfc_b,
+        dfcp_w,
+        dfcp_b,
+    ]
     return np.add(dx1, dxa, out=ws.get(name + ".dx", dx.shape)), grads
 
 
@@ -234,10 +256,13 @@ def gpt_forward(params, idx, targets, cfg: GPTConfig, ws: Workspace | None = Non
     x, c_emb = embedding_forward(idx, wte, wpe, ws)  # (B, T, C)
     c_blocks = []
     for layer in range(cfg.n_layer):
-        x, c = block_forward(x, params[2 + layer * nb: 2 + (layer + 1) * nb], cfg.n_head, ws, f"h{layer}")
+        x, c = block_forward(
+            x, params[2 + layer * nb : 2 + (layer + 1) * nb], cfg.n_head, ws, f"h{layer}"
+        )
         c_blocks.append(c)
     xf, c_lnf = layernorm_forward(x, params[-2], params[-1], ws, "lnf")  # (B, T, C)
-    logits = np.matmul(xf, wte.T, out=ws.get("logits", (*idx.shape, cfg.vocab)))  # (B, T, V): tied head
+    # (B, T, V): tied head
+    logits = np.matmul(xf, wte.T, out=ws.get("logits", (*idx.shape, cfg.vocab)))
     loss, c_xent = xent_forward(logits, targets, ws)
     return loss, (c_emb, c_blocks, xf, c_lnf, c_xent, ws)
 
@@ -247,7 +272,9 @@ def gpt_backward(params, cache, cfg: GPTConfig):
     c_emb, c_blocks, xf, c_lnf, c_xent, ws = cache
     wte = params[0]
     dlogits = xent_backward(c_xent, ws)  # (B, T, V)
-    dwte = np.matmul(dlogits.reshape(-1, cfg.vocab).T, xf.reshape(-1, cfg.n_embd), out=ws.get("dwte", wte.shape))
+    dwte = np.matmul(
+        dlogits.reshape(-1, cfg.vocab).T, xf.reshape(-1, cfg.n_embd), out=ws.get("dwte", wte.shape)
+    )
     dxf = np.matmul(dlogits, wte, out=ws.get("dxf", xf.shape))  # (B, T, C)
     dx, dlnf_w, dlnf_b = layernorm_backward(dxf, c_lnf, ws, "lnf")
     block_grads = []
@@ -259,9 +286,10 @@ def gpt_backward(params, cache, cfg: GPTConfig):
     return [dwte, dwpe] + block_grads + [dlnf_w, dlnf_b]
 
 
-def adamw_update(params, grads, m, v, t, cfg: GPTConfig, decay, ws: Workspace | None = None):
+def adamw_update(params, grads, moments, t, cfg: GPTConfig, decay, ws: Workspace | None = None):
     """AdamW in place, as torch.optim.AdamW: p *= 1 - lr wd (decayed tensors only), then
-    p -= lr * m_hat / (sqrt(v_hat) + eps), with bias-corrected moments at step t (from 1)."""
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with bias-corrected moments (m, v) at step t (from 1)."""
+    m, v = moments
     ws = ws or Workspace(params[0].dtype)
     bc1, bc2 = 1.0 - cfg.beta1**t, 1.0 - cfg.beta2**t
     for i, (p, g, mi, vi, d) in enumerate(zip(params, grads, m, v, decay, strict=True)):
@@ -297,7 +325,7 @@ class GPTState:
         loss, cache = gpt_forward(self.params, idx, targets, self.cfg, self.ws)
         grads = gpt_backward(self.params, cache, self.cfg)
         self.t += 1
-        adamw_update(self.params, grads, self.m, self.v, self.t, self.cfg, self.decay, self.ws)
+        adamw_update(self.params, grads, (self.m, self.v), self.t, self.cfg, self.decay, self.ws)
         return loss
 
 
@@ -336,7 +364,9 @@ class NumpyGPTStep:
         return {}
 
     def reset(self) -> None:
-        for p, p0, m, v in zip(self.state.params, self.init, self.state.m, self.state.v, strict=True):
+        for p, p0, m, v in zip(
+            self.state.params, self.init, self.state.m, self.state.v, strict=True
+        ):
             p[...], m[...], v[...] = p0, 0, 0
         self.state.t = 0
 

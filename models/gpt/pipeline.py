@@ -16,7 +16,9 @@ CONFIG = {"batch": 16, "seq_len": 64, "n_embd": 128, "n_layer": 4, "n_head": 4} 
 TIED: tuple[int, ...] = (0,)  # wte: the first stage embeds with it, the last projects with its copy
 TORCH_STAGES = f"{__package__}.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, [(index, tensor, transposed)])]
 TORCH_LOSS = f"{__package__}.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss over tokens
-JAX_STAGES = f"{__package__}.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
+JAX_STAGES = (
+    f"{__package__}.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
+)
 JAX_LOSS = f"{__package__}.jax_impl:pipeline_loss"
 C_STAGE = Path(__file__).with_name("gpt_pipe.c")  # the stage of the C pipeline (models/cpipe.c)
 

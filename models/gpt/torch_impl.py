@@ -38,7 +38,8 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
-        q, k, v = (a.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for a in (q, k, v))  # (B, nh, T, hs)
+        # (B, nh, T, hs)
+        q, k, v = (a.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for a in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
@@ -80,18 +81,30 @@ class GPT(nn.Module):
         """(parameter, stored transposed) in model.param_names order."""
         out = [(self.wte.weight, False), (self.wpe.weight, False)]
         for b in self.h:
-            out += [(b.ln_1.weight, False), (b.ln_1.bias, False), (b.attn.c_attn.weight, True),
-                    (b.attn.c_attn.bias, False), (b.attn.c_proj.weight, True), (b.attn.c_proj.bias, False),
-                    (b.ln_2.weight, False), (b.ln_2.bias, False), (b.c_fc.weight, True), (b.c_fc.bias, False),
-                    (b.c_proj.weight, True), (b.c_proj.bias, False)]
+            out += [
+                (b.ln_1.weight, False),
+                (b.ln_1.bias, False),
+                (b.attn.c_attn.weight, True),
+                (b.attn.c_attn.bias, False),
+                (b.attn.c_proj.weight, True),
+                (b.attn.c_proj.bias, False),
+                (b.ln_2.weight, False),
+                (b.ln_2.bias, False),
+                (b.c_fc.weight, True),
+                (b.c_fc.bias, False),
+                (b.c_proj.weight, True),
+                (b.c_proj.bias, False),
+            ]
         return out + [(self.ln_f.weight, False), (self.ln_f.bias, False)]
 
 
-def adamw_(p: list, g: list, m: list, v: list, t: torch.Tensor, decayed: list, cfg: GPTConfig) -> None:
+def adamw_(
+    p: list, g: list, m: list, v: list, t: torch.Tensor, decayed: list, cfg: GPTConfig
+) -> None:
     """torch.optim.AdamW's arithmetic, in place with foreach ops, for the full graph: decoupled
     decay on the matrices, moments, bias correction at step t (a tensor: no recompile per step)."""
     t.add_(1)
-    bc1, bc2_sqrt = 1 - cfg.beta1 ** t, (1 - cfg.beta2 ** t).sqrt()  # 0-d tensors
+    bc1, bc2_sqrt = 1 - cfg.beta1**t, (1 - cfg.beta2**t).sqrt()  # 0-d tensors
     torch._foreach_mul_(decayed, 1 - cfg.lr * cfg.weight_decay)
     torch._foreach_lerp_(m, g, 1 - cfg.beta1)
     torch._foreach_mul_(v, cfg.beta2)
@@ -106,11 +119,14 @@ def adamw_(p: list, g: list, m: list, v: list, t: torch.Tensor, decayed: list, c
 def adamw(p: list, g: list, m: list, v: list, t: torch.Tensor, decay: list, cfg: GPTConfig):
     """The same AdamW as adamw_, pure (new tensors returned): for the torch.scan carry."""
     t = t + 1
-    bc1, bc2_sqrt = 1 - cfg.beta1 ** t, (1 - cfg.beta2 ** t).sqrt()
+    bc1, bc2_sqrt = 1 - cfg.beta1**t, (1 - cfg.beta2**t).sqrt()
     m = [mi.lerp(gi, 1 - cfg.beta1) for mi, gi in zip(m, g, strict=True)]
     v = [vi * cfg.beta2 + (1 - cfg.beta2) * gi * gi for vi, gi in zip(v, g, strict=True)]
-    p = [(pi * (1 - cfg.lr * cfg.weight_decay) if d else pi) - (cfg.lr / bc1) * mi / (vi.sqrt() / bc2_sqrt + cfg.eps)
-         for pi, mi, vi, d in zip(p, m, v, decay, strict=True)]
+    p = [
+        (pi * (1 - cfg.lr * cfg.weight_decay) if d else pi)
+        - (cfg.lr / bc1) * mi / (vi.sqrt() / bc2_sqrt + cfg.eps)
+        for pi, mi, vi, d in zip(p, m, v, decay, strict=True)
+    ]
     return p, m, v, t
 
 
@@ -124,9 +140,13 @@ class TorchGPTStep:
     def __init__(self, cfg: GPTConfig, kind: str, device: str = "cpu") -> None:
         self.cfg, self.kind = cfg, kind
         idx, targets = make_batch(cfg)
-        self.idx, self.targets = torch.from_numpy(idx).to(device), torch.from_numpy(targets).to(device)  # (B, T)
+        self.idx, self.targets = (
+            torch.from_numpy(idx).to(device),
+            torch.from_numpy(targets).to(device),
+        )  # (B, T)
         self.model = GPT(cfg).to(device)
-        self.p = {k: v.detach() for k, v in self.model.named_parameters()}  # the tied weight once; shared storage
+        # the tied weight once; shared storage
+        self.p = {k: v.detach() for k, v in self.model.named_parameters()}
         self.m = {k: torch.zeros_like(v) for k, v in self.p.items()}
         self.v = {k: torch.zeros_like(v) for k, v in self.p.items()}
         # The step count is a float32 0-d tensor, as torch.optim.AdamW keeps it. (A float64 0-d
@@ -136,7 +156,10 @@ class TorchGPTStep:
         if kind in ("eager", "compile"):
             self.fn, self.args = self._train_step, ()
         else:
-            self.fn, self.args = self._functional_step, (self.p, self.m, self.v, self.t, self.idx, self.targets)
+            self.fn, self.args = (
+                self._functional_step,
+                (self.p, self.m, self.v, self.t, self.idx, self.targets),
+            )
         bind(self, device)
 
     def _make_optimizer(self) -> torch.optim.AdamW:
@@ -146,8 +169,14 @@ class TorchGPTStep:
         no_decay = [p for p in params.values() if p.dim() < 2]
         c = self.cfg
         return torch.optim.AdamW(
-            [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, fused=FUSED_ADAMW,
+            [
+                {"params": decay, "weight_decay": c.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=c.lr,
+            betas=(c.beta1, c.beta2),
+            eps=c.eps,
+            fused=FUSED_ADAMW,
         )
 
     def _train_step(self) -> torch.Tensor:
@@ -164,23 +193,36 @@ class TorchGPTStep:
         """Forward, backward (torch.func) and AdamW, parameters and moments updated in place."""
         grads, loss = grad_and_value(self._loss)(p, idx, targets)
         keys = list(p)
-        adamw_([p[k] for k in keys], [grads[k] for k in keys], [m[k] for k in keys], [v[k] for k in keys], t,
-               [p[k] for k in keys if p[k].dim() >= 2], self.cfg)
+        adamw_(
+            [p[k] for k in keys],
+            [grads[k] for k in keys],
+            [m[k] for k in keys],
+            [v[k] for k in keys],
+            t,
+            [p[k] for k in keys if p[k].dim() >= 2],
+            self.cfg,
+        )
         return loss
 
     def losses(self, n: int) -> np.ndarray:
         return np.array([self.step_fn().item() for _ in range(n)])
 
     def params(self) -> list[np.ndarray]:
-        return [(p.detach().T if t else p.detach()).cpu().numpy().copy() for p, t in self.model.ordered()]
+        return [
+            (p.detach().T if t else p.detach()).cpu().numpy().copy()
+            for p, t in self.model.ordered()
+        ]
 
     def count_ops(self) -> int:
         """ATen operators dispatched by one eager run of this row's step function."""
         return count_dispatched(partial(self.fn, *self.args))
 
     def describe(self) -> dict:
-        opt = f"torch.optim.AdamW(fused={FUSED_ADAMW})" if self.kind in ("eager", "compile") else \
-            "AdamW as torch._foreach_* ops in the graph"
+        opt = (
+            f"torch.optim.AdamW(fused={FUSED_ADAMW})"
+            if self.kind in ("eager", "compile")
+            else "AdamW as torch._foreach_* ops in the graph"
+        )
         return {**graph_facts(self.kind, self.fn, *self.args), "optimizer": opt}
 
     @torch.no_grad()
@@ -213,7 +255,12 @@ class TorchGPTScanStep:
     def _start(self) -> tuple:
         self.base.reset()
         p = [self.base.p[n].clone() for n in self.names]
-        return p, [torch.zeros_like(x) for x in p], [torch.zeros_like(x) for x in p], torch.zeros_like(self.base.t)
+        return (
+            p,
+            [torch.zeros_like(x) for x in p],
+            [torch.zeros_like(x) for x in p],
+            torch.zeros_like(self.base.t),
+        )
 
     def _body(self, carry: tuple, _):
         p, m, v, t = carry
@@ -221,7 +268,9 @@ class TorchGPTScanStep:
         return adamw(p, grads, m, v, t, self.decay, self.base.cfg), loss
 
     def _loss(self, p: list) -> torch.Tensor:
-        return self.base._loss(dict(zip(self.names, p, strict=True)), self.base.idx, self.base.targets)
+        return self.base._loss(
+            dict(zip(self.names, p, strict=True)), self.base.idx, self.base.targets
+        )
 
     def losses(self, n: int) -> np.ndarray:
         return self.driver.losses(n)
@@ -236,7 +285,10 @@ class TorchGPTScanStep:
         return count_dispatched(lambda: self._body(self.driver.carry, None))
 
     def describe(self) -> dict:
-        return {**self.driver.describe(), "optimizer": "AdamW as tensor arithmetic in the scan body"}
+        return {
+            **self.driver.describe(),
+            "optimizer": "AdamW as tensor arithmetic in the scan body",
+        }
 
     def reset(self) -> None:
         self.driver.carry = self._start()
@@ -245,7 +297,9 @@ class TorchGPTScanStep:
 FUSED_ADAMW = True  # torch.optim.AdamW(fused=True): CPU and CUDA on torch >= 2.4
 
 
-build_eager, build_compiled, build_fullgraph, build_cudagraphs, build_scan = builders(TorchGPTStep, TorchGPTScanStep)
+build_eager, build_compiled, build_fullgraph, build_cudagraphs, build_scan = builders(
+    TorchGPTStep, TorchGPTScanStep
+)
 
 
 class GPTStage(nn.Module):
@@ -273,7 +327,9 @@ class GPTStage(nn.Module):
         return self.head(self.ln_f(x)) if self.last else x  # logits (B, T, V) or (B, T, C)
 
 
-def pipeline_stages(cfg: GPTConfig, n: int) -> list[tuple[nn.Module, list[tuple[int, torch.Tensor, bool]]]]:
+def pipeline_stages(
+    cfg: GPTConfig, n: int
+) -> list[tuple[nn.Module, list[tuple[int, torch.Tensor, bool]]]]:
     """The GPT cut into n stages of consecutive blocks (embedding with the first, final LayerNorm
     and head with the last), from the shared seeded start: [(stage module, [(index in
     model.param_names, tensor, stored transposed)])]. Index 0 (wte) appears in the first stage
@@ -287,14 +343,24 @@ def pipeline_stages(cfg: GPTConfig, n: int) -> list[tuple[nn.Module, list[tuple[
         stage = GPTStage(gpt, [int(i) for i in chunk], s == 0, s == n - 1)
         params = [(0, gpt.wte.weight, False), (1, gpt.wpe.weight, False)] if s == 0 else []
         for i in chunk:
-            params += [(2 + 12 * int(i) + j, ordered[2 + 12 * int(i) + j][0], ordered[2 + 12 * int(i) + j][1])
-                       for j in range(12)]
+            params += [
+                (
+                    2 + 12 * int(i) + j,
+                    ordered[2 + 12 * int(i) + j][0],
+                    ordered[2 + 12 * int(i) + j][1],
+                )
+                for j in range(12)
+            ]
         if s == n - 1:
-            params += [(len(ordered) - 2, gpt.ln_f.weight, False), (len(ordered) - 1, gpt.ln_f.bias, False),
-                       (0, stage.head.weight, False)]
+            params += [
+                (len(ordered) - 2, gpt.ln_f.weight, False),
+                (len(ordered) - 1, gpt.ln_f.bias, False),
+                (0, stage.head.weight, False),
+            ]
         out.append((stage, params))
     return out
 
 
 def pipeline_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))  # mean over tokens
+    # mean over tokens
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))

@@ -21,8 +21,13 @@ SPEC = ModelSpec(
         "gpu": [_size(b, b, 2, "width") for b in (1, 64, 256, 1024, 2048, 4096, 8192)]
         + [_size(8, 8, d, "depth") for d in (1, 4, 8, 16)],
     },
-    grammar=SizeGrammar(r"^(\d+)x(\d+)x(\d+)$", "BxHxL", ("batch", "width", "depth"),
-                        "1x1x2,64x256x2", depth_fields=("depth",)),
+    grammar=SizeGrammar(
+        r"^(\d+)x(\d+)x(\d+)$",
+        "BxHxL",
+        ("batch", "width", "depth"),
+        "1x1x2,64x256x2",
+        depth_fields=("depth",),
+    ),
     size_columns=("batch", "width", "depth", "d_in", "classes"),
     budget_min=10.0,
 )

@@ -52,9 +52,11 @@ class CStep(cbuild.FlatTrainer):
         self.dims = np.array([b, cfg.d_in, cfg.width, cfg.depth, cfg.classes], np.int32)
         self.loss_buf = np.empty(max(steps_per_call, 1), np.float32)
         self.train = self.lib.mlp_train
-        self.args = [a.ctypes.data for a in (self.dims,)] + [cfg.lr] + [
-            a.ctypes.data for a in (self.flat, self.grads, self.acts, self.x, self.y)
-        ]
+        self.args = (
+            [a.ctypes.data for a in (self.dims,)]
+            + [cfg.lr]
+            + [a.ctypes.data for a in (self.flat, self.grads, self.acts, self.x, self.y)]
+        )
 
     def count_ops(self) -> int:
         return layer_calls_per_step(self.cfg)

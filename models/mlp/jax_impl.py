@@ -50,7 +50,9 @@ class JaxStep(ModeStep):
 
     def __init__(self, cfg: MLPConfig, mode: str, steps_per_call: int = 1) -> None:
         x, y = make_batch(cfg)
-        super().__init__(cfg, mode, steps_per_call, (jnp.asarray(x), jnp.asarray(y), jnp.float32(cfg.lr)))  # (B, D), (B,)
+        super().__init__(
+            cfg, mode, steps_per_call, (jnp.asarray(x), jnp.asarray(y), jnp.float32(cfg.lr))
+        )  # (B, D), (B,)
 
     def init_state(self) -> list:
         return [jnp.asarray(p) for p in init_params(self.cfg)]

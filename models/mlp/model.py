@@ -127,7 +127,9 @@ def memory_bytes(cfg: MLPConfig) -> int:
 # sign, transpose, missing term) gives 1e-1..1. The tests hold small sizes, where no kink flips,
 # to a tenth of these (tests/test_equivalence.py).
 LOSS_RTOL = 1e-4  # |loss - ref| / |ref| per step
-UPDATE_RTOL = 1e-2  # ||(p - p0) - (ref - p0)|| / ||ref - p0|| per tensor: the SGD updates themselves
+UPDATE_RTOL = (
+    1e-2  # ||(p - p0) - (ref - p0)|| / ||ref - p0|| per tensor: the SGD updates themselves
+)
 
 
 def compare(cfg: MLPConfig, losses, params, ref) -> tuple[float, float, str]:
@@ -138,8 +140,13 @@ def compare(cfg: MLPConfig, losses, params, ref) -> tuple[float, float, str]:
 
 def describe(cfg: MLPConfig) -> dict:
     """The size columns of a results row."""
-    return {"batch": cfg.batch, "width": cfg.width, "depth": cfg.depth, "d_in": cfg.d_in,
-            "classes": cfg.classes}
+    return {
+        "batch": cfg.batch,
+        "width": cfg.width,
+        "depth": cfg.depth,
+        "d_in": cfg.d_in,
+        "classes": cfg.classes,
+    }
 
 
 Config = MLPConfig

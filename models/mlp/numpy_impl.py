@@ -20,7 +20,9 @@ def linear_forward(x, w, b, out=None):
     return z, (x, w)
 
 
-def linear_backward(dz, cache, dw=None, db=None, dx=None, need_dx=True):  # pragma: no mutate (every caller passes need_dx)
+def linear_backward(
+    dz, cache, dw=None, db=None, dx=None, need_dx=True
+):  # pragma: no mutate (every caller passes need_dx)
     """dz (B, out) -> dx (B, in) or None, dw (in, out), db (out,)."""
     x, w = cache
     dw = np.matmul(x.T, dz, out=dw)  # (in, B) @ (B, out) -> (in, out)
@@ -82,8 +84,12 @@ def mlp_backward(params, cache, bufs=None):
     dz = softmax_xent_backward(xent, out=bufs and bufs["dlogits"])  # (B, C)
     for i in reversed(range(n)):
         dx, grads[2 * i], grads[2 * i + 1] = linear_backward(
-            dz, caches[i], grads[2 * i], grads[2 * i + 1],
-            dx=bufs and bufs["dh"][i - 1], need_dx=i > 0,
+            dz,
+            caches[i],
+            grads[2 * i],
+            grads[2 * i + 1],
+            dx=bufs and bufs["dh"][i - 1],
+            need_dx=i > 0,
         )
         if i > 0:
             h_in = caches[i][0]  # ReLU output that fed layer i, (B, H)
@@ -101,7 +107,9 @@ def numpy_calls_per_step(cfg: MLPConfig) -> int:
 
 def mlp_update(params, grads, lr):
     """Plain SGD in place: p -= lr * g (g is scaled in place; it is rewritten next step)."""
-    for p, g in zip(params, grads, strict=True):  # pragma: no mutate (one gradient per tensor: same length)
+    for p, g in zip(
+        params, grads, strict=True
+    ):  # pragma: no mutate (one gradient per tensor: same length)
         g *= lr
         p -= g
 
@@ -109,7 +117,8 @@ def mlp_update(params, grads, lr):
 def reference(cfg: MLPConfig, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Float64 run of `steps` SGD steps from the shared start: (losses (steps,), final params).
     The equivalence gate's truth: the functions above, dtype-generic, in float64."""
-    params = [p.astype(np.float64) for p in init_params(cfg)]  # pragma: no mutate (astype(None) is float64 too)
+    # pragma: no mutate (astype(None) is float64 too)
+    params = [p.astype(np.float64) for p in init_params(cfg)]
     x, y = make_batch(cfg)
     x = x.astype(np.float64)  # pragma: no mutate (astype(None) is float64 too)
     losses = np.empty(steps)
@@ -145,7 +154,8 @@ class NumpyStep:
 
     def _step(self) -> float:
         loss, cache = mlp_forward(self.p, self.x, self.y, self.bufs)
-        grads = mlp_backward(self.p, cache, self.bufs)  # pragma: no mutate (with buffers, mlp_backward reads no parameter)
+        # pragma: no mutate (with buffers, mlp_backward reads no parameter)
+        grads = mlp_backward(self.p, cache, self.bufs)
         mlp_update(self.p, grads, self.cfg.lr)
         return loss
 
@@ -165,9 +175,13 @@ class NumpyStep:
         return {}
 
     def reset(self) -> None:
-        for p, p0 in zip(self.p, self.init, strict=True):  # pragma: no mutate (copies of one list: same length)
+        for p, p0 in zip(
+            self.p, self.init, strict=True
+        ):  # pragma: no mutate (copies of one list: same length)
             p[...] = p0
 
 
-def build(cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu") -> NumpyStep:  # pragma: no mutate (one step per call on the CPU whatever is asked)
+def build(
+    cfg: MLPConfig, steps_per_call: int = 1, device: str = "cpu"
+) -> NumpyStep:  # pragma: no mutate (one step per call on the CPU whatever is asked)
     return NumpyStep(cfg, init_params(cfg), make_batch(cfg))

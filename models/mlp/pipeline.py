@@ -15,7 +15,9 @@ CONFIG = {"batch": 128, "width": 256, "depth": 7}  # 8 linear layers to split
 TIED: tuple[int, ...] = ()  # parameter indices held by two stages: none
 TORCH_STAGES = f"{__package__}.torch_impl:pipeline_stages"  # (cfg, n) -> [(module, [(index, tensor, transposed)])]
 TORCH_LOSS = f"{__package__}.torch_impl:pipeline_loss"  # (logits, targets) -> mean loss
-JAX_STAGES = f"{__package__}.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
+JAX_STAGES = (
+    f"{__package__}.jax_impl:pipeline_stages"  # (cfg, n) -> [(fn(params, inp) -> out, [index])]
+)
 JAX_LOSS = f"{__package__}.jax_impl:pipeline_loss"
 C_STAGE = Path(__file__).with_name("mlp_pipe.c")  # the stage of the C pipeline (models/cpipe.c)
 

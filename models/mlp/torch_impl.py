@@ -61,7 +61,8 @@ class TorchStep:
             self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
             self.fn, self.args = self._train_step, ()
         else:
-            self.p = {k: v.detach() for k, v in self.model.named_parameters()}  # share storage with the module
+            # share storage with the module
+            self.p = {k: v.detach() for k, v in self.model.named_parameters()}
             self.fn, self.args = self._functional_step, (self.p, self.x, self.y)
         bind(self, device)
 
@@ -87,7 +88,10 @@ class TorchStep:
     def params(self) -> list[np.ndarray]:
         out = []
         for lin in self.linears:
-            out += [lin.weight.detach().T.cpu().numpy().copy(), lin.bias.detach().cpu().numpy().copy()]  # to host
+            out += [
+                lin.weight.detach().T.cpu().numpy().copy(),
+                lin.bias.detach().cpu().numpy().copy(),
+            ]  # to host
         return out
 
     def count_ops(self) -> int:
@@ -96,7 +100,11 @@ class TorchStep:
         return count_dispatched(partial(self.fn, *self.args))
 
     def describe(self) -> dict:
-        opt = "torch.optim.SGD" if self.kind in ("eager", "compile") else "SGD as torch._foreach_add_ in the graph"
+        opt = (
+            "torch.optim.SGD"
+            if self.kind in ("eager", "compile")
+            else "SGD as torch._foreach_add_ in the graph"
+        )
         return {**graph_facts(self.kind, self.fn, *self.args), "optimizer": opt}
 
     @torch.no_grad()
@@ -135,7 +143,9 @@ class TorchScanStep:
         return self.driver.losses(n)
 
     def params(self) -> list[np.ndarray]:
-        return [(p.T if p.dim() == 2 else p).detach().cpu().numpy().copy() for p in self.driver.carry]  # (in, out)
+        return [
+            (p.T if p.dim() == 2 else p).detach().cpu().numpy().copy() for p in self.driver.carry
+        ]  # (in, out)
 
     def count_ops(self) -> int:
         return count_dispatched(lambda: self._body(self.driver.carry, None))
@@ -147,10 +157,14 @@ class TorchScanStep:
         self.driver.carry = self._start()
 
 
-build_eager, build_compiled, build_fullgraph, build_cudagraphs, build_scan = builders(TorchStep, TorchScanStep)
+build_eager, build_compiled, build_fullgraph, build_cudagraphs, build_scan = builders(
+    TorchStep, TorchScanStep
+)
 
 
-def pipeline_stages(cfg: MLPConfig, n: int) -> list[tuple[nn.Module, list[tuple[int, torch.Tensor, bool]]]]:
+def pipeline_stages(
+    cfg: MLPConfig, n: int
+) -> list[tuple[nn.Module, list[tuple[int, torch.Tensor, bool]]]]:
     """The MLP cut into n stages of consecutive linear layers (each with the ReLU after it), from
     the shared seeded start: [(stage module, [(index in the model's parameter list, tensor,
     stored transposed)])]. The last stage returns the logits (pipeline_loss gives the loss)."""
@@ -161,7 +175,10 @@ def pipeline_stages(cfg: MLPConfig, n: int) -> list[tuple[nn.Module, list[tuple[
     linear_at = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
     out = []
     for chunk in np.array_split(np.arange(len(linear_at)), n):
-        first, last = linear_at[chunk[0]], (linear_at[chunk[-1] + 1] if chunk[-1] + 1 < len(linear_at) else len(layers))
+        first, last = (
+            linear_at[chunk[0]],
+            (linear_at[chunk[-1] + 1] if chunk[-1] + 1 < len(linear_at) else len(layers)),
+        )
         params = []
         for j in chunk:
             lin = layers[linear_at[j]]
