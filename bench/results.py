@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.rounds import Round
+from bench.runmeta import RunMeta
 from bench.schema import (
     PIPELINE_COLUMNS,
     PIPELINE_SAMPLE_COLUMNS,
@@ -110,12 +112,19 @@ class RunDir:
     def append_rounds(self, rows: list[tuple]) -> None:
         append_csv(self.rounds_path, rows)
 
+    def append_round(self, made: Round, call_ns: list[int]) -> None:
+        """A finished round: its samples, then its rounds.csv row (a resume rebuilds a round from
+        its samples, so those go to disk first)."""
+        self.append_samples(made.sample_rows(call_ns))
+        self.append_rounds([made.row()])
+
     def write_results(self, rows: list[dict]) -> None:
         """ValueError for a row whose keys are not the schema's (a misspelt key would otherwise
         leave a column empty); the size columns a row's model does not fill are left empty."""
         sizes = size_columns()
         columns = result_columns(sizes)
-        want, padded = set(columns) - {"schema_version"}, set(SIZE_COLUMNS) | set(sizes)
+        want = set(columns) - {"schema_version", "run_id"}
+        padded = set(SIZE_COLUMNS) | set(sizes)
         for r in rows:
             missing = sorted(want - set(r) - padded)
             extra = sorted(set(r) - want)
@@ -124,14 +133,39 @@ class RunDir:
                     f"results row {r.get('impl')} {r.get('size')}: missing {missing}, unknown "
                     f"{extra}"
                 )
-        df = pd.DataFrame(rows, columns=list(columns))
-        df["schema_version"] = SCHEMA_VERSION
-        atomic_write(self.results_path, df.to_csv(index=False))
+        self.write_table(self.results_path, rows, columns)
 
-    def write_meta(self, meta: dict) -> None:
-        atomic_write(
-            self.meta_path, json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2)
-        )
+    def write_table(self, path: Path, rows: list[dict], columns: dict[str, str]) -> None:
+        """A table of this run (results.csv, pipeline.csv): its rows in the schema's columns, each
+        with the schema's version and the run's id (the directory's name), written atomically."""
+        df = pd.DataFrame(rows, columns=list(columns))
+        df["schema_version"], df["run_id"] = SCHEMA_VERSION, self.path.name
+        atomic_write(path, df.to_csv(index=False))
+
+    def write_meta(self, meta: RunMeta) -> None:
+        atomic_write(self.meta_path, json.dumps(meta.to_json(), indent=2))
+
+    def start(self, meta: RunMeta) -> None:
+        """A run (or a resumed part of one) starts: running, on disk."""
+        meta.status = "running"
+        self.write_meta(meta)
+
+    def resumable(self, kind: str, needs: str) -> RunMeta:
+        """The record of an unfinished run of this kind, written by this schema, with the file its
+        rounds append to; SchemaError naming why not."""
+        meta = read_meta(self.path)
+        if meta.kind != kind:
+            raise SchemaError(f"{self.path} is not a {kind} run (it is a {meta.kind})")
+        if meta.schema_version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"{self.path} was written by schema {meta.schema_version}; resume it with the "
+                f"harness that made it (this one writes {SCHEMA_VERSION})"
+            )
+        if meta.status == "complete":
+            raise SchemaError(f"{self.path} is complete; nothing to resume")
+        if not (self.path / needs).is_file():
+            raise SchemaError(f"{self.path} has no {needs} to append to")
+        return meta
 
     def compress_samples(self) -> None:
         """samples.csv -> samples.csv.gz (atomic), for a finished run: raw samples compress ~4x."""
@@ -146,21 +180,21 @@ class RunDir:
 META_KEYS = {"run_id": str, "status": str, "settings": dict, "machine": dict}
 
 
-def read_meta(path: Path) -> dict:
+def read_meta(path: Path) -> RunMeta:
     f = Path(path) / "run.json"
     if not f.is_file():
         raise SchemaError(f"{path} is not a run directory (no run.json)")
     try:
-        meta = json.loads(f.read_text())
+        raw = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SchemaError(f"{f} is not valid JSON: {e}") from None
-    if not isinstance(meta, dict):
+    if not isinstance(raw, dict):
         raise SchemaError(f"{f} is not a JSON object")
-    check_version(meta.get("schema_version"), str(f))
+    check_version(raw.get("schema_version"), str(f))
     for key, kind in META_KEYS.items():
-        if not isinstance(meta.get(key), kind):
+        if not isinstance(raw.get(key), kind):
             raise SchemaError(f"{f}: {key!r} is missing or not a {kind.__name__}")
-    return upgrade_meta(meta)
+    return RunMeta.from_json(upgrade_meta(raw))
 
 
 def read_table(f: Path, columns: dict[str, str]) -> pd.DataFrame:
@@ -264,7 +298,7 @@ def read_pipeline_samples(path: Path) -> pd.DataFrame:
 
 def read_run(
     path: Path, samples: bool = True
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, dict]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, RunMeta]:
     """(results, rounds, samples, meta), checked against each other: every ok row has its rounds.
     samples=False: the raw samples are not read (a report does not need them); None in their place."""
     meta = read_meta(path)
@@ -316,10 +350,10 @@ def slow_process_share(results: pd.DataFrame, rounds: pd.DataFrame, control=froz
     return slow_share(m for k, m in unit_medians(rounds).items() if k in keys)
 
 
-def base_rounds(meta: dict) -> int | None:
+def base_rounds(meta: RunMeta) -> int | None:
     """The rounds every case got before any extra ones (bench/stats.spread: a row with no more
     processes than these uses them all), or None when run.json does not say."""
-    rounds = meta.get("settings", {}).get("rounds")
+    rounds = meta.settings.get("rounds")
     return int(rounds) if rounds is not None else None
 
 
@@ -363,7 +397,6 @@ def upgrade_run(path: Path) -> list[Path]:
         ]
         atomic_write(jsonl, "".join(f"{ln}\n" for ln in lines))
         done.append(jsonl)
-    atomic_write(
-        path / "run.json", json.dumps({**meta, "schema_version": SCHEMA_VERSION}, indent=2)
-    )
+    meta.schema_version = SCHEMA_VERSION
+    atomic_write(path / "run.json", json.dumps(meta.to_json(), indent=2))
     return done + [path / "run.json"]

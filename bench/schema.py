@@ -355,9 +355,13 @@ def upgrade_pipeline_result(d: dict) -> dict:
     return {"framework": "torch", **d}
 
 
-def upgrade_meta(meta: dict) -> dict:
-    """run.json (its schema_version stays the one it was written with). Before 5 a probe's
-    settings named no frameworks: it ran torch only."""
-    if meta.get("kind") == "pipeline" and isinstance(meta.get("settings"), dict):
-        meta["settings"].setdefault("frameworks", ["torch"])
-    return meta
+def upgrade_meta(raw: dict) -> dict:
+    """run.json (its schema_version stays the one it was written with). A sweep's and an import's
+    named no kind (a probe's did); before 5 a probe's settings named no frameworks: it ran torch
+    only."""
+    if "kind" not in raw:
+        argv = raw.get("argv") or [""]
+        raw["kind"] = "import" if argv[0] == "import-pytest" else "sweep"
+    if raw["kind"] == "pipeline" and isinstance(raw.get("settings"), dict):
+        raw["settings"].setdefault("frameworks", ["torch"])
+    return raw

@@ -51,10 +51,10 @@ def short_names(sizes: list[str]) -> dict[str, str]:
 
 def minutes(meta: dict) -> float:
     """The run's minutes; NaN for one not finished (a study still running, or stopped)."""
-    if not (meta.get("created_utc") and meta.get("finished_utc")):
+    if not (meta.created_utc and meta.finished_utc):
         return float("nan")
     t = [
-        datetime.fromisoformat(meta[k].replace("Z", "+00:00"))
+        datetime.fromisoformat(getattr(meta, k).replace("Z", "+00:00"))
         for k in ("created_utc", "finished_utc")
     ]
     return (t[1] - t[0]).total_seconds() / 60
@@ -95,7 +95,7 @@ def main(root: Path) -> int:
     rows = []
     for n in names:
         df, meta, slow = runs[n]
-        s = meta["settings"]
+        s = meta.settings
         ratio = (df.set_index(["impl", "size"])["median_s"] / base).dropna()
         rows.append(
             {

@@ -27,7 +27,7 @@ def main(runs: list[str]) -> int:
         )
         small = paired["share"].abs() < 0.25
         print(
-            f"{run}: chunks {meta['settings'].get('chunks', 1)}; paired/unpaired CI width, median "
+            f"{run}: chunks {meta.settings.get('chunks', 1)}; paired/unpaired CI width, median "
             f"{ratio.median():.2f} ({int((ratio < 1).sum())} of {len(ratio)} rows narrower); overhead under 25% "
             f"of the step: {ratio[small].median():.2f} ({int((ratio[small] < 1).sum())} of {int(small.sum())})"
         )

@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
             SimpleNamespace(
                 key=key,
                 status="ok",
-                round_medians=list(b["median_s"]),
+                rounds=SimpleNamespace(medians=list(b["median_s"])),
                 impl=SimpleNamespace(framework=impl.split(".")[0], role=""),
             )
         )

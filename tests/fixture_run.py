@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.results import RunDir
+from bench.runmeta import RunMeta
 from bench.schema import SCHEMA_VERSION
 from bench.sizes import mlp
 from bench.sweep.cases import CaseState, case_row
@@ -75,33 +76,36 @@ def make_run(path: Path, seed: int = 0, noise: float = 0.02) -> Path:
             st.loss_rel_err, st.update_rel_err = (
                 (np.nan, np.nan) if name == "null.noop" else (1e-7, 1e-5)
             )
-            rows.append(case_row(st, settings, path.name, peaks))
+            rows.append(case_row(st, settings, peaks))
     run.append_samples(samples)
-    run.append_rounds(rounds)
+    run.append_rounds([r.row() for r in rounds])
     run.write_results(rows)
     run.write_meta(
-        {
-            "run_id": path.name,
-            "status": "complete",
-            "created_utc": "2026-01-01T00:00:00Z",
-            "argv": ["fixture"],
-            "settings": {
-                "model": "mlp",
-                "threads": 2,
-                "rounds": ROUNDS,
-                "budget": {"seconds": 0.5},
-            },
-            "machine": {
-                "cpu_model": "fixture CPU",
-                "cores_logical": 2,
-                "memory_total_gb": 1,
-                "os": "test",
-                "python": "3",
-                "versions": {"numpy": "x"},
-                "git_commit": "abc123",
-            },
-            "workers": {},
-            "peaks": peaks,
-        }
+        RunMeta.from_json(
+            {
+                "run_id": path.name,
+                "kind": "sweep",
+                "status": "complete",
+                "created_utc": "2026-01-01T00:00:00Z",
+                "argv": ["fixture"],
+                "settings": {
+                    "model": "mlp",
+                    "threads": 2,
+                    "rounds": ROUNDS,
+                    "budget": {"seconds": 0.5},
+                },
+                "machine": {
+                    "cpu_model": "fixture CPU",
+                    "cores_logical": 2,
+                    "memory_total_gb": 1,
+                    "os": "test",
+                    "python": "3",
+                    "versions": {"numpy": "x"},
+                    "git_commit": "abc123",
+                },
+                "workers": {},
+                "peaks": peaks,
+            }
+        )
     )
     return path

@@ -55,7 +55,7 @@ def loaded(run_dir):
         rounds,
         meta,
         analysis.shares(res, rounds),
-        {s.impl: s for s in analysis.summarize(res, rounds, meta)},
+        {s.impl: s for s in analysis.summarize(res, rounds, meta.peaks)},
     )
 
 
@@ -366,7 +366,9 @@ def test_both_fits_recover_an_exact_line():
             "torch": {"gflops": 1.0, "copy_gbytes_per_s": 99.0, "device": "cuda"},
         }
     }
-    s = analysis.fit_summary("x", width, _units("x", width), meta, np.random.default_rng(0))
+    s = analysis.fit_summary(
+        "x", width, _units("x", width), meta["peaks"], np.random.default_rng(0)
+    )
     assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3) and s.fit_bytes_rms < 1e-4
     assert s.fixed_us > 30 and s.fit_rms > 1e-3  # the first fit does not know the bytes
     assert s.fixed_us_lo <= s.fixed_us <= s.fixed_us_hi
@@ -376,9 +378,7 @@ def test_both_fits_recover_an_exact_line():
 def test_the_first_fit_and_its_cis_without_a_bandwidth():
     t = 20e-6 + F_EXACT / 100e9
     width = _width(t, F_EXACT, np.zeros(5))
-    s = analysis.fit_summary(
-        "x", width, _units("x", width), {"peaks": {}}, np.random.default_rng(0)
-    )
+    s = analysis.fit_summary("x", width, _units("x", width), {}, np.random.default_rng(0))
     assert s.fixed_us == pytest.approx(20.0, rel=1e-3) and s.rate_gflops == pytest.approx(
         100.0, rel=1e-3
     )
@@ -394,7 +394,7 @@ def test_no_second_fit_when_the_bytes_alone_exceed_a_step():
         "x",
         width,
         _units("x", width),
-        {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
+        {"c": {"copy_gbytes_per_s": 10.0}},
         np.random.default_rng(0),
     )
     assert np.isnan(s.fixed_minus_bytes_us) and s.fixed_us == pytest.approx(20.0, rel=1e-3)
@@ -458,10 +458,14 @@ def test_peak_and_bandwidth_are_the_best_on_the_rows_device():
         }
     }
     assert (
-        analysis.best_peak_gflops(meta) == 330.0 and analysis.best_peak_gflops(meta, "cuda") == 5e4
+        analysis.best_peak_gflops(meta["peaks"]) == 330.0
+        and analysis.best_peak_gflops(meta["peaks"], "cuda") == 5e4
     )  # no device: cpu
-    assert analysis.copy_bandwidth(meta) == 12.0 and analysis.copy_bandwidth(meta, "cuda") == 3e3
-    assert np.isnan(analysis.best_peak_gflops({"peaks": {"jax": {"error": "x"}}}))
+    assert (
+        analysis.copy_bandwidth(meta["peaks"]) == 12.0
+        and analysis.copy_bandwidth(meta["peaks"], "cuda") == 3e3
+    )
+    assert np.isnan(analysis.best_peak_gflops({"jax": {"error": "x"}}))
     assert np.isnan(analysis.best_peak_gflops({})) and np.isnan(analysis.copy_bandwidth({}))
 
 
@@ -654,7 +658,7 @@ def test_bootstrap_cis_are_the_2_5_and_97_5_percentiles_of_the_refits(monkeypatc
         "x",
         width,
         _units("x", width),
-        {"peaks": {"c": {"copy_gbytes_per_s": 10.0}}},
+        {"c": {"copy_gbytes_per_s": 10.0}},
         np.random.default_rng(0),
     )
     k = np.arange(1, analysis.N_BOOT + 1)
@@ -675,7 +679,9 @@ def test_the_bytes_fit_uses_the_bandwidth_of_the_rows_device():
             "torch": {"copy_gbytes_per_s": 10.0, "device": "cuda"},
         }
     }
-    s = analysis.fit_summary("x", width, _units("x", width), meta, np.random.default_rng(0))
+    s = analysis.fit_summary(
+        "x", width, _units("x", width), meta["peaks"], np.random.default_rng(0)
+    )
     assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3)
 
 

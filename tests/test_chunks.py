@@ -6,6 +6,7 @@ import pytest
 
 from bench import protocol
 from bench.results import RunDir
+from bench.runmeta import RunMeta
 from bench.sizes import parse_sizes
 from bench.sweep import runner as runner_mod
 from bench.sweep.cases import CaseState
@@ -168,7 +169,7 @@ def test_the_runner_asks_each_chunk_in_turn_and_writes_one_round_of_every_chunk(
     ).all()
     results = pd.read_csv(tmp_path / "run" / "results.csv")
     assert (results["rounds"] == 2).all()
-    assert run.meta["settings"]["chunks"] == 3
+    assert run.meta.settings["chunks"] == 3
     assert all(len(v) == 2 for v in run.cost_s.values())  # a round's cost: its chunks together
     described = [e[1:] for e in run.pool.log if e[0] == "describe"]
     # every case once, in its first round
@@ -177,7 +178,7 @@ def test_the_runner_asks_each_chunk_in_turn_and_writes_one_round_of_every_chunk(
         "numpy calls",
         "c calls",
     }
-    assert run.meta["case_info"]["c.ref"]["B4-H8-L2"] == {"op_unit": "c calls"}
+    assert run.meta.case_info["c.ref"]["B4-H8-L2"] == {"op_unit": "c calls"}
     for fw in (
         "numpy",
         "c",
@@ -203,35 +204,38 @@ def test_a_round_whose_worker_was_replaced_between_its_turns_keeps_only_the_new_
     assert st.fold(reply(100, [1000]), 0, 1, False) is None
     # another case crashed the framework's worker; a new one (pid 200) built this case afresh
     assert st.fold(reply(200, [9000, 9000], 0.7), 0, 2, False) is None
-    row, ns = st.fold(reply(200, [9000], last=True), 0, 3, True)
-    assert ns == [9000, 9000, 9000] and row[4] == 200 and row[5] == 0.7  # one process: the new one
-    assert st.round_medians == pytest.approx([9e-6])
+    made, ns = st.fold(reply(200, [9000], last=True), 0, 3, True)
+    assert ns == [9000, 9000, 9000] and made.pid == 200 and made.first_call_s == 0.7  # the new one
+    assert st.rounds.medians == pytest.approx([9e-6])
     # a new round starts at its first chunk
     assert st.fold(reply(300, [2000], 0.4), 1, 0, False) is None
-    row, ns = st.fold(reply(300, [4000], last=True), 1, 1, True)
-    assert ns == [2000, 4000] and row[4] == 300
+    made, ns = st.fold(reply(300, [4000], last=True), 1, 1, True)
+    assert ns == [2000, 4000] and made.pid == 300
 
 
 def test_the_report_header_says_how_the_sampling_was_split_only_when_it_was():
     from bench.report.render import header
 
-    meta = {
-        "run_id": "r",
-        "created_utc": "2026-12-03T00:00:00Z",
-        "status": "complete",
-        "machine": {
-            "cpu_model": "cpu",
-            "cores_logical": 2,
-            "memory_total_gb": 1,
-            "os": "os",
-            "python": "3",
-            "versions": {},
-        },
-        "settings": {"model": "mlp", "threads": 1, "rounds": 5, "budget": {"seconds": 0.05}},
-    }
+    meta = RunMeta.from_json(
+        {
+            "run_id": "r",
+            "kind": "sweep",
+            "created_utc": "2026-12-03T00:00:00Z",
+            "status": "complete",
+            "machine": {
+                "cpu_model": "cpu",
+                "cores_logical": 2,
+                "memory_total_gb": 1,
+                "os": "os",
+                "python": "3",
+                "versions": {},
+            },
+            "settings": {"model": "mlp", "threads": 1, "rounds": 5, "budget": {"seconds": 0.05}},
+        }
+    )
     line = lambda m: next(x for x in header(m) if "sampling per case" in x)  # noqa: E731
     assert "0.05 s sampling per case and round;" in line(meta)  # a run before --chunks
-    meta["settings"]["chunks"] = 5
+    meta.settings["chunks"] = 5
     assert (
         "0.05 s sampling per case and round in 5 chunks, the process's cases taking turns;"
         in line(meta)
@@ -422,7 +426,7 @@ def test_describe_cases_asks_its_frameworks_undescribed_cases_and_records_each_a
         "mismatch",
         "loss off",
     )  # its gate failed
-    meta, pool = {}, DescribingPool()
+    meta, pool = RunMeta("r", "sweep", {}, {}), DescribingPool()
     changed = describe_cases(pool, "torch", list(sts.values()), 5.0, meta)
     assert pool.asked == [
         "torch.eager",
@@ -438,7 +442,7 @@ def test_describe_cases_asks_its_frameworks_undescribed_cases_and_records_each_a
         4,
         {"op_unit": "ATen ops"},
     )
-    assert meta == {"case_info": {"torch.eager": {"B4-H8-L2": {"op_unit": "ATen ops"}}}}
+    assert meta.case_info == {"torch.eager": {"B4-H8-L2": {"op_unit": "ATen ops"}}}
     assert (sts["torch.compile"].status, sts["torch.compile"].info) == (
         "ok",
         {},

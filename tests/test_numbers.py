@@ -49,7 +49,7 @@ def test_the_machine_peak_is_the_runs_own_devices():
         "jax": {"gflops": 80.0, "device": "cpu"},
         "torch": {"gflops": 5000.0, "device": "cuda"},
     }
-    row = case_row(st, settings, "run", peaks)
+    row = case_row(st, settings, peaks)
     gflops = (6 * 2 * (784 * 3 + 3 * 10) - 2 * 2 * 784 * 3) / 1e-6 / 1e9
     assert row["gflops"] == pytest.approx(gflops)
     assert row["pct_peak"] == pytest.approx(100 * gflops / 50.0)

@@ -390,7 +390,7 @@ def test_a_row_with_extra_rounds_takes_its_ci_from_the_base_rounds():
         }
         for r, ms in reversed(list(enumerate(medians_ms)))
     ]  # in any order on disk
-    out = row(s, "run", "c", "gpipe", 2, results)
+    out = row(s, "c", "gpipe", 2, results)
     logs = np.log(np.array(medians_ms) / 1e3)
     half = sps.t.ppf(0.975, 2) * logs[:3].std(ddof=1) / np.sqrt(6)
     assert out["rounds"] == 6 and out["status"] == "ok"

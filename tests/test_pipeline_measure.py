@@ -126,7 +126,7 @@ def measured():
     fake = FakeRank()
     results = [measured_result(fake, r) for r in range(2)]
     settings = SimpleNamespace(stages=2, config={"batch": 8}, model="mlp", grad_rtol=1e-2, rounds=8)
-    return results, row(settings, "run", "torch", "hand-gpipe", M, results)
+    return results, row(settings, "torch", "hand-gpipe", M, results)
 
 
 def test_the_step_is_timed_until_the_slowest_rank_is_done(measured):
@@ -221,17 +221,17 @@ def test_a_row_from_its_rounds_by_hand():
         result(rnd=0, step_ms=(10.0, 12.0, 11.0)),
         result(rnd=1, step_ms=(13.0, 14.0, 12.0), grad=None),
     ]
-    r = row(SETTINGS, "run7", "torch", "hand-1f1b", 2, rs)
+    r = row(SETTINGS, "torch", "hand-1f1b", 2, rs)
     assert (
-        r["run_id"],
         r["model"],
         r["schedule"],
         r["stages"],
         r["virtual_stages"],
         r["microbatches"],
         r["batch"],
-    ) == ("run7", "mlp", "hand-1f1b", 2, 1, 2, 8)
-    assert isinstance(r["virtual_stages"], int) and set(r) | {"schema_version"} == set(
+    ) == ("mlp", "hand-1f1b", 2, 1, 2, 8)
+    # every column but the file's own two: its version and its run's id (the probe's writer)
+    assert isinstance(r["virtual_stages"], int) and set(r) | {"schema_version", "run_id"} == set(
         PIPELINE_COLUMNS
     )
     assert r["status"] == "ok" and r["error"] == "" and r["rounds"] == 2
@@ -248,42 +248,41 @@ def test_a_row_from_its_rounds_by_hand():
 
 
 def test_interleaved_rows_count_two_virtual_stages_and_one_process_one_chunk():
-    inter = row(SETTINGS, "r", "torch", "interleaved-1f1b", 2, [])["virtual_stages"]
+    inter = row(SETTINGS, "torch", "interleaved-1f1b", 2, [])["virtual_stages"]
     assert inter == 2 and isinstance(inter, int)
     one = dict(result("one-process", 4), stage_f_s={"0": 0.001}, stage_b_s={"0": 0.002})
-    r = row(SETTINGS, "r", "torch", "one-process", 4, [one])
+    r = row(SETTINGS, "torch", "one-process", 4, [one])
     assert (
         r["virtual_stages"] == 1
         and r["compute_s"] == pytest.approx(0.003)
         and r["ideal_s"] == pytest.approx(0.003)
     )
     accum = dict(one, schedule="one-process-accum")
-    assert row(SETTINGS, "r", "torch", "one-process-accum", 4, [accum])[
-        "compute_s"
-    ] == pytest.approx(0.012)
+    assert row(SETTINGS, "torch", "one-process-accum", 4, [accum])["compute_s"] == pytest.approx(
+        0.012
+    )
 
 
 def test_a_gradient_past_the_gate_makes_the_row_a_mismatch():
-    r = row(SETTINGS, "r", "torch", "hand-1f1b", 2, [result(grad=0.05)])
+    r = row(SETTINGS, "torch", "hand-1f1b", 2, [result(grad=0.05)])
     assert r["status"] == "mismatch" and r["error"] == "gradient rel. error 5.00e-02 > 1e-02"
     # the limit is inclusive
-    assert row(SETTINGS, "r", "torch", "hand-1f1b", 2, [result(grad=0.01)])["status"] == "ok"
+    assert row(SETTINGS, "torch", "hand-1f1b", 2, [result(grad=0.01)])["status"] == "ok"
 
 
 def test_failed_and_unmeasured_rows_say_why_and_carry_no_numbers():
     bad = row(
         SETTINGS,
-        "r",
         "torch",
         "gpipe",
         2,
         [result("gpipe"), result("gpipe", rnd=1, status="timeout", error="rank 1: t")],
     )
     assert bad["status"] == "timeout" and bad["error"] == "rank 1: t" and bad["rounds"] == 1
-    pending = row(SETTINGS, "r", "torch", "gpipe", 2, [])
+    pending = row(SETTINGS, "torch", "gpipe", 2, [])
     assert pending["status"] == "pending" and pending["error"] == "" and pending["rounds"] == 0
-    assert set(pending) | {"schema_version"} == set(PIPELINE_COLUMNS)
-    stopped = row(SETTINGS, "r", "torch", "gpipe", 2, [], unmeasured="interrupted")
+    assert set(pending) | {"schema_version", "run_id"} == set(PIPELINE_COLUMNS)
+    stopped = row(SETTINGS, "torch", "gpipe", 2, [], unmeasured="interrupted")
     assert stopped["status"] == "interrupted" and "stopped" in stopped["error"]
     numbers = (
         "step_s",
@@ -380,18 +379,18 @@ def test_compute_is_the_busiest_rank_whatever_the_layout():
         stage_f_s={"0": 0.001, "1": 0.001, "2": 0.004},
         stage_b_s={"0": 0.001, "1": 0.001, "2": 0.004},
     )
-    assert row(three, "r", "torch", "hand-gpipe", 2, [r3])["compute_s"] == pytest.approx(2 * 0.008)
+    assert row(three, "torch", "hand-gpipe", 2, [r3])["compute_s"] == pytest.approx(2 * 0.008)
     v = dict(
         result("zbv"),
         stage_f_s={"0": 0.001, "1": 0.002, "2": 0.003, "3": 0.004},
         stage_b_s={"0": 0.001, "1": 0.002, "2": 0.003, "3": 0.004},
         order=None,
     )
-    assert row(SETTINGS, "r", "torch", "zbv", 2, [v])["compute_s"] == pytest.approx(
+    assert row(SETTINGS, "torch", "zbv", 2, [v])["compute_s"] == pytest.approx(
         2 * (0.002 + 0.008)
     )  # rank 0: 10 ms
 
 
 def test_a_row_whose_rounds_never_ran_the_gate_is_not_ok():
-    r = row(SETTINGS, "r", "torch", "hand-1f1b", 2, [result(grad=None)])
+    r = row(SETTINGS, "torch", "hand-1f1b", 2, [result(grad=None)])
     assert r["status"] == "mismatch" and math.isnan(r["grad_rel_err"]) and "nan" in r["error"]

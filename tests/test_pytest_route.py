@@ -427,8 +427,18 @@ def test_the_route_sizes_its_rounds_from_the_budget(budget_s, rounds, monkeypatc
     assert b.rounds == rounds and b.warmup_rounds == max(2, rounds // 20) and len(b.data) == rounds
 
 
+def run_meta(d: dict):
+    """A run record with only these keys of run.json (the others empty)."""
+    from bench.runmeta import RunMeta
+
+    return RunMeta("r", "sweep", d.get("settings", {}), d.get("machine", {}))
+
+
 def test_header_flags_name_every_difference_that_makes_runs_unlike():
-    from bench.report.compare import header_flags
+    from bench.report.compare import header_flags as flags
+
+    def header_flags(a, b):
+        return flags(run_meta(a), run_meta(b))
 
     a = {
         "machine": {
@@ -688,7 +698,9 @@ def test_compare_uses_the_base_rounds_sd_of_a_run_with_extra_rounds(tmp_path):
 def test_header_flags_read_runs_without_machine_or_settings():
     from bench.report.compare import header_flags
 
-    assert header_flags({"machine": {"versions": None}, "settings": {}}, {}) == []
+    assert (
+        header_flags(run_meta({"machine": {"versions": None}, "settings": {}}), run_meta({})) == []
+    )
 
 
 def test_a_case_ok_in_one_run_only_is_listed_not_compared(tmp_path):

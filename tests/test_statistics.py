@@ -327,7 +327,7 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
         return SimpleNamespace(
             key=(name, "B1"),
             status="ok",
-            round_medians=list(np.exp(logs)),
+            rounds=SimpleNamespace(medians=list(np.exp(logs))),
             first_call_s=0.0,
             impl=SimpleNamespace(framework=name, role=""),
         )
@@ -337,7 +337,7 @@ def test_the_extension_makes_as_many_rows_precise_as_the_budget_pays_for():
     a, d, b, narrow = case("a", 0.05 * s), case("d", 0.06 * s), case("b", 0.5), case("c", 0.001)
     # rounds in all: the fewest n with Stein's half-width t(0.975, 4) sd / sqrt(n) <= log(1 + TARGET_CI), or none within 16
     for st, want in ((a, 8), (d, 12), (b, None), (narrow, 5)):
-        sd = np.log(st.round_medians).std(ddof=1)
+        sd = np.log(st.rounds.medians).std(ddof=1)
         n = next(
             (
                 n

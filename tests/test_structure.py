@@ -271,3 +271,37 @@ def test_ruff_format_and_check_pass():
     assert fmt.returncode == 0, fmt.stdout[-2000:]
     lint = subprocess.run([*ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout[-2000:]
+
+
+def _meta_subscripts(path: Path) -> list[int]:
+    """Lines that index a run record like a dict (`meta[...]`, `self.meta[...]`)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Subscript):
+            v = node.value
+            name = (
+                v.id if isinstance(v, ast.Name) else v.attr if isinstance(v, ast.Attribute) else ""
+            )
+            if name.startswith("meta"):
+                out.append(node.lineno)
+    return out
+
+
+def test_the_run_record_is_typed_and_its_id_written_in_one_place():
+    """run.json is a RunMeta (bench/runmeta.py): outside the sweep and the probe nothing indexes
+    it as a dict; no dict literal in bench/ keys a run_id but the schema's descriptions and the
+    raw reader's checks (RunMeta.to_json and RunDir.write_table write it)."""
+    indexed = {}
+    keyed = {}
+    for name, path in modules().items():
+        if not name.startswith("bench"):
+            continue
+        if not name.startswith(("bench.sweep", "bench.pipeline")) and _meta_subscripts(path):
+            indexed[name] = _meta_subscripts(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Dict) and any(
+                isinstance(k, ast.Constant) and k.value == "run_id" for k in node.keys
+            ):
+                keyed.setdefault(name, []).append(node.lineno)
+    assert not indexed, indexed
+    assert set(keyed) <= {"bench.schema", "bench.results"}, keyed

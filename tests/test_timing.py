@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from bench import frameworks, timing
+from bench.runmeta import RunMeta
 from bench.sizes import mlp
 from bench.sweep.cases import CaseState, case_row
 from bench.sweep.settings import Settings
@@ -79,17 +80,16 @@ def test_the_row_cache_computes_again_the_changed_case_and_all_when_the_workers_
     for st in (a, b):
         st.add_round(0, [1000, 1000], 1)
     settings = Settings("mlp", ["numpy.loop", "c.ref"], [size], 2, 2, Budget(), 60.0)
-    meta = {"run_id": "run", "peaks": {}, "workers": {"numpy": {"threads_used": 1}}}
+    meta = RunMeta("run", "sweep", {}, {}, workers={"numpy": {"threads_used": 1}})
     cache = RowCache()
     assert [r["rounds"] for r in cache.rows([a, b], settings, meta)] == [1, 1]
     a.add_round(1, [3000], 1)
     b.add_round(1, [3000], 1)
     after = cache.rows([a, b], settings, meta, changed=a)  # one round of a: b's row as it was
     assert [r["rounds"] for r in after] == [2, 1]
-    assert after[0] == case_row(a, settings, "run", {}, meta["workers"])
-    meta["workers"]["numpy"]["threads_used"] = (
-        2  # a worker's report changes every row that names it
-    )
+    assert after[0] == case_row(a, settings, {}, meta.workers)
+    meta.workers["numpy"]["threads_used"] = 2  # a worker's report: every row computed again
+    cache.invalidate()
     again = cache.rows([a, b], settings, meta, changed=a)
     assert [r["rounds"] for r in again] == [2, 2] and again[0]["threads_used"] == 2
 
@@ -103,7 +103,7 @@ def test_a_case_row_from_known_rounds():
     st.add_round(1, [16000, 16000, 16000], 4, first_call_s=0.5, pid=12)  # per step: 4000 ns
     st.first_call_s = 2.0  # as fold() sets it from the first process
     settings = Settings("mlp", ["jax.scan"], [size], 2, 2, Budget(), 60.0)
-    row = case_row(st, settings, "run", {"jax": {"gflops": 100.0}})
+    row = case_row(st, settings, {"jax": {"gflops": 100.0}})
     # geometric mean of the process medians
     assert row["median_s"] == pytest.approx(math.sqrt(1e-6 * 4e-6))
     assert row["pooled_median_s"] == pytest.approx(3e-6)  # median of 1, 1, 2, 4, 4, 4 µs
@@ -125,10 +125,10 @@ def test_a_case_row_from_known_rounds():
 
 def test_a_rounds_row_and_the_rounds_it_records():
     st = CaseState(REGISTRY["mlp"]["numpy.loop"], mlp(2, 3, 1, "custom"))
-    row = st.add_round(3, [2000, 4000, 6000], 1)  # no pid given: 0
+    row = st.add_round(3, [2000, 4000, 6000], 1).row()  # no pid given: 0
     assert row[3:5] == (3, 0) and math.isnan(row[5])  # round, pid, first call unknown
     assert row[6:] == (3, pytest.approx(4e-6), pytest.approx(0.5), 1)  # IQR (5 - 3) / 4 µs
-    assert st.done_rounds == {3}
+    assert st.rounds.done == {3}
 
 
 def test_row_device_keeps_cpu_only_frameworks_on_the_cpu():
@@ -143,7 +143,7 @@ def test_case_row_carries_the_workers_and_the_compilers_facts():
     st.add_round(0, [3000], 1, first_call_s=9.0)  # one process, one sample
     st.info = {"op_unit": "graph", "graphs": 1, "graph_breaks": 0}
     settings = Settings("mlp", ["torch.fullgraph"], [size], 2, 1, Budget(), 60.0, device="cuda")
-    row = case_row(st, settings, "run", {"torch": {"gflops": 50.0}}, {"torch": {"threads_used": 2}})
+    row = case_row(st, settings, {"torch": {"gflops": 50.0}}, {"torch": {"threads_used": 2}})
     assert row["device"] == "cuda" and row["threads_used"] == 2
     assert (row["framework_op"], row["graphs"], row["graph_breaks"]) == ("graph", 1, 0)
     flops = 6 * 2 * (784 * 3 + 3 * 10) - 2 * 2 * 784 * 3
@@ -159,14 +159,14 @@ def test_case_row_of_a_control_and_of_a_failed_case():
     settings = Settings("mlp", ["null.noop", "torch.eager"], [size], 2, 1, Budget(), 60.0)
     st = CaseState(REGISTRY["mlp"]["null.noop"], size, status="ok")
     st.add_round(0, [500, 500], 1)
-    row = case_row(st, settings, "run", {"null": {"gflops": 1.0}})
+    row = case_row(st, settings, {"null": {"gflops": 1.0}})
     assert (
         row["median_s"] == pytest.approx(5e-7)
         and math.isnan(row["gflops"])
         and math.isnan(row["pct_peak"])
     )
     failed = CaseState(REGISTRY["mlp"]["torch.eager"], size, status="error", error="boom")
-    row = case_row(failed, settings, "run", {"torch": {"gflops": 50.0}})
+    row = case_row(failed, settings, {"torch": {"gflops": 50.0}})
     assert (row["noisy"], row["noisy_reason"], row["n_samples"], row["rounds"]) == (False, "", 0, 0)
     assert (
         math.isnan(row["gflops"])
@@ -192,6 +192,7 @@ def test_fold_keeps_the_first_processs_build_and_gate_and_each_processs_samples(
         peak_rss_mb=100.0,
     )
     row, ns = st.fold(first, 0)
+    row = row.row()  # its rounds.csv row
     assert row[3:8] == (0, 7, 2.0, 2, pytest.approx(1.5e-6)) and ns == [
         4000,
         8000,
@@ -200,7 +201,7 @@ def test_fold_keeps_the_first_processs_build_and_gate_and_each_processs_samples(
         "ok", first_call_s=0.5, samples_ns=[4000], steps_per_call=4, pid=8, peak_rss_mb=120.0
     )
     st.fold(later, 1)
-    assert (st.first_call_s, st.first_calls) == (2.0, [2.0, 0.5])
+    assert (st.first_call_s, st.rounds.first_calls) == (2.0, [2.0, 0.5])
     assert (st.loss_rel_err, st.update_rel_err, st.peak_rss_mb, st.steps_per_call) == (
         1e-6,
         2e-6,
@@ -208,9 +209,10 @@ def test_fold_keeps_the_first_processs_build_and_gate_and_each_processs_samples(
         4,
     )
     row, _ = st.fold(CaseReply("ok", samples_ns=[8000], steps_per_call=4, pid=9), 2)
-    assert math.isnan(row[5]) and math.isnan(st.first_calls[-1])  # no build in this process
+    row = row.row()  # its rounds.csv row
+    assert math.isnan(row[5]) and math.isnan(st.rounds.first_calls[-1])  # no build in this process
     assert st.fold(CaseReply("error", error="boom", first_call_s=1.0), 3) is None
-    assert (st.status, st.error, st.round_medians) == ("error", "boom", [1.5e-6, 1e-6, 2e-6])
+    assert (st.status, st.error, st.rounds.medians) == ("error", "boom", [1.5e-6, 1e-6, 2e-6])
     assert st.first_call_s == 2.0
 
 
@@ -231,22 +233,26 @@ def test_a_round_in_chunks_is_one_process_median_over_every_chunk_and_nothing_be
         st.fold(CaseReply("ok", samples_ns=[2000], steps_per_call=1, pid=5), 0, chunk=1, last=False)
         is None
     )
-    assert st.round_medians == [] and st.done_rounds == set()  # not a round until its last chunk
+    assert st.rounds.medians == [] and st.rounds.done == set()  # not a round until its last chunk
     row, ns = st.fold(
         CaseReply("ok", samples_ns=[3000, 4000], steps_per_call=1, pid=5), 0, chunk=2, last=True
     )
+    row = row.row()  # its rounds.csv row
     assert ns == [1000, 9000, 2000, 3000, 4000] and row[5:8] == (
         3.0,
         5,
         pytest.approx(3e-6),
     )  # first call, n, median
-    assert st.round_medians == [pytest.approx(3e-6)] and st.done_rounds == {0}
+    assert st.rounds.medians == [pytest.approx(3e-6)] and st.rounds.done == {0}
     # a round cut short (its worker crashed before the last chunk) leaves nothing in the next round
     st.fold(CaseReply("ok", samples_ns=[50_000], steps_per_call=1, pid=6), 1, chunk=0, last=False)
     row, ns = st.fold(
         CaseReply("ok", samples_ns=[7000], steps_per_call=1, pid=7), 2, chunk=0, last=True
     )
-    assert ns == [7000] and st.round_medians[-1] == pytest.approx(7e-6) and st.done_rounds == {0, 2}
+    row = row.row()  # its rounds.csv row
+    assert (
+        ns == [7000] and st.rounds.medians[-1] == pytest.approx(7e-6) and st.rounds.done == {0, 2}
+    )
 
 
 def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
@@ -299,9 +305,9 @@ def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
     restore(states, results, samples, rounds, {"jax.scan": {size.label: {"op_unit": "scan"}}})
     scan, loop, eager, failed = states
     assert (
-        scan.round_medians == [1e-6, 2e-6]
-        and scan.first_calls == [3.0, 0.5]
-        and scan.done_rounds == {0, 1}
+        scan.rounds.medians == [1e-6, 2e-6]
+        and scan.rounds.first_calls == [3.0, 0.5]
+        and scan.rounds.done == {0, 1}
     )
     assert (scan.status, scan.error, scan.steps_per_call, scan.info) == (
         "ok",
@@ -310,10 +316,10 @@ def test_restore_rebuilds_case_states_from_the_files_of_an_interrupted_run():
         {"op_unit": "scan"},
     )
     assert all(getattr(scan, name) == 0.25 for name in RESTORED)
-    assert (loop.status, loop.error, loop.round_medians, loop.info) == ("pending", "", [3e-6], {})
-    assert math.isnan(loop.first_calls[0])  # no rounds.csv row for it
-    assert (eager.status, eager.round_medians) == ("pending", [])
-    assert (failed.status, failed.error, failed.round_medians) == ("error", "boom", [])
+    assert (loop.status, loop.error, loop.rounds.medians, loop.info) == ("pending", "", [3e-6], {})
+    assert math.isnan(loop.rounds.first_calls[0])  # no rounds.csv row for it
+    assert (eager.status, eager.rounds.medians) == ("pending", [])
+    assert (failed.status, failed.error, failed.rounds.medians) == ("error", "boom", [])
 
 
 def test_the_matmul_peak_counts_2n3_flops_of_a_known_time(monkeypatch, vclock):

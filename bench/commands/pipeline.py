@@ -183,7 +183,7 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: probe.stop.set())
     print(f"run directory: {probe.path}", file=sys.stderr)
     rows = probe.run(lambda d, r: print(f"round {r + 1}: {d}", file=sys.stderr))
-    if probe.meta["status"] == "interrupted":
+    if probe.meta.status == "interrupted":
         print(
             f"interrupted; what was measured is in {probe.path}; finish it with: "
             f"python -m bench pipeline --resume {probe.path}",

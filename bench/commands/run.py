@@ -163,7 +163,7 @@ def run(args) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     print(f"run directory: {runner.run_dir.path}", file=sys.stderr)
-    commit = runner.meta["machine"].get("git_commit") or ""
+    commit = runner.meta.machine.get("git_commit") or ""
     if commit.endswith("-dirty"):
         print(
             "warning: the tree has uncommitted changes; this run will not be reproducible from a "
@@ -173,7 +173,7 @@ def run(args) -> int:
         )
     runner.warn = lambda w: print(f"warning: {w}", file=sys.stderr)
     if runner.settings.native_kernels:
-        cleared = runner.meta["native_kernels"]["cleared_for_workers"]
+        cleared = runner.meta.native_kernels["cleared_for_workers"]
         print(
             "--native-kernels: cleared for the workers: "
             f"{', '.join(f'{k}={v}' for k, v in cleared.items()) or 'nothing was set'}",
@@ -183,7 +183,7 @@ def run(args) -> int:
         print(f"left out of this sweep: {name}: {why}; --impl all includes it", file=sys.stderr)
     with progress.Bar() as bar:
         rows = runner.run(bar.update)
-    if runner.meta["status"] == "interrupted":
+    if runner.meta.status == "interrupted":
         print(
             f"interrupted; what was measured is in {runner.run_dir.path}; "
             f"finish it with: python -m bench run --resume {runner.run_dir.path}",

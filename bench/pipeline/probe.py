@@ -22,17 +22,17 @@ from itertools import groupby
 
 import numpy as np
 
-from bench import envinfo, frameworks, protocol
+from bench import campaign, frameworks, protocol
 from bench.pipeline.group import Group
 from bench.pipeline.rows import row
 from bench.pipeline.settings import PipelineSettings, cases
-from bench.results import append_csv, append_line, atomic_write, read_meta
+from bench.results import append_csv, append_line
+from bench.runmeta import RunMeta
 from bench.schedules import SCHEDULES
 from bench.schema import (
     PIPELINE_COLUMNS,
     PIPELINE_SAMPLE_COLUMNS,
     SCHEMA_VERSION,
-    SchemaError,
     upgrade_pipeline_result,
 )
 from bench.stats import rounds_for
@@ -117,24 +117,15 @@ class Probe:
     """The rounds of one probe directory, new or resumed; `stop` (set by SIGINT) ends it cleanly."""
 
     def __init__(
-        self, s: PipelineSettings, run_dir, argv: list[str], meta: dict | None = None
+        self, s: PipelineSettings, run_dir, argv: list[str], meta: RunMeta | None = None
     ) -> None:
         self.s, self.path, self.stop = s, run_dir.path, threading.Event()
         self.results: list[dict] = []  # protocol.PipeResult dicts, every finished (case, round)
         if meta is None:
-            meta = {
-                "run_id": self.path.name,
-                "kind": "pipeline",
-                "status": "running",
-                "created_utc": envinfo.utc_now(),
-                "argv": argv,
-                "settings": asdict(s),
-                "machine": envinfo.collect(),
-                "noise": {},
-            }
+            meta = RunMeta.new(self.path.name, "pipeline", asdict(s), argv)
             append_csv(self.path / "pipeline_samples.csv", [tuple(PIPELINE_SAMPLE_COLUMNS)])
         else:
-            meta.setdefault("resumed", []).append({"utc": envinfo.utc_now(), "argv": argv})
+            meta.resume(argv)
             self.results = [
                 upgrade_pipeline_result(json.loads(line))
                 for line in (self.path / "pipeline_results.jsonl").read_text().splitlines()
@@ -145,14 +136,8 @@ class Probe:
     @classmethod
     def resume(cls, run_dir, argv: list[str]) -> Probe:
         """SchemaError when the directory is not an unfinished probe."""
-        meta = read_meta(run_dir.path)
-        if meta.get("kind") != "pipeline":
-            raise SchemaError(f"{run_dir.path} is not a pipeline probe")
-        if meta.get("status") == "complete":
-            raise SchemaError(f"{run_dir.path} is complete; nothing to resume")
-        if not (run_dir.path / "pipeline_results.jsonl").is_file():
-            raise SchemaError(f"{run_dir.path} has no pipeline_results.jsonl to continue")
-        return cls(PipelineSettings(**meta["settings"]), run_dir, argv, meta)
+        meta = run_dir.resumable("pipeline", "pipeline_results.jsonl")
+        return cls(PipelineSettings(**meta.settings), run_dir, argv, meta)
 
     def done(self) -> set[tuple[str, str, int, int]]:
         return {(*key(r), r["round"]) for r in self.results}
@@ -161,40 +146,36 @@ class Probe:
         return {key(r) for r in self.results if r["status"] in FAILING}
 
     def run(self, progress=None) -> list[dict]:
-        """Every (case, round) not yet on disk; then the final files. Returns pipeline.csv's rows."""
-        self.meta["status"] = "running"
-        noise = envinfo.noise_start()
-        self.run_dir.write_meta(self.meta)
+        """Every (case, round) not yet on disk, base rounds then extra ones (bench/campaign.py);
+        then the final files. Returns pipeline.csv's rows."""
+        stages = campaign.Stages(
+            lambda: self.base_rounds(progress),
+            lambda: extra_rounds(self.s, self.results),
+            lambda wanted: self.extra_rounds(wanted, progress),
+            self.finish,
+        )
+        return campaign.run(self.run_dir, self.meta, self.stop, stages)
+
+    def base_rounds(self, progress) -> None:
         self.write_table()
         for rnd in range(self.s.rounds):
             if self.stop.is_set():
                 break
             self.run_round(rnd, progress)
-        if not self.stop.is_set() and "extra_rounds" not in self.meta:
-            self.meta["extra_rounds"] = extra_rounds(self.s, self.results)
-            self.run_dir.write_meta(self.meta)
-        wanted = self.meta.get("extra_rounds", {})
+
+    def extra_rounds(self, wanted: dict[str, int], progress) -> None:
         for rnd in range(self.s.rounds, max(wanted.values(), default=0)):
             if self.stop.is_set():
                 break
-            self.run_round(
-                rnd,
-                progress,
-                only={c for c in cases(self.s) if wanted.get("|".join(map(str, c)), 0) > rnd},
-            )
-        stopped = self.stop.is_set()
+            only = {c for c in cases(self.s) if wanted.get("|".join(map(str, c)), 0) > rnd}
+            self.run_round(rnd, progress, only=only)
+
+    def finish(self, stopped: bool) -> list[dict]:
         if self.s.nnodes > 1:
             from bench.pipeline.nodes import goodbye
 
             goodbye(self.s, self.path / "logs")
-        self.meta.update(
-            status="interrupted" if stopped else "complete",
-            finished_utc=envinfo.utc_now(),
-            noise=envinfo.noise_end(noise),
-        )
-        rows = self.write_table("interrupted" if stopped else "pending")
-        self.run_dir.write_meta(self.meta)
-        return rows
+        return self.write_table("interrupted" if stopped else "pending")
 
     def run_round(self, rnd: int, progress, only: set | None = None) -> None:
         """The round's cases not done or failed before (of `only`, when given), a framework's
@@ -281,12 +262,9 @@ class Probe:
             )
 
     def write_table(self, unmeasured: str = "pending") -> list[dict]:
-        import pandas as pd
-
         rows = [
             row(
                 self.s,
-                self.path.name,
                 fw,
                 name,
                 m,
@@ -295,7 +273,5 @@ class Probe:
             )
             for fw, name, m in cases(self.s)
         ]
-        df = pd.DataFrame(rows, columns=[c for c in PIPELINE_COLUMNS if c != "schema_version"])
-        df.insert(0, "schema_version", SCHEMA_VERSION)
-        atomic_write(self.path / "pipeline.csv", df.to_csv(index=False))
+        self.run_dir.write_table(self.path / "pipeline.csv", rows, PIPELINE_COLUMNS)
         return rows

@@ -54,20 +54,19 @@ def ideal(res: dict, P: int, M: int, f: dict, b: dict, comm: float) -> float:
 
 def row(
     settings,
-    run_id: str,
     framework: str,
     name: str,
     M: int,
     results: list[dict],
     unmeasured: str = "pending",
 ) -> dict:
-    """One pipeline.csv row from the case's results of every round so far (protocol.PipeResult as
-    dicts); a case with none yet has the status `unmeasured` (pending, or interrupted)."""
+    """One pipeline.csv row (but its run_id, the directory's) from the case's results of every
+    round so far (protocol.PipeResult as dicts); a case with none yet has the status `unmeasured`
+    (pending, or interrupted)."""
     sched, P, cfg = SCHEDULES[name], settings.stages, settings.config
     ok = sorted((r for r in results if r["status"] == "ok"), key=lambda r: r["round"])
     bad = [r for r in results if r["status"] != "ok"]
     out = {
-        "run_id": run_id,
         "model": settings.model,
         "framework": framework,
         "schedule": name,

@@ -158,7 +158,7 @@ def analyze(run_dir: Path, seed: int = 0) -> Analysis:
     sh = shares(results, rounds, r, base_rounds(meta))
     slow = slow_process_share(results, rounds, r.control)
     return Analysis(
-        results, meta, r, sh, tuple(summarize(results, rounds, meta, seed, sh, r)), slow
+        results, meta, r, sh, tuple(summarize(results, rounds, meta.peaks, seed, sh, r)), slow
     )
 
 
@@ -174,20 +174,19 @@ def width_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["sweep"].isin(["width", "custom"])].sort_values("flops_per_step")
 
 
-def best_peak_gflops(meta: dict, device: str = "cpu") -> float:
+def best_peak_gflops(peaks: dict, device: str = "cpu") -> float:
+    """The fastest matmul any framework measured on the device (run.json's peaks), GFLOP/s."""
     vals = [
-        p["gflops"]
-        for p in meta.get("peaks", {}).values()
-        if "gflops" in p and p.get("device", "cpu") == device
+        p["gflops"] for p in peaks.values() if "gflops" in p and p.get("device", "cpu") == device
     ]
     return max(vals) if vals else math.nan
 
 
-def copy_bandwidth(meta: dict, device: str = "cpu") -> float:
+def copy_bandwidth(peaks: dict, device: str = "cpu") -> float:
     """The measured copy bandwidth of the device, GB/s (read + write), NaN when not measured."""
     vals = [
         p["copy_gbytes_per_s"]
-        for p in meta.get("peaks", {}).values()
+        for p in peaks.values()
         if "copy_gbytes_per_s" in p and p.get("device", "cpu") == device
     ]
     return max(vals) if vals else math.nan
@@ -257,7 +256,7 @@ def crossover(rows: pd.DataFrame) -> tuple[str, float, str, str]:
 
 
 def fit_summary(
-    impl: str, width: pd.DataFrame, units: dict, meta: dict, rng: np.random.Generator
+    impl: str, width: pd.DataFrame, units: dict, peaks: dict, rng: np.random.Generator
 ) -> Fit:
     """The two fits of one implementation's width sweep, with a bootstrap CI over processes for
     the first."""
@@ -269,7 +268,7 @@ def fit_summary(
     c_lo, c_hi = np.percentile(fits[:, 1], [2.5, 97.5])
     rate = lambda slope: 1 / slope / 1e9 if slope > 0 else math.inf  # noqa: E731
     a2 = rms2 = math.nan
-    bw = copy_bandwidth(meta, width["device"].iloc[0])
+    bw = copy_bandwidth(peaks, width["device"].iloc[0])
     if math.isfinite(bw):
         t2 = t - width["bytes_per_step"].to_numpy(float) / (bw * 1e9)
         if (t2 > 0).all():
@@ -325,7 +324,7 @@ def per_op_summary(rows: pd.DataFrame, rate_gflops: float) -> PerOp:
 def summarize(
     results: pd.DataFrame,
     rounds: pd.DataFrame,
-    meta: dict,
+    peaks: dict,
     seed: int = 0,
     sh: pd.DataFrame | None = None,
     r: Roles | None = None,
@@ -341,7 +340,7 @@ def summarize(
             continue
         rows = sh[sh["impl"] == impl]
         width = width_rows(rows)
-        fit = fit_summary(impl, width, units, meta, rng) if len(width) >= 3 else Fit()
+        fit = fit_summary(impl, width, units, peaks, rng) if len(width) >= 3 else Fit()
         ends = overhead_summary(impl, width) if len(width) else Ends()
         first = float(results.loc[results["impl"] == impl, "first_call_s"].max())
         out.append(ImplSummary(impl, fit, per_op_summary(rows, fit.rate_gflops), ends, first))

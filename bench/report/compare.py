@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results import base_rounds, read_run, unit_medians
+from bench.runmeta import RunMeta
 from bench.stats import Drift, detectable_change, log_t_interval, spread, welch_log
 
 ALPHA = 0.05  # two-sided significance level of Welch's t-test on log process medians
@@ -26,10 +27,10 @@ THRESHOLD = 0.03  # ... and |ratio - 1| above this, for a case to be called chan
 TEST_NAME = "Welch's t-test on log per-process medians"
 
 
-def header_flags(meta_a: dict, meta_b: dict) -> list[str]:
+def header_flags(meta_a: RunMeta, meta_b: RunMeta) -> list[str]:
     """Differences that make the two runs not like for like."""
     flags = []
-    ma, mb = meta_a.get("machine", {}), meta_b.get("machine", {})
+    ma, mb = meta_a.machine, meta_b.machine
     for key in ("cpu_model", "host", "cores_logical"):
         if ma.get(key) != mb.get(key):
             flags.append(f"different machine: {key} {ma.get(key)!r} vs {mb.get(key)!r}")
@@ -42,11 +43,11 @@ def header_flags(meta_a: dict, meta_b: dict) -> list[str]:
     ):  # pragma: no mutate (& alike: a library in one run only is not flagged)
         if va.get(lib) != vb.get(lib) and va.get(lib) and vb.get(lib):
             flags.append(f"different {lib}: {va.get(lib)} vs {vb.get(lib)}")
-    ta, tb = meta_a.get("settings", {}).get("threads"), meta_b.get("settings", {}).get("threads")
+    ta, tb = meta_a.settings.get("threads"), meta_b.settings.get("threads")
     if ta != tb:
         flags.append(f"different threads: {ta} vs {tb}")
     # runs before --chunks: 1
-    ca, cb = (m.get("settings", {}).get("chunks", 1) for m in (meta_a, meta_b))
+    ca, cb = (m.settings.get("chunks", 1) for m in (meta_a, meta_b))
     if ca != cb:
         flags.append(
             f"different chunks: {ca} vs {cb} (on a host that moves, a process median over chunks "

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from bench.report import analysis
+from bench.runmeta import RunMeta
 from bench.tables import fmt_us
 
 DEFINITIONS = {
@@ -131,7 +132,7 @@ def below_floor(sh: pd.DataFrame, meta: dict) -> list[str]:
     w = w[(w["overhead_hi_s"] < 0) & (w["floor_impl"] != w["impl"])]
     if w.empty:
         return []
-    peaks = {fw: p["gflops"] * 1e9 for fw, p in meta.get("peaks", {}).items() if "gflops" in p}
+    peaks = {fw: p["gflops"] * 1e9 for fw, p in meta.peaks.items() if "gflops" in p}
     parts = []
     for _, r in w.iterrows():
         floor_fw = r["floor_impl"].partition(".")[0]
@@ -238,18 +239,18 @@ def precision(res: pd.DataFrame, roles, slow: float = math.nan) -> list[str]:
     ]
 
 
-def runtime(meta: dict) -> list[str]:
+def runtime(meta: RunMeta) -> list[str]:
     import datetime as dt
 
     try:
         start, end = (
-            dt.datetime.strptime(meta[k], "%Y-%m-%dT%H:%M:%SZ")
-            for k in ("created_utc", "finished_utc")
+            dt.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ")
+            for t in (meta.created_utc, meta.finished_utc)
         )
     except (KeyError, TypeError, ValueError):
         return []
-    s = meta.get("settings", {})
-    rounds, extra = s.get("rounds"), meta.get("extra_rounds") or {}
+    s = meta.settings
+    rounds, extra = s.get("rounds"), meta.extra_rounds or {}
     more = (
         f" (+ extra rounds for {len(extra)} rows with wide CIs, up to {max(extra.values())} in all)"
         if extra

@@ -242,7 +242,7 @@ def headlines(df: pd.DataFrame, meds: dict | None = None, first: int | None = No
 
 
 def extra(meta: dict) -> str:
-    more = meta.get("extra_rounds") or {}
+    more = meta.extra_rounds or {}
     if not more:
         return ""
     return (
@@ -255,7 +255,7 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     df, meta = load(run_dir)
     why = plot(df, run_dir / "pipeline.png")
-    s = meta["settings"]
+    s = meta.settings
     fws = s["frameworks"]
     where = (
         f"{s.get('nnodes')} nodes, rendezvous at node 0's c10d store"
@@ -263,16 +263,16 @@ def write_report(run_dir: Path) -> Path:
         else "one node, loopback only"
     )
     md = [
-        f"# Pipeline parallelism, {s['model']}: run {meta['run_id']}",
+        f"# Pipeline parallelism, {s['model']}: run {meta.run_id}",
         "",
-        f"{meta['machine'].get('cpu_model')}; frameworks {', '.join(fws)}; P = {s['stages']} "
+        f"{meta.machine.get('cpu_model')}; frameworks {', '.join(fws)}; P = {s['stages']} "
         "ranks of one thread "
         f"each ({where}; {s['device']}); the one-process baselines: one process of P threads on "
         "the same P CPUs; "
         f"{s['rounds']} rounds (each fresh processes){extra(meta)}, {s['steps']} timed steps per "
         "case and round; model "
-        f"config {s['config']}; commit {meta['machine'].get('git_commit')}; status "
-        f"{meta['status']}.",
+        f"config {s['config']}; commit {meta.machine.get('git_commit')}; status "
+        f"{meta.status}.",
         *[f"Note: {n}" for n in s.get("notes", [])],
         "",
         "## Headlines",

@@ -37,7 +37,7 @@ def plot_step_time(ok: pd.DataFrame, meta: dict, path: Path) -> str:
         return "no ok row in the width sweep"
     fig, ax = plt.subplots(figsize=(8, 5.5))
     _lines(ax, w, lambda g: g["median_s"], lambda g: (g["ci_low_s"], g["ci_high_s"]), 0.2)
-    best = analysis.best_peak_gflops(meta, device)
+    best = analysis.best_peak_gflops(meta.peaks, device)
     if math.isfinite(best) and not w.empty:
         f = np.geomspace(w["flops_per_step"].min(), w["flops_per_step"].max(), 50)
         ax.plot(

@@ -96,7 +96,7 @@ def table_summary(summaries: tuple[analysis.ImplSummary, ...], roles: analysis.R
 
 def table_work(res: pd.DataFrame, summaries: tuple[analysis.ImplSummary, ...], meta: dict) -> str:
     """At the smallest width size: the work a fit's intercept holds besides overhead."""
-    bw = analysis.copy_bandwidth(meta)
+    bw = analysis.copy_bandwidth(meta.peaks)
     w = analysis.width_rows(res[res["status"] == "ok"])
     if w.empty:
         return "No ok width-sweep row."
@@ -137,15 +137,15 @@ def table_graphs(res: pd.DataFrame) -> str:
 
 def header(meta: dict) -> list[str]:
     """Title and one line on the machine, software and settings of the run."""
-    m, s = meta["machine"], meta["settings"]
+    m, s = meta.machine, meta.settings
     commit = m.get("git_commit") or "unknown"
     dirty = (
         " **The tree had uncommitted changes: this run is not reproducible from a commit.**"
         if commit.endswith("-dirty")
         else ""
     )
-    warnings = [f"**Warning: {w}.**" for w in meta.get("kernel_warnings", [])]
-    native = meta.get("native_kernels")
+    warnings = [f"**Warning: {w}.**" for w in meta.kernel_warnings]
+    native = meta.native_kernels
     if native:
         cleared = native.get("cleared_for_workers") or {}
         warnings.append(
@@ -154,7 +154,7 @@ def header(meta: dict) -> list[str]:
             + "."
         )
     return [
-        f"# Framework overhead, {s.get('model', 'mlp')}: run {meta['run_id']}",
+        f"# Framework overhead, {s.get('model', 'mlp')}: run {meta.run_id}",
         "",
         *warnings,
         *([""] if warnings else []),
@@ -165,8 +165,8 @@ def header(meta: dict) -> list[str]:
         + f"; commit {commit}; "
         f"{s['rounds']} rounds (each in fresh worker processes), {s['budget']['seconds']} s "
         "sampling per case "
-        f"and round{chunks_note(s)}; started {meta['created_utc']}, finished "
-        f"{meta.get('finished_utc')}, status {meta['status']}." + dirty,
+        f"and round{chunks_note(s)}; started {meta.created_utc}, finished "
+        f"{meta.finished_utc}, status {meta.status}." + dirty,
         "",
         noise_line(meta),
         *left_out_lines(s),
@@ -196,7 +196,7 @@ def left_out_lines(settings: dict) -> list[str]:
 
 def noise_line(meta: dict) -> str:
     """What made the machine noisy during the run, where the OS exposes it."""
-    n = meta.get("noise") or {}
+    n = meta.noise or {}
     if not n:
         return "Machine noise: not recorded."
     gov = n.get("governor") or "not exposed"
@@ -225,7 +225,7 @@ def section_peaks(meta: dict) -> list[str]:
         "| framework | device | matmul n | median GFLOP/s | best GFLOP/s | copy GB/s |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for fw, p in meta.get("peaks", {}).items():
+    for fw, p in meta.peaks.items():
         if "gflops" in p:
             md.append(
                 f"| {fw} | {p.get('device', 'cpu')} | {p['n']} | {p['gflops']:.0f} | "
@@ -238,7 +238,7 @@ def section_peaks(meta: dict) -> list[str]:
         d: max(
             (
                 (p["gflops"], fw)
-                for fw, p in meta.get("peaks", {}).items()
+                for fw, p in meta.peaks.items()
                 if "gflops" in p and p.get("device", "cpu") == d
             ),
             default=None,
@@ -253,13 +253,13 @@ def section_peaks(meta: dict) -> list[str]:
                 "pct_machine_peak "
                 "measures every row against it, pct_peak against the row's own framework.",
             ]
-    isa = meta["machine"].get("cpu_isa") or {}
+    isa = meta.machine.get("cpu_isa") or {}
     theory = isa.get("theoretical_gflops")
     if theory:
         md += [
             "",
             f"Theoretical CPU peak from /proc/cpuinfo: {theory:.0f} GFLOP/s "
-            f"({meta['machine'].get('cores_logical')} "
+            f"({meta.machine.get('cores_logical')} "
             f"cores x 2 FMA units (assumed) x {16 if 'avx512f' in isa.get('flags', []) else 8} "
             "float32 lanes x 2 x "
             f"{isa.get('mhz'):.0f} MHz)"
@@ -371,7 +371,7 @@ def write_report(run_dir: Path) -> Path:
         table_graphs(res),
         "",
     ]
-    md += section_gate(res, meta["settings"].get("model", "mlp"))
+    md += section_gate(res, meta.settings.get("model", "mlp"))
     md += [f"Regenerate: `python -m bench report {run_dir}`.", ""]
     path = run_dir / "report.md"
     atomic_write(path, "\n".join(md))

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from bench import frameworks, stats
-from bench.schema import SCHEMA_VERSION
+from bench.rounds import Round
+from bench.runmeta import RunMeta
 from bench.sizes import Size
 from bench.sweep.settings import Settings
-from bench.timing import per_step_s
 from models.registry import Impl, model_module
 
 RESTORED = (
@@ -29,31 +29,79 @@ RESTORED = (
 
 
 @dataclass
+class CaseRounds:
+    """A case's rounds (one per worker process: the unit of replication) and every per-step
+    sample of them, pooled."""
+
+    rounds: list[Round] = field(default_factory=list)
+    samples_s: list[float] = field(default_factory=list)
+
+    def add(self, made: Round, per_step) -> None:
+        self.rounds.append(made)
+        self.samples_s += list(per_step)
+
+    @property
+    def medians(self) -> list[float]:
+        return [r.median_s for r in self.rounds]
+
+    @property
+    def iqr_rel(self) -> list[float]:
+        return [r.iqr_rel for r in self.rounds]
+
+    @property
+    def first_calls(self) -> list[float]:
+        return [r.first_call_s for r in self.rounds]
+
+    @property
+    def done(self) -> set[int]:
+        """The rounds whose samples are on disk."""
+        return {r.round for r in self.rounds}
+
+
+@dataclass
+class ChunkAssembler:
+    """A round's samples chunk by chunk (each case samples in turns within its process), until
+    its last chunk; a chunk from another process than the earlier ones starts the round again
+    from it (the framework's worker died in another case's turn, and a new one built this case
+    afresh): a round is one process."""
+
+    ns: list[int] = field(default_factory=list)
+    first_s: float = math.nan  # the round's process's first call, from its fresh build's chunk
+    pid: int = 0
+
+    def add(self, reply, chunk: int, last: bool) -> tuple[list[int], float] | None:
+        """(the round's samples in ns, its first call) after its last chunk brought samples; None
+        before it, or when the last chunk failed (its round is left unwritten, as a failed one)."""
+        if chunk == 0 or reply.pid != self.pid:
+            self.ns, self.first_s, self.pid = [], math.nan, reply.pid
+        if reply.first_call_s is not None:
+            self.first_s = reply.first_call_s
+        self.ns += reply.samples_ns or []
+        if not last or not reply.samples_ns:
+            return None
+        done = self.ns, self.first_s
+        self.ns, self.first_s = [], math.nan
+        return done
+
+
+@dataclass
 class CaseState:
+    """One case during a run: its result (status, gate, first call, description), its rounds and
+    the chunks of the round in progress."""
+
     impl: Impl
     size: Size
     status: str = "pending"  # pending until its first round finishes
     error: str = ""
-    samples_s: list[float] = field(default_factory=list)  # per step, all processes
-    # one per process: the unit of replication
-    round_medians: list[float] = field(default_factory=list)
-    round_iqr_rel: list[float] = field(default_factory=list)  # IQR / median inside each process
-    # first call of each process's fresh build
-    first_calls: list[float] = field(default_factory=list)
-    done_rounds: set[int] = field(default_factory=set)  # rounds whose samples are on disk
     steps_per_call: int = 1
     first_call_s: float = math.nan
     loss_rel_err: float = math.nan
     update_rel_err: float = math.nan
     peak_rss_mb: float = math.nan
     framework_ops_per_step: float = math.nan  # counted by the implementation (info["op_unit"])
-    # the step's describe(), after its first round's timing
-    info: dict = field(default_factory=dict)
-    # the round's samples so far, chunk by chunk (fold)
-    chunk_ns: list[int] = field(default_factory=list)
-    # the round's process's first call, from its fresh build's chunk
-    chunk_first_s: float = math.nan
-    chunk_pid: int = 0  # the process the round's chunks so far came from
+    info: dict = field(default_factory=dict)  # the step's describe(), after a round's timing
+    rounds: CaseRounds = field(default_factory=CaseRounds)
+    chunks: ChunkAssembler = field(default_factory=ChunkAssembler)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -66,75 +114,44 @@ class CaseState:
         steps_per_call: int,
         first_call_s: float = math.nan,
         pid: int = 0,
-    ) -> tuple:
-        """One round (one worker process): its raw samples (ns per call) into per-step seconds.
-        Returns the round's rounds.csv row."""
-        # pragma: no mutate (equivalent: dtype)
-        per_step = per_step_s(np.asarray(call_ns, float), steps_per_call)
+    ) -> Round:
+        """One round (one worker process) from its raw samples (ns per call)."""
+        made, per_step = Round.of_calls(self.key, rnd, call_ns, steps_per_call, first_call_s, pid)
         self.steps_per_call = steps_per_call
-        self.samples_s += per_step.tolist()
-        self.round_medians.append(float(np.median(per_step)))
-        self.round_iqr_rel.append(stats.iqr_rel(per_step))
-        self.first_calls.append(first_call_s)
-        self.done_rounds.add(rnd)
-        return (
-            SCHEMA_VERSION,
-            self.impl.name,
-            self.size.label,
-            rnd,
-            pid,
-            first_call_s,
-            per_step.size,
-            self.round_medians[-1],
-            self.round_iqr_rel[-1],
-            steps_per_call,
-        )
+        self.rounds.add(made, per_step)
+        return made
 
-    def fold(
-        self, reply, rnd: int, chunk: int = 0, last: bool = True
-    ) -> tuple[tuple, list[int]] | None:
-        """A worker's CaseReply to one of a round's sampling chunks into this case. After the round's
-        last chunk (`last`: the worker's reply.last): (its rounds.csv row, the round's samples in ns,
-        every chunk's) when that chunk brought samples; a round whose last chunk never came (a
-        crash, a stop) or failed leaves nothing. A chunk from another process than the round's
-        earlier ones (the framework's worker died in another case's turn, and a new one built this
-        case afresh) starts the round again from it: a round is one process."""
+    def fold(self, reply, rnd: int, chunk: int = 0, last: bool = True) -> tuple[Round, list] | None:
+        """A worker's CaseReply to one of a round's sampling chunks into this case. After the
+        round's last chunk (`last`: the worker's reply.last): (the Round, its samples in ns, every
+        chunk's) when that chunk brought samples; a round whose last chunk never came (a crash, a
+        stop) or failed leaves nothing."""
         self.peak_rss_mb = reply.peak_rss_mb
-        if reply.first_call_s is not None and math.isnan(
-            self.first_call_s
-        ):  # the first process's build
-            self.first_call_s = reply.first_call_s
+        if reply.first_call_s is not None and math.isnan(self.first_call_s):
+            self.first_call_s = reply.first_call_s  # the first process's build
         if reply.loss_rel_err is not None:
             self.loss_rel_err, self.update_rel_err = reply.loss_rel_err, reply.update_rel_err
         self.status, self.error = reply.status, reply.error
-        if chunk == 0 or reply.pid != self.chunk_pid:
-            self.chunk_ns, self.chunk_first_s, self.chunk_pid = [], math.nan, reply.pid
-        if reply.first_call_s is not None:
-            self.chunk_first_s = reply.first_call_s
-        self.chunk_ns += reply.samples_ns or []
-        if (
-            not last or not reply.samples_ns
-        ):  # a failed last chunk leaves its round unwritten, as a failed round
+        done = self.chunks.add(reply, chunk, last)
+        if done is None:
             return None
-        ns, first = self.chunk_ns, self.chunk_first_s
-        self.chunk_ns, self.chunk_first_s = [], math.nan
+        ns, first = done
         return self.add_round(rnd, ns, reply.steps_per_call, first, reply.pid), ns
 
 
-def case_row(
-    st: CaseState, settings: Settings, run_id: str, peaks: dict, workers: dict | None = None
-) -> dict:
-    """The results.csv row of a case, every column of bench/schema.py."""
+def case_row(st: CaseState, settings: Settings, peaks: dict, workers: dict | None = None) -> dict:
+    """The results.csv row of a case, every column of bench/schema.py but run_id (the run
+    directory's, RunDir.write_results)."""
     cfg = st.size.config()
     mod = model_module(st.size.model)
     flops = mod.flops_per_step(cfg)
-    s = stats.pooled(np.asarray(st.samples_s))
+    s = stats.pooled(np.asarray(st.rounds.samples_s))
     # base rounds first (restore sorts by round); a row without extra rounds has no more than these
-    u = stats.across_units(st.round_medians, st.round_iqr_rel, first=settings.rounds)
+    u = stats.across_units(st.rounds.medians, st.rounds.iqr_rel, first=settings.rounds)
     noisy = stats.noisy_reason(u)  # '' without samples: a NaN median is not judged
     # NaN without samples
     gflops = flops / u["median_s"] / 1e9 if st.impl.role != "control" else math.nan
-    later = [f for f in st.first_calls[1:] if math.isfinite(f)]
+    later = [f for f in st.rounds.first_calls[1:] if math.isfinite(f)]
     peak = peaks.get(st.impl.framework, {}).get("gflops")
     device = frameworks.run_device(st.impl, settings.device)
     machine = max(
@@ -142,7 +159,6 @@ def case_row(
         default=None,
     )
     return {
-        "run_id": run_id,
         "model": settings.model,
         "impl": st.impl.name,
         "framework": st.impl.framework,
@@ -164,7 +180,7 @@ def case_row(
         "noisy_reason": noisy,
         **s,
         **u,
-        "rounds": len(st.round_medians),
+        "rounds": len(st.rounds.rounds),
         "steps_per_call": st.steps_per_call,
         "median_call_s": u["median_s"] * st.steps_per_call,
         "ops_per_step": mod.ops_per_step(cfg),
@@ -189,23 +205,24 @@ class RowCache:
 
     def __init__(self) -> None:
         self.by_key: dict[tuple[str, str], dict] = {}
-        self.seen = ""  # the workers' report the rows used (threads_used)
+        self.stale = True  # every row is computed again (a worker's report came: threads_used)
+
+    def invalidate(self) -> None:
+        self.stale = True
 
     def rows(
         self,
         states: list[CaseState],
         settings: Settings,
-        meta: dict,
+        meta: RunMeta,
         changed: CaseState | None = None,
     ) -> list[dict]:
-        """Every case's row; with `changed`, only its row computed again, unless the workers' report changed."""
-        seen = repr(meta["workers"])
-        todo = states if changed is None or seen != self.seen else [changed]
+        """Every case's row; with `changed`, only its row computed again, unless a worker's
+        report came since (invalidate)."""
+        todo = states if changed is None or self.stale else [changed]
         for st in todo:
-            self.by_key[st.key] = case_row(
-                st, settings, meta["run_id"], meta["peaks"], meta["workers"]
-            )
-        self.seen = seen
+            self.by_key[st.key] = case_row(st, settings, meta.peaks, meta.workers)
+        self.stale = False
         return [self.by_key[st.key] for st in states]
 
 
@@ -216,17 +233,18 @@ def restore(
     rounds: pd.DataFrame,
     case_info: dict,
 ) -> None:
-    """Case states from the files of an interrupted run (case_info: run.json's)."""
+    """Case states from the files of an interrupted run (case_info: run.json's): each round
+    made again from its samples (the samples are on disk before its rounds.csv row), with the
+    first call and process rounds.csv has for it."""
     rows = {(r["impl"], r["size"]): r for r in results.to_dict("records")}
-    first = {
-        (r["impl"], r["size"], r["round"]): r["first_call_s"] for r in rounds.to_dict("records")
-    }
+    written = {(r["impl"], r["size"], r["round"]): r for r in rounds.to_dict("records")}
     for (impl, size, rnd), g in sorted(samples.groupby(["impl", "size", "round"]).groups.items()):
         st = next((s for s in states if s.key == (impl, size)), None)
         if st is not None and (impl, size) in rows:
-            part = samples.loc[g]
-            f = first.get((impl, size, rnd), math.nan)
-            st.add_round(int(rnd), part["call_ns"].tolist(), int(part["steps_per_call"].iloc[0]), f)
+            part, r = samples.loc[g], written.get((impl, size, rnd))
+            first, pid = (r["first_call_s"], int(r.get("pid", 0))) if r else (math.nan, 0)
+            k = int(part["steps_per_call"].iloc[0])
+            st.add_round(int(rnd), part["call_ns"].tolist(), k, first, pid)
     for st in states:
         r = rows.get(st.key)
         if r is None:

@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
-from bench import stats
 from bench.results import RunDir
-from bench.schema import SCHEMA_VERSION
+from bench.runmeta import RunMeta
 from bench.sizes import Size
 from bench.sweep.cases import CaseState, case_row
 from bench.sweep.settings import Settings
@@ -63,27 +60,22 @@ def load_json(path: Path) -> list[dict]:
 def import_pytest(path: Path, out: Path) -> Path:
     doc, *benches = load_json(path)
     sizes: dict[str, Size] = {}
-    states = []
+    states, made = [], []
     for b in benches:
         info = b["extra_info"]
         size = sizes.setdefault(
             info["size"], Size(info["model"], tuple(info["dims"].items()), info["sweep"])
         )
         st = CaseState(get(info["model"], info["impl"]), size, status="ok")
-        k = int(info["steps_per_call"])
-        # pragma: no mutate (the route's timer makes data per step; JSON numbers are floats)
-        per_step = np.asarray(b["stats"]["data"], float)
-        st.samples_s, st.round_medians, st.done_rounds = (
-            list(per_step),
-            [float(np.median(per_step))],
-            {0},
-        )  # pragma: no mutate (done_rounds: only its size is read)
-        st.round_iqr_rel, st.steps_per_call = [stats.iqr_rel(per_step)], k
         for name in ("first_call_s", "loss_rel_err", "update_rel_err"):
             if info.get(name) is not None:
                 setattr(st, name, float(info[name]))
         if info.get("ops_per_step") is not None:
             st.framework_ops_per_step = float(info["ops_per_step"])
+        # the route's data are seconds per step; a call held K of them: the sweep's own round
+        k = int(info["steps_per_call"])
+        ns = [int(round(call_ns(v, k))) for v in b["stats"]["data"]]
+        made.append((st.add_round(0, ns, k, st.first_call_s), ns))
         states.append(st)
     # pragma: no mutate (one pytest session: one --threads, one model, one versions for all)
     threads = int(benches[0]["extra_info"]["threads"])
@@ -99,64 +91,36 @@ def import_pytest(path: Path, out: Path) -> Path:
         0.0,
     )
     run = RunDir.create(out)
-    run.append_samples(
-        [
-            (
-                SCHEMA_VERSION,
-                st.impl.name,
-                st.size.label,
-                0,
-                i,
-                int(round(call_ns(v, st.steps_per_call))),
-                st.steps_per_call,
-            )
-            for st in states
-            for i, v in enumerate(st.samples_s)
-        ]
+    for r, ns in made:
+        run.append_round(r, ns)
+    run.write_results([case_row(st, settings, {}) for st in states])
+    meta = RunMeta(
+        run.path.name,
+        "import",
+        settings.to_json(),
+        _machine(doc, benches),
+        ["import-pytest", str(path)],
+        status="complete",
+        created_utc=doc.get("datetime"),
+        finished_utc=doc.get("datetime"),
+        source={"pytest_benchmark_json": str(path), "version": doc.get("version")},
     )
-    run.append_rounds(
-        [
-            (
-                SCHEMA_VERSION,
-                st.impl.name,
-                st.size.label,
-                0,
-                0,
-                st.first_call_s,
-                len(st.samples_s),
-                st.round_medians[0],
-                st.round_iqr_rel[0],
-                st.steps_per_call,
-            )
-            for st in states
-        ]
-    )
-    run.write_results([case_row(st, settings, run.path.name, {}) for st in states])
-    mi = doc.get("machine_info", {})
-    # pragma: no mutate (one session: one set of versions)
-    versions = benches[0]["extra_info"].get("versions", {})
-    run.write_meta(
-        {
-            "run_id": run.path.name,
-            "status": "complete",
-            "created_utc": doc.get("datetime"),
-            "finished_utc": doc.get("datetime"),
-            "argv": ["import-pytest", str(path)],
-            "source": {"pytest_benchmark_json": str(path), "version": doc.get("version")},
-            "settings": settings.to_json(),
-            "machine": {
-                "host": mi.get("node"),
-                "cpu_model": (mi.get("cpu") or {}).get("brand_raw", mi.get("processor")),
-                "cores_logical": (mi.get("cpu") or {}).get("count"),
-                "memory_total_gb": None,
-                "os": f"{mi.get('system')} {mi.get('release')}",
-                "python": mi.get("python_version"),
-                "versions": versions,
-                "git_commit": (doc.get("commit_info") or {}).get("id"),
-            },
-            "workers": {},
-            "peaks": {},
-        }
-    )
+    run.write_meta(meta)
     run.compress_samples()
     return run.path
+
+
+def _machine(doc: dict, benches: list[dict]) -> dict:
+    """What pytest-benchmark's machine_info says, in run.json's machine keys."""
+    mi = doc.get("machine_info", {})
+    return {
+        "host": mi.get("node"),
+        "cpu_model": (mi.get("cpu") or {}).get("brand_raw", mi.get("processor")),
+        "cores_logical": (mi.get("cpu") or {}).get("count"),
+        "memory_total_gb": None,
+        "os": f"{mi.get('system')} {mi.get('release')}",
+        "python": mi.get("python_version"),
+        # pragma: no mutate (one session: one set of versions)
+        "versions": benches[0]["extra_info"].get("versions", {}),
+        "git_commit": (doc.get("commit_info") or {}).get("id"),
+    }

@@ -57,7 +57,7 @@ def plan(
         (rnd, st)
         for rnd in range(start, last)
         for st in order(states, rnd, by_framework)
-        if rnd < total.get(st.key, 0) and rnd not in st.done_rounds
+        if rnd < total.get(st.key, 0) and rnd not in st.rounds.done
     ]
 
 
@@ -105,9 +105,9 @@ def extension(
     need = {}  # key -> (rounds in all, framework, reaches the target)
     for st in states:
         if (
-            st.status == "ok" and st.impl.role != "control" and len(st.round_medians) >= 2
+            st.status == "ok" and st.impl.role != "control" and len(st.rounds.medians) >= 2
         ):  # not null.noop
-            n = stats.rounds_for(st.round_medians, target, max_rounds + 1)
+            n = stats.rounds_for(st.rounds.medians, target, max_rounds + 1)
             if n > base:
                 need[st.key] = (min(n, max_rounds), st.impl.framework, n <= max_rounds)
 

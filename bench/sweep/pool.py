@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import frameworks, protocol
@@ -81,7 +82,8 @@ class WorkerPool:
         )
         self.workers: dict[str, WorkerHandle] = {}
         self.unavailable: dict[str, str] = {}  # framework -> why it cannot run here
-        self.info: dict[str, dict] = {}  # framework -> what its worker reported at hello
+        # told what each framework's worker reports at its hello (threads, libraries, kernels)
+        self.on_hello: Callable[[str, dict], None] = lambda framework, info: None
         self.start_s: dict[
             str, float
         ] = {}  # framework -> seconds from its worker's start to its hello
@@ -105,7 +107,7 @@ class WorkerPool:
         self.start_s[framework] = time.monotonic() - t0
         if not hello.ok:
             raise ChildFailure("unavailable", hello.error or "framework failed to import")
-        self.info[framework] = hello.info
+        self.on_hello(framework, hello.info)
         return w
 
     def ask(self, framework: str, msg, reply_type, timeout_s: float):

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 
-from bench import envinfo, frameworks, kernels, protocol
-from bench.results import RunDir, read_meta, read_results, read_rounds, read_samples
-from bench.schema import FAILED_STATUSES, SCHEMA_VERSION, SchemaError
+from bench import campaign, frameworks, kernels, protocol
+from bench.results import RunDir, read_results, read_rounds, read_samples
+from bench.runmeta import RunMeta
+from bench.schema import FAILED_STATUSES, SchemaError
 from bench.supervisor import ChildFailure
 from bench.sweep.cases import CaseState, RowCache, restore
 from bench.sweep.plan import chunked, extension_within, mark_unavailable, plan
@@ -44,7 +45,7 @@ ProgressFn = Callable[[str, int, int, int], None]  # (description, round, done, 
 
 class Runner:
     def __init__(
-        self, settings: Settings, run: RunDir, argv: list[str], meta: dict | None = None
+        self, settings: Settings, run: RunDir, argv: list[str], meta: RunMeta | None = None
     ) -> None:
         """A new run, or (meta: an interrupted run's run.json) the rest of one."""
         self.settings, self.run_dir = settings, run
@@ -54,27 +55,31 @@ class Runner:
         # set by SIGINT/SIGTERM: finish cleanly, keep what was measured
         self.stop = threading.Event()
         if meta is None:
-            meta = new_meta(settings, run, argv)
+            meta = RunMeta.new(run.path.name, "sweep", settings.to_json(), argv)
         else:
-            meta.setdefault("resumed", []).append({"utc": envinfo.utc_now(), "argv": argv})
+            meta.resume(argv)
             restore(
                 self.states,
                 read_results(run.path),
                 read_samples(run.path),
                 read_rounds(run.path),
-                meta.get("case_info", {}),
+                meta.case_info,
             )
         self.meta = meta
-        self.noise = envinfo.noise_start()  # of this part of the run (a resume records its own)
         (run.path / "logs").mkdir(exist_ok=True)
         self.pool, self.harness_cpus = make_pool(settings, run, self.stop, meta)
         self.cost_s: dict[
             tuple[str, str], list[float]
         ] = {}  # wall seconds of each case's rounds here
-        self.pool.info = meta["workers"]  # what each worker reports lands in run.json
+        self.pool.on_hello = self.worker_reported
         # told each kernel warning once, when the workers know it
         self.warn: Callable[[str], None] = lambda w: None
         self.table = RowCache()
+
+    def worker_reported(self, framework: str, info: dict) -> None:
+        """A worker's hello: what it uses goes to run.json, and every row names its threads."""
+        self.meta.workers[framework] = info
+        self.table.invalidate()
 
     @classmethod
     def resume(cls, run: RunDir, argv: list[str]) -> Runner:
@@ -82,7 +87,7 @@ class Runner:
 
         Raises SchemaError if the directory is not a resumable run."""
         meta = resumable(run)
-        return cls(Settings.from_json(meta["settings"]), run, argv, meta)
+        return cls(Settings.from_json(meta.settings), run, argv, meta)
 
     def rows(self, changed: CaseState | None = None) -> list[dict]:
         return self.table.rows(self.states, self.settings, self.meta, changed)
@@ -105,53 +110,57 @@ class Runner:
             return True
         done = st.fold(reply, rnd, chunk, reply.last)
         if done:
-            round_row, ns = done
-            self.run_dir.append_samples(
-                [
-                    (SCHEMA_VERSION, st.impl.name, st.size.label, rnd, i, v, reply.steps_per_call)
-                    for i, v in enumerate(ns)
-                ]
-            )
-            self.run_dir.append_rounds([round_row])
+            self.run_dir.append_round(*done)
         return bool(done) or st.status != "ok"
 
     def run(self, progress: ProgressFn | None = None) -> list[dict]:
-        """Measure every (case, round) not yet on disk: the base rounds, then the extra rounds of the cases whose CI
-        is still wide (decided once, run.json's extra_rounds). The rows; meta["status"]: complete or interrupted."""
+        """Measure every (case, round) not yet on disk: the peaks, the base rounds, then the extra
+        rounds of the cases whose CI is still wide (bench/campaign.py). The rows; meta.status:
+        complete or interrupted."""
         mark_unavailable(self.states, self.settings.device)
-        self.meta["status"] = "running"
-        self.run_dir.write_meta(self.meta)
-        self.run_dir.write_results(self.rows())
-        s, one, t0 = self.settings, self.settings.live_workers == "one", time.monotonic()
-        try:
-            with frameworks.pinned(self.harness_cpus):  # the runner's threads off the workers' CPUs
-                for w in measure_peaks(
-                    self.pool, self.states, self.meta, s.case_timeout_s, self.stop, progress
-                ):
-                    self.warn(w)
-                self.run_dir.write_meta(self.meta)
-                t_base = time.monotonic()  # the base rounds start
-                self.measure_all(chunked(plan(self.states, s.rounds, one), s.chunks, one), progress)
-                if not self.stop.is_set() and s.most_rounds > s.rounds:
-                    extra = self.extra_rounds(time.monotonic() - t0, time.monotonic() - t_base)
-                    self.measure_all(
-                        chunked(plan(self.states, extra, one, start=s.rounds), s.chunks, one),
-                        progress,
-                    )
-        finally:
-            self.finish()
+        self.t0 = time.monotonic()
+        stages = campaign.Stages(
+            lambda: self.base_rounds(progress),
+            self.plan_extra,
+            lambda extra: self.extra_rounds(extra, progress),
+            self.finish,
+        )
+        with frameworks.pinned(self.harness_cpus):  # the runner's threads off the workers' CPUs
+            campaign.run(self.run_dir, self.meta, self.stop, stages)
         return self.rows()
 
-    def extra_rounds(self, elapsed_s: float, base_wall_s: float | None = None) -> dict:
-        """{case key: total rounds} of the cases that get extra rounds: run.json's, when a resumed run
-        decided them already, else decided now from the base rounds (their wall time: base_wall_s)."""
-        if "extra_rounds" not in self.meta:
-            got = extension_within(
-                self.states, self.settings, self.cost_s, elapsed_s, self.pool.start_s, base_wall_s
-            )
-            self.meta["extra_rounds"] = {f"{i}|{z}": n for (i, z), n in got.items()}
-            self.run_dir.write_meta(self.meta)
-        return {tuple(k.split("|", 1)): n for k, n in self.meta["extra_rounds"].items()}
+    def base_rounds(self, progress: ProgressFn | None) -> None:
+        s, one = self.settings, self.settings.live_workers == "one"
+        self.run_dir.write_results(self.rows())
+        for w in measure_peaks(
+            self.pool, self.states, self.meta, s.case_timeout_s, self.stop, progress
+        ):
+            self.warn(w)
+        self.run_dir.write_meta(self.meta)
+        self.t_base = time.monotonic()  # the base rounds start
+        self.measure_all(chunked(plan(self.states, s.rounds, one), s.chunks, one), progress)
+
+    def plan_extra(self) -> dict[str, int]:
+        """{"impl|size": rounds in all} of the cases that get extra rounds, decided from the base
+        rounds (their wall time, and the run's elapsed time against its budget)."""
+        if self.settings.most_rounds <= self.settings.rounds:
+            return {}
+        now = time.monotonic()
+        got = extension_within(
+            self.states,
+            self.settings,
+            self.cost_s,
+            now - self.t0,
+            self.pool.start_s,
+            now - self.t_base,
+        )
+        return {f"{i}|{z}": n for (i, z), n in got.items()}
+
+    def extra_rounds(self, extra: dict[str, int], progress: ProgressFn | None) -> None:
+        s, one = self.settings, self.settings.live_workers == "one"
+        total = {tuple(k.split("|", 1)): n for k, n in extra.items()}
+        todo = plan(self.states, total, one, start=s.rounds)
+        self.measure_all(chunked(todo, s.chunks, one), progress)
 
     def measure_all(self, todo: list, progress: ProgressFn | None) -> None:
         self.close_workers()  # a new stage starts a new round: fresh workers
@@ -173,7 +182,7 @@ class Runner:
                 progress(f"{st.impl.name} {st.size.label}{turn}", rnd, done, len(todo))
             if (
                 st.status in ("pending", "ok")
-                and rnd not in st.done_rounds
+                and rnd not in st.rounds.done
                 and self.measure(st, rnd, chunk)
             ):
                 self.run_dir.write_results(self.rows(changed=st))
@@ -188,20 +197,16 @@ class Runner:
                 self.run_dir.write_results(self.rows(changed=st))
         self.pool.close(keep)
 
-    def finish(self) -> None:
-        """Stop the workers and write the final state of every file."""
+    def finish(self, stopped: bool) -> None:
+        """Stop the workers and write the final state of every file (run.json: the campaign)."""
         self.close_workers()
-        if self.stop.is_set():
+        if stopped:
             for st in self.states:
                 if st.status == "pending":
                     st.status, st.error = "interrupted", "run stopped before this case was measured"
-        self.meta["status"] = "interrupted" if self.stop.is_set() else "complete"
-        self.meta["finished_utc"] = envinfo.utc_now()
-        self.meta["noise"] = envinfo.noise_end(self.noise)
         self.run_dir.write_results(self.rows())
-        if self.meta["status"] == "complete":
+        if not stopped:
             self.run_dir.compress_samples()
-        self.run_dir.write_meta(self.meta)
 
 
 def add_cost(cost: list[float], chunk: int, seconds: float) -> None:
@@ -232,7 +237,7 @@ DESCRIBED = ("ok", "mismatch", "diverged")  # statuses of a case its worker stil
 
 
 def describe_cases(
-    pool: WorkerPool, fw: str, states: list[CaseState], timeout_s: float, meta: dict
+    pool: WorkerPool, fw: str, states: list[CaseState], timeout_s: float, meta: RunMeta
 ) -> list[CaseState]:
     """The op count and description (run.json's case_info) of fw's cases that have none, from fw's
     live worker, once the round's timing is done there: describing a torch step resets Dynamo, so
@@ -256,9 +261,7 @@ def describe_cases(
             break  # the worker is gone, and its built cases with it
         if reply.status == "ok":
             st.framework_ops_per_step, st.info = reply.ops_per_step, reply.info
-            meta.setdefault("case_info", {}).setdefault(st.impl.name, {})[st.size.label] = (
-                reply.info
-            )
+            meta.case_info.setdefault(st.impl.name, {})[st.size.label] = reply.info
             changed.append(st)
         elif reply.status == "error" and st.status == "ok":  # a failed gate keeps its own status
             st.status, st.error = "error", reply.error
@@ -266,28 +269,14 @@ def describe_cases(
     return changed
 
 
-def new_meta(settings: Settings, run: RunDir, argv: list[str]) -> dict:
-    return {
-        "run_id": run.path.name,
-        "status": "running",
-        "created_utc": envinfo.utc_now(),
-        "finished_utc": None,
-        "argv": argv,
-        "settings": settings.to_json(),
-        "machine": envinfo.collect(),
-        "workers": {},
-        "peaks": {},
-    }
-
-
 def make_pool(
-    settings: Settings, run: RunDir, stop: threading.Event, meta: dict
+    settings: Settings, run: RunDir, stop: threading.Event, meta: RunMeta
 ) -> tuple[WorkerPool, list | None]:
     """(the run's workers, the harness's CPUs): the workers' environment (--native-kernels:
     what it cleared goes to run.json) and CPUs (bench/frameworks.cpu_layout)."""
     env, cleared = kernels.native_env(dict(os.environ)) if settings.native_kernels else (None, {})
     if settings.native_kernels:
-        meta["native_kernels"] = {"cleared_for_workers": cleared}
+        meta.native_kernels = {"cleared_for_workers": cleared}
     harness, workers = frameworks.cpu_layout(settings.threads, settings.harness_cpu)
     return WorkerPool(
         settings.threads, settings.device, settings.tf32, run.path / "logs", stop, env, workers
@@ -297,7 +286,7 @@ def make_pool(
 def measure_peaks(
     pool: WorkerPool,
     states: list[CaseState],
-    meta: dict,
+    meta: RunMeta,
     timeout_s: float,
     stop: threading.Event,
     progress: ProgressFn | None,
@@ -308,34 +297,24 @@ def measure_peaks(
         st.impl.framework for st in states if st.status == "pending" and st.impl.role != "control"
     ]
     for fw in dict.fromkeys(pending):
-        if "gflops" in meta["peaks"].get(fw, {}) or stop.is_set():
+        if "gflops" in meta.peaks.get(fw, {}) or stop.is_set():
             continue
         if progress:
             progress(f"{fw} matmul peak", 0, 0, 0)
-        meta["peaks"][fw] = ask_peak(pool, fw, timeout_s)
+        meta.peaks[fw] = ask_peak(pool, fw, timeout_s)
     return new_kernel_warnings(meta, pool.base_env)
 
 
-def resumable(run: RunDir) -> dict:
-    """The run.json of a run this harness can finish (its settings name only implementations known
+def resumable(run: RunDir) -> RunMeta:
+    """The record of a run this harness can finish (its settings name only implementations known
     here); SchemaError naming why not."""
-    meta = read_meta(run.path)
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        raise SchemaError(
-            f"{run.path} was written by schema {meta.get('schema_version')}; resume it with the "
-            f"harness that made it (this one writes {SCHEMA_VERSION})"
-        )
-    if meta.get("status") == "complete":
-        raise SchemaError(f"{run.path} is complete; nothing to resume")
-    if not run.samples_path.is_file():
-        raise SchemaError(f"{run.path} has no samples.csv to append to")
-    settings = Settings.from_json(meta["settings"])
+    meta = run.resumable("sweep", "samples.csv")
+    settings = Settings.from_json(meta.settings)
     unknown = [n for n in settings.impls if n not in impls(settings.model)]
     if unknown:
         raise SchemaError(
             f"{run.path} names {settings.model} implementations unknown here: {', '.join(unknown)}"
         )
-    meta.setdefault("workers", {})
     return meta
 
 
@@ -353,18 +332,17 @@ def ask_peak(pool: WorkerPool, fw: str, timeout_s: float) -> dict:
     )
 
 
-def new_kernel_warnings(meta: dict, worker_env: dict | None) -> list[str]:
+def new_kernel_warnings(meta: RunMeta, worker_env: dict | None) -> list[str]:
     """Which library runs below the CPU, from what every started worker reported; the warnings
     not yet in run.json's kernel_warnings are added there and returned."""
     found = kernels.handicaps(
-        meta["machine"].get("cpu_isa") or kernels.cpu_isa(),
-        {fw: i.get("kernels", {}) for fw, i in meta["workers"].items()},
+        meta.machine.get("cpu_isa") or kernels.cpu_isa(),
+        {fw: i.get("kernels", {}) for fw, i in meta.workers.items()},
         kernels.kernel_env(worker_env),
         frameworks.blas_users("openblas"),
     )
-    told = meta.setdefault("kernel_warnings", [])
-    new = [w for w in found if w not in told]
-    told += new
+    new = [w for w in found if w not in meta.kernel_warnings]
+    meta.kernel_warnings += new
     return new
 
 
