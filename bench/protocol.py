@@ -106,21 +106,27 @@ class PipeCase:
 
 @dataclass(frozen=True)
 class RankSpec:
-    rank: int
+    """One process of a pipeline group (a rank; C's and JAX's shard_map form: every rank of its
+    node). Across nodes node 0 writes every node's (bench/pipeline/nodes.py)."""
+
+    rank: int  # its first rank: a node's ranks are node x world / nnodes onwards
     world: int
     model: str
     config: dict  # the model Config's fields
     device: str
     timeout_s: float  # the process group's own timeout
-    init_method: (
-        str  # the rendezvous, e.g. file:///.../rdzv, tcp://HOST:PORT; for jax-dist HOST:PORT
-    )
+    # the group's rendezvous: file:///.../rdzv or tcp://HOST:PORT (torch), HOST:PORT (jax-dist's
+    # coordinator; C's across nodes), '' (C on one node)
+    init_method: str
     cases: tuple[PipeCase, ...]
     threads: int = 1  # compute threads of this process (P for a one-process baseline)
-    form: str = "torch"  # torch, jax, jax-dist, jax-single (bench/pipeline/jax_rank.py)
-    nnodes: int = (
-        1  # machines: with more than one, rank 0 broadcasts the cases to the ranks of the others
-    )
+    form: str = "torch"  # torch, jax, jax-dist, jax-single, c, c-single (frameworks.PipelineForm)
+    nnodes: int = 1  # machines the group spans
+    bind: str = "127.0.0.1"  # this node's address: the ranks' sockets use its interface only
+
+    @property
+    def node(self) -> int:
+        return self.rank // (self.world // self.nnodes)
 
     @classmethod
     def decode(cls, text: str) -> RankSpec:

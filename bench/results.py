@@ -287,7 +287,11 @@ def read_rounds(path: Path) -> pd.DataFrame:
 
 def read_pipeline(path: Path) -> pd.DataFrame:
     """A probe's pipeline.csv, in the current schema."""
-    return upgrade_pipeline(read_table(Path(path) / "pipeline.csv", PIPELINE_COLUMNS))
+    table = read_table(Path(path) / "pipeline.csv", PIPELINE_COLUMNS)
+    if "nodes" in table.columns:
+        return upgrade_pipeline(table)
+    nnodes = read_meta(path).settings.get("nnodes", 1)
+    return upgrade_pipeline(table, nnodes if isinstance(nnodes, int) and nnodes > 0 else 1)
 
 
 def read_pipeline_samples(path: Path) -> pd.DataFrame:

@@ -5,12 +5,13 @@ and hand the current schema to everything after them. `bench upgrade RUN_DIR` re
 from __future__ import annotations
 
 # 2: gpt columns seq_len, heads, vocab; 3: per-process statistics, rounds.csv; 4: role; 5: pipeline
-# framework
-SCHEMA_VERSION = 5
+# framework; 6: a pipeline row's nodes, ranks per node and sends between nodes
+SCHEMA_VERSION = 6
 READABLE_VERSIONS = (
     3,
     4,
     5,
+    6,
     # a schema-3 run reads as schema 4 with the roles of that harness (LEGACY_ROLES); 5 added the
     # pipeline framework
 )
@@ -21,6 +22,9 @@ ADDED_IN = {
     "role": 4,
     "pct_machine_peak": 4,
     "framework": 5,
+    "nodes": 6,
+    "ranks_per_node": 6,
+    "cross_node_sends": 6,
 }  # result columns and the version that added them
 
 # results.csv: one row per case (implementation x size). Each round of a case runs in its own
@@ -178,6 +182,10 @@ PIPELINE_COLUMNS: dict[str, str] = {
     "one-process, one-process-accum (no pipeline)",
     "stages": "P: ranks in the pipeline (processes; JAX's shard_map form: devices of one process)",
     "virtual_stages": "stages per rank (2 for the interleaved and V-shaped schedules)",
+    "nodes": "machines the ranks ran on (--nnodes); node k holds ranks k x ranks_per_node onwards",
+    "ranks_per_node": "ranks (processes) on each machine",
+    "cross_node_sends": "activation and gradient sends per step whose two stages sit on different "
+    "machines (2 x M per stage boundary that crosses one)",
     "microbatches": "M",
     "batch": "B: examples per step, split into M microbatches",
     "status": "ok, mismatch (gradients off the reference), error, crashed, timeout, unavailable "
@@ -336,10 +344,15 @@ def upgrade_samples(df):
     return _current(df, SAMPLE_COLUMNS)
 
 
-def upgrade_pipeline(df):
-    """pipeline.csv. 3, 4 -> 5: the probe ran torch only, so every row is torch's."""
-    if table_version(df) < 5 and "framework" not in df.columns:
+def upgrade_pipeline(df, nnodes: int = 1):
+    """pipeline.csv (nnodes: its run.json's). 3, 4 -> 5: the probe ran torch only, so every row
+    is torch's. 5 -> 6: the node columns (the sends between nodes unknown for several)."""
+    version = table_version(df)
+    if version < 5 and "framework" not in df.columns:
         df["framework"] = "torch"
+    if version < 6 and "nodes" not in df.columns:
+        df["nodes"], df["ranks_per_node"] = nnodes, df["stages"] // nnodes
+        df["cross_node_sends"] = 0 if nnodes == 1 else float("nan")
     return _current(df, PIPELINE_COLUMNS)
 
 

@@ -9,7 +9,9 @@
 // gate's error): the step times (each from a barrier before it to a barrier after it, as the torch
 // ranks), each stage's forward and backward alone on one microbatch, the one-way send time, every
 // rank's action order. With GATE 1 the summed gradient of the first step goes to
-// GRADS.<schedule>.<M>.bin first.
+// GRADS.<schedule>.<M>.bin first. Across nodes (BENCH_CPIPE_JOIN="NODE NNODES HOST:PORT
+// TIMEOUT_S"), each node's mpiexec starts its own ranks and models/cjoin.c makes them one
+// communicator; exit 5 when the nodes did not all meet.
 #define _GNU_SOURCE
 #include <math.h>
 #include <mpi.h>
@@ -20,7 +22,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "cjoin.h"
 #include "cpipe.h"
+
+// The pipeline's ranks: MPI_COMM_WORLD on one node; across nodes, every node's (models/cjoin.c).
+static MPI_Comm comm;
 
 static int64_t now_ns(void) {
     struct timespec t;
@@ -73,13 +79,13 @@ static void run_schedule(Pipe *p) {
     for (int i = 0; i < n; i++) {
         int m = mb[i];
         if (kind[i] == 'F') {
-            if (!first) MPI_Recv(p->in[m], count, MPI_FLOAT, p->rank - 1, m, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (!first) MPI_Recv(p->in[m], count, MPI_FLOAT, p->rank - 1, m, comm, MPI_STATUS_IGNORE);
             stage_forward(p->st, m, first ? NULL : p->in[m], last ? NULL : p->out[m]);
-            if (!last) MPI_Isend(p->out[m], count, MPI_FLOAT, p->rank + 1, m, MPI_COMM_WORLD, &p->req[nreq++]);
+            if (!last) MPI_Isend(p->out[m], count, MPI_FLOAT, p->rank + 1, m, comm, &p->req[nreq++]);
         } else {
-            if (!last) MPI_Recv(p->dout[m], count, MPI_FLOAT, p->rank + 1, p->M + m, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (!last) MPI_Recv(p->dout[m], count, MPI_FLOAT, p->rank + 1, p->M + m, comm, MPI_STATUS_IGNORE);
             stage_backward(p->st, m, last ? NULL : p->dout[m], first ? NULL : p->din[m]);
-            if (!first) MPI_Isend(p->din[m], count, MPI_FLOAT, p->rank - 1, p->M + m, MPI_COMM_WORLD, &p->req[nreq++]);
+            if (!first) MPI_Isend(p->din[m], count, MPI_FLOAT, p->rank - 1, p->M + m, comm, &p->req[nreq++]);
         }
     }
     MPI_Waitall(nreq, p->req, MPI_STATUSES_IGNORE);
@@ -89,7 +95,7 @@ static void run_schedule(Pipe *p) {
 static void finish_step(Pipe *p, float lr) {
     size_t off, len;
     stage_tied(p->st, &off, &len);
-    if (len && p->P > 1) MPI_Allreduce(MPI_IN_PLACE, stage_grads(p->st) + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (len && p->P > 1) MPI_Allreduce(MPI_IN_PLACE, stage_grads(p->st) + off, (int)len, MPI_FLOAT, MPI_SUM, comm);
     stage_update(p->st, lr);
 }
 
@@ -122,14 +128,14 @@ static void stage_times(Pipe *p, double *f, double *b) {
 static double comm_time(Pipe *p) {
     int64_t ts[11];
     for (int r = 0; r < 11; r++) {
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_Barrier(comm);
         int64_t t0 = now_ns();
         if (p->rank == 0) {
-            MPI_Send(p->out[0], (int)p->act, MPI_FLOAT, 1, 0, MPI_COMM_WORLD);
-            MPI_Recv(p->out[0], (int)p->act, MPI_FLOAT, 1, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            MPI_Send(p->out[0], (int)p->act, MPI_FLOAT, 1, 0, comm);
+            MPI_Recv(p->out[0], (int)p->act, MPI_FLOAT, 1, 0, comm, MPI_STATUS_IGNORE);
         } else if (p->rank == 1) {
-            MPI_Recv(p->out[0], (int)p->act, MPI_FLOAT, 0, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            MPI_Send(p->out[0], (int)p->act, MPI_FLOAT, 0, 0, MPI_COMM_WORLD);
+            MPI_Recv(p->out[0], (int)p->act, MPI_FLOAT, 0, 0, comm, MPI_STATUS_IGNORE);
+            MPI_Send(p->out[0], (int)p->act, MPI_FLOAT, 0, 0, comm);
         }
         ts[r] = now_ns() - t0;
     }
@@ -146,10 +152,10 @@ static double tied_drift(Pipe *p) {
     if (!len || p->P < 2) return 0.0;
     float *mine = stage_params(p->st) + off;
     double drift = 0.0, big = 1e-30;
-    if (p->rank == p->P - 1) MPI_Send(mine, (int)len, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);
+    if (p->rank == p->P - 1) MPI_Send(mine, (int)len, MPI_FLOAT, 0, 7, comm);
     if (p->rank == 0) {
         float *other = malloc(sizeof(float) * len);
-        MPI_Recv(other, (int)len, MPI_FLOAT, p->P - 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Recv(other, (int)len, MPI_FLOAT, p->P - 1, 7, comm, MPI_STATUS_IGNORE);
         for (size_t i = 0; i < len; i++) {
             double d = fabs((double)mine[i] - other[i]), m = fabs((double)mine[i]);
             drift = d > drift ? d : drift;
@@ -202,7 +208,7 @@ static int run_case(const char *name, int M, int *dims, int ndims, char **argv, 
         run_schedule(&p);
         size_t n = stage_num_params(p.st);
         float *sum = rank == 0 ? malloc(sizeof(float) * n) : NULL;
-        MPI_Reduce(stage_grads(p.st), sum, (int)n, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
+        MPI_Reduce(stage_grads(p.st), sum, (int)n, MPI_FLOAT, MPI_SUM, 0, comm);
         if (rank == 0) {
             char path[4096];
             snprintf(path, sizeof path, "%s.%s.%d.bin", grads, name, M);
@@ -216,16 +222,16 @@ static int run_case(const char *name, int M, int *dims, int ndims, char **argv, 
     for (int i = 0; i < 2; i++) step(&p, lr);  // warm-up
     int64_t *ns = malloc(sizeof(int64_t) * steps);
     for (int i = 0; i < steps; i++) {
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_Barrier(comm);
         int64_t t0 = now_ns();
         step(&p, lr);
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_Barrier(comm);
         ns[i] = now_ns() - t0;
     }
     double fb[2], all[2 * 64];
     stage_times(&p, &fb[0], &fb[1]);
-    MPI_Gather(fb, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    double comm = P > 1 ? comm_time(&p) : 0.0, drift = tied_drift(&p);
+    MPI_Gather(fb, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, comm);
+    double send_s = P > 1 ? comm_time(&p) : 0.0, drift = tied_drift(&p);
     if (rank == 0 && drift > 1e-6) {  // the tied parameter is one parameter: its copies must agree
         printf("{\"op\": \"result\", \"schedule\": \"%s\", \"microbatches\": %d, \"round\": %d, \"status\": "
                "\"error\", \"error\": \"the tied parameter's two copies differ by %.1e of its largest value after "
@@ -239,7 +245,7 @@ static int run_case(const char *name, int M, int *dims, int ndims, char **argv, 
         for (int r = 0; r < P; r++) printf("%s\"%d\": %.9g", r ? ", " : "", r, all[2 * r]);
         printf("}, \"stage_b_s\": {");
         for (int r = 0; r < P; r++) printf("%s\"%d\": %.9g", r ? ", " : "", r, all[2 * r + 1]);
-        printf("}, \"comm_s\": %.9g, \"order\": {", comm);
+        printf("}, \"comm_s\": %.9g, \"order\": {", send_s);
         print_orders(&p);
         printf("}}\n");
         fflush(stdout);
@@ -259,13 +265,28 @@ int main(int argc, char **argv) {
         if (rank == 0) fprintf(stderr, "usage: cpipe DATA GRADS ROUND STEPS GATE LR NDIMS DIM... CASE...\n");
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
-    if (P > 1) {  // one CPU per rank: the rank-th of the CPUs it was given
+    if (P > 1) {  // one CPU per rank: the rank-th of the CPUs this node's ranks were given
         cpu_set_t have, one;
         sched_getaffinity(0, sizeof have, &have);
         CPU_ZERO(&one);
         for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
             if (CPU_ISSET(c, &have) && k++ == rank) CPU_SET(c, &one);
         if (CPU_COUNT(&one)) sched_setaffinity(0, sizeof one, &one);
+    }
+    comm = MPI_COMM_WORLD;
+    const char *nodes = getenv("BENCH_CPIPE_JOIN");  // "NODE NNODES HOST:PORT TIMEOUT_S"
+    if (nodes && *nodes) {
+        int node = -1, nnodes = 0;
+        char endpoint[300] = "";
+        double timeout_s = 0;
+        sscanf(nodes, "%d %d %299s %lf", &node, &nnodes, endpoint, &timeout_s);
+        comm = cjoin(node, nnodes, endpoint, timeout_s);
+        if (comm == MPI_COMM_NULL) {  // bench/pipeline/rank.py NO_GROUP
+            MPI_Finalize();
+            return 5;
+        }
+        MPI_Comm_rank(comm, &rank);
+        MPI_Comm_size(comm, &P);
     }
     int ndims = atoi(argv[7]), dims[16];
     for (int i = 0; i < ndims && i < 16; i++) dims[i] = atoi(argv[8 + i]);
@@ -276,7 +297,7 @@ int main(int argc, char **argv) {
         size_t len = colon ? (size_t)(colon - argv[c]) : strlen(argv[c]);
         snprintf(name, sizeof name, "%.*s", (int)len, argv[c]);
         if (colon) M = atoi(colon + 1);
-        if (run_case(name, M, dims, ndims, argv, rank, P)) MPI_Abort(MPI_COMM_WORLD, 3);
+        if (run_case(name, M, dims, ndims, argv, rank, P)) MPI_Abort(comm, 3);
     }
     MPI_Finalize();
     return 0;

@@ -19,6 +19,7 @@ from fixture_run import make_run
 
 from bench import frameworks, options
 from bench.results import read_pipeline, read_run
+from bench.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -204,10 +205,11 @@ def test_a_schema_3_run_reads_the_same_before_and_after_bench_upgrade(tmp_path):
     for a, b in zip(before[:3], after[:3], strict=True):
         pd.testing.assert_frame_equal(a, b)
     old, new = before[3].to_json(), after[3].to_json()
-    assert (old.pop("schema_version"), new.pop("schema_version")) == (3, 5) and old == new
+    now = SCHEMA_VERSION
+    assert (old.pop("schema_version"), new.pop("schema_version")) == (3, now) and old == new
     raw = pd.read_csv(run / "results.csv")
-    assert set(raw["schema_version"]) == {5} and "role" in raw.columns
-    assert json.loads((run / "run.json").read_text())["schema_version"] == 5
+    assert set(raw["schema_version"]) == {now} and "role" in raw.columns
+    assert json.loads((run / "run.json").read_text())["schema_version"] == now
 
 
 def test_a_schema_3_probe_reads_the_same_after_bench_upgrade(tmp_path):
@@ -220,7 +222,8 @@ def test_a_schema_3_probe_reads_the_same_after_bench_upgrade(tmp_path):
     assert set(before["framework"]) == {"torch"}  # schema 3: the probe ran torch only
     assert main(["upgrade", str(run)]) == 0
     pd.testing.assert_frame_equal(before, read_pipeline(run))
-    assert set(pd.read_csv(run / "pipeline.csv")["schema_version"]) == {5}
+    assert set(pd.read_csv(run / "pipeline.csv")["schema_version"]) == {SCHEMA_VERSION}
+    assert (before["nodes"] == 1).all() and (before["cross_node_sends"] == 0).all()
 
 
 def test_a_framework_record_owns_its_devices_and_floor():

@@ -11,6 +11,7 @@ from bench.commands.common import (
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     UsageError,
     add_report_and_resume,
     check_out,
@@ -32,8 +33,8 @@ def add_arguments(pp) -> None:
         "--framework",
         default="all",
         help="comma-separated: torch, jax (shard_map, one process), jax-dist (jax.distributed), c "
-        "(C over "
-        "MPI); all (default: every one on CPU; torch on CUDA or across nodes)",
+        "(C over MPI); all (default: every one on CPU; torch on CUDA; torch, jax-dist and c "
+        "across nodes)",
     )
     s.add_argument(
         "--stages",
@@ -88,9 +89,7 @@ def add_arguments(pp) -> None:
         "--nnodes",
         type=positive(int, 1, 1024, "--nnodes"),
         default=1,
-        help="machines (torch only); each runs --stages / N ranks. Default 1: nothing listens "
-        "beyond "
-        "loopback",
+        help="machines; each runs --stages / N ranks. Default 1: nothing listens beyond loopback",
     )
     s.add_argument(
         "--node-rank",
@@ -102,8 +101,8 @@ def add_arguments(pp) -> None:
         "--rdzv-endpoint",
         default="",
         metavar="HOST:PORT",
-        help="node 0's c10d store (torch's TCPStore, on every interface of node 0) when --nnodes "
-        "> 1",
+        help="node 0's address and a port where the other nodes join it, when --nnodes > 1; each "
+        "process group then meets at another port of that address",
     )
     s.add_argument(
         "--out",
@@ -126,7 +125,10 @@ def make_probe(args):
     from bench.results import RunDir
 
     if args.resume is not None:
-        return resumed(args, Probe.resume, "pipeline_results.jsonl")
+        probe = resumed(args, Probe.resume, "pipeline_results.jsonl")
+        if probe.s.nnodes > 1:
+            probe.roster = join_nodes(probe.s)
+        return probe
     from bench import devices
     from bench.pipeline.nodes import check_endpoint
 
@@ -159,30 +161,54 @@ def make_probe(args):
         return s
     out = args.out or default_out("_pipeline")
     check_out(out)
+    roster = join_nodes(s) if s.nnodes > 1 else None
     out.mkdir(parents=True)
     for n in s.notes:
         print(f"note: {n}", file=sys.stderr)
-    return Probe(s, RunDir(out), sys.argv[:])
+    probe = Probe(s, RunDir(out), sys.argv[:])
+    probe.roster = roster
+    return probe
+
+
+def serve(args, s: PipelineSettings) -> int:
+    """A node other than 0: it starts the ranks node 0 sends it, and records nothing."""
+    import threading
+
+    from bench.pipeline.nodes import serve
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logs = args.out or default_out(f"_pipeline_node{s.node_rank}")
+    return serve(s, logs, stop, lambda m: print(m, file=sys.stderr))
+
+
+def join_nodes(s: PipelineSettings):
+    """Node 0's roster of the other nodes (bench/pipeline/nodes.py); UsageError when they do not
+    all come within the case timeout."""
+    from bench.pipeline.nodes import NodeLost, Roster
+
+    try:
+        return Roster.gather(s.rdzv_endpoint, s.nnodes, s.stages, s.timeout_s)
+    except (NodeLost, ValueError) as e:
+        raise UsageError(str(e)) from None
 
 
 def run(args) -> int:
     probe = make_probe(args)
-    if isinstance(
-        probe, PipelineSettings
-    ):  # a node other than 0: it serves node 0's groups, records nothing
-        import threading
-
-        from bench.pipeline.nodes import serve
-
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        logs = args.out or default_out(f"_pipeline_node{probe.node_rank}")
-        return serve(probe, logs, stop, lambda m: print(m, file=sys.stderr))
+    if isinstance(probe, PipelineSettings):
+        return serve(args, probe)
     signal.signal(signal.SIGINT, lambda *_: probe.stop.set())
     signal.signal(signal.SIGTERM, lambda *_: probe.stop.set())
     print(f"run directory: {probe.path}", file=sys.stderr)
     rows = probe.run(lambda d, r: print(f"round {r + 1}: {d}", file=sys.stderr))
+    if probe.lost:
+        print(
+            f"{probe.lost}: the probe stopped; what was measured is in {probe.path}; finish it "
+            f"with every node running: python -m bench pipeline --resume {probe.path}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if probe.meta.status == "interrupted":
         print(
             f"interrupted; what was measured is in {probe.path}; finish it with: "

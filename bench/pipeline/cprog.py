@@ -1,7 +1,11 @@
-"""The C pipeline program (models/cpipe.c + the model's stage, models/<model>/<model>_pipe.c),
-compiled against the scipy-openblas32 BLAS and the MPI of the `mpich` wheel (both installed by
-the project's own install command; no system MPI is assumed), cached like every C build
-(models/cbuild.py: keyed by the sources, the command and the compiler's version)."""
+"""The C pipeline program (models/cpipe.c + the model's stage, models/<model>/<model>_pipe.c, +
+models/cjoin.c for several nodes), compiled against the scipy-openblas32 BLAS and the MPI of the
+`mpich` wheel (both installed by the project's own install command; no system MPI is assumed),
+cached like every C build (models/cbuild.py: keyed by the sources, the command and the
+compiler's version), and how it is started: the wheel's gforker mpiexec, which forks this node's
+ranks and listens on no socket (hydra's mpiexec listens on every interface for its proxies), and
+MPICH's libfabric TCP netmod on one interface (UCX's port names do not fit MPI_MAX_PORT_NAME, so
+MPI_Comm_connect could not join nodes over it)."""
 
 from __future__ import annotations
 
@@ -23,6 +27,20 @@ def mpi_prefix() -> Path:
 
 def mpiexec() -> str:
     return str(mpi_prefix() / "bin" / "mpiexec")
+
+
+def launcher(ranks: int) -> list[str]:
+    """The command that starts `ranks` ranks on this machine: the gforker mpiexec where the MPI has
+    one, else hydra's with its fork launcher."""
+    gforker = mpi_prefix() / "bin" / "mpiexec.gforker"
+    if os.access(gforker, os.X_OK):
+        return [str(gforker), "-n", str(ranks)]
+    return [mpiexec(), "-launcher", "fork", "-n", str(ranks)]
+
+
+def network_env(interface: str) -> dict[str, str]:
+    """The ranks' MPI on one network interface (lo on one node; the endpoint's across nodes)."""
+    return {"MPIR_CVAR_CH4_NETMOD": "ofi", "FI_PROVIDER": "tcp", "FI_TCP_IFACE": interface}
 
 
 def unavailable_reason() -> str:
@@ -50,10 +68,10 @@ def launch_problem() -> str:
     for _ in range(
         LAUNCH_TRIES
     ):  # hydra's mpiexec dies of SIGPIPE (exit -13) now and then when `true` exits at once
-        code, _ = query([mpiexec(), "-launcher", "fork", "-n", "1", "true"], 60)
+        code, _ = query([*launcher(1), "true"], 60)
         if code == 0:
             return ""
-    return f"{mpiexec()} cannot start a program here (exit {code})"
+    return f"{launcher(1)[0]} cannot start a program here (exit {code})"
 
 
 def build(stage_source: Path) -> Path:
@@ -63,7 +81,11 @@ def build(stage_source: Path) -> Path:
         raise RuntimeError(why)
     p, stage = mpi_prefix(), Path(stage_source)
     return cbuild.build_program(
-        [MODELS_DIR / "cpipe.c", stage],
-        [MODELS_DIR / "cpipe.h", stage.with_name(stage.name.replace("_pipe", ""))],
+        [MODELS_DIR / "cjoin.c", MODELS_DIR / "cpipe.c", stage],
+        [
+            MODELS_DIR / "cjoin.h",
+            MODELS_DIR / "cpipe.h",
+            stage.with_name(stage.name.replace("_pipe", "")),
+        ],
         [f"-I{p / 'include'}", f"-L{p / 'lib'}", "-lmpi", f"-Wl,-rpath,{p / 'lib'}"],
     )

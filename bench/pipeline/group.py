@@ -14,36 +14,28 @@ from bench.supervisor import Child, ChildFailure, Launch, how_it_ended, wait_lin
 
 
 class Group:
-    """One process per spec (its program by spec.form); rank r's lines arrive tagged r in one queue."""
+    """One process per spec (its program by spec.form); rank r's lines arrive tagged r in one queue.
+    Each rank puts its sockets on the interface of its spec's address (loopback on one node)."""
 
-    ENV = {
-        "GLOO_SOCKET_IFNAME": "lo",
-        "OMP_NUM_THREADS": "1",
-    }  # one node: gloo on the loopback interface only
+    ENV = {"OMP_NUM_THREADS": "1"}
 
     def __init__(
-        self,
-        specs: list[protocol.RankSpec],
-        logs: Path,
-        env: dict[str, str] | None = None,
-        loopback: bool = True,
+        self, specs: list[protocol.RankSpec], logs: Path, env: dict[str, str] | None = None
     ) -> None:
-        """loopback False (across machines): gloo picks its interface (or the caller's GLOO_SOCKET_IFNAME)."""
         self.lines: queue.Queue = queue.Queue()
-        base = self.ENV if loopback else {"OMP_NUM_THREADS": "1"}
         self.ranks = [
             Child(
                 Launch(
                     frameworks.rank_modules()[s.form],
                     [json.dumps(asdict(s))],
-                    {**base, **(env or {})},
+                    {**self.ENV, **(env or {})},
                 ),
                 logs / f"{s.form}-rank{s.rank}.log",
                 f"{s.form} rank {s.rank}",
                 sink=self.lines,
-                tag=s.rank,
+                tag=i,
             )
-            for s in specs
+            for i, s in enumerate(specs)
         ]
 
     def next_result(
@@ -62,13 +54,15 @@ class Group:
                     else f.reason
                 )
                 return replace(blank, status=f.status, error=why)
+            if r == "node":  # bench/pipeline/nodes.py: a node of the group is gone
+                return replace(blank, status="crashed", error=f"{line}; group killed")
             if line is None:
                 code = self.ranks[r].proc.wait()
                 if code != 0:
                     return replace(
                         blank,
                         status="crashed",
-                        error=f"rank {r} {how_it_ended(code)}; group killed",
+                        error=f"{self.ranks[r].who} {how_it_ended(code)}; group killed",
                     )
                 continue
             msg = protocol.decode_rank_line(line)

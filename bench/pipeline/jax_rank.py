@@ -4,7 +4,8 @@ protocol.RankSpec), started by bench/pipeline/group.py. Three forms (spec.form):
 - jax: one process, P host devices (`--xla_force_host_platform_device_count`), each device's
   ops on one thread (`--xla_cpu_multi_thread_eigen=false`), the process on P CPUs;
 - jax-dist: P processes of one device each, one CPU each, joined by `jax.distributed` at
-  the spec's coordinator with gloo CPU collectives;
+  the spec's coordinator (process 0's, at its node's address) with gloo CPU collectives on the
+  interface of the spec's address (across nodes too: bench/pipeline/nodes.py);
 - jax-single: the one-process baseline, the whole model jitted on one device with P threads.
 
 Process 0 prints one protocol.PipeResult line per case. The pipeline is bench/pipeline/jax_pipe.py.
@@ -19,7 +20,7 @@ import time
 import numpy as np
 
 from bench import frameworks, protocol
-from bench.pipeline.rank import channel_reply
+from bench.pipeline.rank import NO_GROUP, channel_reply
 from models.gate import grad_rel_err
 
 FORMS = ("jax", "jax-dist", "jax-single")
@@ -33,14 +34,7 @@ class JaxRank:
 
         jax.config.update("jax_default_matmul_precision", "highest")
         if spec.form == "jax-dist":
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
-            jax.distributed.initialize(
-                spec.init_method,
-                num_processes=spec.world,
-                process_id=spec.rank,
-                initialization_timeout=int(spec.timeout_s),
-                coordinator_bind_address=spec.init_method,
-            )  # not jax's default [::]
+            join(jax, spec)
         self.jax, self.spec, self.rank = jax, spec, spec.rank
         self.P = 1 if spec.form == "jax-single" else spec.world
         self.mod, self.hooks = model_module(spec.model), pipeline_hooks(spec.model)
@@ -169,6 +163,33 @@ class JaxRank:
                 reply(result)
         if self.spec.form == "jax-dist":
             self.jax.distributed.shutdown()
+
+
+def join(jax, spec: protocol.RankSpec) -> None:
+    """jax.distributed at the spec's coordinator, bound to its address (not jax's default [::]),
+    with gloo on the spec's address: jax names no host to gloo, which would take the address of
+    the machine's hostname, so the one call that makes gloo's device is given it."""
+    from functools import partial
+
+    from jax._src import xla_bridge
+
+    make = xla_bridge._jax.make_gloo_tcp_collectives
+    xla_bridge._jax.make_gloo_tcp_collectives = partial(make, hostname=spec.bind)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            spec.init_method,
+            num_processes=spec.world,
+            process_id=spec.rank,
+            initialization_timeout=int(spec.timeout_s),
+            coordinator_bind_address=spec.init_method if spec.rank == 0 else None,
+        )
+    except Exception as e:  # no group formed: a process (across nodes: a node) did not come
+        print(
+            f"process {spec.rank}: no jax.distributed group at {spec.init_method}: {e}",
+            file=sys.stderr,
+        )
+        sys.exit(NO_GROUP)
 
 
 def tied_drift(stages, tied: tuple[int, ...], slots) -> float:

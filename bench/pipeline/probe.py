@@ -13,7 +13,6 @@ probe is finished by `bench pipeline --resume DIR`.
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 import threading
 import uuid
@@ -24,6 +23,7 @@ import numpy as np
 
 from bench import campaign, frameworks, protocol
 from bench.pipeline.group import Group
+from bench.pipeline.nodes import NodeLost, group_endpoint
 from bench.pipeline.rows import row
 from bench.pipeline.settings import PipelineSettings, cases
 from bench.results import append_csv, append_line
@@ -51,13 +51,6 @@ def key(res: dict) -> tuple[str, str, int]:
     return res["framework"], res["schedule"], res["microbatches"]
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface (bind to port 0, read what the OS gave)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def extra_rounds(s: PipelineSettings, results: list[dict]) -> dict[str, int]:
     """Rounds in all for each case whose base rounds leave its CI wider than TARGET_CI, decided
     once from them (Stein's two-stage rule, bench/stats.rounds_for; the CI then uses the base
@@ -74,12 +67,21 @@ def extra_rounds(s: PipelineSettings, results: list[dict]) -> dict[str, int]:
 
 
 def group_specs(
-    s: PipelineSettings, fw: str, single: bool, todo: list[tuple[str, str, int]], rnd: int
+    s: PipelineSettings,
+    fw: str,
+    single: bool,
+    todo: list[tuple[str, str, int]],
+    rnd: int,
+    addresses: dict[int, str] | None = None,
 ) -> list[protocol.RankSpec]:
-    """The processes of one group: a pipeline's P ranks (JAX's shard_map form and C's mpiexec: one
-    process for all), or a baseline's one process of P threads."""
-    P = s.stages
+    """The processes of one group, of every node: a pipeline's P ranks (JAX's shard_map form: one
+    process for all; C: one mpiexec per node), or a baseline's one process of P threads. One node
+    meets at a file store or a loopback port; several at a port of node 0's address (addresses:
+    node -> its address, bench/pipeline/nodes.py)."""
+    P, nnodes = s.stages, s.nnodes if not single else 1
     run = tuple(protocol.PipeCase(name, m, rnd, rnd == 0, s.steps) for _, name, m in todo)
+    addresses = addresses or {0: "127.0.0.1"}
+    per = P // nnodes
 
     def spec(rank: int, world: int, init: str, form: str, threads: int = 1) -> protocol.RankSpec:
         return protocol.RankSpec(
@@ -93,24 +95,23 @@ def group_specs(
             run,
             threads,
             form,
-            nnodes=s.nnodes,
+            nnodes=nnodes,
+            bind=addresses[rank // per],
         )
 
     # no socket: loopback only
     store = f"file://{tempfile.gettempdir()}/bench-pipeline-store-{uuid.uuid4().hex}"
     form = frameworks.pipeline_forms()[fw]
+    meet = group_endpoint(addresses[0]) if nnodes > 1 else ""
     if single:
         return [spec(0, 1, store, form.single, P)]
     if form.launch == "store":
-        init, local = store, range(P)
-        if s.nnodes > 1:  # node 0 of several: its ranks join the others at node 0's c10d store
-            init, per = f"tcp://{s.rdzv_endpoint}", P // s.nnodes
-            local = range(s.node_rank * per, (s.node_rank + 1) * per)
-        return [spec(r, P, init, fw) for r in local]
+        return [spec(r, P, f"tcp://{meet}" if meet else store, fw) for r in range(P)]
     if form.launch == "coordinator":
-        init = f"127.0.0.1:{free_port()}"
-        return [spec(r, P, init, fw) for r in range(P)]
-    return [spec(0, P, "", fw, P if form.stage_threads else 1)]
+        coordinator = meet or group_endpoint("127.0.0.1")
+        return [spec(r, P, coordinator, fw) for r in range(P)]
+    threads = P if form.stage_threads else 1
+    return [spec(k * per, P, meet, fw, threads) for k in range(nnodes)]
 
 
 class Probe:
@@ -131,6 +132,8 @@ class Probe:
                 for line in (self.path / "pipeline_results.jsonl").read_text().splitlines()
             ]
         self.meta, self.run_dir = meta, run_dir
+        self.roster = None  # across nodes: bench/pipeline/nodes.Roster, set by the command
+        self.lost = ""  # why the probe stopped when a node went away
         (self.path / "logs").mkdir(exist_ok=True)
 
     @classmethod
@@ -171,10 +174,8 @@ class Probe:
             self.run_round(rnd, progress, only=only)
 
     def finish(self, stopped: bool) -> list[dict]:
-        if self.s.nnodes > 1:
-            from bench.pipeline.nodes import goodbye
-
-            goodbye(self.s, self.path / "logs")
+        if self.roster is not None:
+            self.roster.close()
         return self.write_table("interrupted" if stopped else "pending")
 
     def run_round(self, rnd: int, progress, only: set | None = None) -> None:
@@ -203,11 +204,11 @@ class Probe:
                     )
                 continue
             while batch and not self.stop.is_set():
-                group = Group(
-                    group_specs(self.s, fw, single, batch, rnd),
-                    self.path / "logs",
-                    loopback=self.loopback(),
+                group = self.start_group(
+                    group_specs(self.s, fw, single, batch, rnd, self.addresses())
                 )
+                if group is None:
+                    return
                 try:
                     while batch:
                         f, name, m = batch.pop(0)
@@ -234,10 +235,22 @@ class Probe:
                     # between groups: no table rewrite competes with a timed step
                     self.write_table()
 
-    def loopback(self) -> bool:
-        from bench.pipeline.nodes import is_loopback
+    def addresses(self) -> dict[int, str] | None:
+        return self.roster.addresses if self.roster is not None else None
 
-        return self.s.nnodes == 1 or is_loopback(self.s.rdzv_endpoint.rpartition(":")[0])
+    def start_group(self, specs: list[protocol.RankSpec]) -> Group | None:
+        """Node 0's ranks of a group, the other nodes' sent to them; None (the probe stops) when a
+        node is gone."""
+        group = Group([x for x in specs if x.node == 0], self.path / "logs")
+        if self.roster is not None:
+            try:
+                self.roster.announce(specs, group.lines)
+            except NodeLost as e:
+                group.kill()
+                self.lost = str(e)
+                self.stop.set()
+                return None
+        return group
 
     def record(self, res: dict) -> None:
         """One finished (case, round) on disk: its raw result and its steps (two appends; the table

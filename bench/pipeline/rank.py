@@ -23,7 +23,7 @@ from bench.pipeline.measure import Measurements
 from bench.pipeline.steps import Steps
 from bench.schedules import SCHEDULES
 
-NO_GROUP, PROBE_OVER = 5, 4  # exit codes a serving node reads (bench/pipeline/nodes.py)
+NO_GROUP = 5  # the exit code of a rank whose group did not form (C's program too)
 
 
 class Rank(Steps, Measurements):
@@ -44,6 +44,9 @@ class Rank(Steps, Measurements):
         self.make_stages, self.loss = load(self.hooks.TORCH_STAGES), load(self.hooks.TORCH_LOSS)
         x, y = self.mod.make_batch(self.cfg)
         self.x, self.y = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        from bench.pipeline.nodes import interface_of
+
+        os.environ["GLOO_SOCKET_IFNAME"] = interface_of(spec.bind)
         try:
             dist.init_process_group(
                 "nccl" if spec.device == "cuda" else "gloo",
@@ -52,21 +55,10 @@ class Rank(Steps, Measurements):
                 init_method=spec.init_method,
                 timeout=timedelta(seconds=spec.timeout_s),
             )
-        except (
-            Exception
-        ) as e:  # no group formed (across nodes: node 0 is not there): bench/pipeline/nodes.py
+        except Exception as e:  # no group formed: a rank (across nodes: a node) did not come
             print(f"rank {self.rank}: no process group at {spec.init_method}: {e}", file=sys.stderr)
             sys.exit(NO_GROUP)
         self.cases = spec.cases
-        if (
-            spec.nnodes > 1
-        ):  # the ranks of the other nodes take node 0's cases; none left: the probe is over
-            box = [[asdict(c) for c in spec.cases]]
-            dist.broadcast_object_list(box, src=0)
-            self.cases = tuple(protocol.PipeCase(**c) for c in box[0])
-            if not self.cases:
-                dist.destroy_process_group()
-                sys.exit(PROBE_OVER)
 
     def case(self, c: protocol.PipeCase) -> protocol.PipeResult:
         # tests only: "schedule:rank:crash|hang|grad"

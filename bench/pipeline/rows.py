@@ -52,6 +52,17 @@ def ideal(res: dict, P: int, M: int, f: dict, b: dict, comm: float) -> float:
         return math.nan
 
 
+def cross_node_sends(name: str, P: int, M: int, nnodes: int) -> int:
+    """Sends per step between stages on different machines: node k holds ranks k x P / nnodes
+    onwards, and each stage boundary that crosses two carries M activations forward and M
+    gradients back."""
+    sched = SCHEDULES[name]
+    if sched.kind == "single" or nnodes == 1:
+        return 0
+    node = {s: r // (P // nnodes) for r in range(P) for s in sched.stages(r, P)}
+    return 2 * M * sum(node[s] != node[s + 1] for s in range(sched.n_stages(P) - 1))
+
+
 def row(
     settings,
     framework: str,
@@ -72,6 +83,9 @@ def row(
         "schedule": name,
         "stages": P,
         "virtual_stages": sched.n_stages(P) // P if sched.kind != "single" else 1,
+        "nodes": settings.nnodes,
+        "ranks_per_node": P // settings.nnodes,
+        "cross_node_sends": cross_node_sends(name, P, M, settings.nnodes),
         "microbatches": M,
         "batch": cfg["batch"],
         "status": bad[0]["status"] if bad else ("ok" if ok else unmeasured),

@@ -38,9 +38,7 @@ class PipelineSettings:
         1  # machines; node 0 records, the others serve its process groups (bench/pipeline/nodes.py)
     )
     node_rank: int = 0
-    rdzv_endpoint: str = (
-        ""  # HOST:PORT of node 0's c10d store when nnodes > 1; else a file store, loopback only
-    )
+    rdzv_endpoint: str = ""  # node 0's HOST:PORT when nnodes > 1 (bench/pipeline/nodes.py)
 
 
 def cases(s: PipelineSettings) -> list[tuple[str, str, int]]:
@@ -152,7 +150,7 @@ def parse_frameworks(text: str, device: str, nnodes: int) -> list[str]:
     if any(n not in fit for n in names):
         where = "--device cuda" if device != "cpu" else "--nnodes > 1"
         raise ValueError(
-            f"with {where} the probe drives {' and '.join(fit)} only (the others run on "
+            f"with {where} the probe drives {', '.join(fit)} only (the others run on "
             "the CPU, on one node)"
         )
     return names

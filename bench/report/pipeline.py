@@ -80,15 +80,16 @@ def plot(df: pd.DataFrame, path: Path) -> str:
 
 def table(df: pd.DataFrame) -> str:
     lines = [
-        "| framework | schedule | M | rounds | step ms [95% CI] | CI half-width | compute ms | "
-        "send ms | ideal ms | "
+        "| framework | schedule | M | nodes x ranks | sends across nodes | rounds | "
+        "step ms [95% CI] | CI half-width | compute ms | send ms | ideal ms | "
         "residual ms | bubble: theory / measured | grad err | status |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in df.itertuples():
         half = (r.ci_high_s - r.ci_low_s) / 2 / r.step_s
         lines.append(
-            f"| {r.framework} | {r.schedule} | {r.microbatches} | {r.rounds} | {ms(r.step_s)} "
+            f"| {r.framework} | {r.schedule} | {r.microbatches} | {r.nodes} x {r.ranks_per_node} | "
+            f"{r.cross_node_sends:g} | {r.rounds} | {ms(r.step_s)} "
             f"[{ms(r.ci_low_s)}, "
             f"{ms(r.ci_high_s)}] | {'-' if not math.isfinite(half) else f'±{half:.1%}'} | "
             f"{ms(r.compute_s)} | {ms(r.comm_s)} | {ms(r.ideal_s)} | {ms(r.residual_s)} | "
@@ -258,7 +259,8 @@ def write_report(run_dir: Path) -> Path:
     s = meta.settings
     fws = s["frameworks"]
     where = (
-        f"{s.get('nnodes')} nodes, rendezvous at node 0's c10d store"
+        f"{s.get('nnodes')} nodes of {s['stages'] // s.get('nnodes')} ranks, joined at "
+        f"{s.get('rdzv_endpoint')}"
         if s.get("nnodes", 1) > 1
         else "one node, loopback only"
     )
