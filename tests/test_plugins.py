@@ -215,7 +215,7 @@ def test_a_schema_3_run_reads_the_same_before_and_after_bench_upgrade(tmp_path):
 def test_a_schema_3_probe_reads_the_same_after_bench_upgrade(tmp_path):
     from bench.commands import main
 
-    src = ROOT / "results" / "20261126T042354Z_vm_pipeline"
+    src = ROOT / "tests" / "data" / "schema3_probe"  # a schema-3 probe as it was committed
     run = tmp_path / "probe"
     shutil.copytree(src, run)
     before = read_pipeline(run)

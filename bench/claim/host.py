@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import pandas as pd
 
-from bench import frameworks
+from bench import frameworks, reference
 from bench.results import read_pipeline
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-SWEEP_RUN = "results/20261129T105429Z_vm"  # the committed MLP default sweep
-PIPELINE_RUN = "results/20261126T042354Z_vm_pipeline"  # the committed GPT pipeline probe
+ROOT = reference.ROOT
+SWEEP_RUN = reference.runs()["mlp"]  # the MLP default sweep (results/reference.toml)
+PIPELINE_RUN = reference.runs()["pipeline_gpt"]  # the GPT pipeline probe
 FLOOR = "c.ref"
 HOST_FACTOR = {"xeon": 1.0, "grace": 2.7}
 

@@ -6,16 +6,43 @@ from pathlib import Path
 
 from bench.commands.common import EXIT_OK, UsageError
 
-HELP = "write report.md, analysis.csv and plots for a run directory"
+HELP = "write report.md, analysis.csv and plots for a run directory, or the README's verdict"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, nargs="?", help="a sweep's or a probe's run directory")
+    p.add_argument(
+        "--readme",
+        type=Path,
+        nargs="?",
+        const=Path("README.md"),
+        default=None,
+        metavar="README",
+        help="write the verdict block of README (default README.md) from the reference runs "
+        "(results/reference.toml) and the claim's reports",
+    )
+
+
+def write_verdict(readme: Path) -> int:
+    from bench.reference import ManifestError
+    from bench.report import verdict
+    from bench.schema import SchemaError
+
+    try:
+        print(f"verdict: {verdict.write(readme)}")
+    except (OSError, ManifestError, SchemaError, ValueError, KeyError) as e:
+        raise UsageError(f"--readme: {str(e).splitlines()[0]}") from None
+    return EXIT_OK
 
 
 def run(args) -> int:
     from bench.report import pipeline, render
     from bench.schema import SchemaError
+
+    if args.readme is not None:
+        return write_verdict(args.readme)
+    if args.run_dir is None:
+        raise UsageError("report: give a run directory, or --readme")
 
     writer = pipeline if (Path(args.run_dir) / "pipeline.csv").is_file() else render
     try:
