@@ -286,13 +286,14 @@ def write(out: Path, progress: Callable[[], None] | None = None) -> list[Path]:
     r = seed.report(progress)
     seed.plot(r, paths[2])
     paths[1].write_text(seed.markdown(r, paths[2].name))
-    readme = fill_readme(out, [seed.headline(r), headline(v)])
-    return paths + ([readme] if readme else [])
+    page = fill_docs(out, [seed.headline(r), headline(v)])
+    return paths + ([page] if page else [])
 
 
-def fill_readme(out: Path, lines: list[str]) -> Path | None:
-    """Write the headlines into the README's `<!-- claim: DIR -->` block for this directory."""
-    readme = ROOT / "README.md"
+def fill_docs(out: Path, lines: list[str]) -> Path | None:
+    """Write the headlines into docs/claim.md's `<!-- claim: DIR -->` block for this directory
+    (the README's verdict quotes the reports themselves: bench report --readme)."""
+    readme = ROOT / "docs" / "claim.md"
     try:
         rel = out.resolve().relative_to(ROOT).as_posix()
     except ValueError:

@@ -18,8 +18,9 @@ def add_arguments(p) -> None:
         const=Path("README.md"),
         default=None,
         metavar="README",
-        help="write the verdict block of README (default README.md) from the reference runs "
-        "(results/reference.toml) and the claim's reports",
+        help="write the verdict block of README (default README.md) and the blocks of "
+        "docs/results.md beside it from the reference runs (results/reference.toml) and the "
+        "claim's reports",
     )
 
 
@@ -29,7 +30,8 @@ def write_verdict(readme: Path) -> int:
     from bench.schema import SchemaError
 
     try:
-        print(f"verdict: {verdict.write(readme)}")
+        for path in verdict.write(readme, readme.parent / "docs" / "results.md"):
+            print(f"generated blocks: {path}")
     except (OSError, ManifestError, SchemaError, ValueError, KeyError) as e:
         raise UsageError(f"--readme: {str(e).splitlines()[0]}") from None
     return EXIT_OK

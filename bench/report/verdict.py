@@ -194,12 +194,74 @@ def block() -> str:
     return "\n".join(lines)
 
 
-def write(readme: Path) -> Path:
-    """The block into `readme`, in place of the one there; ValueError when it has no markers."""
-    text = Path(readme).read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} block")
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
-    Path(readme).write_text(before + block() + after)
-    return Path(readme)
+def headlines_of(report_md: str) -> list[str]:
+    """The bullet lines of a report's Headlines section."""
+    i = report_md.index("## Headlines") + len("## Headlines")
+    section = report_md[i:].split("\n\n", 2)[1]
+    return [ln for ln in section.splitlines() if ln.startswith("- ")]
+
+
+def runs_lines() -> list[str]:
+    lines = ["| role | run | machine | finished (UTC) | status |", "|---|---|---|---|---|"]
+    for role, rel in reference.runs().items():
+        if role == "claim":
+            lines.append(f"| {role} | [{rel}]({'../' + rel}/seed.md) | - | - | - |")
+            continue
+        meta = read_meta(reference.path(role))
+        lines.append(
+            f"| {role} | [{rel}](../{rel}/report.md) | {meta.machine.get('cpu_model')} | "
+            f"{meta.finished_utc} | {meta.status} |"
+        )
+    return lines
+
+
+def aa_lines() -> list[str]:
+    """The A/A pair's comparison: how many cases were called changed, which way, and the
+    detectable change."""
+    a, b = reference.runs()["mlp"], reference.runs()["mlp_aa"]
+    cmp = pd.read_csv(reference.path("mlp_aa") / "compare_aa.csv", keep_default_na=False)
+    changed = cmp[cmp["change"].astype(str).isin(["slower", "faster"])]
+    ways = ", ".join(f"{n} {way} in B" for way, n in changed["change"].value_counts().items())
+    return [
+        f"`python -m bench compare {a} {b}`: {len(changed)} of {len(cmp)} cases "
+        f"({len(changed) / len(cmp):.1%}) called changed{' (' + ways + ')' if ways else ''}; "
+        f"the median detectable change is ±{cmp['detectable'].median():.1%} (largest "
+        f"±{cmp['detectable'].max():.1%})."
+    ]
+
+
+def fill(text: str, start: str, end: str, lines: list[str]) -> str:
+    """text with what lies between start and end replaced by lines; ValueError without them."""
+    if start not in text or end not in text.split(start, 1)[1]:
+        raise ValueError(f"no {start} ... {end} block")
+    before, rest = text.split(start, 1)
+    return before + start + "\n" + "\n".join(lines) + "\n" + end + rest.split(end, 1)[1]
+
+
+def results_page(text: str) -> str:
+    """docs/results.md with its generated blocks refreshed."""
+    text = fill(text, "<!-- runs -->", "<!-- end runs -->", runs_lines())
+    text = fill(text, "<!-- aa -->", "<!-- end aa -->", aa_lines())
+    for role in reference.ROLES:
+        start = f"<!-- headlines: {role} -->"
+        if start in text:
+            report = (reference.path(role) / "report.md").read_text()
+            text = fill(text, start, "<!-- end headlines -->", headlines_of(report))
+    return text
+
+
+def readme_text(text: str) -> str:
+    return fill(text, START, END, block().split("\n")[1:-1])
+
+
+def write(readme: Path, results_md: Path) -> list[Path]:
+    """The README's verdict and docs/results.md's blocks, in place; ValueError (naming the file)
+    when a block's markers are missing."""
+    out = []
+    for path, refresh in ((readme, readme_text), (results_md, results_page)):
+        try:
+            Path(path).write_text(refresh(Path(path).read_text()))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        out.append(Path(path))
+    return out
