@@ -92,6 +92,22 @@ def rounds_for(medians, target: float, max_rounds: int, level: float = LEVEL) ->
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """A value with its 95% confidence interval (NaN where there is none)."""
+
+    value: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
+
+    def __iter__(self):
+        return iter((self.value, self.lo, self.hi))
+
+    def columns(self, value: str, lo: str, hi: str) -> dict[str, float]:
+        """Its three numbers under a table's column names."""
+        return {value: self.value, lo: self.lo, hi: self.hi}
+
+
+@dataclass(frozen=True)
 class Drift:
     """One run's drift between processes: the sd of its log process medians, their count, and the
     sd's degrees of freedom (n - 1 unless `spread` says otherwise: 0 means n - 1)."""

@@ -67,10 +67,10 @@ def test_summary_recovers_truth_from_samples(loaded):
     *_, by = loaded
     for impl, (a, r, per_op) in TRUTH.items():
         s = by[impl]
-        assert s.fit.fixed_us == pytest.approx(a * 1e6, rel=0.1), impl
-        assert s.fit.fixed_us_lo <= a * 1e6 * 1.1 and s.fit.fixed_us_hi >= a * 1e6 * 0.9, impl
-        assert s.fit.rate_gflops == pytest.approx(r / 1e9, rel=0.1), impl
-        assert s.per_op.us_per_op == pytest.approx(per_op * 1e6, rel=0.1), impl
+        assert s.fit.fixed.value == pytest.approx(a * 1e6, rel=0.1), impl
+        assert s.fit.fixed.lo <= a * 1e6 * 1.1 and s.fit.fixed.hi >= a * 1e6 * 0.9, impl
+        assert s.fit.rate.value == pytest.approx(r / 1e9, rel=0.1), impl
+        assert s.per_op.value == pytest.approx(per_op * 1e6, rel=0.1), impl
     assert "null.noop" not in by
     assert by["jax.scan"].fit.steps_per_call == 8 and by["numpy.loop"].fit.steps_per_call == 1
 
@@ -185,7 +185,7 @@ def test_analysis_csv_is_the_summary(reported, loaded):
     *_, by = loaded
     csv = pd.read_csv(reported / "analysis.csv").set_index("impl")
     for impl, s in by.items():
-        assert csv.loc[impl, "fixed_us"] == pytest.approx(s.fit.fixed_us)
+        assert csv.loc[impl, "fixed_us"] == pytest.approx(s.fit.fixed.value)
 
 
 def test_report_cli_regenerates_and_refuses_non_runs(reported, tmp_path):
@@ -370,21 +370,21 @@ def test_both_fits_recover_an_exact_line():
         "x", width, _units("x", width), meta["peaks"], np.random.default_rng(0)
     )
     assert s.fixed_minus_bytes_us == pytest.approx(20.0, rel=1e-3) and s.fit_bytes_rms < 1e-4
-    assert s.fixed_us > 30 and s.fit_rms > 1e-3  # the first fit does not know the bytes
-    assert s.fixed_us_lo <= s.fixed_us <= s.fixed_us_hi
-    assert s.rate_gflops_lo <= s.rate_gflops <= s.rate_gflops_hi < 1.1 * s.rate_gflops_lo
+    assert s.fixed.value > 30 and s.fit_rms > 1e-3  # the first fit does not know the bytes
+    assert s.fixed.lo <= s.fixed.value <= s.fixed.hi
+    assert s.rate.lo <= s.rate.value <= s.rate.hi < 1.1 * s.rate.lo
 
 
 def test_the_first_fit_and_its_cis_without_a_bandwidth():
     t = 20e-6 + F_EXACT / 100e9
     width = _width(t, F_EXACT, np.zeros(5))
     s = analysis.fit_summary("x", width, _units("x", width), {}, np.random.default_rng(0))
-    assert s.fixed_us == pytest.approx(20.0, rel=1e-3) and s.rate_gflops == pytest.approx(
+    assert s.fixed.value == pytest.approx(20.0, rel=1e-3) and s.rate.value == pytest.approx(
         100.0, rel=1e-3
     )
     assert s.fit_rms < 1e-4 and np.isnan(s.fixed_minus_bytes_us) and np.isnan(s.fit_bytes_rms)
-    assert 19.0 < s.fixed_us_lo < 20.0 < s.fixed_us_hi < 21.0  # +-1% process spread
-    assert 97.0 < s.rate_gflops_lo < 100.0 < s.rate_gflops_hi < 103.0
+    assert 19.0 < s.fixed.lo < 20.0 < s.fixed.hi < 21.0  # +-1% process spread
+    assert 97.0 < s.rate.lo < 100.0 < s.rate.hi < 103.0
 
 
 def test_no_second_fit_when_the_bytes_alone_exceed_a_step():
@@ -397,7 +397,7 @@ def test_no_second_fit_when_the_bytes_alone_exceed_a_step():
         {"c": {"copy_gbytes_per_s": 10.0}},
         np.random.default_rng(0),
     )
-    assert np.isnan(s.fixed_minus_bytes_us) and s.fixed_us == pytest.approx(20.0, rel=1e-3)
+    assert np.isnan(s.fixed_minus_bytes_us) and s.fixed.value == pytest.approx(20.0, rel=1e-3)
 
 
 def test_a_zero_slope_gives_an_unbounded_rate(monkeypatch):
@@ -405,7 +405,7 @@ def test_a_zero_slope_gives_an_unbounded_rate(monkeypatch):
     monkeypatch.setattr(analysis, "fit_fixed_cost", lambda F, t: (float(np.min(t)), 0.0))
     width = _width(np.full(5, 1e-3), F_EXACT, np.zeros(5))
     s = analysis.fit_summary("x", width, _units("x", width), {}, np.random.default_rng(0))
-    assert s.rate_gflops == s.rate_gflops_lo == s.rate_gflops_hi == np.inf
+    assert s.rate.value == s.rate.lo == s.rate.hi == np.inf
 
 
 def test_overhead_summary_reads_the_smallest_and_largest_rows():
@@ -426,24 +426,24 @@ def test_overhead_summary_reads_the_smallest_and_largest_rows():
     )
     s = analysis.overhead_summary("x", width)
     assert (s.smallest_size, s.largest_size, s.pct_peak_largest) == ("small", "large", 90.0)
-    assert (s.overhead_small_us, s.overhead_small_lo, s.overhead_small_hi) == pytest.approx(
+    assert (s.overhead_small.value, s.overhead_small.lo, s.overhead_small.hi) == pytest.approx(
         (2.0, 1.0, 3.0), rel=1e-12
     )
-    assert (s.overhead_large_us, s.overhead_large_lo, s.overhead_large_hi) == pytest.approx(
+    assert (s.overhead_large.value, s.overhead_large.lo, s.overhead_large.hi) == pytest.approx(
         (4.0, 3.0, 5.0), rel=1e-12
     )
     assert s.crossover == "large"
     floor = analysis.overhead_summary("c.ref", width)  # the floor has no overhead against itself
     assert (
-        np.isnan(floor.overhead_small_us)
-        and np.isnan(floor.overhead_large_us)
+        np.isnan(floor.overhead_small.value)
+        and np.isnan(floor.overhead_large.value)
         and floor.crossover == ""
     )
     # no floor in the run
     none = analysis.overhead_summary("x", width.assign(floor_impl=None, t_floor=np.nan))
     assert (
-        np.isnan(none.overhead_small_us)
-        and np.isnan(none.overhead_large_us)
+        np.isnan(none.overhead_small.value)
+        and np.isnan(none.overhead_large.value)
         and none.crossover == ""
     )
 
@@ -576,10 +576,10 @@ def test_summarize_on_a_hand_made_run():
         "y",
     }  # the control is left out, not the rows after it
     x = by["x"]
-    assert x.fit.fixed_us == pytest.approx(50.0, rel=1e-3) and x.fit.rate_gflops == pytest.approx(
+    assert x.fit.fixed.value == pytest.approx(50.0, rel=1e-3) and x.fit.rate.value == pytest.approx(
         100.0, rel=1e-3
     )
-    assert (x.per_op.us_per_op, x.per_op.us_per_op_lo, x.per_op.us_per_op_hi) == pytest.approx(
+    assert (x.per_op.value, x.per_op.lo, x.per_op.hi) == pytest.approx(
         (5.0, 5.0, 5.0), rel=1e-3
     )  # exact data
     assert (x.fit.steps_per_call, x.first_call_s_max) == (
@@ -587,25 +587,25 @@ def test_summarize_on_a_hand_made_run():
         2.0,
     )  # its own rows only (jax.jit's is 99 s)
     assert (
-        x.ends.overhead_small_us == pytest.approx(40.0)
+        x.ends.overhead_small.value == pytest.approx(40.0)
         and x.ends.smallest_size == "w0"
         and x.ends.largest_size == "w2"
     )
     # the CI comes from the process medians
-    assert x.ends.overhead_small_lo < 40.0 < x.ends.overhead_small_hi
-    assert np.isnan(by["jax.jit"].fit.fixed_us) and by["jax.jit"].first_call_s_max == 99.0
+    assert x.ends.overhead_small.lo < 40.0 < x.ends.overhead_small.hi
+    assert np.isnan(by["jax.jit"].fit.fixed.value) and by["jax.jit"].first_call_s_max == 99.0
     # y has no width sweep, so no rate to take compute out with: 1e-5 s per depth step over 2 ops
     y = by["y"]
-    assert np.isnan(y.fit.rate_gflops) and (
-        y.per_op.us_per_op,
-        y.per_op.us_per_op_lo,
-        y.per_op.us_per_op_hi,
+    assert np.isnan(y.fit.rate.value) and (
+        y.per_op.value,
+        y.per_op.lo,
+        y.per_op.hi,
     ) == pytest.approx((10.0,) * 3, rel=1e-9)
     again = {s.impl: s for s in analysis.summarize(results, rounds, {})}
     # the bootstrap is seeded: reports regenerate exactly
-    assert again["x"].fit.fixed_us_lo == x.fit.fixed_us_lo
+    assert again["x"].fit.fixed.lo == x.fit.fixed.lo
     frame = analysis.summary_frame(list(by.values()))
-    assert list(frame["impl"]) == list(by) and frame.loc[0, "fixed_us"] == x.fit.fixed_us
+    assert list(frame["impl"]) == list(by) and frame.loc[0, "fixed_us"] == x.fit.fixed.value
 
 
 def test_roles_come_from_the_runs_own_role_column_not_the_registry():
@@ -663,9 +663,9 @@ def test_bootstrap_cis_are_the_2_5_and_97_5_percentiles_of_the_refits(monkeypatc
     )
     k = np.arange(1, analysis.N_BOOT + 1)
     lo, hi = np.percentile(k, 2.5), np.percentile(k, 97.5)  # 8.475 and 292.525 for 300 refits
-    assert (s.fixed_us, s.fixed_us_lo, s.fixed_us_hi) == pytest.approx((5.0, lo, hi), rel=1e-12)
-    assert s.rate_gflops == pytest.approx(1e3, rel=1e-12)  # 1 / (1 ps) in GFLOP/s
-    assert (s.rate_gflops_lo, s.rate_gflops_hi) == pytest.approx((1e3 / hi, 1e3 / lo), rel=1e-12)
+    assert (s.fixed.value, s.fixed.lo, s.fixed.hi) == pytest.approx((5.0, lo, hi), rel=1e-12)
+    assert s.rate.value == pytest.approx(1e3, rel=1e-12)  # 1 / (1 ps) in GFLOP/s
+    assert (s.rate.lo, s.rate.hi) == pytest.approx((1e3 / hi, 1e3 / lo), rel=1e-12)
     assert s.fixed_minus_bytes_us == pytest.approx(analysis.N_BOOT + 1.0, rel=1e-12)
 
 
@@ -736,27 +736,3 @@ def test_precision_headline_names_the_slow_processes(tmp_path, monkeypatch):
     r = r[r["impl"] != "null.noop"]
     want = (r["median_s"] / r.groupby(["impl", "size"])["median_s"].transform("min") >= 1.3).mean()
     assert share and 0 < want and int(share.group(1)) == round(100 * want)
-
-
-def test_the_paired_ci_effect_script_reads_a_run_and_says_how_much_pairing_narrowed(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    run = make_run(tmp_path / "run")
-    p = subprocess.run(
-        [sys.executable, str(root / "scripts" / "paired_ci_effect.py"), str(run)],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
-    )
-    assert p.returncode == 0, p.stderr
-    m = re.search(
-        r"chunks 1; paired/unpaired CI width, median (\d\.\d\d) \((\d+) of (\d+) rows narrower\)",
-        p.stdout,
-    )
-    assert m and 0.5 < float(m.group(1)) < 2 and 0 <= int(m.group(2)) <= int(m.group(3)), p.stdout
-    # every row but the floor's, every size
-    assert int(m.group(3)) == (len(TRUTH) - 1) * (len(WIDTH) + 3)

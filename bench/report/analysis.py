@@ -35,7 +35,7 @@ from bench.report.fits import boot_centers, diff_ci, fit_fixed_cost, paired_diff
 
 # noqa: F401 (unit_medians re-exported)
 from bench.results import base_rounds, read_run, slow_process_share, unit_medians, unit_series
-from bench.stats import SLOW_PROCESS  # noqa: F401 (re-exported: the headline names it)
+from bench.stats import SLOW_PROCESS, Estimate  # noqa: F401 (SLOW_PROCESS: the headline names it)
 
 SHARE_THRESHOLD = 0.05
 N_BOOT = 300
@@ -60,35 +60,30 @@ class Fit:
     """The width sweep's two fits (NaN without 3 sizes)."""
 
     steps_per_call: int = 1  # K of its width-sweep rows (fused: the fit's a is per call / K)
-    fixed_us: float = math.nan  # a, µs per step
-    fixed_us_lo: float = math.nan
-    fixed_us_hi: float = math.nan
+    fixed: Estimate = Estimate()  # a, µs per step, with its bootstrap CI
     # a' of the fit with memory traffic at measured bandwidth
     fixed_minus_bytes_us: float = math.nan
     fit_rms: float = math.nan  # relative RMS residual of t = a + F / r
     fit_bytes_rms: float = math.nan  # ... of t - bytes / bw = a' + F / r
-    rate_gflops: float = math.nan  # r
-    rate_gflops_lo: float = math.nan
-    rate_gflops_hi: float = math.nan
+    rate: Estimate = Estimate()  # r, GFLOP/s
 
-
-@dataclass(frozen=True)
-class PerOp:
-    us_per_op: float = math.nan  # depth-sweep slope over the model's layer ops
-    us_per_op_lo: float = math.nan
-    us_per_op_hi: float = math.nan
+    def row(self) -> dict:
+        return {
+            "steps_per_call": self.steps_per_call,
+            **self.fixed.columns("fixed_us", "fixed_us_lo", "fixed_us_hi"),
+            "fixed_minus_bytes_us": self.fixed_minus_bytes_us,
+            "fit_rms": self.fit_rms,
+            "fit_bytes_rms": self.fit_bytes_rms,
+            **self.rate.columns("rate_gflops", "rate_gflops_lo", "rate_gflops_hi"),
+        }
 
 
 @dataclass(frozen=True)
 class Ends:
     """The overhead at the width sweep's ends and where its share stays under the threshold."""
 
-    overhead_small_us: float = math.nan  # t - t_floor at the smallest width-sweep size
-    overhead_small_lo: float = math.nan
-    overhead_small_hi: float = math.nan
-    overhead_large_us: float = math.nan  # ... at the largest
-    overhead_large_lo: float = math.nan
-    overhead_large_hi: float = math.nan
+    overhead_small: Estimate = Estimate()  # t - t_floor at the smallest width-sweep size, µs
+    overhead_large: Estimate = Estimate()  # ... at the largest
     crossover: str = ""  # size label, or "" if the share never stays under the threshold
     crossover_flops: float = math.nan
     crossover_earliest: str = ""
@@ -97,23 +92,29 @@ class Ends:
     largest_size: str = ""
     pct_peak_largest: float = math.nan
 
-    def overhead(self, end: str) -> tuple[float, float, float]:
-        """(µs, low, high) at the "small" or "large" end."""
-        return (
-            (self.overhead_small_us, self.overhead_small_lo, self.overhead_small_hi)
-            if end == "small"
-            else (self.overhead_large_us, self.overhead_large_lo, self.overhead_large_hi)
-        )
+    def overhead(self, end: str) -> Estimate:
+        """The overhead at the "small" or "large" end."""
+        return self.overhead_small if end == "small" else self.overhead_large
 
     def size(self, end: str) -> str:
         return self.smallest_size if end == "small" else self.largest_size
+
+    def row(self) -> dict:
+        out = self.overhead_small.columns(
+            "overhead_small_us", "overhead_small_lo", "overhead_small_hi"
+        )
+        out |= self.overhead_large.columns(
+            "overhead_large_us", "overhead_large_lo", "overhead_large_hi"
+        )
+        rest = asdict(self)
+        return out | {k: v for k, v in rest.items() if not k.startswith("overhead_")}
 
 
 @dataclass(frozen=True)
 class ImplSummary:
     impl: str
     fit: Fit = Fit()
-    per_op: PerOp = PerOp()
+    per_op: Estimate = Estimate()  # µs per layer op: the depth sweep's slope, with its CI
     ends: Ends = Ends()
     first_call_s_max: float = math.nan
 
@@ -121,9 +122,9 @@ class ImplSummary:
         """Its analysis.csv row: every part's fields, flat."""
         return {
             "impl": self.impl,
-            **asdict(self.fit),
-            **asdict(self.per_op),
-            **asdict(self.ends),
+            **self.fit.row(),
+            **self.per_op.columns("us_per_op", "us_per_op_lo", "us_per_op_hi"),
+            **self.ends.row(),
             "first_call_s_max": self.first_call_s_max,
         }
 
@@ -276,15 +277,11 @@ def fit_summary(
             a2, rms2 = a2 * 1e6, rel_rms(F, t2, a2, c2)
     return Fit(
         int(width["steps_per_call"].max()),
-        a * 1e6,
-        float(a_lo),
-        float(a_hi),
+        Estimate(a * 1e6, float(a_lo), float(a_hi)),
         a2,
         rel_rms(F, t, a, c),
         rms2,
-        rate(c),
-        rate(c_hi),
-        rate(c_lo),
+        Estimate(rate(c), rate(c_hi), rate(c_lo)),
     )
 
 
@@ -293,10 +290,12 @@ def overhead_summary(impl: str, width: pd.DataFrame) -> Ends:
     floor itself, or without a floor)."""
     small, large = width.iloc[0], width.iloc[-1]
 
-    def end(row) -> tuple[float, float, float]:
+    def end(row) -> Estimate:
         if isinstance(row.get("floor_impl"), str) and row["floor_impl"] != impl:
-            return (row["overhead_s"] * 1e6, row["overhead_lo_s"] * 1e6, row["overhead_hi_s"] * 1e6)
-        return (math.nan,) * 3
+            return Estimate(
+                *(row[c] * 1e6 for c in ("overhead_s", "overhead_lo_s", "overhead_hi_s"))
+            )
+        return Estimate()
 
     cross = (
         crossover(width)
@@ -304,21 +303,21 @@ def overhead_summary(impl: str, width: pd.DataFrame) -> Ends:
         else ("", math.nan, "", "")
     )
     return Ends(
-        *end(small), *end(large), *cross, small["size"], large["size"], float(large["pct_peak"])
+        end(small), end(large), *cross, small["size"], large["size"], float(large["pct_peak"])
     )
 
 
-def per_op_summary(rows: pd.DataFrame, rate_gflops: float) -> PerOp:
+def per_op_summary(rows: pd.DataFrame, rate_gflops: float) -> Estimate:
     """Theil-Sen slope of the depth sweep over layer ops; extra layers also add FLOPs, so their
     compute (at the fitted rate) comes out first."""
     depth = depth_points(rows)
     if len(depth) < 3 or depth["ops_per_step"].nunique() < 3:
-        return PerOp()
+        return Estimate()
     compute = depth["flops_per_step"] / (rate_gflops * 1e9) if math.isfinite(rate_gflops) else 0.0
     slope, _, lo, hi = sps.theilslopes(
         depth["median_s"] - compute, depth["ops_per_step"], alpha=0.95
     )
-    return PerOp(slope * 1e6, lo * 1e6, hi * 1e6)
+    return Estimate(slope * 1e6, lo * 1e6, hi * 1e6)
 
 
 def summarize(
@@ -343,7 +342,7 @@ def summarize(
         fit = fit_summary(impl, width, units, peaks, rng) if len(width) >= 3 else Fit()
         ends = overhead_summary(impl, width) if len(width) else Ends()
         first = float(results.loc[results["impl"] == impl, "first_call_s"].max())
-        out.append(ImplSummary(impl, fit, per_op_summary(rows, fit.rate_gflops), ends, first))
+        out.append(ImplSummary(impl, fit, per_op_summary(rows, fit.rate.value), ends, first))
     return out
 
 

@@ -55,7 +55,7 @@ def line(title: str, key: str, body: str) -> str:
 def overhead(summaries: tuple[analysis.ImplSummary, ...]) -> list[str]:
     out = []
     for which in ("small", "large"):
-        rows = [s for s in summaries if math.isfinite(s.ends.overhead(which)[0])]
+        rows = [s for s in summaries if math.isfinite(s.ends.overhead(which).value)]
         if not rows:
             continue
         size = rows[0].ends.size(which)
@@ -76,19 +76,18 @@ def overhead(summaries: tuple[analysis.ImplSummary, ...]) -> list[str]:
 
 def fixed_and_per_op(summaries: tuple[analysis.ImplSummary, ...]) -> list[str]:
     out = []
-    fixed = [s for s in summaries if math.isfinite(s.fit.fixed_us)]
+    fixed = [s for s in summaries if math.isfinite(s.fit.fixed.value)]
     if fixed:
         parts = [
-            f"{s.impl} {us(s.fit.fixed_us)} µs [{us(s.fit.fixed_us_lo)}, {us(s.fit.fixed_us_hi)}]"
+            f"{s.impl} {us(s.fit.fixed.value)} µs [{us(s.fit.fixed.lo)}, {us(s.fit.fixed.hi)}]"
             + (f" (K = {s.fit.steps_per_call})" if s.fit.steps_per_call > 1 else "")
             for s in fixed
         ]
         out.append(line("Fixed cost per call, per step", "fixed", "; ".join(parts) + "."))
-    per_op = [s for s in summaries if math.isfinite(s.per_op.us_per_op)]
+    per_op = [s for s in summaries if math.isfinite(s.per_op.value)]
     if per_op:
         parts = [
-            f"{s.impl} {s.per_op.us_per_op:.2f} µs [{s.per_op.us_per_op_lo:.2f}, "
-            f"{s.per_op.us_per_op_hi:.2f}]"
+            f"{s.impl} {s.per_op.value:.2f} µs [{s.per_op.lo:.2f}, {s.per_op.hi:.2f}]"
             for s in per_op
         ]
         out.append(line("Cost per layer op", "per_op", "; ".join(parts) + "."))
@@ -99,7 +98,7 @@ def crossovers(summaries: tuple[analysis.ImplSummary, ...], roles: analysis.Role
     parts = []
     for s in summaries:
         e = s.ends
-        if s.impl in roles.floor or not math.isfinite(e.overhead_large_us):
+        if s.impl in roles.floor or not math.isfinite(e.overhead_large.value):
             continue
         if e.crossover:
             span = (

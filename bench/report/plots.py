@@ -136,8 +136,8 @@ def plot_depth(ok: pd.DataFrame, summaries: tuple[analysis.ImplSummary, ...], pa
         c, m = _style(impl)
         ax.plot(d["ops_per_step"], d["median_s"] * 1e6, m, color=c)
         s = by.get(impl)
-        if s and math.isfinite(s.per_op.us_per_op):
-            slope, rate = s.per_op.us_per_op, s.fit.rate_gflops
+        if s and math.isfinite(s.per_op.value):
+            slope, rate = s.per_op.value, s.fit.rate.value
             x = d["ops_per_step"].to_numpy(float)
             y = d["median_s"].to_numpy(float) * 1e6
             compute = (

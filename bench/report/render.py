@@ -80,15 +80,15 @@ def table_summary(summaries: tuple[analysis.ImplSummary, ...], roles: analysis.R
             "(floor)"
             if s.impl in roles.floor
             else "not reached"
-            if math.isfinite(e.overhead_large_us)
+            if math.isfinite(e.overhead_large.value)
             else "no floor"
         )
         lines.append(
-            f"| {s.impl} | {f.steps_per_call} | {us(f.fixed_us)} [{us(f.fixed_us_lo)}, "
-            f"{us(f.fixed_us_hi)}] | "
+            f"| {s.impl} | {f.steps_per_call} | {us(f.fixed.value)} [{us(f.fixed.lo)}, "
+            f"{us(f.fixed.hi)}] | "
             f"{us(f.fixed_minus_bytes_us)} | {f.fit_rms:.1%} / {f.fit_bytes_rms:.1%} | "
-            f"{f.rate_gflops:.0f} [{f.rate_gflops_lo:.0f}, {f.rate_gflops_hi:.0f}] | "
-            f"{p.us_per_op:.3f} [{p.us_per_op_lo:.3f}, {p.us_per_op_hi:.3f}] | {cross} | "
+            f"{f.rate.value:.0f} [{f.rate.lo:.0f}, {f.rate.hi:.0f}] | "
+            f"{p.value:.3f} [{p.lo:.3f}, {p.hi:.3f}] | {cross} | "
             f"{e.pct_peak_largest:.0f}% | {s.first_call_s_max:.3g} |"
         )
     return "\n".join(lines)
@@ -112,11 +112,11 @@ def table_work(res: pd.DataFrame, summaries: tuple[analysis.ImplSummary, ...], m
         "|---|---:|---:|",
     ]
     for s in summaries:
-        if math.isfinite(s.fit.fixed_us):
+        if math.isfinite(s.fit.fixed.value):
             lines.append(
                 f"| {s.impl} | "
-                f"{us(small['other_flops_per_step'] / (s.fit.rate_gflops * 1e9) * 1e6)} | "
-                f"{us(s.fit.fixed_us)} |"
+                f"{us(small['other_flops_per_step'] / (s.fit.rate.value * 1e9) * 1e6)} | "
+                f"{us(s.fit.fixed.value)} |"
             )
     return "\n".join(lines)
 
