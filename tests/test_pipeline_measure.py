@@ -125,7 +125,9 @@ def measured_result(fake, rnd):
 def measured():
     fake = FakeRank()
     results = [measured_result(fake, r) for r in range(2)]
-    settings = SimpleNamespace(stages=2, config={"batch": 8}, model="mlp", grad_rtol=1e-2, rounds=8)
+    settings = SimpleNamespace(
+        stages=2, nnodes=1, config={"batch": 8}, model="mlp", grad_rtol=1e-2, rounds=8
+    )
     return results, row(settings, "torch", "hand-gpipe", M, results)
 
 
@@ -195,7 +197,9 @@ def test_the_gate_sees_a_wrong_gradient_in_any_tensor_of_the_stage():
     assert fake.gate(lambda: None, mine(None)) == pytest.approx(0.3)
 
 
-SETTINGS = SimpleNamespace(stages=2, config={"batch": 8}, model="mlp", grad_rtol=1e-2, rounds=8)
+SETTINGS = SimpleNamespace(
+    stages=2, nnodes=1, config={"batch": 8}, model="mlp", grad_rtol=1e-2, rounds=8
+)
 
 
 def result(
