@@ -63,8 +63,12 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, frameworks", [("mlp", "jax,jax-dist,c"), ("gpt", "jax,c")])
-def test_jax_and_c_pipelines_pass_the_gate(model, frameworks, tmp_path):
+@pytest.mark.parametrize(
+    "model, frameworks, ms",
+    # the GPT at one M: each M is a new JAX compile of every stage (about 25 s)
+    [("mlp", "jax,jax-dist,c", "2,4"), ("gpt", "jax,c", "2")],
+)
+def test_jax_and_c_pipelines_pass_the_gate(model, frameworks, ms, tmp_path):
     pytest.importorskip("jax")
     from bench.pipeline.cprog import unavailable_reason
 
@@ -78,7 +82,7 @@ def test_jax_and_c_pipelines_pass_the_gate(model, frameworks, tmp_path):
         "--framework",
         frameworks,
         "--microbatches",
-        "2,4",
+        ms,
         "--rounds",
         "2",
         "--steps",
@@ -99,7 +103,7 @@ def test_jax_and_c_pipelines_pass_the_gate(model, frameworks, tmp_path):
     ).all()  # every pipeline's gradients are the float64 reference's
     pipes = df[df["schedule"] != "one-process"]
     assert (
-        set(pipes["microbatches"]) == {2, 4}
+        set(pipes["microbatches"]) == {int(m) for m in ms.split(",")}
         and (pipes["comm_s"] > 0).all()
         and pipes["ideal_s"].notna().all()
     )
