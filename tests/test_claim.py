@@ -77,6 +77,33 @@ def test_the_data_parallel_term_is_the_exposed_share_of_the_collectives():
     assert model.step(c, NONE).term("data parallel") == pytest.approx(PARAMS.dp_exposed * comm)
 
 
+@pytest.mark.parametrize(
+    "dp, cp, distributed, dtype, nvlink",
+    [
+        (3, 1, True, "bf16", True),  # a 6-GPU stage in an 8-GPU domain: NVLink, a ring of 3
+        (3, 1, False, "bf16", True),  # no distributed optimizer: all-reduce = 2 ring passes
+        (2, 1, True, "fp8", True),  # FP8 runs all-gather 1-byte weights
+        (5, 1, True, "bf16", False),  # a 10-GPU stage spans domains: the NIC
+        (3, 2, True, "bf16", False),  # context-parallel ranks are replicas too: a ring of 6
+    ],
+)
+def test_the_data_parallel_collectives_by_hand(dp, cp, distributed, dtype, nvlink):
+    changes = {"dp": dp, "cp": cp, "distributed_optimizer": distributed, "dtype": dtype}
+    c = with_changes(cfg(), **changes, global_batch=2 * dp * 4)
+    n, link, params = dp * cp, (450e9 if nvlink else 50e9) * 0.8, 1e9
+
+    def ring(nbytes):
+        return nbytes * (n - 1) / n / link
+
+    grads, weights = ring(params * 2), ring(params * (1 if dtype == "fp8" else 2))
+    want = grads + weights if distributed else 2 * grads
+    assert formulas.dp_seconds(c, params, PARAMS) == pytest.approx(want)
+    shard = n if distributed else 1  # Adam on a GPU's share: 30 bytes a parameter of HBM
+    assert formulas.optimizer_seconds(c, params, PARAMS) == pytest.approx(
+        params / shard * 30 / (3.35e12 * PARAMS.hbm_eff)
+    )
+
+
 @pytest.mark.parametrize("tp, dp, nvlink", [(4, 2, False), (2, 2, True), (8, 1, False)])
 def test_pipeline_sends_cross_the_nic_once_a_stage_fills_a_domain(tp, dp, nvlink):
     """On a DGX (8 GPUs per NVLink domain) a pipeline of two 4-GPU stages stays on NVLink; a stage
@@ -380,3 +407,18 @@ def test_the_hardware_table_names_a_source_for_every_gpu(capsys):
     out = capsys.readouterr().out
     for name in ("A100-SXM-80GB", "H100-SXM", "H200-SXM", "B200", "GB200", "GB300"):
         assert name in out and HARDWARE[name].source in out
+
+
+@pytest.mark.parametrize("dtype, tflops", [("bf16", 989), ("fp8", 1979)])
+def test_the_mfu_divides_by_the_datasheet_peak_of_the_steps_dtype(dtype, tflops):
+    """H100 SXM's dense peaks (NVIDIA's datasheet): 989 TFLOP/s BF16, 1,979 FP8."""
+    assert formulas.peak_flops(cfg(dtype=dtype)) == tflops * 1e12
+
+
+def test_model_flops_are_megatrons_formula_at_a_microbatch_of_two():
+    """72 B s l h^2 (1 + s/6h + V/12lh) for the global batch B, whatever the microbatch (2 here)."""
+    B, s, L, h, V = 32, 512, 4, 1024, 1000
+    want = 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h))
+    assert formulas.model_flops(cfg()) == pytest.approx(want, rel=1e-12)
+    # 12 h^2 of matrices and two LayerNorms (4 h) a layer, one vocab x h embedding
+    assert formulas.total_params(cfg()) == L * (12 * h * h + 4 * h) + V * h
