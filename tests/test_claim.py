@@ -422,3 +422,37 @@ def test_model_flops_are_megatrons_formula_at_a_microbatch_of_two():
     assert formulas.model_flops(cfg()) == pytest.approx(want, rel=1e-12)
     # 12 h^2 of matrices and two LayerNorms (4 h) a layer, one vocab x h embedding
     assert formulas.total_params(cfg()) == L * (12 * h * h + 4 * h) + V * h
+
+
+T, H, F = 2 * 512, 1024, 4096  # SMALL's tokens of a microbatch (2 x 512), hidden, ffn; tp = 2
+
+
+@pytest.mark.parametrize(
+    "changes, want",
+    [
+        ({}, 22 * T * H + (2 * 2 + 2) * T * F / 2),  # norms whole, the GeLU reads 2 f writes 2 f
+        ({"sequence_parallel": True}, 22 * T * H / 2 + 6 * T * F / 2),
+        ({"mlp": "swiglu"}, 22 * T * H + (2 * 3 + 2) * T * F / 2),  # a gated MLP reads 4 f
+        ({"dtype": "fp8"}, 22 * T * H + 6 * T * F / 2 + 4 * T * H / 2),  # FP8 copy and transpose
+        (
+            {"dtype": "fp8", "fp8_recipe": "block", "gpu": "B200"},
+            22 * T * H + 6 * T * F / 2 + (4 + 2 / 32) * T * H / 2,  # a scale per 32
+        ),
+        ({"attention": "materialised"}, 22 * T * H + 6 * T * F / 2 + 9 * 8 * 512 * T / 2),
+        ({"cp": 2}, 22 * T / 2 * H + 6 * T / 2 * F / 2),  # cp halves a GPU's tokens
+    ],
+)
+def test_a_layers_elementwise_bytes_by_hand(changes, want):
+    assert formulas.elementwise_bytes(cfg(**changes)) == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp8"])
+def test_the_output_layer_and_loss_by_hand(dtype):
+    """The logits' matmul in BF16 whatever the dtype (H100's MAMF 794.5 TFLOP/s x gemm_eff, at
+    its smallest side, min(tokens, hidden)); the loss reads and writes fp32 logits, 4 t V / tp."""
+    c = cfg(dtype=dtype, cp=2)
+    t, n = 512 * 2 / 2, 512  # tokens of a microbatch on a GPU (cp 2); smallest side
+    rate = 794.5e12 * PARAMS.gemm_eff * n / (n + PARAMS.gemm_knee)
+    mm = 2 * 2 * 512 * 1024 * 1000 / (2 * 2) / rate  # 2 b s h V over tp x cp
+    loss = 4 * t * 1000 / 2 / (3.35e12 * PARAMS.hbm_eff)
+    assert formulas.head_times(c, PARAMS) == pytest.approx((mm, loss), rel=1e-12)
