@@ -456,3 +456,21 @@ def test_the_output_layer_and_loss_by_hand(dtype):
     mm = 2 * 2 * 512 * 1024 * 1000 / (2 * 2) / rate  # 2 b s h V over tp x cp
     loss = 4 * t * 1000 / 2 / (3.35e12 * PARAMS.hbm_eff)
     assert formulas.head_times(c, PARAMS) == pytest.approx((mm, loss), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "where, factor, want", [("grace", 0.0, 2.7), ("xeon", 0.0, 1.0), ("grace", 10.0, 10.0)]
+)
+def test_host_costs_scale_by_the_hosts_factor(where, factor, want):
+    """Grace is 2.7x this project's CPU (TransformerEngine issue 2053), a Xeon 1x; a factor given
+    wins over the host's."""
+    from bench.claim import host
+
+    here = host.host_cost("torch.eager", "xeon", 1.0)
+    there = host.host_cost("torch.eager", where, factor)
+    assert here.us_per_kernel > 0 and here.us_per_action > 0
+    assert there.factor == want
+    assert there.us_per_kernel == pytest.approx(here.us_per_kernel * want)
+    assert there.us_per_action == pytest.approx(here.us_per_action * want)
+    assert f"x {want:g} for a {where} host" in there.source
+    assert host.host_cost("torch.eager", "grace").factor == 2.7  # the host's own, by default
