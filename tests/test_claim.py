@@ -474,3 +474,54 @@ def test_host_costs_scale_by_the_hosts_factor(where, factor, want):
     assert there.us_per_action == pytest.approx(here.us_per_action * want)
     assert f"x {want:g} for a {where} host" in there.source
     assert host.host_cost("torch.eager", "grace").factor == 2.7  # the host's own, by default
+
+
+@pytest.mark.parametrize(
+    "changes, per_token",
+    [
+        # bf16: norm inputs and outputs 8 h (whole on each tp rank), Q K V 6 h, attention output
+        # 2 h, the MLP's first output 2 f and its activation 2 f (split by tp = 2)
+        ({}, 8 * H + (8 * H + 4 * F) / 2),
+        ({"sequence_parallel": True}, (8 * H + 8 * H + 4 * F) / 2),
+        ({"mlp": "swiglu"}, 8 * H + (8 * H + 6 * F) / 2),  # both halves of the gated output
+        ({"dtype": "fp8"}, 6 * H + (9 * H + 3 * F) / 2),  # 1-byte matmul inputs, an FP8 copy
+        ({"kv_heads": 2}, 8 * H + (5 * H + 4 * F) / 2),  # GQA: K and V of 2 of 8 heads
+        ({"attention": "materialised"}, 8 * H + (8 * H + 4 * F + 5 * 8 * 512) / 2),
+    ],
+)
+def test_a_layers_kept_activations_by_hand(changes, per_token):
+    c = cfg(**changes)
+    assert memory.full_layer_bytes(c) == pytest.approx(per_token * T, rel=1e-12)
+    assert memory.layer_activation_bytes(c) == pytest.approx(per_token * T, rel=1e-12)
+
+
+def test_recomputation_keeps_less():
+    """Full: only the layer's input (2 t h, over tp with sequence parallelism); selective: no
+    s x s scores even where attention materialises them."""
+    assert memory.layer_activation_bytes(cfg(recompute="full")) == 2 * T * H
+    full_sp = cfg(recompute="full", sequence_parallel=True)
+    assert memory.layer_activation_bytes(full_sp) == 2 * T * H / 2
+    selective = cfg(recompute="selective", attention="materialised")
+    assert memory.layer_activation_bytes(selective) == pytest.approx((8 * H + 4 * H + 2 * F) * T)
+
+
+@pytest.mark.parametrize(
+    "distributed, dp, want", [(True, 2, 4 + 12 / 2), (True, 3, 8), (False, 3, 16)]
+)
+def test_state_bytes_per_parameter(distributed, dp, want):
+    """16-bit weights and gradients (4 bytes) and fp32 master weights and two Adam moments (12),
+    the 12 sharded over dp x cp by the distributed optimizer."""
+    c = cfg(distributed_optimizer=distributed, dp=dp, global_batch=2 * dp * 4)
+    assert memory.state_bytes_per_param(c) == want
+    state, _ = memory.rank_memory(c, 0)
+    assert state == pytest.approx(formulas.rank_params(c, 0) * want)
+
+
+def test_the_last_rank_also_keeps_fp32_logits_and_their_gradient():
+    c = cfg()
+    _, first = memory.rank_memory(c, 0)
+    _, last = memory.rank_memory(c, 1)
+    in_flight = [memory.in_flight_chunks(c, r) for r in (0, 1)]
+    per_layer = memory.layer_activation_bytes(c) * 2  # SMALL: 2 layers a stage
+    assert first == pytest.approx(in_flight[0] * per_layer)
+    assert last == pytest.approx(in_flight[1] * per_layer + 2 * 4 * T * 1000 / 2)
