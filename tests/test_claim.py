@@ -525,3 +525,10 @@ def test_the_last_rank_also_keeps_fp32_logits_and_their_gradient():
     per_layer = memory.layer_activation_bytes(c) * 2  # SMALL: 2 layers a stage
     assert first == pytest.approx(in_flight[0] * per_layer)
     assert last == pytest.approx(in_flight[1] * per_layer + 2 * 4 * T * 1000 / 2)
+
+
+def test_full_recomputation_also_holds_the_layer_being_recomputed():
+    c = cfg(recompute="full")
+    _, acts = memory.rank_memory(c, 0)
+    kept = memory.in_flight_chunks(c, 0) * 2 * (2 * T * H)  # 2 layers' inputs per chunk in flight
+    assert acts == pytest.approx(kept + memory.full_layer_bytes(c))
