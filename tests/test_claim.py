@@ -22,6 +22,7 @@ SMALL = {
     "hardware": {"gpu": "H100-SXM"},
 }
 LLAMA70 = "h100_llama31_70b_bf16_64"  # tp 4, pp 4, dp 2, cp 2, v 5, mb 1, GB 128, s 8192, GQA 8
+T, H, F = 2 * 512, 1024, 4096  # SMALL's tokens of a microbatch (2 x 512), hidden, ffn; tp = 2
 
 
 def cfg(**changes):
@@ -422,9 +423,6 @@ def test_model_flops_are_megatrons_formula_at_a_microbatch_of_two():
     assert formulas.model_flops(cfg()) == pytest.approx(want, rel=1e-12)
     # 12 h^2 of matrices and two LayerNorms (4 h) a layer, one vocab x h embedding
     assert formulas.total_params(cfg()) == L * (12 * h * h + 4 * h) + V * h
-
-
-T, H, F = 2 * 512, 1024, 4096  # SMALL's tokens of a microbatch (2 x 512), hidden, ffn; tp = 2
 
 
 @pytest.mark.parametrize(
