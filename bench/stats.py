@@ -18,12 +18,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 CI_NOISY = 0.05  # a row is noisy when the 95% CI of its median is wider than +-5% ...
 IQR_NOISY = 0.25  # ... or its processes' median within-process IQR exceeds 25% of their median
 LEVEL = 0.95
 SLOW_PROCESS = 1.3  # a process this many times its row's fastest is a slow one (slow_share)
+
+
+def _sps():
+    """scipy.stats, imported at first use: it takes most of a second, and every command starts
+    by importing this module."""
+    from scipy import stats
+
+    return stats
 
 
 def pooled(samples_s: np.ndarray) -> dict[str, float]:
@@ -67,7 +74,7 @@ def log_t_interval(
     if logs.size < 2:
         return math.exp(center), math.nan, math.nan
     sd, df = spread(logs, first)
-    half = sps.t.ppf(0.5 + level / 2, df) * sd / math.sqrt(logs.size)
+    half = _sps().t.ppf(0.5 + level / 2, df) * sd / math.sqrt(logs.size)
     return math.exp(center), math.exp(center - half), math.exp(center + half)
 
 
@@ -84,7 +91,7 @@ def rounds_for(medians, target: float, max_rounds: int, level: float = LEVEL) ->
     r = logs.size
     if r < 2 or not np.all(np.isfinite(logs)):
         return r
-    sd, t = float(logs.std(ddof=1)), float(sps.t.ppf(0.5 + level / 2, r - 1))
+    sd, t = float(logs.std(ddof=1)), float(_sps().t.ppf(0.5 + level / 2, r - 1))
     for n in range(r, max(r, max_rounds) + 1):
         if t * sd / math.sqrt(n) <= math.log1p(target):
             return n
@@ -131,8 +138,8 @@ def detectable_change(
     if se == 0:
         return threshold
     df = two_run_df(va, vb, a.n, b.n, a.df or a.n - 1, b.df or b.n - 1)
-    bar = max(sps.t.ppf(1 - alpha / 2, df) * se, math.log1p(threshold))
-    return math.expm1(bar + sps.t.ppf(power, df) * se)
+    bar = max(_sps().t.ppf(1 - alpha / 2, df) * se, math.log1p(threshold))
+    return math.expm1(bar + _sps().t.ppf(power, df) * se)
 
 
 def welch_df(va: float, vb: float, df_a: int, df_b: int) -> float:
@@ -214,13 +221,13 @@ def welch_log(
     if sa == 0 and sb == 0:  # two constants: no variance to test against
         return ratio, ratio, ratio, (1.0 if ratio == 1.0 else 0.0)
     if dfa == la.size - 1 and dfb == lb.size - 1:  # no extra units: scipy's Welch test
-        res = sps.ttest_ind(lb, la, equal_var=False)
+        res = _sps().ttest_ind(lb, la, equal_var=False)
         ci = res.confidence_interval(level)
         return ratio, math.exp(ci.low), math.exp(ci.high), float(res.pvalue)
     va, vb = sa**2 / la.size, sb**2 / lb.size
     se, df = math.sqrt(va + vb), two_run_df(va, vb, la.size, lb.size, dfa, dfb)
-    d, half = lb.mean() - la.mean(), sps.t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb)
-    return ratio, math.exp(d - half), math.exp(d + half), float(2 * sps.t.sf(abs(d) / se, df))
+    d, half = lb.mean() - la.mean(), _sps().t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb)
+    return ratio, math.exp(d - half), math.exp(d + half), float(2 * _sps().t.sf(abs(d) / se, df))
 
 
 def slow_share(rows) -> float:
