@@ -36,6 +36,16 @@ def test_fit_is_robust_to_one_outlier():
     assert 1 / c == pytest.approx(120e9, rel=0.02)
 
 
+@pytest.mark.parametrize("start", [(30e-6, 1 / 120e9), (1e-3, 1e-9), (0.0, 0.0)])
+def test_a_start_point_shortens_the_fit_but_does_not_move_it(start):
+    """The bootstrap starts each refit from the point fit's (a, c): near, far, or at the bounds,
+    the robust fit lands where it lands from its own start."""
+    F = np.geomspace(1e3, 1e10, 8)
+    t = (30e-6 + F / 120e9) * np.random.default_rng(1).lognormal(0, 0.1, F.size)
+    cold = analysis.fit_fixed_cost(F, t)
+    assert analysis.fit_fixed_cost(F, t, start) == pytest.approx(cold, rel=1e-5)
+
+
 @pytest.fixture(scope=shared_scope)
 def run_dir(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("fx") / "fixture")
@@ -402,7 +412,9 @@ def test_no_second_fit_when_the_bytes_alone_exceed_a_step():
 
 def test_a_zero_slope_gives_an_unbounded_rate(monkeypatch):
     # c at its bound
-    monkeypatch.setattr(analysis, "fit_fixed_cost", lambda F, t: (float(np.min(t)), 0.0))
+    monkeypatch.setattr(
+        analysis, "fit_fixed_cost", lambda F, t, start=None: (float(np.min(t)), 0.0)
+    )
     width = _width(np.full(5, 1e-3), F_EXACT, np.zeros(5))
     s = analysis.fit_summary("x", width, _units("x", width), {}, np.random.default_rng(0))
     assert s.rate.value == s.rate.lo == s.rate.hi == np.inf
@@ -647,7 +659,7 @@ def test_bootstrap_cis_are_the_2_5_and_97_5_percentiles_of_the_refits(monkeypatc
     calls = iter(range(analysis.N_BOOT + 2))
 
     def fake_fit(
-        F, t
+        F, t, start=None
     ):  # the point fit: 5 µs and 1 ps/FLOP; refit k: k µs and k ps/FLOP; the bytes fit: 301
         k = next(calls)
         return (k or 5) * 1e-6, (k or 1) * 1e-12

@@ -264,7 +264,9 @@ def fit_summary(
     F, t = width["flops_per_step"].to_numpy(float), width["median_s"].to_numpy(float)
     a, c = fit_fixed_cost(F, t)
     boots = [boot_centers(units[(impl, z)], N_BOOT, rng) for z in width["size"]]
-    fits = np.array([fit_fixed_cost(F, np.array([bt[b] for bt in boots])) for b in range(N_BOOT)])
+    fits = np.array(
+        [fit_fixed_cost(F, np.array([bt[b] for bt in boots]), (a, c)) for b in range(N_BOOT)]
+    )
     a_lo, a_hi = np.percentile(fits[:, 0], [2.5, 97.5]) * 1e6
     c_lo, c_hi = np.percentile(fits[:, 1], [2.5, 97.5])
     rate = lambda slope: 1 / slope / 1e9 if slope > 0 else math.inf  # noqa: E731

@@ -14,16 +14,21 @@ from scipy import stats as sps
 from bench.stats import spread, two_run_df
 
 
-def fit_fixed_cost(flops: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    """Robust fit of t = a + flops * c; returns (a seconds, c seconds per FLOP), both >= 0."""
+def fit_fixed_cost(
+    flops: np.ndarray, t: np.ndarray, start: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """Robust fit of t = a + flops * c; returns (a seconds, c seconds per FLOP), both >= 0. The
+    fit is convex; start (a, c), a nearby solution such as the point fit's for a bootstrap draw,
+    only shortens the search."""
     flops, t = np.asarray(flops, float), np.asarray(t, float)
     ta, tc = max(t.min(), 1e-12), t.max() / flops.max()  # scales so both unknowns are O(1)
+    x0 = [0.5, 0.5] if start is None else [max(start[0] / ta, 1e-6), max(start[1] / tc, 1e-6)]
 
     def resid(p):
         return (p[0] * ta + p[1] * tc * flops - t) / t
 
     sol = optimize.least_squares(
-        resid, x0=[0.5, 0.5], bounds=([0, 0], [np.inf, np.inf]), loss="soft_l1", f_scale=0.05
+        resid, x0=x0, bounds=([0, 0], [np.inf, np.inf]), loss="soft_l1", f_scale=0.05
     )
     return float(sol.x[0] * ta), float(sol.x[1] * tc)
 
