@@ -57,7 +57,7 @@ def test_a_copied_model_package_is_a_model(tmp_path):
         "--impl",
         "numpy.loop,jax.jit,c.ref",
         "--rounds",
-        "2",
+        "1",
         "--budget",
         "0.01",
         "--no-report",
