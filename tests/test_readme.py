@@ -177,3 +177,18 @@ def test_the_hand_written_study_figures_match_their_records():
     budget = study_table("studies/records/noise_study_budget/summary.md").set_index("variation")
     assert f"{budget.loc['budget-0.25-a', 'median_round_sd']:.3f}" in text
     assert f"{budget.loc['budget-0.05-a', 'median_round_sd']:.3f}" in text
+
+
+def test_the_claim_goals_study_figures_match_its_record():
+    text = PAGES["studies/README.md"]
+    fits = study_table("studies/records/claim_goals/20261208_amd.md").set_index("fit")
+    least = fits.filter(like="least squares (the product's)", axis=0).iloc[0]
+    assert f"({least['Table 5 mean / largest']}, {least['modern mean / largest']})" in text
+    fewest = fits.filter(like="fewest goals missed", axis=0)
+    best = fewest.loc[fewest["worst ratio"].idxmin()]
+    assert f"still miss them by {round(100 * (best['worst ratio'] - 1))}%" in text
+    assert f"Table 5 mean {best['Table 5 mean / largest'].split(' / ')[0]}" in text
+    assert f"largest {best['modern mean / largest'].split(' / ')[1]} against 12%" in text
+    fifth = fits.filter(like="freed", axis=0)["modern mean / largest"].str.split(" / ").str[1]
+    largest = sorted(float(v.rstrip("%")) for v in fifth)
+    assert f"at {largest[0]:.1f}% to {largest[-1]:.1f}%" in text
