@@ -40,7 +40,7 @@ def tiny_run(tmp_path_factory):
         "--impl",
         ",".join(CPU_IMPLS),
         "--sizes",
-        "4x8x2",  # one size: the compiled implementations cost most of this run, per size and round
+        "1x1x1",  # one size: the compiled implementations cost most of this run, per size and round
         "--rounds",
         "2",
         "--budget",
@@ -63,7 +63,7 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
     assert (df["schema_version"] == SCHEMA_VERSION).all()
     assert len(df) == len(CPU_IMPLS)
     assert set(df["impl"]) == set(CPU_IMPLS)
-    assert set(df["size"]) == {"B4-H8-L2"}  # several sizes, size-major: test_reliability
+    assert set(df["size"]) == {"B1-H1-L1"}  # several sizes, size-major: test_reliability
     assert (df["status"] == "ok").all(), df[["impl", "size", "status", "error"]]
     assert (df["rounds"] == 2).all() and (df["n_samples"] >= 10).all()
     assert (df["ci_low_s"] <= df["median_s"]).all() and (df["median_s"] <= df["ci_high_s"]).all()
@@ -73,7 +73,7 @@ def test_run_writes_ok_row_per_impl_and_size(tiny_run):
         gated["update_rel_err"] < UPDATE_RTOL
     ).all()
     assert df.loc[df["impl"] == "null.noop", "loss_rel_err"].isna().all()
-    ks = {s.label: s.steps_per_call() for s in parse_sizes("4x8x2")}
+    ks = {s.label: s.steps_per_call() for s in parse_sizes("1x1x1")}
     fused = df["impl"].map(lambda n: IMPLS[n].fused)
     scan = df[fused]
     assert set(scan["impl"]) == {"jax.scan", "torch.scan", "c.ref"}
