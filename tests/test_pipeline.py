@@ -251,7 +251,7 @@ def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_pa
         "--framework",
         "torch",
         "--schedules",
-        "gpipe,hand-gpipe,one-process",
+        "gpipe,one-process",
         "--microbatches",
         "2",
         "--rounds",
@@ -284,7 +284,7 @@ def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_pa
     assert p.returncode == 130, err[-2000:]
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     before = [json.loads(line) for line in results.read_text().splitlines()]
-    assert 1 <= len(before) < 6 and no_ranks_left()
+    assert 1 <= len(before) < 4 and no_ranks_left()
     table = pd.read_csv(out / "pipeline.csv", keep_default_na=False)
     assert set(table["status"]) <= {"ok", "interrupted"}
     # settings come from run.json
@@ -293,13 +293,13 @@ def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     after = [json.loads(line) for line in results.read_text().splitlines()]
     keys = [(r["schedule"], r["microbatches"], r["round"]) for r in after]
-    assert len(keys) == len(set(keys)) == 6  # 3 cases x 2 rounds, none lost, none twice
+    assert len(keys) == len(set(keys)) == 4  # 2 cases x 2 rounds, none lost, none twice
     assert after[: len(before)] == before  # what was measured before stays as it was
     table = pd.read_csv(out / "pipeline.csv")
     assert (table["status"] == "ok").all() and (table["rounds"] == 2).all()
     samples = pd.read_csv(out / "pipeline_samples.csv")
     assert (
-        len(samples) == 6 * 2
+        len(samples) == 4 * 2
         and not samples.duplicated(["schedule", "microbatches", "round", "i"]).any()
     )
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
