@@ -160,7 +160,11 @@ def test_gate_catches_a_missing_bias_correction(refs):
 
 
 def test_cli_quick_gpt_run_gives_ok_rows_for_every_implementation(tmp_path):
+    """Every GPT implementation through `bench run`'s workers, but the compiled torch ones (a
+    third of the suite's compile time): those run in process above (GATE_CASES, at a tenth of the
+    gate's tolerance), and through the same workers as the MLP's in tests/test_cli.py."""
     out = tmp_path / "gpt"
+    through_cli = [n for n in GPT_CPU_IMPLS if n not in COMPILED]
     p = subprocess.run(
         [
             sys.executable,
@@ -169,6 +173,8 @@ def test_cli_quick_gpt_run_gives_ok_rows_for_every_implementation(tmp_path):
             "run",
             "--model",
             "gpt",
+            "--impl",
+            ",".join(through_cli),
             "--sizes",
             "1x8x16x1x2",
             "--rounds",
@@ -189,7 +195,8 @@ def test_cli_quick_gpt_run_gives_ok_rows_for_every_implementation(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     df = pd.read_csv(out / "results.csv")
     on_cpu = {n for n, i in REGISTRY["gpt"].items() if "cpu" in frameworks.devices(i)}
-    assert set(df["impl"]) == on_cpu == set(GPT_CPU_IMPLS) and (df["model"] == "gpt").all()
+    assert on_cpu == set(GPT_CPU_IMPLS) and set(df["impl"]) == set(through_cli)
+    assert (df["model"] == "gpt").all()
     assert (df["status"] == "ok").all(), df[["impl", "size", "status", "error"]]
     assert df["seq_len"].notna().all() and df["heads"].notna().all() and df["d_in"].isna().all()
     assert json.loads((out / "run.json").read_text())["settings"]["model"] == "gpt"
