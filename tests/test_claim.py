@@ -530,3 +530,94 @@ def test_full_recomputation_also_holds_the_layer_being_recomputed():
     _, acts = memory.rank_memory(c, 0)
     kept = memory.in_flight_chunks(c, 0) * 2 * (2 * T * H)  # 2 layers' inputs per chunk in flight
     assert acts == pytest.approx(kept + memory.full_layer_bytes(c))
+
+
+# SMALL on an H100: MAMF BF16 794.5 and FP8 1,402.6 TFLOP/s, HBM 3.35 TB/s, NVLink 450 GB/s one
+# way, the NIC 50 GB/s, 8 GPUs per NVLink domain (bench/claim/hardware.py's sources)
+H100_LINK, H100_NIC = 450e9 * PARAMS.link_eff, 50e9 * PARAMS.link_eff
+
+
+@pytest.mark.parametrize(
+    "changes, per_layer",
+    [
+        ({}, 1024 * (1024 + 2048) + 1024 * 1024 + 2 * 1024 * 4096 + 4 * 1024),
+        # 2 kv heads of 8 (head dim 128): K and V are 256 wide; SwiGLU: three h x f matrices
+        (
+            {"kv_heads": 2, "mlp": "swiglu"},
+            1024 * (1024 + 512) + 1024 * 1024 + 3 * 1024 * 4096 + 4 * 1024,
+        ),
+    ],
+)
+def test_a_layers_parameters_and_each_ranks_share_by_hand(changes, per_layer):
+    c = with_changes(cfg(), **changes)
+    assert formulas.head_dim(c) == 128
+    assert formulas.layer_params(c) == per_layer
+    assert formulas.total_params(c) == 4 * per_layer + 1000 * 1024  # one embedding
+    # pp 2, 4 layers: 2 each; the first holds the embedding, the last the output layer; over tp 2
+    assert formulas.rank_params(c, 0) == formulas.rank_params(c, 1) == (2 * per_layer + 1024e3) / 2
+    middle = with_changes(c, pp=4, layers=8, global_batch=16)  # ranks 1, 2: layers only
+    assert formulas.rank_params(middle, 1) == 2 * per_layer / 2
+    assert formulas.rank_params(middle, 3) == (2 * per_layer + 1024e3) / 2
+    # interleaved, v = 2 over pp 2: rank 0 holds chunks 0 and 2 (8 layers in 4 chunks of 2)
+    inter = with_changes(c, layers=8, virtual_stages=2, global_batch=32)
+    assert formulas.rank_params(inter, 0) == (4 * per_layer + 1024e3) / 2
+
+
+def test_a_ring_moves_n_minus_one_nths_and_a_ring_of_one_nothing():
+    assert formulas.ring_seconds(4e9, 4, 100.0, PARAMS) == pytest.approx(3e9 / (100e9 * 0.8))
+    assert formulas.ring_seconds(4e9, 1, 100.0, PARAMS) == 0.0
+    assert formulas.ring_seconds(4e9, 2, 100.0, PARAMS) == pytest.approx(2e9 / 80e9)
+
+
+@pytest.mark.parametrize(
+    "changes, forward, backward",
+    [
+        # no sequence parallelism: two all-reduces each way, 2 ring passes of a t x h activation
+        ({}, 2 * 2, 2 * 2),
+        # sequence parallel: gather twice + reduce-scatter twice; backward 4 + gather twice
+        ({"sequence_parallel": True}, 4, 6),
+        # FP8 gathers 1-byte activations: the two gathers count half
+        ({"sequence_parallel": True, "dtype": "fp8"}, 1 + 2, 4 + 1),
+    ],
+)
+def test_tensor_parallel_collectives_by_hand(changes, forward, backward):
+    c = with_changes(cfg(), **changes)
+    act = T * H * 2 * (2 - 1) / 2  # bf16, a ring of tp = 2 moves half
+    fwd, bwd = formulas.tp_seconds(c, PARAMS)
+    assert (fwd, bwd) == pytest.approx((forward * act / H100_LINK, backward * act / H100_LINK))
+    hidden = formulas.tp_seconds(with_changes(c, tp_comm_overlap=True), PARAMS)
+    assert hidden == pytest.approx((fwd * 0.25, bwd * 0.25))  # only the first of 4 chunks shows
+    assert formulas.tp_seconds(with_changes(c, tp=1, heads=8), PARAMS) == (0.0, 0.0)
+
+
+def test_a_layers_times_with_materialised_attention_and_fp8_matmuls():
+    c = with_changes(cfg(), attention="materialised", dtype="fp8")
+    lt = formulas.layer_times(c, PARAMS)
+    # every score computed: 4 b s^2 h over tp 2, at the fitted share of the BF16 MAMF
+    attn = 4 * 2 * 512 * 512 * 1024 / 2
+    assert lt.attn == pytest.approx(attn / (794.5e12 * PARAMS.attn_eff_materialised))
+    assert lt.attn_backward_ratio == 2.0
+    dense = (2 * T * H * 3 * H + 2 * T * H * H + 2 * 2 * T * H * F) / 2
+    rate = 1402.6e12 * PARAMS.gemm_eff_fp8 * 512 / (512 + 64)  # smallest side h / tp = 512
+    assert lt.dense == pytest.approx(dense / rate)
+    softmax = 9 * 8 * 512 * T / 2  # 9 a s t bytes over tp
+    assert lt.softmax == pytest.approx(softmax / (3.35e12 * 0.8))
+    assert lt.recompute("none") == 0.0
+    assert lt.recompute("selective") == pytest.approx(lt.attn + lt.softmax)
+    assert lt.recompute("full") == pytest.approx(lt.forward)
+    fused = formulas.layer_times(with_changes(c, attention="fused"), PARAMS)
+    assert fused.attn == pytest.approx(attn / 2 / (794.5e12 * PARAMS.attn_eff))
+    assert fused.attn_backward_ratio == 2.5 and fused.softmax == 0.0
+
+
+def test_stages_per_domain_and_the_send_between_them():
+    assert formulas.blocks_per_domain(cfg()) == 2  # tp 2 x dp 2: two 4-GPU stages in 8
+    assert formulas.blocks_per_domain(with_changes(cfg(), dp=8, global_batch=64)) == 0
+    one = with_changes(cfg(), pp=1, layers=4)
+    assert formulas.send_seconds(one, PARAMS) == 0.0
+    nbytes = T * H * 2 / 2
+    assert formulas.send_seconds(cfg(), PARAMS) == pytest.approx(nbytes / H100_LINK)  # pp 2 <= 2
+    wide = with_changes(cfg(), pp=4, global_batch=32)  # 4 stages, 2 per domain: the NIC
+    assert formulas.send_seconds(wide, PARAMS) == pytest.approx(nbytes / H100_NIC)
+    own = with_changes(wide, nic_gbs=25.0)  # a row's own NIC wins over the GPU table's
+    assert formulas.send_seconds(own, PARAMS) == pytest.approx(nbytes / (25e9 * 0.8))
