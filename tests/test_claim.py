@@ -621,3 +621,15 @@ def test_stages_per_domain_and_the_send_between_them():
     assert formulas.send_seconds(wide, PARAMS) == pytest.approx(nbytes / H100_NIC)
     own = with_changes(wide, nic_gbs=25.0)  # a row's own NIC wins over the GPU table's
     assert formulas.send_seconds(own, PARAMS) == pytest.approx(nbytes / (25e9 * 0.8))
+
+
+def test_the_memory_estimate_is_the_fullest_rank_even_a_middle_one():
+    """9 layers with the embedding and the loss counted, over pp 4: [2, 3, 3, 1]. Rank 1 holds 3
+    layers and 3 microbatches in flight (1F1B), more than rank 0's 2 layers x 4 and embedding:
+    the estimate is rank 1's, the most over every rank."""
+    c = with_changes(cfg(), layers=9, pp=4, embedding_in_split=True, loss_in_split=True)
+    assert formulas.split(c) == [2, 3, 3, 1]
+    every = {r: sum(memory.rank_memory(c, r)) for r in range(4)}
+    mem = memory.memory(c)
+    assert mem.rank == max(every, key=every.get) == 1
+    assert (mem.state_gib + mem.activations_gib) * 2**30 == pytest.approx(every[1])
