@@ -633,3 +633,91 @@ def test_the_memory_estimate_is_the_fullest_rank_even_a_middle_one():
     mem = memory.memory(c)
     assert mem.rank == max(every, key=every.get) == 1
     assert (mem.state_gib + mem.activations_gib) * 2**30 == pytest.approx(every[1])
+
+
+HOST = HostCost(us_per_kernel=10.0, us_per_action=100.0, factor=1.0, source="test")
+
+
+@pytest.mark.parametrize("recompute, redo", [("none", 0), ("selective", 3)])
+def test_the_last_chunk_carries_the_output_layer_and_its_launches(recompute, redo):
+    """SMALL (pp 2, 2 layers a chunk): the last chunk adds the output layer and loss, forward once
+    and backward twice, and HEAD_KERNELS launches each way; selective recomputation launches 3
+    kernels a layer again; with CUDA graphs each action is one launch; without a pipeline no
+    schedule cost."""
+    c = with_changes(cfg(), recompute=recompute)
+    lt, head = formulas.layer_times(c, PARAMS), sum(formulas.head_times(c, PARAMS))
+    first, last = model.chunks(c, HOST, PARAMS)
+    redo_s = lt.recompute(recompute)
+    assert first.forward == pytest.approx(2 * lt.forward)
+    assert last.forward == pytest.approx(2 * lt.forward + head)
+    assert last.backward == pytest.approx(2 * (lt.backward + redo_s) + 2 * head)
+    k, h = model.KERNELS_PER_LAYER, model.HEAD_KERNELS
+    assert first.host_forward == pytest.approx((2 * k * 10 + 100) * 1e-6)
+    assert last.host_forward == pytest.approx(((2 * k + h) * 10 + 100) * 1e-6)
+    assert last.host_backward == pytest.approx(((2 * (2 * k + redo) + h) * 10 + 100) * 1e-6)
+    graphs = model.chunks(with_changes(c, cuda_graphs=True), HOST, PARAMS)[1]
+    assert (graphs.host_forward, graphs.host_backward) == pytest.approx((110e-6, 110e-6))
+    (alone,) = model.chunks(with_changes(c, pp=1, global_batch=16), HOST, PARAMS)
+    assert alone.host_forward == pytest.approx((4 * k + h) * 10e-6)  # no schedule: no action cost
+
+
+def test_every_term_of_the_busiest_rank_by_kind():
+    c = presets()[LLAMA70]  # the last rank is the busiest: 5 chunks of 4 layers + output layer
+    st, lt = model.step(c, NONE), formulas.layer_times(c, PARAMS)
+    _, loss = formulas.head_times(c, PARAMS)
+    M, layers = 64, 20
+    assert st.term("attention") == pytest.approx(M * layers * (1 + 2.5) * lt.attn)
+    assert st.term("other work") == pytest.approx(M * (layers * 3 * lt.elementwise + 3 * loss))
+    assert st.term("tensor parallel") == pytest.approx(
+        M * layers * (lt.tp_forward + lt.tp_backward)
+    )
+    assert st.term("recomputation") == 0.0
+    full = with_changes(c, recompute="full")
+    lt_full = formulas.layer_times(full, PARAMS)
+    assert model.step(full, NONE).term("recomputation") == pytest.approx(
+        M * layers * lt_full.forward
+    )
+    dp, opt = st.term("data parallel"), st.term("optimizer")
+    assert dp > 0 and opt > 0 and model.lower_bound(c, NONE) >= dp + opt
+
+
+def test_the_busiest_rank_and_the_dp_term_follow_the_rank_that_holds_most():
+    """5 layers over pp 2 ([3, 2]), a small vocabulary: rank 0 works most. With the embedding
+    counted over pp 4 ([1, 2, 1, 1]), rank 1 holds the most parameters: its gradients pace the
+    data-parallel collectives."""
+    c = with_changes(cfg(), layers=5)
+    cs = model.chunks(c, NONE, PARAMS)
+    assert model.busiest_rank(c, cs) == 0
+    uneven = with_changes(cfg(), layers=5, pp=4, embedding_in_split=True, global_batch=32)
+    assert formulas.split(uneven) == [1, 2, 1, 1]
+    most = max(formulas.rank_params(uneven, r) for r in range(4))
+    assert most == formulas.rank_params(uneven, 1)
+    want = PARAMS.dp_exposed * formulas.dp_seconds(uneven, most, PARAMS)
+    assert model.step(uneven, NONE).term("data parallel") == pytest.approx(want)
+
+
+def test_the_lower_bound_by_hand():
+    """pp 2, M = 8: rank 0 works M (f0 + b0) from the start; rank 1 cannot start before stage 0's
+    first forward and backward have passed, and sends both ways: M (f1 + b1) + f0 + b0 + 2 send;
+    then the data-parallel and optimizer terms."""
+    c = cfg()
+    f0, f1 = (ch.forward for ch in model.chunks(c, NONE, PARAMS))
+    b0, b1 = (ch.backward for ch in model.chunks(c, NONE, PARAMS))
+    send, M = formulas.send_seconds(c, PARAMS), c.microbatches
+    st = model.step(c, NONE)
+    after = st.term("data parallel") + st.term("optimizer")
+    want = max(M * (f0 + b0), M * (f1 + b1) + f0 + b0 + 2 * send) + after
+    assert model.lower_bound(c, NONE) == pytest.approx(want)
+
+
+def test_the_lower_bound_counts_every_stage_ahead():
+    """pp 4, one layer a stage: rank 3 waits for stages 0, 1 and 2 to pass microbatch 0 both ways."""
+    c = with_changes(cfg(), pp=4, global_batch=32)
+    cs = model.chunks(c, NONE, PARAMS)
+    w = [ch.forward + ch.backward for ch in cs]
+    send, M = formulas.send_seconds(c, PARAMS), c.microbatches
+    st = model.step(c, NONE)
+    after = st.term("data parallel") + st.term("optimizer")
+    want = max(M * w[0], M * w[1] + w[0] + 2 * send, M * w[2] + w[0] + w[1] + 4 * send)
+    want = max(want, M * w[3] + w[0] + w[1] + w[2] + 6 * send)
+    assert model.lower_bound(c, NONE) == pytest.approx(want + after)

@@ -248,6 +248,15 @@ def rank_params(c: Config, rank: int) -> float:
     return (mine + ends * c.model.vocab * c.model.hidden) / p.tp
 
 
+def fullest_ranks(c: Config) -> list[int]:
+    """The pipeline ranks that can hold the most: the first and the last (the embedding and the
+    output layer; the first also the most microbatches in flight) and the one with the most
+    layers (a middle rank, in an uneven split with the embedding counted)."""
+    p, layers = c.parallel, split(c)
+    held = [sum(layers[k] for k in range(r, c.chunks, p.pp)) for r in range(p.pp)]
+    return sorted({0, p.pp - 1, held.index(max(held))})
+
+
 def blocks_per_domain(c: Config) -> int:
     """Whole pipeline stages (tp x cp x dp GPUs each, placed on domain boundaries) in one NVLink
     domain; 0 when a stage does not fit in one."""

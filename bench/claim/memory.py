@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.claim.config import Config, ConfigError
-from bench.claim.formulas import ACT_BYTES, kv_width, rank_params, split, tokens
+from bench.claim.formulas import ACT_BYTES, fullest_ranks, kv_width, rank_params, split, tokens
 
 GIB = 2**30
 
@@ -108,21 +108,11 @@ def rank_memory(c: Config, rank: int) -> tuple[float, float]:
 
 def memory(c: Config) -> Memory:
     """The estimate of the rank that needs the most."""
-    per_rank = [rank_memory(c, r) for r in _ranks_to_check(c)]
+    per_rank = [rank_memory(c, r) for r in fullest_ranks(c)]
     r, (state, acts) = max(
-        zip(_ranks_to_check(c), per_rank, strict=True), key=lambda item: sum(item[1])
+        zip(fullest_ranks(c), per_rank, strict=True), key=lambda item: sum(item[1])
     )
     return Memory(r, state / GIB, acts / GIB, c.gpu.hbm_gib)
-
-
-def _ranks_to_check(c: Config) -> list[int]:
-    """The first and last ranks hold the embedding and the output layer; the first holds the
-    most microbatches; a middle rank may hold more layers in an uneven split."""
-    p = c.parallel
-    ranks = {0, p.pp - 1}
-    layers = split(c)
-    ranks.add(max(range(p.pp), key=lambda r: sum(layers[k] for k in range(r, c.chunks, p.pp))))
-    return sorted(ranks)
 
 
 def check_memory(c: Config) -> Config:

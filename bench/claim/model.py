@@ -16,6 +16,7 @@ from bench.claim.formulas import (
     LayerTimes,
     Params,
     dp_seconds,
+    fullest_ranks,
     head_times,
     layer_times,
     model_flops,
@@ -160,7 +161,7 @@ def lower_bound(c: Config, host: HostCost, pr: Params = PARAMS) -> float:
 def _after_pipeline(c: Config, pr: Params) -> tuple[float, float, float]:
     """(data parallel + optimizer, data parallel, optimizer) seconds, of the rank with most
     parameters (the step waits for every rank)."""
-    params = max(rank_params(c, r) for r in {0, c.parallel.pp - 1, c.parallel.pp // 2})
+    params = max(rank_params(c, r) for r in fullest_ranks(c))
     dp = pr.dp_exposed * dp_seconds(c, params, pr)
     opt = optimizer_seconds(c, params, pr)
     return dp + opt, dp, opt
