@@ -721,3 +721,40 @@ def test_the_lower_bound_counts_every_stage_ahead():
     want = max(M * w[0], M * w[1] + w[0] + 2 * send, M * w[2] + w[0] + w[1] + 4 * send)
     want = max(want, M * w[3] + w[0] + w[1] + w[2] + 6 * send)
     assert model.lower_bound(c, NONE) == pytest.approx(want + after)
+
+
+def test_the_breakdown_names_each_terms_formula_and_inputs():
+    """What a reader sees beside each term of SMALL's step (send: t h / tp bf16 bytes over NVLink
+    at 360 GB/s, 2.91 us)."""
+    rows = [(t.name, t.formula, t.inputs) for t in model.step(cfg(), HOST).terms]
+    mm = "M x layers x 3 F_dense / rate(n) (+ output layer 3 F_logits / rate)"
+    assert rows == [
+        ("matmuls", mm, "8 microbatches x 2 layers"),
+        ("attention", "M x layers x (1 + backward ratio) F_attn / (MAMF x attn_eff)", "fused"),
+        ("other work", "M x layers x 3 elementwise bytes / (HBM x hbm_eff) (+ loss)", "bf16"),
+        (
+            "tensor parallel",
+            "M x layers x collectives (forward + backward) over tp on NVLink",
+            "tp = 2, overlap off",
+        ),
+        ("recomputation", "M x layers x what the backward runs again", "none"),
+        (
+            "pipeline bubble and sends",
+            "simulate(schedule, chunk times, send) - the busiest rank's work",
+            "1f1b, pp = 2, v = 1, M = 8, send 0.00291 ms",
+        ),
+        (
+            "data parallel",
+            "dp_exposed x (reduce-scatter grads + all-gather weights) over dp x cp",
+            "dp = 2, cp = 1, exposed 0.687",
+        ),
+        ("optimizer", "params / (dp cp) x 30 bytes / (HBM hbm_eff)", "Adam"),
+        (
+            "framework host overhead",
+            "simulate(max(GPU, launch) per action) - simulate(GPU)",
+            "10 µs per kernel, 15 kernels per layer forward, 100 µs of schedule per action, "
+            "CUDA graphs off",
+        ),
+    ]
+    on = model.step(with_changes(cfg(), tp_comm_overlap=True, cuda_graphs=True), HOST)
+    assert on.terms[3].inputs == "tp = 2, overlap on" and on.terms[-1].inputs.endswith("graphs on")
