@@ -758,3 +758,19 @@ def test_the_breakdown_names_each_terms_formula_and_inputs():
     ]
     on = model.step(with_changes(cfg(), tp_comm_overlap=True, cuda_graphs=True), HOST)
     assert on.terms[3].inputs == "tp = 2, overlap on" and on.terms[-1].inputs.endswith("graphs on")
+
+
+@pytest.mark.parametrize(
+    "changes, fullest",
+    [
+        # [1, 2, 2, 0] with the embedding and loss counted: rank 0's embedding and 4 microbatches
+        # in flight outweigh rank 1's two layers and the last rank's logits
+        ({"embedding_in_split": True, "loss_in_split": True, "vocab": 32000}, 0),
+        # [2, 1, 1, 1] and a 256k vocabulary: the last rank's fp32 logits outweigh the rest
+        ({"vocab": 256000}, 3),
+    ],
+)
+def test_the_memory_estimate_is_the_fullest_rank_at_either_end(changes, fullest):
+    c = with_changes(cfg(), layers=5, pp=4, global_batch=32, **changes)
+    every = {r: sum(memory.rank_memory(c, r)) for r in range(4)}
+    assert max(every, key=every.get) == memory.memory(c).rank == fullest
