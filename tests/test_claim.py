@@ -774,3 +774,59 @@ def test_the_memory_estimate_is_the_fullest_rank_at_either_end(changes, fullest)
     c = with_changes(cfg(), layers=5, pp=4, global_batch=32, **changes)
     every = {r: sum(memory.rank_memory(c, r)) for r in range(4)}
     assert max(every, key=every.get) == memory.memory(c).rank == fullest
+
+
+def _tiny_grid(**changes):
+    """8 H100s (one NVLink domain), 4 heads, 4 layers, seq 512, 8 sequences a step."""
+    model_ = {"layers": 4, "hidden": 256, "ffn": 1024, "heads": 4, "seq": 512, "vocab": 100}
+    parallel = {"tp": 1, "pp": 1, "dp": 8, "microbatch": 1, "global_batch": 8}
+    c = from_dict({"model": model_, "parallel": parallel, "hardware": {"gpu": "H100-SXM"}}, "tiny")
+    return with_changes(c, **changes) if changes else c
+
+
+def test_the_search_grid_by_hand():
+    """tp divides the 4 heads; cp is a power of two dividing 512 and the GPUs left; pp divides what
+    is left and is at most layers + 2 = 6 (so not 8); dp takes the rest. Schedules: one process
+    runs 1F1B alone; a pipeline GPipe, 1F1B and interleaved at each v up to layers / pp."""
+    shapes = {  # (tp, cp, pp, dp)
+        (1, 1, 1, 8), (1, 1, 2, 4), (1, 1, 4, 2),
+        (1, 2, 1, 4), (1, 2, 2, 2), (1, 2, 4, 1),
+        (1, 4, 1, 2), (1, 4, 2, 1), (1, 8, 1, 1),
+        (2, 1, 1, 4), (2, 1, 2, 2), (2, 1, 4, 1), (2, 2, 1, 2), (2, 2, 2, 1), (2, 4, 1, 1),
+        (4, 1, 1, 2), (4, 1, 2, 1), (4, 2, 1, 1),
+    }  # fmt: skip
+    c = _tiny_grid()
+    assert set(search._shapes(c)) == shapes and len(list(search._shapes(c))) == 18
+    twelve = set(search._shapes(_tiny_grid(dp=12, global_batch=12)))
+    assert (1, 1, 6, 2) in twelve and max(pp for _, _, pp, _ in twelve) == 6  # 12 > 6
+    wide = set(search._shapes(_tiny_grid(dp=16, heads=16, global_batch=16)))
+    assert max(tp for tp, _, _, _ in wide) == 8  # 16 heads, 16 GPUs: tp stays in a domain
+    assert search.divisors(36) == [1, 2, 3, 4, 6, 9, 12, 18, 36] and search.divisors(1) == [1]
+    assert list(search._schedules(1, 4)) == [("1f1b", 1)]
+    assert list(search._schedules(2, 4)) == [("gpipe", 1), ("1f1b", 1), ("interleaved-1f1b", 2)]
+    assert list(search._schedules(4, 4)) == [("gpipe", 1), ("1f1b", 1)]
+    assert list(search._schedules(2, 9))[-1] == ("interleaved-1f1b", 4)
+    lays = list(search.layouts(c))
+    # microbatches of 1, 2, 4, 8 that with dp divide the 8 sequences: 8 / dp of them... per shape
+    per_mb = {8: 1, 4: 2, 2: 3, 1: 4}
+    scheds = {1: 1, 2: 3, 4: 2}
+    want = sum(per_mb[dp] * scheds[pp] * 3 for _, _, pp, dp in shapes)
+    assert len(lays) == want
+    assert all(lay["sequence_parallel"] == (lay["tp"] > 1) for lay in lays)
+    assert {lay["recompute"] for lay in lays} == {"none", "selective", "full"}
+    counted = _tiny_grid(embedding_in_split=True, loss_in_split=True)  # 6 units over pp 2: v to 3
+    assert {lay["virtual_stages"] for lay in search.layouts(counted) if lay["pp"] == 2} == {1, 2, 3}
+    cands, tried = search.candidates(c)
+    assert tried == want and 0 < len(cands) <= tried
+    one = search.layout_of(_tiny_grid())
+    assert one == {
+        "tp": 1,
+        "pp": 1,
+        "dp": 8,
+        "cp": 1,
+        "virtual_stages": 1,
+        "microbatch": 1,
+        "recompute": "none",
+        "schedule": "1f1b",
+        "microbatches": 1,
+    }
