@@ -830,3 +830,7 @@ def test_the_search_grid_by_hand():
         "schedule": "1f1b",
         "microbatches": 1,
     }
+
+
+def test_no_candidate_gives_no_best():
+    assert search.best([], NONE) is None
