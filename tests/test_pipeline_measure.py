@@ -30,6 +30,13 @@ def near(x, rel=0.1):
     return pytest.approx(x, rel=rel, abs=2e-3)
 
 
+def backward_alone(measured: float, b: float, f: float) -> bool:
+    """A backward's time without its forward's: at least b (less 2 ms of clock), and below b + f,
+    where a backward that kept the forward's sleep would start (sleeps only overshoot, so a busy
+    host, which added 3.5 ms to stage 0's 8 ms once, moves it up but not to there)."""
+    return b - 2e-3 <= measured < b + f
+
+
 class Sleep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, f, b):
@@ -142,8 +149,8 @@ def test_the_step_is_timed_until_the_slowest_rank_is_done(measured):
 def test_stage_times_are_each_stage_alone_and_compute_is_the_busiest_rank(measured):
     results, r = measured
     assert results[0]["stage_f_s"][0] == near(F0)
-    assert results[0]["stage_b_s"][0] == near(B0)
-    assert r["stage_f_s"] == near(F1) and r["stage_b_s"] == near(B1)
+    assert backward_alone(results[0]["stage_b_s"][0], B0, F0), results[0]["stage_b_s"]
+    assert r["stage_f_s"] == near(F1) and backward_alone(r["stage_b_s"], B1, F1), r["stage_b_s"]
     assert r["compute_s"] == near(M * (F1 + B1))  # 120 ms, not rank 0's 48 ms
 
 
