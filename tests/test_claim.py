@@ -801,6 +801,17 @@ def test_the_search_grid_by_hand():
     assert (1, 1, 6, 2) in twelve and max(pp for _, _, pp, _ in twelve) == 6  # 12 > 6
     wide = set(search._shapes(_tiny_grid(dp=16, heads=16, global_batch=16)))
     assert max(tp for tp, _, _, _ in wide) == 8  # 16 heads, 16 GPUs: tp stays in a domain
+    assert {tp for tp, *_ in search._shapes(_tiny_grid(heads=12, hidden=384))} == {1, 2, 4}
+    # cp: powers of two only (24 GPUs, seq 96: not 3, 6, 12 or 24) and up to 32 (64 GPUs)
+    assert {s[1] for s in search._shapes(_tiny_grid(seq=96, dp=24, global_batch=24))} == {
+        1,
+        2,
+        4,
+        8,
+    }
+    assert max(s[1] for s in search._shapes(_tiny_grid(dp=64, global_batch=64))) == 32
+    assert {s[2] for s in search._shapes(_tiny_grid(dp=14, global_batch=14))} == {1, 2}  # not 7
+    assert all(isinstance(x, int) for shape in search._shapes(c) for x in shape)
     assert search.divisors(36) == [1, 2, 3, 4, 6, 9, 12, 18, 36] and search.divisors(1) == [1]
     assert list(search._schedules(1, 4)) == [("1f1b", 1)]
     assert list(search._schedules(2, 4)) == [("gpipe", 1), ("1f1b", 1), ("interleaved-1f1b", 2)]
