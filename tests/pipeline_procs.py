@@ -1,5 +1,6 @@
 """The pipeline tests' processes: `python -m bench` run or started with this session's tag, and
-the processes a probe leaves (tests/test_pipeline_frameworks.py, tests/test_pipeline_nodes.py)."""
+the processes a probe leaves (tests/test_pipeline.py, test_pipeline_frameworks.py and
+test_pipeline_nodes.py)."""
 
 import os
 import socket

@@ -4,41 +4,18 @@ theory, bad input, and a rank that crashes or hangs."""
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
+from pipeline_procs import TAG, bench, mine
 
 from bench.schedules import SCHEDULES, hand_order, simulate
 from bench.schema import PIPELINE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("torch")
-# marks this file's processes (others run alongside)
-TAG = {"BENCH_TEST_TAG": f"test_pipeline-{uuid.uuid4().hex}"}
-
-
-def bench(*args, env=None, timeout=600):
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **TAG, **(env or {})},
-    )
-
-
-def tagged(proc) -> bool:
-    try:
-        return proc.environ().get("BENCH_TEST_TAG") == TAG["BENCH_TEST_TAG"]
-    except psutil.Error:
-        return False
 
 
 def test_theory_bubbles_by_hand():
@@ -178,7 +155,7 @@ def no_ranks_left() -> bool:
             "bench.pipeline." in " ".join(p.info["cmdline"] or [])
             or any(str(a).endswith(("/mlp_pipe", "/gpt_pipe")) for a in p.info["cmdline"] or [])
         )
-        and tagged(p)
+        and mine(p)
     ]
 
 
