@@ -1,20 +1,16 @@
 """`bench pipeline`: schedules on torch.distributed (gloo, loopback), the gate, the simulation and
 theory, bad input, and a rank that crashes or hangs."""
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
-from pipeline_procs import TAG, bench, mine
+from pipeline_procs import bench, mine, start
 
 from bench.schedules import SCHEDULES, hand_order, simulate
 from bench.schema import PIPELINE_COLUMNS
 
-ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("torch")
 
 
@@ -219,7 +215,6 @@ def test_pipeline_report_regenerates_and_refuses_damage(small_run, tmp_path, cap
 @pytest.mark.slow
 def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_path):
     import json
-    import os
     import signal
 
     out = tmp_path / "run"
@@ -241,15 +236,7 @@ def test_an_interrupted_probe_resumes_with_no_case_lost_or_measured_twice(tmp_pa
         str(out),
         "--no-report",
     ]
-    p = subprocess.Popen(
-        [sys.executable, "-m", "bench", *args],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **TAG},
-    )
+    p = start(*args)
     results = out / "pipeline_results.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (
